@@ -1,0 +1,88 @@
+"""Exact DP noise and selection primitives, all drawn by OpenDP.
+
+Nothing here takes a seed: OpenDP samples from the operating system's CSPRNG. Counts are
+integers and noisy counts are integers, so released values lie on a public grid (no
+floating-point side channel).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from dpsynth.errors import ConfigError
+
+__all__ = ["discrete_gaussian", "noisy_max", "gumbel_scale_for_rho"]
+
+
+def _dp() -> Any:
+    import opendp.prelude as dp
+
+    dp.enable_features("contrib")
+    return dp
+
+
+@lru_cache(maxsize=256)
+def _gaussian_vector(scale: float) -> Any:
+    dp = _dp()
+    return dp.m.make_gaussian(
+        dp.vector_domain(dp.atom_domain(T=int)), dp.l2_distance(T=int), scale=scale
+    )
+
+
+def discrete_gaussian(counts: npt.NDArray[np.int64], sigma: float) -> npt.NDArray[np.int64]:
+    """Add exact discrete Gaussian noise of scale ``sigma`` to integer counts.
+
+    Args:
+        counts: Integer array of any shape.
+        sigma: Noise scale (standard deviation parameter), > 0.
+
+    Returns:
+        Integer array of the same shape: ``counts + Z`` with ``Z`` i.i.d. discrete Gaussian.
+    """
+    if not (sigma > 0 and math.isfinite(sigma)):
+        raise ConfigError(f"sigma ({sigma}) must be a finite number > 0")
+    flat = np.asarray(counts, dtype=np.int64).ravel()
+    if flat.size == 0:
+        return flat.reshape(np.shape(counts))
+    meas = _gaussian_vector(float(sigma))
+    noisy = np.asarray(meas(flat.tolist()), dtype=np.int64)
+    return noisy.reshape(np.shape(counts))
+
+
+@lru_cache(maxsize=256)
+def _noisy_max(scale: float) -> Any:
+    dp = _dp()
+    return dp.m.make_noisy_max(
+        dp.vector_domain(dp.atom_domain(T=float, nan=False)),
+        dp.linf_distance(T=float, monotonic=False),
+        dp.zero_concentrated_divergence(),
+        scale=scale,
+    )
+
+
+def gumbel_scale_for_rho(rho: float, sensitivity: float) -> float:
+    """Gumbel scale at which report-noisy-max over scores of L-inf ``sensitivity`` is rho-zCDP.
+
+    The exponential mechanism with ``epsilon = 2 * sensitivity / scale`` is ``epsilon**2 / 8``
+    zCDP (bounded range, Cesar and Rogers 2021), so ``scale = sensitivity / sqrt(2 * rho)``.
+    """
+    if not (rho > 0 and sensitivity > 0):
+        raise ConfigError(f"rho ({rho}) and sensitivity ({sensitivity}) must be > 0")
+    return float(sensitivity / math.sqrt(2.0 * rho))
+
+
+def noisy_max(scores: Sequence[float] | npt.NDArray[np.float64], scale: float) -> int:
+    """Index of the noisy maximum of ``scores`` with Gumbel noise of ``scale`` (OpenDP)."""
+    values = [float(s) for s in np.asarray(scores, dtype=np.float64).ravel()]
+    if not values:
+        raise ConfigError("noisy_max needs at least one score")
+    if not all(math.isfinite(v) for v in values):
+        raise ConfigError("noisy_max scores must be finite")
+    if not (scale > 0 and math.isfinite(scale)):
+        raise ConfigError(f"scale ({scale}) must be a finite number > 0")
+    return int(_noisy_max(float(scale))(values))
