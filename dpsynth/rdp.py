@@ -1,0 +1,289 @@
+"""Renyi-DP accounting of the Poisson-subsampled Gaussian mechanism (DP-SGD).
+
+The RDP of the sampled Gaussian at order alpha is computed as in Mironov, Talwar and Zhang
+(2019, "Renyi Differential Privacy of the Sampled Gaussian Mechanism"): an exact binomial
+expansion for integer orders (Sec. 3.3) and the two-series expansion with erfc tails for
+fractional orders (Sec. 3.4), all in log space. RDP curves compose by addition and are
+converted to (epsilon, delta) with the tight bound of Balle et al. (2020, "Hypothesis Testing
+Interpretations and Renyi DP", Thm. 21), the conversion Opacus's ``get_privacy_spent`` uses.
+A rho-zCDP mechanism contributes ``rho * alpha`` at every order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+from scipy import special
+
+from dpsynth.errors import BudgetExceededError, ConfigError
+
+__all__ = [
+    "DEFAULT_ORDERS",
+    "CONVERSION_RDP",
+    "subsampled_gaussian_rdp",
+    "zcdp_rdp",
+    "rdp_to_epsilon",
+    "dpsgd_epsilon",
+    "noise_multiplier_for_epsilon",
+]
+
+#: Name of the RDP -> (epsilon, delta) conversion, as reported in privacy statements.
+CONVERSION_RDP = "RDP->(eps,delta): Balle et al. 2020 (Thm. 21)"
+
+#: Renyi orders: Opacus's defaults (1.1 .. 10.9 and 12 .. 63) plus 11 and a few large orders
+#: up to 256. Orders at or near 1 are excluded: they make the conversion vacuous (TF-privacy#166).
+DEFAULT_ORDERS: tuple[float, ...] = tuple(
+    [1.0 + x / 10.0 for x in range(1, 100)]
+    + [float(a) for a in range(11, 64)]
+    + [64.0, 80.0, 96.0, 128.0, 160.0, 192.0, 256.0]
+)
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def _log_add(a: float, b: float) -> float:
+    """log(exp(a) + exp(b))."""
+    hi, lo = max(a, b), min(a, b)
+    if hi == -math.inf:
+        return -math.inf
+    return hi + math.log1p(math.exp(lo - hi))
+
+
+def _log_sub(a: float, b: float) -> float:
+    """log(exp(a) - exp(b)) for a >= b."""
+    if b == -math.inf:
+        return a
+    if a <= b:
+        return -math.inf  # only reached through rounding: the true difference is tiny
+    return a + math.log(-math.expm1(b - a))
+
+
+def _log_erfc(x: float) -> float:
+    """log(erfc(x)) without underflow for large x."""
+    return float(np.log(2.0) + special.log_ndtr(-x * math.sqrt(2.0)))
+
+
+def _log_a_int(q: float, sigma: float, alpha: int) -> float:
+    """log A_alpha for integer alpha: E_{z~mu0}[(mu(z)/mu0(z))^alpha] by the binomial sum."""
+    i = np.arange(alpha + 1, dtype=np.float64)
+    log_binom = special.gammaln(alpha + 1.0) - special.gammaln(i + 1.0) - special.gammaln(
+        alpha - i + 1.0
+    )
+    terms = log_binom + i * math.log(q) + (alpha - i) * math.log1p(-q) + (i * i - i) / (
+        2.0 * sigma * sigma
+    )
+    return float(special.logsumexp(terms))
+
+
+def _log_a_frac(q: float, sigma: float, alpha: float) -> float:
+    """log A_alpha for fractional alpha: two convergent series with erfc tails (MTZ19 3.4)."""
+    log_a0, log_a1 = -math.inf, -math.inf
+    z0 = sigma * sigma * math.log(1.0 / q - 1.0) + 0.5
+    log_q, log_1q = math.log(q), math.log1p(-q)
+    s2 = 2.0 * sigma * sigma
+    i = 0
+    while True:
+        coef = float(special.binom(alpha, i))
+        if coef == 0.0:
+            break
+        log_coef = math.log(abs(coef))
+        j = alpha - i
+        log_t0 = log_coef + i * log_q + j * log_1q
+        log_t1 = log_coef + j * log_q + i * log_1q
+        log_e0 = math.log(0.5) + _log_erfc((i - z0) / (math.sqrt(2.0) * sigma))
+        log_e1 = math.log(0.5) + _log_erfc((z0 - j) / (math.sqrt(2.0) * sigma))
+        log_s0 = log_t0 + (i * i - i) / s2 + log_e0
+        log_s1 = log_t1 + (j * j - j) / s2 + log_e1
+        if coef > 0:
+            log_a0 = _log_add(log_a0, log_s0)
+            log_a1 = _log_add(log_a1, log_s1)
+        else:
+            log_a0 = _log_sub(log_a0, log_s0)
+            log_a1 = _log_sub(log_a1, log_s1)
+        i += 1
+        if max(log_s0, log_s1) < -30 or i > 100_000:
+            break
+    return _log_add(log_a0, log_a1)
+
+
+@lru_cache(maxsize=65536)
+def _rdp_one(q: float, sigma: float, alpha: float) -> float:
+    """RDP at order alpha of one step of the Poisson-subsampled Gaussian."""
+    if q == 0.0:
+        return 0.0
+    if q == 1.0:
+        return alpha / (2.0 * sigma * sigma)
+    if float(alpha).is_integer():
+        log_a = _log_a_int(q, sigma, int(alpha))
+    else:
+        log_a = _log_a_frac(q, sigma, alpha)
+    return max(log_a, 0.0) / (alpha - 1.0)
+
+
+def _orders_array(orders: Sequence[float] | None) -> FloatArray:
+    arr = np.asarray(DEFAULT_ORDERS if orders is None else orders, dtype=np.float64)
+    if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 1.0):
+        raise ConfigError("RDP orders must be a non-empty list of finite numbers > 1")
+    return arr
+
+
+def subsampled_gaussian_rdp(
+    noise_multiplier: float,
+    sample_rate: float,
+    steps: int,
+    orders: Sequence[float] | None = None,
+) -> FloatArray:
+    """RDP curve of ``steps`` compositions of the Poisson-subsampled Gaussian.
+
+    Args:
+        noise_multiplier: Noise standard deviation divided by the L2 clipping norm, > 0.
+        sample_rate: Poisson sampling probability q, 0 <= q <= 1.
+        steps: Number of steps, >= 0.
+        orders: Renyi orders (> 1); :data:`DEFAULT_ORDERS` by default.
+
+    Returns:
+        RDP value at each order.
+    """
+    if not (math.isfinite(noise_multiplier) and noise_multiplier > 0):
+        raise ConfigError(f"noise_multiplier ({noise_multiplier}) must be > 0 and finite")
+    if not 0.0 <= sample_rate <= 1.0:
+        raise ConfigError(f"sample_rate ({sample_rate}) must be in [0, 1]")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ConfigError(f"steps ({steps!r}) must be an integer >= 0")
+    arr = _orders_array(orders)
+    one = np.array(
+        [_rdp_one(float(sample_rate), float(noise_multiplier), float(a)) for a in arr]
+    )
+    return one * float(steps)
+
+
+def zcdp_rdp(rho: float, orders: Sequence[float] | None = None) -> FloatArray:
+    """RDP curve ``rho * alpha`` of a rho-zCDP mechanism."""
+    if not (math.isfinite(rho) and rho >= 0):
+        raise ConfigError(f"rho ({rho}) must be >= 0 and finite")
+    return _orders_array(orders) * float(rho)
+
+
+def _conversion_terms(orders: FloatArray, delta: float) -> FloatArray:
+    """Per-order additive term of Balle et al. Thm 21: epsilon = rdp + term(alpha)."""
+    return np.log1p(-1.0 / orders) - (math.log(delta) + np.log(orders)) / (orders - 1.0)
+
+
+def rdp_to_epsilon(
+    orders: Sequence[float], rdp: Sequence[float] | FloatArray, delta: float
+) -> tuple[float, float]:
+    """Convert an RDP curve to (epsilon, delta)-DP (Balle et al. 2020, Thm. 21).
+
+    Args:
+        orders: Renyi orders (> 1).
+        rdp: RDP value at each order (``inf`` allowed).
+        delta: Target delta, 0 < delta < 1.
+
+    Returns:
+        ``(epsilon, best_order)``; epsilon is clipped at 0 (a negative bound certifies 0)
+        and rounded upward.
+    """
+    if not 0.0 < delta < 1.0:
+        raise ConfigError(f"delta ({delta}) must be > 0 and < 1")
+    arr = _orders_array(orders)
+    vals = np.asarray(rdp, dtype=np.float64)
+    if vals.shape != arr.shape:
+        raise ConfigError(f"rdp ({vals.shape}) and orders ({arr.shape}) must have the same length")
+    if np.any(np.isnan(vals)) or np.any(vals < 0):
+        raise ConfigError("rdp values must be >= 0 (NaN is not allowed)")
+    eps = vals + _conversion_terms(arr, delta)
+    idx = int(np.argmin(eps))
+    best = float(eps[idx])
+    if not math.isfinite(best):
+        return math.inf, float(arr[idx])
+    return max(best * (1.0 + 1e-13) + 1e-300 if best > 0 else 0.0, 0.0), float(arr[idx])
+
+
+def dpsgd_epsilon(
+    noise_multiplier: float,
+    sample_rate: float,
+    steps: int,
+    delta: float,
+    *,
+    orders: Sequence[float] | None = None,
+    extra_rdp: Sequence[float] | FloatArray | None = None,
+) -> float:
+    """Epsilon of DP-SGD (plus an optional already-spent RDP curve) at ``delta``."""
+    arr = _orders_array(orders)
+    rdp = subsampled_gaussian_rdp(noise_multiplier, sample_rate, steps, arr.tolist())
+    if extra_rdp is not None:
+        extra = np.asarray(extra_rdp, dtype=np.float64)
+        if extra.shape != arr.shape:
+            raise ConfigError("extra_rdp must have one value per order")
+        rdp = rdp + extra
+    return rdp_to_epsilon(arr.tolist(), rdp, delta)[0]
+
+
+def noise_multiplier_for_epsilon(
+    target_eps: float,
+    delta: float,
+    sample_rate: float,
+    steps: int,
+    *,
+    extra_rdp: Sequence[float] | FloatArray | None = None,
+    orders: Sequence[float] | None = None,
+    rel_tol: float = 1e-4,
+) -> float:
+    """Smallest noise multiplier (to ``rel_tol``) whose DP-SGD epsilon is <= ``target_eps``.
+
+    A bisection whose upper end is always a verified value, so the returned sigma never
+    overshoots the target (unlike opacus#346): ``dpsgd_epsilon(result, ...) <= target_eps``.
+
+    Args:
+        target_eps: Target epsilon, > 0.
+        delta: Target delta, 0 < delta < 1.
+        sample_rate: Poisson sampling probability q, 0 < q <= 1.
+        steps: Number of steps, >= 1.
+        extra_rdp: RDP already spent by other mechanisms, one value per order.
+        orders: Renyi orders; :data:`DEFAULT_ORDERS` by default.
+        rel_tol: Relative width of the final bracket on sigma.
+
+    Returns:
+        The noise multiplier.
+
+    Raises:
+        BudgetExceededError: If ``extra_rdp`` alone already exceeds the target.
+    """
+    if not (math.isfinite(target_eps) and target_eps > 0):
+        raise ConfigError(f"target_eps ({target_eps}) must be > 0 and finite")
+    if not 0.0 < sample_rate <= 1.0:
+        raise ConfigError(f"sample_rate ({sample_rate}) must be in (0, 1]")
+    if not (isinstance(steps, int) and steps >= 1):
+        raise ConfigError(f"steps ({steps!r}) must be an integer >= 1")
+    if not 0.0 < rel_tol < 1.0:
+        raise ConfigError(f"rel_tol ({rel_tol}) must be in (0, 1)")
+    arr = _orders_array(orders)
+    extra = np.zeros_like(arr) if extra_rdp is None else np.asarray(extra_rdp, dtype=np.float64)
+    if extra.shape != arr.shape:
+        raise ConfigError("extra_rdp must have one value per order")
+    if rdp_to_epsilon(arr.tolist(), extra, delta)[0] >= target_eps:
+        raise BudgetExceededError(
+            f"target epsilon ({target_eps}) is already used up by extra_rdp at delta={delta}"
+        )
+
+    def eps_of(sigma: float) -> float:
+        return dpsgd_epsilon(sigma, sample_rate, steps, delta, orders=arr.tolist(), extra_rdp=extra)
+
+    lo, hi = 0.0, 1.0
+    while eps_of(hi) > target_eps:
+        lo, hi = hi, hi * 2.0
+        if hi > 1e8:
+            raise BudgetExceededError(
+                f"no noise multiplier up to 1e8 reaches epsilon ({target_eps}) at delta={delta}"
+            )
+    while hi - lo > rel_tol * hi:
+        mid = 0.5 * (lo + hi)
+        if eps_of(mid) <= target_eps:
+            hi = mid
+        else:
+            lo = mid
+    return hi
