@@ -24,15 +24,15 @@ from dataclasses import dataclass
 from dpsynth.errors import ConfigError
 
 __all__ = [
-    "PureDP",
-    "ApproxDP",
+    "CONVERSION_ZCDP",
     "ZCDP",
+    "ApproxDP",
     "Budget",
-    "zcdp_to_epsilon",
+    "PureDP",
+    "budget_summary",
     "epsilon_to_rho",
     "to_rho",
-    "budget_summary",
-    "CONVERSION_ZCDP",
+    "zcdp_to_epsilon",
 ]
 
 #: Name of the zCDP -> (epsilon, delta) conversion, as reported in privacy statements.

@@ -22,13 +22,13 @@ from scipy import special
 from dpsynth.errors import BudgetExceededError, ConfigError
 
 __all__ = [
-    "DEFAULT_ORDERS",
     "CONVERSION_RDP",
-    "subsampled_gaussian_rdp",
-    "zcdp_rdp",
-    "rdp_to_epsilon",
+    "DEFAULT_ORDERS",
     "dpsgd_epsilon",
     "noise_multiplier_for_epsilon",
+    "rdp_to_epsilon",
+    "subsampled_gaussian_rdp",
+    "zcdp_rdp",
 ]
 
 #: Name of the RDP -> (epsilon, delta) conversion, as reported in privacy statements.
