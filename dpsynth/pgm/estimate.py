@@ -1,0 +1,270 @@
+"""Estimation: fit junction-tree potentials to noisy marginals by entropic mirror descent.
+
+The loss is Private-PGM's weighted L2 loss with a per-measurement scale,
+``sum_m weight_m / sigma_m * ||total * mu_m(p) - y_m||^2``, minimised over the marginal
+polytope by mirror descent in the log-potential space with Armijo backtracking (the step
+doubles after each accepted iteration and halves until the decrease is sufficient).
+Measurements are grouped by the tree clique that contains them, so one calibration plus one
+sum per measurement gives the whole gradient; iteration stops once the relative loss
+improvement over a window falls below ``tol``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from dpsynth.errors import ConfigError
+from dpsynth.measure import Measurement
+from dpsynth.pgm.clique_vector import CliqueVector
+from dpsynth.pgm.constraints import Assignment, Normalized, assignment_mask, normalize_assignment
+from dpsynth.pgm.domain import Domain
+from dpsynth.pgm.factor import Factor
+from dpsynth.pgm.inference import Beliefs, Calibrator
+from dpsynth.pgm.junction_tree import JunctionTree, build_junction_tree
+from dpsynth.pgm.model import Model
+
+__all__ = ["estimate", "estimate_total"]
+
+logger = logging.getLogger(__name__)
+FloatArray = npt.NDArray[np.float64]
+_WINDOW = 10
+_FLOOR = 1e-30
+
+
+@dataclass(frozen=True, eq=False)
+class _Term:
+    home: int  # index of the tree clique holding the measurement
+    axes: tuple[int, ...]  # axes of the home clique summed out
+    in_home: tuple[int, ...]  # broadcast shape of the measurement inside the home clique
+    y: FloatArray  # noisy counts, axes in domain order
+    coef: float  # weight / sigma
+
+
+def estimate_total(measurements: Sequence[Measurement]) -> float:
+    """Inverse-variance weighted mean of the measurements' sums, clipped to at least 1.
+
+    The sum of a measurement over ``k`` cells has noise variance ``k * sigma**2``.
+    """
+    if not measurements:
+        raise ConfigError("at least one measurement is needed to estimate the total")
+    sums = np.array([float(np.sum(m.values)) for m in measurements])
+    var = np.array([m.values.size * m.sigma**2 for m in measurements])
+    est = float(np.sum(sums / var) / np.sum(1.0 / var))
+    return max(est, 1.0)
+
+
+def _check(domain: Domain, m: Measurement) -> None:
+    domain.check(m.clique)
+    expected = tuple(domain.project(m.clique).shape)
+    if tuple(m.values.shape) != expected:
+        raise ConfigError(
+            f"measurement on {m.clique} has shape {tuple(m.values.shape)}, expected {expected}"
+        )
+    if not m.weight >= 0:
+        raise ConfigError(f"measurement weight ({m.weight}) on {m.clique} must be >= 0")
+
+
+def _terms(tree: JunctionTree, measurements: Sequence[Measurement]) -> list[_Term]:
+    domain = tree.domain
+    out = []
+    for m in measurements:
+        canon = domain.canonical(m.clique)
+        home = tree.home(canon)
+        assert home is not None  # the tree was built from these cliques
+        clique = tree.cliques[home]
+        shape = domain.project(clique).shape
+        perm = tuple(m.clique.index(a) for a in canon)
+        out.append(
+            _Term(
+                home=home,
+                axes=tuple(i for i, a in enumerate(clique) if a not in canon),
+                in_home=tuple(s if a in canon else 1 for a, s in zip(clique, shape)),
+                y=np.ascontiguousarray(np.transpose(m.values, perm), dtype=np.float64),
+                coef=m.weight / m.sigma,
+            )
+        )
+    return out
+
+
+def _structural_masks(tree: JunctionTree, constraints: Sequence[Normalized]) -> dict[int, FloatArray]:
+    """Per clique, an additive array with ``-inf`` on forbidden cells (0 elsewhere)."""
+    out: dict[int, FloatArray] = {}
+    for constraint in constraints:
+        home = tree.home(a for a, _ in constraint)
+        assert home is not None  # constraint scopes were added as cliques
+        clique = tree.cliques[home]
+        shape = tuple(tree.domain.project(clique).shape)
+        mask = assignment_mask(clique, shape, constraint)
+        add = out.setdefault(home, np.zeros(shape))
+        add[mask] = -np.inf
+    return out
+
+
+def _warm_potentials(tree: JunctionTree, model: Model) -> list[FloatArray]:
+    """Log-potentials on ``tree`` reproducing ``model``'s marginals on its cliques."""
+    if set(model.domain.attrs) != set(tree.domain.attrs):
+        raise ConfigError("warm_start model must have the same domain attributes")
+    out = []
+    for node, clique in enumerate(tree.cliques):
+        with np.errstate(divide="ignore"):
+            theta = np.log(np.maximum(model.probability(clique), _FLOOR))
+            parent = tree.parent[node]
+            if parent >= 0:
+                sep = tree.separator(node, parent)
+                if sep:
+                    shape = tuple(
+                        s if a in sep else 1
+                        for a, s in zip(clique, tree.domain.project(clique).shape)
+                    )
+                    theta = theta - np.log(np.maximum(model.probability(sep), _FLOOR)).reshape(
+                        shape
+                    )
+        out.append(theta)
+    return out
+
+
+class _Objective:
+    """Loss and gradient of all measurements given calibrated beliefs."""
+
+    def __init__(self, tree: JunctionTree, terms: list[_Term], total: float) -> None:
+        self.terms = terms
+        self.total = total
+        self.shapes = [tuple(tree.domain.project(c).shape) for c in tree.cliques]
+
+    def marginals(self, beliefs: Beliefs) -> list[FloatArray]:
+        memo: dict[tuple[int, tuple[int, ...]], FloatArray] = {}
+        out = []
+        for t in self.terms:
+            key = (t.home, t.axes)
+            mu = memo.get(key)
+            if mu is None:
+                probs = beliefs.probs[t.home]
+                mu = np.sum(probs, axis=t.axes) if t.axes else probs
+                memo[key] = mu
+            out.append(mu)
+        return out
+
+    def loss(self, mus: list[FloatArray]) -> float:
+        total = 0.0
+        for t, mu in zip(self.terms, mus):
+            r = self.total * mu - t.y
+            total += t.coef * float(np.vdot(r, r))
+        return total
+
+    def gradient(self, mus: list[FloatArray]) -> tuple[list[FloatArray], list[FloatArray]]:
+        """Per-clique gradients (w.r.t. probabilities) and per-term gradients."""
+        grads = [np.zeros(s) for s in self.shapes]
+        per_term = []
+        for t, mu in zip(self.terms, mus):
+            g = (2.0 * self.total * t.coef) * (self.total * mu - t.y)
+            per_term.append(g)
+            grads[t.home] += g.reshape(t.in_home)
+        return grads, per_term
+
+
+def estimate(
+    domain: Domain,
+    measurements: Sequence[Measurement],
+    *,
+    iters: int = 1000,
+    warm_start: Model | None = None,
+    total: float | None = None,
+    constraints: Sequence[Assignment] = (),
+    callback: Callable[[int, float], None] | None = None,
+    max_cells: int | None = None,
+    tol: float = 1e-6,
+) -> Model:
+    """Fit a graphical model to noisy marginals.
+
+    Args:
+        domain: The public domain; unmeasured attributes are modelled as uniform.
+        measurements: Noisy marginals (the public transcript).
+        iters: Maximum number of mirror-descent iterations.
+        warm_start: A previous model; its marginals seed the new potentials (the clique set
+            may have grown).
+        total: Known number of records; estimated from the measurements when ``None``.
+        constraints: Forbidden partial assignments, given probability exactly 0.
+        callback: Called as ``callback(iteration, loss)`` after each iteration.
+        max_cells: Cap on the junction tree's total cells, checked before allocating.
+        tol: Stop when the loss improved by less than ``tol`` (relative) over 10 iterations.
+
+    Returns:
+        The fitted model.
+
+    Raises:
+        ConfigError: Invalid measurements, constraints or parameters.
+        ModelTooLargeError: The junction tree would exceed ``max_cells``.
+    """
+    if iters < 0:
+        raise ConfigError(f"iters ({iters}) must be >= 0")
+    for m in measurements:
+        _check(domain, m)
+    norm = tuple(normalize_assignment(domain, c, what="constraint") for c in constraints)
+    scopes = [m.clique for m in measurements] + [tuple(a for a, _ in c) for c in norm]
+    tree = build_junction_tree(domain, scopes, max_cells=max_cells)
+    if total is None:
+        total = estimate_total(measurements) if measurements else 1.0
+    if not total > 0:
+        raise ConfigError(f"total ({total}) must be > 0")
+    masks = _structural_masks(tree, norm)
+    shapes = [tuple(domain.project(c).shape) for c in tree.cliques]
+    if warm_start is not None:
+        theta = _warm_potentials(tree, warm_start)
+    else:
+        theta = [np.zeros(s) for s in shapes]
+    for node, add in masks.items():
+        theta[node] = theta[node] + add
+    calibrator = Calibrator(tree)
+    terms = _terms(tree, measurements)
+    if terms and iters > 0:
+        theta = _mirror_descent(calibrator, _Objective(tree, terms, total), theta, iters, tol, callback)
+    potentials = CliqueVector(
+        {c: Factor(domain.project(c), t) for c, t in zip(tree.cliques, theta)}
+    )
+    return Model(domain, tree, potentials, float(total), norm)
+
+
+def _mirror_descent(
+    calibrator: Calibrator,
+    objective: _Objective,
+    theta: list[FloatArray],
+    iters: int,
+    tol: float,
+    callback: Callable[[int, float], None] | None,
+) -> list[FloatArray]:
+    beliefs = calibrator.calibrate(theta)
+    mus = objective.marginals(beliefs)
+    loss = objective.loss(mus)
+    grads, per_term = objective.gradient(mus)
+    scale = 2.0 * objective.total**2 * sum(t.coef for t in objective.terms)
+    alpha = 1.0 / scale
+    history = [loss]
+    for it in range(1, iters + 1):
+        alpha *= 2.0
+        for _ in range(30):
+            cand = [t - alpha * g for t, g in zip(theta, grads)]
+            new_mus = objective.marginals(calibrator.calibrate(cand))
+            new_loss = objective.loss(new_mus)
+            predicted = sum(
+                float(np.vdot(g, mu - nu)) for g, mu, nu in zip(per_term, mus, new_mus)
+            )
+            if loss - new_loss >= 0.5 * predicted:
+                break
+            alpha *= 0.5
+        else:
+            logger.debug("line search failed at iteration %d; stopping", it)
+            break
+        theta, mus, loss = cand, new_mus, new_loss
+        grads, per_term = objective.gradient(mus)
+        history.append(loss)
+        if callback is not None:
+            callback(it, loss)
+        if len(history) > _WINDOW and history[-_WINDOW - 1] - loss <= tol * max(loss, 1e-12):
+            logger.debug("converged after %d iterations (loss %.6g)", it, loss)
+            break
+    return theta
