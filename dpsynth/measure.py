@@ -9,13 +9,18 @@ works from.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from dpsynth.errors import ConfigError
 
-__all__ = ["Measurement"]
+if TYPE_CHECKING:
+    from dpsynth.accountant import Accountant
+    from dpsynth.backends.base import CountingBackend
+
+__all__ = ["Measurement", "measure_marginals"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,3 +48,42 @@ class Measurement:
             )
         if not self.sigma > 0:
             raise ConfigError(f"sigma ({self.sigma}) must be > 0")
+
+
+def measure_marginals(
+    backend: CountingBackend,
+    cliques: Sequence[tuple[str, ...]],
+    *,
+    sigma: float,
+    accountant: Accountant,
+    sensitivity: float = 1.0,
+    label: str = "measure",
+) -> list[Measurement]:
+    """Measure marginals with discrete Gaussian noise, charging the accountant first.
+
+    Each clique is one Gaussian event of L2 ``sensitivity`` (1 for add/remove-one-row; the
+    per-person row bound under user-level privacy). The charge happens before the count is
+    taken, so an overspend raises :class:`~dpsynth.errors.BudgetExceededError` with nothing
+    measured.
+
+    Args:
+        backend: The counting engine holding the private data.
+        cliques: Column tuples to measure.
+        sigma: Noise scale per cell.
+        accountant: The accountant to charge.
+        sensitivity: L2 sensitivity of one marginal under the privacy unit.
+        label: Ledger label prefix.
+
+    Returns:
+        One public :class:`Measurement` per clique, in order.
+    """
+    from dpsynth.events import GaussianEvent
+    from dpsynth.noise import discrete_gaussian
+
+    out: list[Measurement] = []
+    for clique in cliques:
+        clique = tuple(clique)
+        accountant.charge(GaussianEvent(sigma=sigma, sensitivity=sensitivity, label=f"{label} {'×'.join(clique)}"))
+        (counts,) = backend.count([clique])
+        out.append(Measurement(clique, discrete_gaussian(counts, sigma), float(sigma)))
+    return out

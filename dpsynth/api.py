@@ -1,0 +1,281 @@
+"""The Python API: fit a synthesizer on confidential data, then sample from it.
+
+:func:`fit` is the one place where private data enters: it checks the schema, opens a
+counting backend, runs the mechanism under a fresh accountant and closes the backend. The
+returned :class:`Synthesizer` holds only public things (schema, transcript, model, privacy
+statement), so everything after ``fit`` is post-processing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from dpsynth.accountant import Accountant
+from dpsynth.atomic import atomic_directory, write_text_atomic
+from dpsynth.backends.base import CountingBackend
+from dpsynth.budget import ZCDP, ApproxDP, epsilon_to_rho
+from dpsynth.encoding import decode, encode_column
+from dpsynth.errors import ConfigError, SchemaError
+from dpsynth.measure import Measurement
+from dpsynth.mechanisms.aim import AIMConfig, fit_aim
+from dpsynth.mechanisms.base import MarginalFit
+from dpsynth.mechanisms.independent import fit_independent, fit_schema_only
+from dpsynth.mechanisms.mst import MSTConfig, fit_mst
+from dpsynth.pgm import Model, load_model, sample, save_model
+from dpsynth.schema import Schema, parse_schema
+
+__all__ = ["MECHANISMS", "Synthesizer", "fit", "load", "schema_constraints", "privacy_caveats"]
+
+log = logging.getLogger(__name__)
+
+Mechanism = Literal["schema_only", "independent", "mst", "aim", "dpvae", "dpgan"]
+MECHANISMS: tuple[str, ...] = ("schema_only", "independent", "mst", "aim", "dpvae", "dpgan")
+DataSource = pd.DataFrame | str | Path | CountingBackend
+_FORMAT = 1
+
+
+def schema_constraints(schema: Schema) -> list[dict[str, int | list[int]]]:
+    """The schema's forbidden combinations as code assignments for the model."""
+    out: list[dict[str, int | list[int]]] = []
+    for con in schema.constraints:
+        out.append({
+            col: [schema.category_code(col, v) for v in val] if isinstance(val, list)
+            else schema.category_code(col, val)
+            for col, val in con.items()
+        })
+    return out
+
+
+def privacy_caveats(schema: Schema, *, allow_private_schema: bool) -> list[str]:
+    """Plain-language caveats that every statement of the guarantee must carry."""
+    caveats = [
+        "The guarantee covers the rows of the input under the declared unit of privacy; it does "
+        "not cover facts declared public in the schema (categories, bounds, bin edges).",
+        "Differential privacy bounds what the release reveals about any one unit; it does not "
+        "prevent inferences about groups that hold in the population.",
+    ]
+    inferred = schema.private_inferred()
+    if inferred and allow_private_schema:
+        caveats.insert(0, "PRIVATE SCHEMA ACCEPTED: facts of columns "
+                       f"{inferred} were read off the private data without differential privacy "
+                       "(schema draft); they are not covered by the guarantee.")
+    return caveats
+
+
+def _budget(epsilon: float | None, delta: float, rho: float | None) -> ApproxDP | ZCDP:
+    if (epsilon is None) == (rho is None):
+        raise ConfigError("give exactly one of epsilon or rho")
+    if rho is not None:
+        return ZCDP(rho)
+    assert epsilon is not None
+    return ApproxDP(epsilon, delta)
+
+
+def _open(data: DataSource, schema: Schema, engine: str, seed: int | None) -> CountingBackend:
+    if isinstance(data, CountingBackend):
+        return data
+    from dpsynth.backends.factory import open_backend
+
+    return open_backend(engine, data, schema, seed=seed)
+
+
+@dataclass(frozen=True, eq=False)
+class Synthesizer:
+    """A fitted generator: public schema, transcript, model and privacy statement.
+
+    Attributes:
+        schema: The public schema.
+        mechanism: The mechanism's name.
+        privacy: The accountant's statement (epsilon, delta, rho, conversion, ledger), plus
+            the unit of privacy and caveats.
+        estimated_rows: DP estimate of the input's row count (the default output size).
+        measurements: The noisy marginals measured (empty for neural generators).
+        selected: Cliques chosen by private selection.
+        params: Public parameters of the mechanism.
+    """
+
+    schema: Schema
+    mechanism: str
+    privacy: dict[str, Any]
+    estimated_rows: int
+    model: Model | None = field(repr=False, default=None)
+    neural: Any = field(repr=False, default=None)
+    measurements: tuple[Measurement, ...] = field(repr=False, default=())
+    selected: tuple[tuple[str, ...], ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def _evidence(self, conditions: Mapping[str, object] | None) -> dict[str, list[int]] | None:
+        if not conditions:
+            return None
+        evidence: dict[str, list[int]] = {}
+        for name, value in conditions.items():
+            col = self.schema.column(name)
+            if not col.modelled:
+                raise ConfigError(f"cannot condition on identifier column {name!r}")
+            values = value if isinstance(value, (list, tuple, set)) else [value]
+            codes, problems = encode_column(pd.Series(list(values), dtype=object), col)
+            if problems:
+                raise ConfigError(f"condition on {name!r}: a value is not in the column's public domain")
+            evidence[name] = sorted({int(c) for c in codes})
+        return evidence
+
+    def sample_codes(self, rows: int, rng: np.random.Generator,
+                     conditions: Mapping[str, object] | None = None) -> np.ndarray:
+        """Sample integer codes (rows x modelled columns)."""
+        if rows < 0:
+            raise ConfigError(f"rows ({rows}) must be >= 0")
+        if self.model is not None:
+            return sample(self.model, rows, rng, evidence=self._evidence(conditions))
+        if conditions:
+            raise ConfigError(f"mechanism {self.mechanism!r} does not support conditions")
+        return np.asarray(self.neural.sample(rows, rng), dtype=np.int64)
+
+    def sample(self, rows: int | None = None, *, conditions: Mapping[str, object] | None = None,
+               seed: int | None = None) -> pd.DataFrame:
+        """Draw synthetic rows (post-processing only).
+
+        Args:
+            rows: How many; default the DP estimate of the input's size.
+            conditions: ``{column: value or list of values}``: rows are drawn from the
+                model's conditional distribution (clamped evidence, not rejection).
+            seed: Seed of the post-processing randomness (sampling, bin decoding).
+        """
+        rng = np.random.default_rng(seed)
+        n = self.estimated_rows if rows is None else int(rows)
+        return decode(self.sample_codes(n, rng, conditions), self.schema, rng)
+
+    def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
+        """Save atomically as JSON + npz (no pickle)."""
+        target = Path(directory)
+        with atomic_directory(target, overwrite=overwrite) as tmp:
+            meta = {
+                "format": _FORMAT, "mechanism": self.mechanism, "schema": self.schema.to_dict(),
+                "privacy": self.privacy, "estimated_rows": self.estimated_rows,
+                "selected": [list(c) for c in self.selected], "params": self.params,
+                "measurements": [{"clique": list(m.clique), "sigma": m.sigma, "weight": m.weight}
+                                 for m in self.measurements],
+            }
+            write_text_atomic(tmp / "synthesizer.json", json.dumps(meta, indent=2))
+            if self.measurements:
+                np.savez_compressed(tmp / "measurements.npz",
+                                    **{f"m{i}": m.values for i, m in enumerate(self.measurements)})
+            if self.model is not None:
+                save_model(self.model, tmp / "model")
+            if self.neural is not None:
+                from dpsynth.neural import save_neural
+
+                save_neural(self.neural, tmp / "neural")
+        return target
+
+
+def load(directory: str | Path) -> Synthesizer:
+    """Load a synthesizer saved with :meth:`Synthesizer.save`."""
+    path = Path(directory)
+    try:
+        meta = json.loads((path / "synthesizer.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        raise ConfigError(f"{path} is not a saved dpsynth model (synthesizer.json missing or invalid)") from None
+    if meta.get("format") != _FORMAT:
+        raise ConfigError(f"{path}: unsupported model format {meta.get('format')!r}")
+    measurements: list[Measurement] = []
+    if meta["measurements"]:
+        with np.load(path / "measurements.npz", allow_pickle=False) as npz:
+            for i, m in enumerate(meta["measurements"]):
+                measurements.append(Measurement(tuple(m["clique"]), npz[f"m{i}"], float(m["sigma"]), float(m["weight"])))
+    model = load_model(path / "model") if (path / "model").exists() else None
+    neural = None
+    if (path / "neural").exists():
+        from dpsynth.neural import load_neural
+
+        neural = load_neural(path / "neural")
+    return Synthesizer(parse_schema(meta["schema"]), meta["mechanism"], meta["privacy"],
+                       int(meta["estimated_rows"]), model, neural, tuple(measurements),
+                       tuple(tuple(c) for c in meta["selected"]), meta["params"])
+
+
+def fit(
+    data: DataSource,
+    schema: Schema,
+    *,
+    mechanism: Mechanism = "aim",
+    epsilon: float | None = None,
+    delta: float = 1e-9,
+    rho: float | None = None,
+    seed: int | None = None,
+    engine: str = "numpy",
+    allow_private_schema: bool = False,
+    ledger_path: str | Path | None = None,
+    mst: MSTConfig | None = None,
+    aim: AIMConfig | None = None,
+    neural: Any = None,
+) -> Synthesizer:
+    """Fit a synthesizer, spending the whole budget (and never more).
+
+    Args:
+        data: A DataFrame, a CSV/Parquet path, or an open counting backend.
+        schema: The public schema.
+        mechanism: ``schema_only``, ``independent``, ``mst``, ``aim``, ``dpvae`` or ``dpgan``.
+        epsilon: Budget as (epsilon, delta)-DP; or give ``rho`` for zCDP.
+        delta: The delta of the guarantee.
+        rho: Budget as rho-zCDP (alternative to ``epsilon``).
+        seed: Seed for non-private randomness only (contribution bounding, neural init).
+        engine: Counting engine: ``numpy``, ``duckdb`` or ``spark``.
+        allow_private_schema: Accept a schema with ``private_inferred`` facts (recorded as a
+            caveat of the guarantee).
+        ledger_path: Persistent per-dataset ledger (written ahead, lifetime cap).
+        mst: MST options. aim: AIM options. neural: options of the neural generators.
+    """
+    if mechanism not in MECHANISMS:
+        raise ConfigError(f"mechanism {mechanism!r} must be one of {list(MECHANISMS)}")
+    inferred = schema.private_inferred()
+    if inferred and not allow_private_schema:
+        raise SchemaError(
+            f"the schema has private_inferred facts (columns {inferred}); declare public facts, "
+            "or pass allow_private_schema=True / --allow-private-schema to accept the caveat")
+    constraints = schema_constraints(schema)
+    unit = schema.privacy_unit
+    caveats = privacy_caveats(schema, allow_private_schema=allow_private_schema)
+    if mechanism == "schema_only":
+        result = fit_schema_only(schema.domain(), constraints=constraints)
+        privacy = {"epsilon": 0.0, "delta": 0.0, "rho": 0.0, "conversion": "none (no private data read)",
+                   "ledger": [], "unit": unit.describe(), "caveats": caveats}
+        return Synthesizer(schema, mechanism, privacy, 1000, result.model)
+    budget = _budget(epsilon, delta, rho)
+    accountant = Accountant(budget, ledger_path=Path(ledger_path) if ledger_path else None)
+    total_rho = budget.rho if isinstance(budget, ZCDP) else epsilon_to_rho(budget.epsilon, budget.delta)
+    sensitivity = float(unit.sensitivity_rows)
+    backend = _open(data, schema, engine, seed)
+    try:
+        if mechanism in ("dpvae", "dpgan"):
+            from dpsynth.neural import fit_neural_from_backend
+
+            neural_model = fit_neural_from_backend(mechanism, backend, schema, accountant=accountant,
+                                                   config=neural, seed=seed, delta=delta)
+            fitted: MarginalFit | None = None
+        elif mechanism == "independent":
+            fitted = fit_independent(backend, accountant, rho=total_rho, sensitivity=sensitivity,
+                                     constraints=constraints)
+        elif mechanism == "mst":
+            fitted = fit_mst(backend, accountant, rho=total_rho, sensitivity=sensitivity,
+                             constraints=constraints, config=mst or MSTConfig())
+        else:
+            fitted = fit_aim(backend, accountant, rho=total_rho, sensitivity=sensitivity,
+                             constraints=constraints, config=aim or AIMConfig())
+    finally:
+        if not isinstance(data, CountingBackend):
+            backend.close()
+    privacy = accountant.statement(delta)
+    privacy.update({"unit": unit.describe(), "caveats": caveats,
+                    "neighbouring": "add/remove one unit of privacy"})
+    if fitted is None:
+        return Synthesizer(schema, mechanism, privacy, int(neural_model.estimated_rows), None, neural_model,
+                           params=dict(getattr(neural_model, "params", {})))
+    return Synthesizer(schema, mechanism, privacy, int(round(fitted.total)), fitted.model, None,
+                       fitted.measurements, fitted.selected, fitted.params)

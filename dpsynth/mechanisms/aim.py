@@ -1,0 +1,161 @@
+"""AIM (McKenna, Mullins, Sheldon, Miklau 2022): workload-adaptive marginal selection.
+
+AIM measures every 1-way marginal, then in rounds picks the candidate marginal that the
+current model answers worst (exponential mechanism, score bias-corrected for the noise it
+would get), measures it, and re-estimates the model (warm-started). When a round's
+measurement barely changes the model, it halves the noise and doubles the selection budget
+(annealing). A candidate is only eligible if the model stays within a size cap that grows
+with the share of the budget spent; the cap uses public domain sizes only. The last round
+spends exactly what remains.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from dpsynth.accountant import Accountant
+from dpsynth.backends.base import CountingBackend
+from dpsynth.errors import ConfigError
+from dpsynth.events import NoisyMaxEvent
+from dpsynth.measure import Measurement, measure_marginals
+from dpsynth.mechanisms.base import MarginalFit, sigma_for_rho
+from dpsynth.noise import gumbel_scale_for_rho, noisy_max
+from dpsynth.pgm import Domain, estimate, estimate_total, junction_tree_size
+
+__all__ = ["AIMConfig", "fit_aim", "default_workload"]
+
+Clique = tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AIMConfig:
+    """Options of AIM.
+
+    Attributes:
+        workload: ``(clique, weight)`` pairs; default all 3-way marginals, weight 1.
+        degree: Marginal size of the default workload.
+        max_rounds: Upper bound ``T`` used to set the initial noise (default ``16 * d``).
+        alpha: Share of each round's budget for measurement (the rest is selection).
+        max_model_cells: Model size cap in cells (default 10M cells = 80 MB of float64).
+        round_iters: Mirror-descent iterations after each round (warm-started).
+        final_iters: Iterations of the final estimate.
+    """
+
+    workload: tuple[tuple[Clique, float], ...] | None = None
+    degree: int = 3
+    max_rounds: int | None = None
+    alpha: float = 0.9
+    max_model_cells: int = 10_000_000
+    round_iters: int = 100
+    final_iters: int = 1000
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha < 1:
+            raise ConfigError(f"alpha ({self.alpha}) must be in (0, 1)")
+        if self.degree < 1:
+            raise ConfigError(f"degree ({self.degree}) must be >= 1")
+        if self.max_rounds is not None and self.max_rounds < 1:
+            raise ConfigError(f"max_rounds ({self.max_rounds}) must be >= 1")
+
+
+def default_workload(attrs: Sequence[str], degree: int) -> tuple[tuple[Clique, float], ...]:
+    """All ``degree``-way marginals (or the full set if there are fewer columns), weight 1."""
+    k = min(degree, len(attrs))
+    return tuple((c, 1.0) for c in itertools.combinations(attrs, k))
+
+
+def _candidates(workload: Sequence[tuple[Clique, float]]) -> dict[Clique, float]:
+    """Downward closure of the workload, each weighted by its overlap with the workload."""
+    closure: set[Clique] = set()
+    for cl, _ in workload:
+        for r in range(1, len(cl) + 1):
+            closure.update(itertools.combinations(cl, r))
+    return {c: sum(w * len(set(c) & set(cl)) for cl, w in workload) for c in sorted(closure)}
+
+
+def fit_aim(
+    backend: CountingBackend,
+    accountant: Accountant,
+    *,
+    rho: float,
+    sensitivity: float = 1.0,
+    constraints: Sequence[dict[str, int | Sequence[int]]] = (),
+    config: AIMConfig = AIMConfig(),
+) -> MarginalFit:
+    """Run AIM, spending exactly ``rho`` from ``accountant``."""
+    if not rho > 0:
+        raise ConfigError(f"rho ({rho}) must be > 0")
+    domain = Domain.from_dict(backend.domain)
+    attrs = list(domain.attrs)
+    d = len(attrs)
+    workload = config.workload or default_workload(attrs, config.degree)
+    for cl, w in workload:
+        domain.check(cl)
+        if w <= 0:
+            raise ConfigError(f"workload weight of {cl} must be > 0")
+    cands = _candidates(workload)
+    max_weight = max(cands.values())
+    rounds = config.max_rounds or 16 * d
+    sigma = sigma_for_rho(config.alpha * rho / rounds, sensitivity=sensitivity) if rounds else 1.0
+    eps_rho = (1 - config.alpha) * rho / rounds  # selection cost per round (zCDP)
+
+    ones_cost = d * sensitivity**2 / (2 * sigma**2)
+    if ones_cost > rho:  # tiny budgets: give the 1-way marginals the whole budget
+        sigma = sigma_for_rho(rho, count=d, sensitivity=sensitivity)
+        ones_cost = rho
+    measurements: list[Measurement] = measure_marginals(
+        backend, [(a,) for a in attrs], sigma=sigma, accountant=accountant,
+        sensitivity=sensitivity, label="aim 1-way")
+    used = ones_cost
+    total = estimate_total(measurements)
+    model = estimate(domain, measurements, total=total, iters=config.round_iters,
+                     constraints=constraints, max_cells=config.max_model_cells)
+    cand_list = list(cands)
+    exact = dict(zip(cand_list, backend.count(cand_list)))
+    selected: list[Clique] = []
+    measured_cliques: list[Clique] = [(a,) for a in attrs]
+    n_rounds = 0
+    while rho - used > 1e-12 * rho:
+        remaining = rho - used
+        meas_cost = sensitivity**2 / (2 * sigma**2)
+        if remaining < 2 * (meas_cost + eps_rho):  # last round: spend exactly what is left
+            sigma = sigma_for_rho(config.alpha * remaining, sensitivity=sensitivity)
+            eps_rho = remaining - sensitivity**2 / (2 * sigma**2)
+            meas_cost = remaining - eps_rho
+        used += meas_cost + eps_rho
+        limit = config.max_model_cells * min(1.0, used / rho)
+        eligible = [c for c in cand_list
+                    if junction_tree_size(domain, measured_cliques + [c]) <= limit]
+        if not eligible:
+            eligible = [c for c in cand_list if len(c) == 1]
+        bias = math.sqrt(2 / math.pi) * sigma
+        scores = [cands[c] * (float(np.abs(exact[c] - model.marginal(c)).sum()) - bias * domain.size(c))
+                  for c in eligible]
+        scale = gumbel_scale_for_rho(eps_rho, sensitivity * max_weight)
+        accountant.charge(NoisyMaxEvent(scale=scale, sensitivity=sensitivity * max_weight,
+                                        label=f"aim select round {n_rounds + 1}"))
+        pick = eligible[noisy_max(scores, scale)]
+        before = model.marginal(pick)
+        measurements += measure_marginals(backend, [pick], sigma=sigma, accountant=accountant,
+                                          sensitivity=sensitivity, label=f"aim round {n_rounds + 1}")
+        selected.append(pick)
+        measured_cliques.append(pick)
+        n_rounds += 1
+        total = estimate_total(measurements)
+        model = estimate(domain, measurements, total=total, iters=config.round_iters,
+                         warm_start=model, constraints=constraints, max_cells=config.max_model_cells)
+        after = model.marginal(pick)
+        if float(np.abs(after - before).sum()) <= bias * domain.size(pick):
+            sigma /= 2
+            eps_rho *= 4
+    model = estimate(domain, measurements, total=total, iters=config.final_iters,
+                     warm_start=model, constraints=constraints, max_cells=config.max_model_cells)
+    return MarginalFit("aim", domain, tuple(measurements), tuple(selected), model, total,
+                       {"rounds": n_rounds, "max_rounds": rounds, "alpha": config.alpha,
+                        "degree": config.degree, "workload_size": len(workload),
+                        "max_model_cells": config.max_model_cells})

@@ -1,0 +1,45 @@
+"""What every marginal-based mechanism shares: the fit result and the noisy-total estimate.
+
+A mechanism runs SELECT / MEASURE / GENERATE: it selects marginals (with charged noisy-max
+steps), measures them (charged Gaussian steps), and estimates a graphical model from the
+measurements alone. :class:`MarginalFit` is the public transcript plus the model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from dpsynth.measure import Measurement
+from dpsynth.pgm import Domain, Model
+
+__all__ = ["MarginalFit", "sigma_for_rho"]
+
+
+@dataclass(frozen=True, eq=False)
+class MarginalFit:
+    """The outcome of a marginal-based mechanism: public transcript and fitted model.
+
+    Attributes:
+        mechanism: Name of the mechanism.
+        domain: The public domain the model is over.
+        measurements: Every noisy measurement taken (the transcript).
+        selected: Cliques chosen by private selection steps, in order.
+        model: The graphical model estimated from ``measurements`` alone.
+        total: DP estimate of the number of rows (from the noisy measurements).
+        params: Public parameters of the run (for the manifest).
+    """
+
+    mechanism: str
+    domain: Domain
+    measurements: tuple[Measurement, ...]
+    selected: tuple[tuple[str, ...], ...]
+    model: Model
+    total: float
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def sigma_for_rho(rho: float, *, count: int = 1, sensitivity: float = 1.0) -> float:
+    """Noise scale so that ``count`` Gaussian measurements of ``sensitivity`` cost ``rho``."""
+    return float(sensitivity * math.sqrt(count / (2.0 * rho)))

@@ -1,0 +1,119 @@
+"""MST (McKenna, Miklau, Sheldon 2021): 1-way marginals, a private maximum spanning tree of
+2-way marginals chosen with the exponential mechanism, and a graphical model fitted to both.
+
+The budget ``rho`` is split in thirds: all 1-way measurements, the ``d - 1`` noisy-max
+selection steps, and the ``d - 1`` measurements of the selected edges.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from dpsynth.accountant import Accountant
+from dpsynth.backends.base import CountingBackend
+from dpsynth.errors import ConfigError
+from dpsynth.events import NoisyMaxEvent
+from dpsynth.measure import measure_marginals
+from dpsynth.mechanisms.base import MarginalFit, sigma_for_rho
+from dpsynth.noise import gumbel_scale_for_rho, noisy_max
+from dpsynth.pgm import Domain, estimate, estimate_total
+
+__all__ = ["MSTConfig", "fit_mst"]
+
+Constraint = dict[str, "int | Sequence[int]"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MSTConfig:
+    """Options of MST.
+
+    Attributes:
+        split: Shares of ``rho`` for (1-way measurements, selection, 2-way measurements).
+        iters: Mirror-descent iterations of the final estimate.
+        max_model_cells: Refuse a model larger than this many cells (public sizes only).
+    """
+
+    split: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)
+    iters: int = 1000
+    max_model_cells: int = 50_000_000
+
+    def __post_init__(self) -> None:
+        if len(self.split) != 3 or any(s <= 0 for s in self.split) or abs(sum(self.split) - 1) > 1e-9:
+            raise ConfigError(f"split {self.split} must be three positive shares summing to 1")
+        if self.iters < 1:
+            raise ConfigError(f"iters ({self.iters}) must be >= 1")
+
+
+class _Components:
+    """Union-find over attributes for Kruskal's algorithm."""
+
+    def __init__(self, attrs: Sequence[str]) -> None:
+        self.parent = {a: a for a in attrs}
+
+    def find(self, a: str) -> str:
+        while self.parent[a] != a:
+            self.parent[a] = self.parent[self.parent[a]]
+            a = self.parent[a]
+        return a
+
+    def union(self, a: str, b: str) -> None:
+        self.parent[self.find(a)] = self.find(b)
+
+
+def fit_mst(
+    backend: CountingBackend,
+    accountant: Accountant,
+    *,
+    rho: float,
+    sensitivity: float = 1.0,
+    constraints: Sequence[Constraint] = (),
+    config: MSTConfig = MSTConfig(),
+) -> MarginalFit:
+    """Run MST, spending exactly ``rho`` from ``accountant``.
+
+    Args:
+        backend: Counting engine over the private data.
+        accountant: Charged before every measurement and selection.
+        rho: zCDP budget to spend.
+        sensitivity: Rows one privacy unit can contribute (L2/L-inf sensitivity of counts).
+        constraints: Forbidden value combinations (codes), enforced by the model.
+        config: MST options.
+    """
+    if not rho > 0:
+        raise ConfigError(f"rho ({rho}) must be > 0")
+    domain = Domain.from_dict(backend.domain)
+    attrs = list(domain.attrs)
+    d = len(attrs)
+    r1, r_sel, r2 = (rho * s for s in config.split) if d > 1 else (rho, 0.0, 0.0)
+    sigma1 = sigma_for_rho(r1, count=d, sensitivity=sensitivity)
+    ones = measure_marginals(backend, [(a,) for a in attrs], sigma=sigma1, accountant=accountant,
+                             sensitivity=sensitivity, label="mst 1-way")
+    total = estimate_total(ones)
+    selected: list[tuple[str, ...]] = []
+    twos = []
+    if d > 1:
+        base = estimate(domain, ones, total=total, iters=50, constraints=constraints)
+        pairs = list(itertools.combinations(attrs, 2))
+        exact = backend.count(pairs)
+        scores = {p: float(np.abs(x - base.marginal(p)).sum()) for p, x in zip(pairs, exact)}
+        scale = gumbel_scale_for_rho(r_sel / (d - 1), sensitivity)
+        comps = _Components(attrs)
+        for _ in range(d - 1):
+            cands = [p for p in pairs if comps.find(p[0]) != comps.find(p[1])]
+            accountant.charge(NoisyMaxEvent(scale=scale, sensitivity=sensitivity, label="mst select edge"))
+            pick = cands[noisy_max([scores[p] for p in cands], scale)]
+            selected.append(pick)
+            comps.union(*pick)
+        sigma2 = sigma_for_rho(r2, count=d - 1, sensitivity=sensitivity)
+        twos = measure_marginals(backend, selected, sigma=sigma2, accountant=accountant,
+                                 sensitivity=sensitivity, label="mst 2-way")
+    measurements = tuple(ones + twos)
+    total = estimate_total(measurements)
+    model = estimate(domain, list(measurements), total=total, iters=config.iters,
+                     constraints=constraints, max_cells=config.max_model_cells)
+    return MarginalFit("mst", domain, measurements, tuple(selected), model, total,
+                       {"split": list(config.split), "iters": config.iters, "sigma_1way": sigma1})
