@@ -1,0 +1,164 @@
+"""Audit policies as code: caps on a release and on the audit's evidence, loaded from YAML.
+
+A policy can cap the claimed epsilon/delta of a release manifest, the upper confidence
+bounds of the membership AUC and of the three WP29 risks, the empirical epsilon lower bound,
+forbid exact copies of rare real records, and ask for a minimum k. A cap on a number the
+audit could not compute (e.g. membership AUC without a holdout) fails: the gate is closed
+when the evidence is missing. Caps on epsilon/delta are checked only when a manifest is
+given, unless ``manifest_required`` is set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from dpsynth.errors import ConfigError
+
+if TYPE_CHECKING:
+    from dpsynth.audit.runner import AuditResult
+
+__all__ = ["Policy", "PolicyOutcome", "load_policy", "evaluate_policy"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Policy:
+    """Thresholds an audited release must meet. ``None`` disables a check.
+
+    The defaults are the built-in default policy (``audits/policies/default.yaml``).
+    """
+
+    name: str = "default"
+    max_epsilon: float | None = 10.0
+    max_delta: float | None = 1e-5
+    manifest_required: bool = False
+    max_membership_auc_upper: float | None = 0.65
+    max_membership_epsilon_lb: float | None = None
+    max_singling_out_risk_upper: float | None = 0.25
+    max_linkability_risk_upper: float | None = 0.25
+    max_inference_risk_upper: float | None = 0.25
+    forbid_rare_exact_copies: bool = True
+    min_k: int | None = None
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name in ("name", "manifest_required", "forbid_rare_exact_copies"):
+                continue
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise ConfigError(f"policy field {f.name!r} must be a finite number or null")
+            if v < 0:
+                raise ConfigError(f"policy field {f.name!r} ({v}) must be >= 0")
+        if self.min_k is not None and not isinstance(self.min_k, int):
+            raise ConfigError("policy field 'min_k' must be an integer or null")
+        for name in ("manifest_required", "forbid_rare_exact_copies"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"policy field {name!r} must be true or false")
+
+
+@dataclass(frozen=True)
+class PolicyOutcome:
+    """Result of checking a policy: ``passed`` iff ``failures`` is empty."""
+
+    passed: bool
+    failures: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    policy_name: str = "default"
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready dict."""
+        return {"passed": self.passed, "failures": list(self.failures),
+                "skipped": list(self.skipped), "name": self.policy_name}
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read a policy from a YAML file; unknown keys and bad types raise ConfigError."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read policy file {str(p)!r}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"policy file {str(p)!r} is not valid YAML") from exc
+    return policy_from_mapping(data or {}, source=str(p))
+
+
+def policy_from_mapping(data: Mapping[str, Any], *, source: str = "policy") -> Policy:
+    """Build a policy from a mapping (as read from YAML)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: a policy must be a mapping of field: value")
+    known = {f.name for f in dataclasses.fields(Policy)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown policy fields {unknown}; known: {sorted(known)}")
+    return Policy(**dict(data))
+
+
+def _get(d: Mapping[str, Any], *keys: str) -> Any:
+    cur: Any = d
+    for k in keys:
+        if not isinstance(cur, Mapping) or k not in cur:
+            return None
+        cur = cur[k]
+    return cur
+
+
+def evaluate_policy(result: AuditResult, policy: Policy) -> PolicyOutcome:
+    """Check an audit result (and its manifest, if any) against a policy."""
+    failures: list[str] = []
+    skipped: list[str] = []
+    js = result.to_json(include_policy=False)
+    manifest = result.manifest
+    for key, cap in (("epsilon", policy.max_epsilon), ("delta", policy.max_delta)):
+        if cap is None:
+            continue
+        value = None if manifest is None else _get(manifest, "privacy", key)
+        if value is None:
+            msg = f"privacy.{key} cap ({cap}) could not be checked: no manifest value"
+            (failures if policy.manifest_required else skipped).append(msg)
+        elif not isinstance(value, int | float) or float(value) > cap:
+            failures.append(f"manifest privacy.{key} ({value}) exceeds the cap ({cap})")
+
+    def cap_upper(label: str, ci: Any, cap: float | None) -> None:
+        if cap is None:
+            return
+        if ci is None:
+            failures.append(f"{label} could not be computed, but the policy caps it at {cap}")
+        elif float(ci[1]) > cap:
+            failures.append(f"{label} upper bound ({float(ci[1]):.4f}) exceeds the cap ({cap})")
+
+    cap_upper("membership AUC", _get(js, "membership", "max_auc_ci"),
+              policy.max_membership_auc_upper)
+    eps = _get(js, "membership", "epsilon_lower_bound")
+    if policy.max_membership_epsilon_lb is not None:
+        if eps is None:
+            failures.append("membership epsilon lower bound could not be computed, but the "
+                            f"policy caps it at {policy.max_membership_epsilon_lb}")
+        elif float(eps) > policy.max_membership_epsilon_lb:
+            failures.append(f"membership epsilon lower bound ({float(eps):.4f}) exceeds the "
+                            f"cap ({policy.max_membership_epsilon_lb})")
+    for key, cap in (("singling_out", policy.max_singling_out_risk_upper),
+                     ("linkability", policy.max_linkability_risk_upper),
+                     ("inference", policy.max_inference_risk_upper)):
+        cap_upper(f"{key} risk", _get(js, key, "risk", "ci"), cap)
+    if policy.forbid_rare_exact_copies:
+        n = _get(js, "exact_copies", "rare")
+        if n is None:
+            failures.append("exact copies of rare records could not be counted")
+        elif int(n) > 0:
+            failures.append(f"{int(n)} rare real records (unique on the quasi-identifiers) "
+                            "appear verbatim in the synthetic data")
+    if policy.min_k is not None:
+        k = _get(js, "k_anonymity", "k")
+        if k is None or int(k) < policy.min_k:
+            failures.append(f"k-anonymity of the synthetic data ({k}) is below {policy.min_k}")
+    return PolicyOutcome(passed=not failures, failures=failures, skipped=skipped,
+                         policy_name=policy.name)

@@ -1,0 +1,193 @@
+"""Write an audit result as ``audit.json`` and a self-contained, confidential ``audit.html``.
+
+The HTML page has no external resources (styles inline, charts as inline SVG drawn with
+matplotlib), says CONFIDENTIAL on every page, and explains how to read each number. Both
+files are written atomically (temporary file in the same directory, then ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from matplotlib.figure import Figure
+
+from dpsynth.audit.runner import AuditResult
+
+__all__ = ["write_audit_report", "render_audit_html"]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _clean(obj: Any) -> Any:
+    """Replace non-finite floats by None so the JSON is strict."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def _svg(fig: Figure) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    text = buf.getvalue()
+    text = text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE (external DTD URL)
+    return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
+
+
+def _roc_svg(result: AuditResult) -> str | None:
+    if not result.membership:
+        return None
+    fig = Figure(figsize=(4.2, 4.0))
+    ax = fig.add_subplot()
+    for name, att in result.membership.items():
+        ax.plot(att.roc_fpr, att.roc_tpr, label=f"{name} (AUC {att.auc:.3f})")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="guessing")
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate")
+    ax.set_title("Membership inference ROC")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def _risk_svg(js: dict[str, Any]) -> str:
+    fig = Figure(figsize=(5.0, 3.0))
+    ax = fig.add_subplot()
+    names = ["singling_out", "linkability", "inference"]
+    vals = [js[n]["risk"]["value"] for n in names]
+    lo = [v - js[n]["risk"]["ci"][0] for v, n in zip(vals, names, strict=True)]
+    hi = [js[n]["risk"]["ci"][1] - v for v, n in zip(vals, names, strict=True)]
+    ax.bar(range(3), vals, yerr=[lo, hi], capsize=6, color="#4c72b0")
+    ax.set_xticks(range(3), ["singling out", "linkability", "inference"])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("residual risk")
+    ax.set_title("WP29 risks with confidence intervals")
+    fig.tight_layout()
+    return _svg(fig)
+
+
+_TEMPLATE = jinja2.Template("""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>CONFIDENTIAL dpsynth audit</title>
+<style>
+body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;color:#222}
+.banner{background:#a40000;color:#fff;padding:.6rem 1rem;font-weight:bold;position:sticky;top:0}
+@media print{.banner{position:fixed;top:0;width:100%}}
+table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #bbb;padding:.25rem .5rem}
+th{background:#eee;text-align:left}.fail{color:#a40000;font-weight:bold}.pass{color:#1a7f37}
+.warn{background:#fff4d6;padding:.3rem .6rem;margin:.2rem 0}.note{color:#555;font-size:.92rem}
+</style></head><body>
+<div class="banner">CONFIDENTIAL &mdash; computed from real data &mdash; NOT differentially
+private &mdash; NOT for the release bundle</div>
+<h1>Privacy audit of a synthetic release</h1>
+<p><strong>{{ js.disclaimer }}</strong></p>
+<h2>Policy: <span class="{{ 'pass' if js.policy.passed else 'fail' }}">{{
+ 'PASSED' if js.policy.passed else 'FAILED' }}</span> ({{ js.policy.name }})</h2>
+{% if js.policy.failures %}<ul>{% for f in js.policy.failures %}<li class="fail">{{ f }}</li>
+{% endfor %}</ul>{% endif %}
+{% if js.policy.skipped %}<p class="note">Not checked: {{ js.policy.skipped|join('; ') }}</p>
+{% endif %}
+<h2>Membership inference</h2>
+<p class="note">Can an attacker tell whether a person's record was used to train the
+generator? AUC 0.5 means no better than a coin; 1.0 means always. The interval is a DeLong
+interval at {{ '%.1f'|format(100 * js.membership.confidence) }}%. The empirical epsilon is a
+lower bound with failure probability {{ js.meta.membership_alpha }}: if it exceeds the
+release's claimed epsilon, the claim is refuted; if it is 0, the attacks found no evidence
+(which does not prove privacy). TPR at low FPR shows whether a few people are exposed
+with confidence even when the AUC is close to 0.5.</p>
+{% if js.membership.auc is none %}<p class="warn">Not run: {{
+ js.membership.warnings|join('; ') }}</p>{% else %}
+<table><tr><th>attack</th><th>AUC</th><th>interval</th><th>TPR @ FPR 0.1%</th>
+<th>TPR @ FPR 1%</th><th>&epsilon; lower bound</th><th>GDP &mu; lower bound</th></tr>
+{% for name, a in js.membership.attacks.items() %}<tr><td>{{ name }}</td>
+<td>{{ '%.3f'|format(a.auc) }}</td><td>[{{ '%.3f'|format(a.auc_ci[0]) }}, {{
+ '%.3f'|format(a.auc_ci[1]) }}]</td><td>{{ '%.3f'|format(a['tpr_at_fpr_0.001']) }}</td>
+<td>{{ '%.3f'|format(a['tpr_at_fpr_0.01']) }}</td><td>{{ '%.3f'|format(a.epsilon_lower_bound)
+ }}</td><td>{{ '%.3f'|format(a.gdp_mu_lower_bound) }}</td></tr>{% endfor %}</table>
+{{ roc_svg|safe }}{% endif %}
+<h2>WP29 criteria (Article 29 Working Party, Opinion 05/2014)</h2>
+<p class="note">Each risk follows Giomi et al. (PoPETs 2023): the attack on training
+records, a naive baseline, and a control attack on held-out records. Residual risk =
+(attack rate &minus; control rate) / (1 &minus; control rate): the success that only the
+training records' presence explains. Intervals are Wilson intervals at
+{{ '%.0f'|format(100 * js.meta.risk_confidence) }}%, combined at their least favourable
+ends. If the attack is no better than the baseline, a low risk is weak evidence.</p>
+{{ risk_svg|safe }}
+<table><tr><th>criterion</th><th>risk</th><th>interval</th><th>attack</th><th>baseline</th>
+<th>control</th><th>n</th></tr>
+{% for key, label in [('singling_out','singling out: isolating one person'),
+ ('linkability','linkability: linking two records of one person'),
+ ('inference','inference: deducing a secret attribute')] %}{% set r = js[key].risk %}<tr>
+<td>{{ label }}</td><td>{{ '%.3f'|format(r.value) }}</td><td>[{{ '%.3f'|format(r.ci[0]) }},
+{{ '%.3f'|format(r.ci[1]) }}]</td><td>{{ '%.3f'|format(r.attack_rate) }}</td>
+<td>{{ '%.3f'|format(r.baseline_rate) }}</td><td>{{ 'n/a' if r.control_rate is none else
+ '%.3f'|format(r.control_rate) }}</td><td>{{ r.n_attacks }}</td></tr>{% endfor %}</table>
+{% for key in ['singling_out','linkability','inference'] %}{% for w in js[key].risk.warnings
+ %}<p class="warn">{{ key }}: {{ w }}</p>{% endfor %}{% endfor %}
+<h2>Exact copies and outliers</h2>
+<p class="note">Real records reproduced verbatim in the synthetic data. "Rare" records are
+unique on the quasi-identifiers in the real data; copying them is the clearest leak.
+Compare with the holdout: identical rows also arise by chance in small domains.</p>
+<table>{% for k, v in js.exact_copies.items() %}<tr><th>{{ k }}</th><td>{{ v }}</td></tr>
+{% endfor %}{% for k, v in js.outliers.items() %}<tr><th>outliers: {{ k }}</th><td>{{ v }}
+</td></tr>{% endfor %}</table>
+<h2>k-anonymity family (informational only)</h2>
+<p class="note">Computed on the synthetic table for the quasi-identifiers (ARX definitions).
+These numbers certify nothing for synthetic data: there is no one-to-one mapping between
+synthetic rows and people, a generator can copy an outlier into a large group, and they
+ignore background knowledge. A table with k &ge; 10 can still fail membership inference.</p>
+<table><tr><th>k</th><td>{{ js.k_anonymity.k }}</td></tr>
+<tr><th>share unique on QIs</th><td>{{ '%.4f'|format(js.k_anonymity.unique_share) }}</td></tr>
+{% for s, v in js.k_anonymity.l_diversity_distinct.items() %}<tr><th>{{ s }}: distinct l /
+entropy l / t</th><td>{{ v }} / {{ '%.3f'|format(js.k_anonymity.l_diversity_entropy[s]) }} /
+{{ '%.3f'|format(js.k_anonymity.t_closeness[s]) }}</td></tr>{% endfor %}</table>
+<h2>Warnings</h2>{% for w in js.warnings %}<p class="warn">{{ w }}</p>{% else %}
+<p>None.</p>{% endfor %}
+<h2>How to use this report</h2>
+<p class="note">CNIL (letter of 13 February 2023) accepts attack-based evaluation of the
+three WP29 criteria, asks that anonymity be judged case by case for each generated dataset,
+with attention to outliers, and leaves the decision to the controller; it sets no
+thresholds. Keep this report with the controller's records. Do not publish it: its numbers
+are computed from real data and can themselves leak.</p>
+<div class="banner">CONFIDENTIAL &mdash; not differentially private &mdash; not for the
+release bundle</div>
+</body></html>
+""", autoescape=True)
+
+
+def render_audit_html(result: AuditResult) -> str:
+    """The self-contained confidential HTML page of ``result``."""
+    js = _clean(result.to_json())
+    return _TEMPLATE.render(js=js, roc_svg=_roc_svg(result), risk_svg=_risk_svg(js))
+
+
+def write_audit_report(result: AuditResult, out_dir: Path) -> None:
+    """Write ``audit.json`` and ``audit.html`` into ``out_dir`` (created if needed)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    js = _clean(result.to_json())
+    _write_atomic(out / "audit.json", json.dumps(js, indent=2, allow_nan=False,
+                                                 ensure_ascii=False) + "\n")
+    _write_atomic(out / "audit.html", render_audit_html(result))
