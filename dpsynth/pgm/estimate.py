@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 _WINDOW = 10
 _FLOOR = 1e-30
+_ACCELERATED = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,15 +137,15 @@ class _Objective:
         self.total = total
         self.shapes = [tuple(tree.domain.project(c).shape) for c in tree.cliques]
 
-    def marginals(self, beliefs: Beliefs) -> list[FloatArray]:
+    def marginals(self, tables: Sequence[FloatArray]) -> list[FloatArray]:
         memo: dict[tuple[int, tuple[int, ...]], FloatArray] = {}
         out = []
         for t in self.terms:
             key = (t.home, t.axes)
             mu = memo.get(key)
             if mu is None:
-                probs = beliefs.probs[t.home]
-                mu = np.sum(probs, axis=t.axes) if t.axes else probs
+                probs = tables[t.home]
+                mu = np.add.reduce(probs, axis=t.axes) if t.axes else probs
                 memo[key] = mu
             out.append(mu)
         return out
@@ -177,7 +178,7 @@ def estimate(
     constraints: Sequence[Assignment] = (),
     callback: Callable[[int, float], None] | None = None,
     max_cells: int | None = None,
-    tol: float = 1e-6,
+    tol: float = 1e-3,
 ) -> Model:
     """Fit a graphical model to noisy marginals.
 
@@ -222,7 +223,13 @@ def estimate(
     calibrator = Calibrator(tree)
     terms = _terms(tree, measurements)
     if terms and iters > 0:
-        theta = _mirror_descent(calibrator, _Objective(tree, terms, total), theta, iters, tol, callback)
+        if _ACCELERATED:
+            tables = _accelerated(calibrator, _Objective(tree, terms, total), theta, iters, tol, callback)
+            theta = _potentials_from_marginals(tree, tables)
+            for node, add in masks.items():
+                theta[node] = theta[node] + add
+        else:
+            theta = _mirror_descent(calibrator, _Objective(tree, terms, total), theta, iters, tol, callback)
     potentials = CliqueVector(
         {c: Factor(domain.project(c), t) for c, t in zip(tree.cliques, theta)}
     )
@@ -238,7 +245,7 @@ def _mirror_descent(
     callback: Callable[[int, float], None] | None,
 ) -> list[FloatArray]:
     beliefs = calibrator.calibrate(theta)
-    mus = objective.marginals(beliefs)
+    mus = objective.marginals(beliefs.probs)
     loss = objective.loss(mus)
     grads, per_term = objective.gradient(mus)
     scale = 2.0 * objective.total**2 * sum(t.coef for t in objective.terms)
@@ -248,7 +255,7 @@ def _mirror_descent(
         alpha *= 2.0
         for _ in range(30):
             cand = [t - alpha * g for t, g in zip(theta, grads)]
-            new_mus = objective.marginals(calibrator.calibrate(cand))
+            new_mus = objective.marginals(calibrator.calibrate(cand).probs)
             new_loss = objective.loss(new_mus)
             predicted = sum(
                 float(np.vdot(g, mu - nu)) for g, mu, nu in zip(per_term, mus, new_mus)
@@ -268,3 +275,74 @@ def _mirror_descent(
             logger.debug("converged after %d iterations (loss %.6g)", it, loss)
             break
     return theta
+
+
+def _accelerated(
+    calibrator: Calibrator,
+    objective: _Objective,
+    theta: list[FloatArray],
+    iters: int,
+    tol: float,
+    callback: Callable[[int, float], None] | None,
+) -> list[FloatArray]:
+    """Accelerated mirror descent (similar-triangles method) with backtracking on ``L``.
+
+    ``z`` lives in log-potential space; ``x`` and ``y`` are convex combinations of calibrated
+    clique tables (still locally consistent, hence realisable on the junction tree). Returns
+    clique tables of the final ``x``.
+    """
+    x = list(calibrator.calibrate(theta).probs)
+    x_mus = objective.marginals(x)
+    f_x = objective.loss(x_mus)
+    lip = 2.0 * objective.total**2 * sum(t.coef for t in objective.terms) / 1e6
+    big_a = 0.0
+    history = [f_x]
+    z = x
+    for it in range(1, iters + 1):
+        for _ in range(60):
+            a = (1.0 + np.sqrt(1.0 + 4.0 * lip * big_a)) / (2.0 * lip)
+            tau = a / (big_a + a)
+            y = [(1.0 - tau) * xc + tau * zc for xc, zc in zip(x, z)]
+            y_mus = objective.marginals(y)
+            f_y = objective.loss(y_mus)
+            grads, per_term = objective.gradient(y_mus)
+            cand = [t - a * g for t, g in zip(theta, grads)]
+            try:
+                z_new = calibrator.calibrate(cand).probs
+            except ConfigError:  # a step so long that everything underflowed: shorten it
+                lip *= 2.0
+                continue
+            x_new = [(1.0 - tau) * xc + tau * zc for xc, zc in zip(x, z_new)]
+            x_new_mus = objective.marginals(x_new)
+            f_new = objective.loss(x_new_mus)
+            lin = sum(float(np.vdot(g, nm - ym)) for g, nm, ym in zip(per_term, x_new_mus, y_mus))
+            dist = max(float(np.abs(xn - yc).sum()) for xn, yc in zip(x_new, y))
+            if np.isfinite(f_new) and f_new <= f_y + lin + 0.5 * lip * dist**2 + 1e-12 * abs(f_y):
+                break
+            lip *= 2.0
+        else:
+            logger.debug("line search failed at iteration %d; stopping", it)
+            break
+        theta, x, z, big_a, f_x = cand, x_new, list(z_new), big_a + a, f_new
+        lip /= 2.0
+        history.append(min(f_x, history[-1]))
+        if callback is not None:
+            callback(it, f_x)
+        if len(history) > _WINDOW and history[-_WINDOW - 1] - history[-1] <= tol * history[-1]:
+            break
+    return x
+
+
+def _potentials_from_marginals(tree: JunctionTree, tables: list[FloatArray]) -> list[FloatArray]:
+    """Log-potentials of the tree distribution whose clique marginals are ``tables``."""
+    out = []
+    with np.errstate(divide="ignore"):
+        for node, clique in enumerate(tree.cliques):
+            theta = np.log(np.maximum(tables[node], _FLOOR))
+            parent = tree.parent[node]
+            sep = tree.separator(node, parent) if parent >= 0 else ()
+            if sep:
+                axes = tuple(i for i, a in enumerate(clique) if a not in sep)
+                theta = theta - np.log(np.maximum(np.add.reduce(tables[node], axis=axes, keepdims=True), _FLOOR))
+            out.append(theta)
+    return out

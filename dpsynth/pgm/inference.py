@@ -48,6 +48,14 @@ class _Edge:
     in_child: tuple[int, ...]  # broadcast shape of a separator table inside the child
 
 
+def _shifted_exp(log_table: FloatArray) -> tuple[FloatArray, float]:
+    """``exp(log_table - max)`` and the max; raises if every entry is ``-inf``."""
+    peak = float(np.max(log_table))
+    if not np.isfinite(peak):
+        raise ConfigError("the model assigns zero probability to every record")
+    return np.exp(log_table - peak), peak
+
+
 class Calibrator:
     """A precompiled message schedule for one junction tree (reuse it across iterations)."""
 
@@ -85,35 +93,31 @@ class Calibrator:
                 constraints or evidence).
         """
         log_z = 0.0
-        cur: list[FloatArray] = []
-        for theta in log_potentials:
-            peak = float(np.max(theta))
-            if not np.isfinite(peak):
-                raise ConfigError("the model assigns zero probability to every cell of a clique")
-            cur.append(np.exp(theta - peak))
-            log_z += peak
+        logs: list[FloatArray] = [np.asarray(t, dtype=np.float64) for t in log_potentials]
+        cur: list[FloatArray] = list(logs)
         up: dict[int, FloatArray] = {}
         for edge in reversed(self.edges):
-            msg = np.sum(cur[edge.child], axis=edge.up_axes) if edge.up_axes else cur[edge.child]
+            lin, shift = _shifted_exp(logs[edge.child])
+            cur[edge.child] = lin
+            msg = np.add.reduce(lin, axis=edge.up_axes) if edge.up_axes else lin
             mass = float(np.sum(msg))
-            if not mass > 0:
-                raise ConfigError("the model assigns zero probability to every record")
             msg = msg / mass
-            log_z += np.log(mass)
+            log_z += shift + np.log(mass)
             up[edge.child] = msg
-            cur[edge.parent] = cur[edge.parent] * msg.reshape(edge.in_parent)
+            with np.errstate(divide="ignore"):
+                logs[edge.parent] = logs[edge.parent] + np.log(msg).reshape(edge.in_parent)
+        lin, shift = _shifted_exp(logs[self.root])
+        mass = float(np.sum(lin))
+        log_z += shift + np.log(mass)
         probs: list[FloatArray] = list(cur)
-        mass = float(np.sum(cur[self.root]))
-        if not mass > 0:
-            raise ConfigError("the model assigns zero probability to every record")
-        log_z += np.log(mass)
-        probs[self.root] = cur[self.root] / mass
+        probs[self.root] = lin / mass
         for edge in self.edges:
             belief = probs[edge.parent]
-            sep = np.sum(belief, axis=edge.down_axes) if edge.down_axes else belief
+            sep = np.add.reduce(belief, axis=edge.down_axes) if edge.down_axes else belief
             msg = up[edge.child]
-            ratio = np.divide(sep, msg, out=np.zeros_like(sep), where=msg > 0)
-            out = cur[edge.child] * ratio.reshape(edge.in_child)
+            with np.errstate(over="ignore", invalid="ignore"):
+                ratio = np.divide(sep, msg, out=np.zeros_like(sep), where=msg > 0)
+                out = cur[edge.child] * ratio.reshape(edge.in_child)
             probs[edge.child] = out / np.sum(out)
         return Beliefs(self.tree, tuple(probs), float(log_z))
 
@@ -176,7 +180,7 @@ def marginal_of(beliefs: Beliefs, attrs: tuple[str, ...]) -> FloatArray:
     if home is not None:
         clique = tree.cliques[home]
         axes = tuple(i for i, a in enumerate(clique) if a not in canon)
-        table = np.sum(beliefs.probs[home], axis=axes) if axes else beliefs.probs[home]
+        table = np.add.reduce(beliefs.probs[home], axis=axes) if axes else beliefs.probs[home]
         perm = tuple(canon.index(a) for a in attrs)
         return np.asarray(np.transpose(table, perm), dtype=np.float64)
     anchors = {tree.home((a,)) for a in canon}
@@ -192,7 +196,7 @@ def marginal_of(beliefs: Beliefs, attrs: tuple[str, ...]) -> FloatArray:
         sep = set(tree.separator(node, parent))
         table = beliefs.probs[node]
         axes = tuple(i for i, a in enumerate(clique) if a not in sep)
-        sep_table = np.sum(table, axis=axes, keepdims=True) if axes else table
+        sep_table = np.add.reduce(table, axis=axes, keepdims=True) if axes else table
         cond = np.divide(table, sep_table, out=np.zeros_like(table), where=sep_table > 0)
         factors.append((clique, cond))
     return _Query(tree.domain.to_dict()).run(factors, tuple(attrs))

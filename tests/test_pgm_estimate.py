@@ -1,0 +1,113 @@
+"""Estimation: recovery from exact marginals, noise behaviour, totals, constraints, warm start."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dpsynth.errors import ConfigError, ModelTooLargeError
+from dpsynth.measure import Measurement
+from dpsynth.pgm import Domain, estimate, estimate_total
+
+DOMAIN = Domain.from_dict({"a": 3, "b": 4, "c": 2, "d": 5, "e": 3})
+N = 100_000
+
+
+def _truth(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.dirichlet(np.full(DOMAIN.size(), 2.0)).reshape(DOMAIN.shape)
+
+
+def _marg(p: np.ndarray, attrs: tuple[str, ...]) -> np.ndarray:
+    axes = tuple(i for i, a in enumerate(DOMAIN.attrs) if a not in attrs)
+    canon = DOMAIN.canonical(attrs)
+    return np.transpose(p.sum(axis=axes), [canon.index(a) for a in attrs])
+
+
+def _exact(p: np.ndarray, cliques: list[tuple[str, ...]]) -> list[Measurement]:
+    return [Measurement(c, np.round(_marg(p, c) * N).astype(np.int64), 1.0) for c in cliques]
+
+
+SHAPES = {
+    "tree": [("a", "b"), ("b", "c"), ("b", "d"), ("d", "e")],
+    "triangle": [("a", "b"), ("b", "c"), ("c", "a"), ("d", "e")],
+    "four_cycle": [("a", "b"), ("b", "c"), ("c", "d"), ("d", "a")],
+    "disconnected": [("a", "b"), ("d", "e"), ("c",)],
+    "single": [("a",), ("b",), ("c",), ("d",), ("e",)],
+    "reordered_3way": [("c", "a", "b"), ("e", "b")],
+}
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_recovers_exact_marginals(shape: str) -> None:
+    p = _truth()
+    cliques = SHAPES[shape]
+    model = estimate(DOMAIN, _exact(p, cliques))
+    assert model.total == pytest.approx(N, rel=1e-3)
+    for c in cliques:
+        l1 = np.abs(model.probability(c) - _marg(p, c)).sum()
+        assert l1 < 1e-2, (c, l1)
+        np.testing.assert_allclose(model.marginal(c).sum(), model.total)
+    # unmeasured attributes are uniform (e.g. "e" in the 4-cycle)
+    if shape == "four_cycle":
+        np.testing.assert_allclose(model.probability(("e",)), 1 / 3, atol=1e-9)
+
+
+def test_error_shrinks_with_sigma() -> None:
+    p = _truth(1)
+    cliques = SHAPES["tree"]
+    rng = np.random.default_rng(5)
+    errors = []
+    for sigma in (3000.0, 300.0, 30.0):
+        ms = []
+        for c in cliques:
+            exact = _marg(p, c) * N
+            noisy = np.round(exact + rng.normal(0.0, sigma, exact.shape)).astype(np.int64)
+            ms.append(Measurement(c, noisy, sigma))
+        model = estimate(DOMAIN, ms, total=N)
+        errors.append(np.mean([np.abs(model.probability(c) - _marg(p, c)).sum() for c in cliques]))
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < 0.02
+
+
+def test_total_is_inverse_variance_weighted() -> None:
+    a = Measurement(("a",), np.array([100, 100, 100]), 1.0)  # sum 300, variance 3
+    b = Measurement(("a", "b"), np.full((3, 4), 50), 2.0)  # sum 600, variance 48
+    expected = (300 / 3 + 600 / 48) / (1 / 3 + 1 / 48)
+    assert estimate_total([a, b]) == pytest.approx(expected)
+    assert estimate_total([Measurement(("a",), np.array([-5, -5, 0]), 1.0)]) == 1.0
+
+
+def test_constraints_get_zero_mass() -> None:
+    p = _truth(2)
+    cliques = SHAPES["tree"]
+    forbidden = {"a": 0, "e": [1, 2]}
+    model = estimate(DOMAIN, _exact(p, cliques), constraints=[forbidden])
+    joint = model.probability(("a", "e"))
+    assert joint[0, 1] == 0.0 and joint[0, 2] == 0.0
+    assert joint[0, 0] > 0 and joint[1, 1] > 0
+    three = model.project(("e", "b", "a")).values
+    assert np.all(three[1:, :, 0] == 0.0)
+
+
+def test_warm_start_continues_from_a_previous_model() -> None:
+    p = _truth(3)
+    first = estimate(DOMAIN, _exact(p, SHAPES["tree"]))
+    grown = SHAPES["tree"] + [("a", "c", "e")]
+    losses: list[float] = []
+    cold: list[float] = []
+    warm = estimate(DOMAIN, _exact(p, grown), warm_start=first, callback=lambda i, l: losses.append(l))
+    estimate(DOMAIN, _exact(p, grown), callback=lambda i, l: cold.append(l), iters=5)
+    assert losses[0] < cold[0]
+    assert np.abs(warm.probability(("a", "c", "e")) - _marg(p, ("a", "c", "e"))).sum() < 1e-2
+
+
+def test_invalid_inputs() -> None:
+    with pytest.raises(ConfigError, match="shape"):
+        estimate(DOMAIN, [Measurement(("a",), np.zeros(4, dtype=np.int64), 1.0)])
+    with pytest.raises(ConfigError, match="'z'"):
+        estimate(DOMAIN, [Measurement(("z",), np.zeros(4, dtype=np.int64), 1.0)])
+    with pytest.raises(ConfigError, match="codes outside"):
+        estimate(DOMAIN, [], constraints=[{"a": 7}])
+    with pytest.raises(ModelTooLargeError, match="'b'"):
+        estimate(DOMAIN, _exact(_truth(), [("a", "b", "c", "d")]), max_cells=100)
