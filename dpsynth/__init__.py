@@ -1,0 +1,57 @@
+"""dpsynth: privacy-first synthetic tabular data with formal differential-privacy guarantees.
+
+The public API::
+
+    import dpsynth
+    schema = dpsynth.load_schema("schema.yaml")
+    synth = dpsynth.fit("data.csv", schema, mechanism="aim", epsilon=1.0, delta=1e-9)
+    rows = synth.sample(seed=0)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "Accountant",
+    "ApproxDP",
+    "PureDP",
+    "ZCDP",
+    "Schema",
+    "Synthesizer",
+    "fit",
+    "load",
+    "load_schema",
+    "release",
+    "verify_bundle",
+]
+
+_LAZY = {
+    "Accountant": "dpsynth.accountant",
+    "ApproxDP": "dpsynth.budget",
+    "PureDP": "dpsynth.budget",
+    "ZCDP": "dpsynth.budget",
+    "Schema": "dpsynth.schema",
+    "load_schema": "dpsynth.schema",
+    "Synthesizer": "dpsynth.api",
+    "fit": "dpsynth.api",
+    "load": "dpsynth.api",
+    "release": "dpsynth.release",
+    "verify_bundle": "dpsynth.release",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the public API lazily, so ``import dpsynth`` and the CLI start fast."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'dpsynth' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,233 @@
+"""CLI commands for schemas, budgets, plans, fitting and sampling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from dpsynth.errors import ConfigError
+
+__all__ = ["register"]
+
+schema_app = typer.Typer(help="Draft, validate and convert public schemas.", no_args_is_help=True)
+
+
+def _parse_conditions(items: list[str]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--condition {item!r} must look like COLUMN=VALUE")
+        col, value = item.split("=", 1)
+        if col in out:
+            prev = out[col]
+            out[col] = [*prev, value] if isinstance(prev, list) else [prev, value]
+        else:
+            out[col] = value
+    return out
+
+
+@schema_app.command("draft")
+def schema_draft(
+    data: Path = typer.Argument(..., help="CSV or Parquet file (read to draft; NOT private)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Where to write the drafted schema (YAML)."),
+) -> None:
+    """Draft a schema from the data. Every derived fact is marked private_inferred."""
+    import pandas as pd
+
+    from dpsynth.cli import err_console
+    from dpsynth.schema import dump_schema
+    from dpsynth.schema_io import draft_schema
+
+    if data.suffix.lower() in (".parquet", ".pq"):
+        df = pd.read_parquet(data)
+    else:
+        df = pd.read_csv(data, dtype=str, keep_default_na=False,
+                         na_values=["", "NA", "N/A", "NaN", "null", "NULL", "None", "?"], encoding="utf-8-sig")
+    schema, notes = draft_schema(df, name=data.stem)
+    dump_schema(schema, out)
+    console = err_console()
+    console.print("[bold red]WARNING[/bold red]: this schema was read off the data and is NOT private. "
+                  "Every derived fact is marked private_inferred; fitting refuses it unless you "
+                  "replace them with public facts or pass --allow-private-schema.")
+    for n in notes[1:]:
+        console.print(f"  - {n}")
+    console.print(f"wrote {out}")
+
+
+@schema_app.command("validate")
+def schema_validate(schema: Path = typer.Argument(..., help="Schema file (YAML/JSON or Private-PGM domain).")) -> None:
+    """Check a schema file; print its public domain."""
+    from dpsynth.cli import err_console
+    from dpsynth.schema import load_schema
+
+    s = load_schema(schema)
+    console = err_console()
+    dom = s.domain()
+    console.print(f"schema OK: {len(s.columns)} columns, {len(dom)} modelled, unit: {s.privacy_unit.describe()}")
+    inferred = s.private_inferred()
+    if inferred:
+        console.print(f"[yellow]note[/yellow]: private_inferred facts in columns {inferred}")
+
+
+@schema_app.command("json-schema")
+def schema_json(out: Optional[Path] = typer.Option(None, "-o", "--out")) -> None:
+    """Print (or write) the JSON Schema of the schema file format."""
+    from dpsynth.schema import schema_json_schema
+
+    text = json.dumps(schema_json_schema(), indent=2)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+    else:
+        typer.echo(text)
+
+
+@schema_app.command("import-sdv")
+def schema_import_sdv(
+    metadata: Path = typer.Argument(..., help="SDV single-table metadata JSON."),
+    facts: Path = typer.Option(..., "--facts", help="YAML/JSON with the public categories and bounds per column."),
+    out: Path = typer.Option(..., "-o", "--out"),
+) -> None:
+    """Convert SDV metadata plus public facts into a dpsynth schema."""
+    import yaml
+
+    from dpsynth.schema import dump_schema
+    from dpsynth.schema_io import from_sdv
+
+    meta = json.loads(metadata.read_text(encoding="utf-8"))
+    if "tables" in meta and len(meta["tables"]) == 1:
+        meta = next(iter(meta["tables"].values()))
+    dump_schema(from_sdv(meta, yaml.safe_load(facts.read_text(encoding="utf-8")) or {}), out)
+
+
+@schema_app.command("export-sdv")
+def schema_export_sdv(
+    schema: Path = typer.Argument(...),
+    out: Path = typer.Option(..., "-o", "--out"),
+) -> None:
+    """Write SDV single-table metadata for a dpsynth schema."""
+    from dpsynth.atomic import write_text_atomic
+    from dpsynth.schema import load_schema
+    from dpsynth.schema_io import to_sdv
+
+    write_text_atomic(out, json.dumps(to_sdv(load_schema(schema)), indent=2) + "\n")
+
+
+def validate_cmd(
+    data: Path = typer.Argument(..., help="CSV or Parquet file."),
+    schema: Path = typer.Option(..., "-s", "--schema"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """CONFIDENTIAL: what the data violates, as counts per column (never values)."""
+    from dpsynth.cli import emit, err_console
+    from dpsynth.encoding import read_frame, validate_frame
+    from dpsynth.schema import load_schema
+
+    s = load_schema(schema)
+    report = validate_frame(read_frame(data, s), s)
+    if as_json:
+        emit(report.to_json(), as_json=True)
+        return
+    console = err_console()
+    console.print("[bold]CONFIDENTIAL[/bold] validation report (computed on private data; do not publish)")
+    if report.ok:
+        console.print("no violations")
+    for col, problems in report.problems.items():
+        for kind, n in problems.items():
+            console.print(f"  {col}: {kind}: {n}")
+
+
+def budget_cmd(
+    rho: Optional[float] = typer.Option(None, "--rho"),
+    epsilon: Optional[float] = typer.Option(None, "--epsilon"),
+    delta: float = typer.Option(..., "--delta"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Convert between zCDP rho and (epsilon, delta)."""
+    from dpsynth.budget import budget_summary
+    from dpsynth.cli import emit
+
+    if (rho is None) == (epsilon is None):
+        raise ConfigError("give exactly one of --rho or --epsilon")
+    emit(budget_summary(rho=rho, epsilon=epsilon, delta=delta), as_json=as_json)
+
+
+def plan_cmd(
+    schema: Path = typer.Option(..., "-s", "--schema"),
+    mechanism: str = typer.Option("aim", "--mechanism", "-m"),
+    epsilon: Optional[float] = typer.Option(None, "--epsilon"),
+    delta: float = typer.Option(1e-9, "--delta"),
+    rho: Optional[float] = typer.Option(None, "--rho"),
+    memory_cap_gib: float = typer.Option(4.0, "--memory-cap-gib"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Plan a fit from the schema alone: noise scales, model size, memory."""
+    from dpsynth.cli import emit
+    from dpsynth.plan import plan_fit
+    from dpsynth.schema import load_schema
+
+    p = plan_fit(load_schema(schema), mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho,
+                 memory_cap_bytes=int(memory_cap_gib * 2**30))
+    emit(p.to_json(), as_json=as_json)
+
+
+def fit_cmd(
+    data: Path = typer.Argument(..., help="CSV or Parquet file (private)."),
+    schema: Path = typer.Option(..., "-s", "--schema"),
+    mechanism: str = typer.Option("aim", "--mechanism", "-m"),
+    epsilon: Optional[float] = typer.Option(None, "--epsilon"),
+    delta: float = typer.Option(1e-9, "--delta"),
+    rho: Optional[float] = typer.Option(None, "--rho"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    engine: str = typer.Option("numpy", "--engine"),
+    allow_private_schema: bool = typer.Option(False, "--allow-private-schema"),
+    ledger: Optional[Path] = typer.Option(None, "--ledger", help="Persistent ledger file with a lifetime cap."),
+    out: Path = typer.Option(..., "--out", help="Model directory to write."),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Fit a model under a privacy budget and save it (JSON + npz)."""
+    from dpsynth.api import fit
+    from dpsynth.cli import emit
+    from dpsynth.schema import load_schema
+
+    s = load_schema(schema)
+    if out.exists() and not overwrite:
+        raise ConfigError(f"output {out} already exists (pass --overwrite to replace it)")
+    synth = fit(data, s, mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho,  # type: ignore[arg-type]
+                seed=seed, engine=engine, allow_private_schema=allow_private_schema, ledger_path=ledger)
+    synth.save(out, overwrite=overwrite)
+    emit({"model": str(out), "mechanism": synth.mechanism, "epsilon": synth.privacy["epsilon"],
+          "delta": synth.privacy["delta"], "rho": synth.privacy["rho"],
+          "estimated_rows": synth.estimated_rows}, as_json=as_json)
+
+
+def sample_cmd(
+    model: Path = typer.Argument(..., help="Model directory written by `dpsynth fit`."),
+    rows: Optional[int] = typer.Option(None, "--rows", help="Rows to draw (default: the DP estimate of n)."),
+    condition: list[str] = typer.Option([], "--condition", help="COLUMN=VALUE; repeat for more."),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    out: Path = typer.Option(..., "--out", help="Output .csv or .parquet"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Sample synthetic rows from a fitted model (post-processing: spends nothing)."""
+    from dpsynth.api import load
+    from dpsynth.cli import emit
+    from dpsynth.io import write_frame
+
+    synth = load(model)
+    df = synth.sample(rows, conditions=_parse_conditions(condition) or None, seed=seed)
+    write_frame(df, out)
+    emit({"out": str(out), "rows": len(df)}, as_json=as_json)
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the main app."""
+    app.add_typer(schema_app, name="schema")
+    app.command("validate")(validate_cmd)
+    app.command("budget")(budget_cmd)
+    app.command("plan")(plan_cmd)
+    app.command("fit")(fit_cmd)
+    app.command("sample")(sample_cmd)
