@@ -43,7 +43,7 @@ def _draw(table: FloatArray, parent_index: IntArray | None, u: FloatArray) -> In
     offsets = 2.0 * np.arange(configs, dtype=np.float64)
     flat = (cdf + offsets[:, None]).ravel()
     pos = np.searchsorted(flat, u + 2.0 * parent_index, side="right") - parent_index * cells
-    return np.minimum(np.maximum(pos, 0), last[parent_index]).astype(np.int64)
+    return np.minimum(pos, last[parent_index]).astype(np.int64, copy=False)
 
 
 def sample(
@@ -74,8 +74,7 @@ def sample(
     domain = model.domain
     tree = model.tree
     probs = model.beliefs.probs
-    out = np.zeros((rows, len(domain)), dtype=np.int64)
-    col = {a: i for i, a in enumerate(domain.attrs)}
+    columns: dict[str, IntArray] = {}
     for node in tree.order:
         clique = tree.cliques[node]
         shape = tuple(domain.project(clique).shape)
@@ -87,19 +86,21 @@ def sample(
         perm = tuple(clique.index(a) for a in sep + new)
         sep_shape = tuple(shape[clique.index(a)] for a in sep)
         new_shape = tuple(shape[clique.index(a)] for a in new)
-        table = np.transpose(probs[node], perm).reshape(
-            int(np.prod(sep_shape, dtype=np.int64)), -1
-        )
+        configs = int(np.prod(sep_shape, dtype=np.int64))
+        table = np.transpose(probs[node], perm).reshape(configs, -1)
         u = rng.random(rows)
-        if sep:
-            parent_index = np.ravel_multi_index(
-                tuple(out[:, col[a]] for a in sep), sep_shape
-            ).astype(np.int64)
-            flat = _draw(table, parent_index, u)
+        parent_index: IntArray | None = None
+        for a, size in zip(sep, sep_shape):
+            parent_index = columns[a] if parent_index is None else parent_index * size + columns[a]
+        flat = _draw(table, parent_index, u)
+        if len(new) == 1:
+            columns[new[0]] = flat
         else:
-            flat = _draw(table, None, u)
-        for a, values in zip(new, np.unravel_index(flat, new_shape)):
-            out[:, col[a]] = values
+            for a, values in zip(new, np.unravel_index(flat, new_shape)):
+                columns[a] = values.astype(np.int64, copy=False)
+    out = np.empty((rows, len(domain)), dtype=np.int64)
+    for i, a in enumerate(domain.attrs):
+        out[:, i] = columns[a]
     return out
 
 
