@@ -214,6 +214,8 @@ def rdp_to_epsilon(
         raise ConfigError(f"rdp ({vals.shape}) and orders ({arr.shape}) must have the same length")
     if np.any(np.isnan(vals)) or np.any(vals < 0):
         raise ConfigError("rdp values must be >= 0 (NaN is not allowed)")
+    if not np.any(vals):  # identical output distributions at every order: nothing leaks
+        return 0.0, float(arr[0])
     eps = vals + _conversion_terms(arr, delta)
     idx = int(np.argmin(eps))
     best = float(eps[idx])
