@@ -73,26 +73,36 @@ def main() -> None:
     synth = sample(model, 1_000_000, np.random.default_rng(1))
     rows.append(("sample 1M rows", time.perf_counter() - start, synth.shape[0]))
 
-    extra = [noisy(c, sigma) for c in [("age", "education", "income>50K"),
-                                        ("occupation", "sex", "hours-per-week"),
-                                        ("marital-status", "relationship", "age")]]
+    extra = [
+        noisy(c, sigma)
+        for c in [
+            ("age", "education", "income>50K"),
+            ("occupation", "sex", "hours-per-week"),
+            ("marital-status", "relationship", "age"),
+        ]
+    ]
     start = time.perf_counter()
     losses2: list[float] = []
-    model2 = estimate(domain, ms + extra, warm_start=model,
-                      callback=lambda i, loss: losses2.append(loss))
+    model2 = estimate(
+        domain, ms + extra, warm_start=model, callback=lambda i, loss: losses2.append(loss)
+    )
     rows.append(("estimate +3 3-way, warm start", time.perf_counter() - start, len(losses2)))
     start = time.perf_counter()
     model2.project_many(triples)
-    rows.append(("project_many 455 3-way (cyclic)", time.perf_counter() - start,
-                 len(model2.cliques)))
+    rows.append(
+        ("project_many 455 3-way (cyclic)", time.perf_counter() - start, len(model2.cliques))
+    )
 
     print(f"{'step':42s} {'seconds':>9s} {'n':>8s}")
     for name, secs, n in rows:
         print(f"{name:42s} {secs:9.3f} {n:8d}")
-    probs = {c: model.probability(c) for k in (1, 2, 3)
-             for c in itertools.combinations(domain.attrs, k)}
-    print("workload L1 error of MST-like model (1,2,3-way):",
-          [round(err(probs, k), 4) for k in (1, 2, 3)])
+    probs = {
+        c: model.probability(c) for k in (1, 2, 3) for c in itertools.combinations(domain.attrs, k)
+    }
+    print(
+        "workload L1 error of MST-like model (1,2,3-way):",
+        [round(err(probs, k), 4) for k in (1, 2, 3)],
+    )
 
 
 if __name__ == "__main__":

@@ -40,7 +40,9 @@ def test_factor_arithmetic_broadcasts_to_union() -> None:
     s = fa + fb
     assert s.attrs == ("a", "b")
     np.testing.assert_allclose(s.values, [[11, 21, 31], [12, 22, 32]])
-    np.testing.assert_allclose((fb - fa).transpose(("a", "b")).values, -s.values + 2 * fb.expand(d).values)
+    np.testing.assert_allclose(
+        (fb - fa).transpose(("a", "b")).values, -s.values + 2 * fb.expand(d).values
+    )
     np.testing.assert_allclose((fa * 2.0).values, [2.0, 4.0])
     e = fa.expand(d)
     np.testing.assert_allclose(e.values, [[1, 1, 1], [2, 2, 2]])

@@ -22,7 +22,9 @@ def _model(cliques: list[tuple[str, ...]], seed: int = 0, constraints=()) -> Mod
     ms = []
     for c in cliques:
         axes = tuple(i for i, a in enumerate(DOMAIN.attrs) if a not in c)
-        ms.append(Measurement(DOMAIN.canonical(c), np.round(p.sum(axis=axes) * N).astype(np.int64), 1.0))
+        ms.append(
+            Measurement(DOMAIN.canonical(c), np.round(p.sum(axis=axes) * N).astype(np.int64), 1.0)
+        )
     return estimate(DOMAIN, ms, constraints=constraints)
 
 
@@ -53,8 +55,10 @@ def test_sampled_marginals_match_the_model_and_a_wrong_model_is_rejected() -> No
     rows = sample(model, 50_000, np.random.default_rng(1))
     assert rows.shape == (50_000, 5) and rows.dtype == np.int64
     assert np.all(rows >= 0) and np.all(rows < np.array(DOMAIN.shape))
-    pvalues = [_chi2_pvalue(_counts(rows, c), model.probability(c))
-               for c in [("a",), ("d",), ("a", "b"), ("a", "c"), ("b", "d"), ("a", "b", "c")]]
+    pvalues = [
+        _chi2_pvalue(_counts(rows, c), model.probability(c))
+        for c in [("a",), ("d",), ("a", "b"), ("a", "c"), ("b", "d"), ("a", "b", "c")]
+    ]
     assert min(pvalues) > 1e-4, pvalues
     wrong = _model(CYCLIC, seed=9)
     assert _chi2_pvalue(_counts(rows, ("a", "b")), wrong.probability(("a", "b"))) < 1e-6
@@ -132,7 +136,7 @@ def test_project_many_matches_brute_force() -> None:
     model = _model(CYCLIC + [("d", "e")])
     # brute force joint from the tree factorisation
     joint = np.ones(DOMAIN.shape)
-    for clique, factor in model.potentials.items():
+    for factor in model.potentials.values():
         joint = joint * factor.exp().expand(DOMAIN).values
     joint /= joint.sum()
     queries = [("e", "a"), ("a", "d", "e"), ("b", "e", "c"), ("a", "b", "c", "d", "e")]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Union
 
 import numpy as np
 import numpy.typing as npt
@@ -11,10 +10,10 @@ import numpy.typing as npt
 from dpsynth.errors import ConfigError
 from dpsynth.pgm.domain import Domain
 
-__all__ = ["Assignment", "normalize_assignment", "assignment_mask"]
+__all__ = ["Assignment", "assignment_mask", "normalize_assignment"]
 
 #: A partial assignment: each attribute gets one code or a set of codes.
-Assignment = Mapping[str, Union[int, Sequence[int]]]
+Assignment = Mapping[str, int | Sequence[int]]
 #: Normalised form: sorted attribute/codes pairs, codes sorted and distinct.
 Normalized = tuple[tuple[str, tuple[int, ...]], ...]
 

@@ -24,7 +24,7 @@ from dpsynth.pgm.clique_vector import CliqueVector
 from dpsynth.pgm.constraints import Assignment, Normalized, assignment_mask, normalize_assignment
 from dpsynth.pgm.domain import Domain
 from dpsynth.pgm.factor import Factor
-from dpsynth.pgm.inference import Beliefs, Calibrator
+from dpsynth.pgm.inference import Calibrator
 from dpsynth.pgm.junction_tree import JunctionTree, build_junction_tree
 from dpsynth.pgm.model import Model
 
@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 _WINDOW = 10
 _FLOOR = 1e-30
-_ACCELERATED = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,7 +91,9 @@ def _terms(tree: JunctionTree, measurements: Sequence[Measurement]) -> list[_Ter
     return out
 
 
-def _structural_masks(tree: JunctionTree, constraints: Sequence[Normalized]) -> dict[int, FloatArray]:
+def _structural_masks(
+    tree: JunctionTree, constraints: Sequence[Normalized]
+) -> dict[int, FloatArray]:
     """Per clique, an additive array with ``-inf`` on forbidden cells (0 elsewhere)."""
     out: dict[int, FloatArray] = {}
     for constraint in constraints:
@@ -179,6 +180,7 @@ def estimate(
     callback: Callable[[int, float], None] | None = None,
     max_cells: int | None = None,
     tol: float = 1e-3,
+    accelerated: bool = True,
 ) -> Model:
     """Fit a graphical model to noisy marginals.
 
@@ -193,6 +195,8 @@ def estimate(
         callback: Called as ``callback(iteration, loss)`` after each iteration.
         max_cells: Cap on the junction tree's total cells, checked before allocating.
         tol: Stop when the loss improved by less than ``tol`` (relative) over 10 iterations.
+        accelerated: Use accelerated mirror descent (default); ``False`` runs plain mirror
+            descent with Armijo backtracking, as in Private-PGM.
 
     Returns:
         The fitted model.
@@ -223,13 +227,17 @@ def estimate(
     calibrator = Calibrator(tree)
     terms = _terms(tree, measurements)
     if terms and iters > 0:
-        if _ACCELERATED:
-            tables = _accelerated(calibrator, _Objective(tree, terms, total), theta, iters, tol, callback)
+        if accelerated:
+            tables = _accelerated(
+                calibrator, _Objective(tree, terms, total), theta, iters, tol, callback
+            )
             theta = _potentials_from_marginals(tree, tables)
             for node, add in masks.items():
                 theta[node] = theta[node] + add
         else:
-            theta = _mirror_descent(calibrator, _Objective(tree, terms, total), theta, iters, tol, callback)
+            theta = _mirror_descent(
+                calibrator, _Objective(tree, terms, total), theta, iters, tol, callback
+            )
     potentials = CliqueVector(
         {c: Factor(domain.project(c), t) for c, t in zip(tree.cliques, theta)}
     )
@@ -257,9 +265,7 @@ def _mirror_descent(
             cand = [t - alpha * g for t, g in zip(theta, grads)]
             new_mus = objective.marginals(calibrator.calibrate(cand).probs)
             new_loss = objective.loss(new_mus)
-            predicted = sum(
-                float(np.vdot(g, mu - nu)) for g, mu, nu in zip(per_term, mus, new_mus)
-            )
+            predicted = sum(float(np.vdot(g, mu - nu)) for g, mu, nu in zip(per_term, mus, new_mus))
             if loss - new_loss >= 0.5 * predicted:
                 break
             alpha *= 0.5
@@ -343,6 +349,8 @@ def _potentials_from_marginals(tree: JunctionTree, tables: list[FloatArray]) -> 
             sep = tree.separator(node, parent) if parent >= 0 else ()
             if sep:
                 axes = tuple(i for i, a in enumerate(clique) if a not in sep)
-                theta = theta - np.log(np.maximum(np.add.reduce(tables[node], axis=axes, keepdims=True), _FLOOR))
+                theta = theta - np.log(
+                    np.maximum(np.add.reduce(tables[node], axis=axes, keepdims=True), _FLOOR)
+                )
             out.append(theta)
     return out

@@ -111,7 +111,7 @@ class Factor:
             domain = self.domain.merge(other.domain)
             left, right = self.expand_view(domain), other.expand_view(domain)
         else:
-            domain, left, right = self.domain, self.values, np.float64(other)
+            domain, left, right = self.domain, self.values, np.full((), float(other))
         with np.errstate(invalid="ignore"):
             if op == "+":
                 out = left + right
@@ -175,7 +175,9 @@ class Factor:
             log: Whether the values are log-space (shift) or linear (scale).
         """
         if log:
-            shift = np.log(total) - float(logsumexp_axes(self.values, tuple(range(self.values.ndim))))
+            shift = np.log(total) - float(
+                logsumexp_axes(self.values, tuple(range(self.values.ndim)))
+            )
             return Factor(self.domain, self.values + shift)
         mass = float(np.sum(self.values))
         if mass <= 0:

@@ -73,9 +73,7 @@ class Calibrator:
                     parent=parent,
                     up_axes=tuple(i for i, a in enumerate(ccl) if a not in sep),
                     down_axes=tuple(i for i, a in enumerate(pcl) if a not in sep),
-                    in_parent=tuple(
-                        s if a in sep else 1 for a, s in zip(pcl, self.shapes[parent])
-                    ),
+                    in_parent=tuple(s if a in sep else 1 for a, s in zip(pcl, self.shapes[parent])),
                     in_child=tuple(s if a in sep else 1 for a, s in zip(ccl, self.shapes[child])),
                 )
             )

@@ -24,7 +24,7 @@ from dpsynth.pgm.factor import Factor
 from dpsynth.pgm.inference import Beliefs, Calibrator, MarginalCache
 from dpsynth.pgm.junction_tree import JunctionTree
 
-__all__ = ["Model", "save_model", "load_model", "FORMAT_VERSION"]
+__all__ = ["FORMAT_VERSION", "Model", "load_model", "save_model"]
 
 FORMAT_VERSION = 1
 FloatArray = npt.NDArray[np.float64]
@@ -114,12 +114,12 @@ class Model:
         norm = normalize_assignment(self.domain, evidence, what="evidence")
         arrays = {c: f.values.copy() for c, f in self.potentials.items()}
         for attr, codes in norm:
-            home = self.tree.cliques[self.tree.home((attr,)) or 0]
+            node = self.tree.home((attr,))
+            assert node is not None  # every attribute is in some clique
+            home = self.tree.cliques[node]
             mask = assignment_mask(home, arrays[home].shape, ((attr, codes),))
             arrays[home][~mask] = -np.inf
-        potentials = CliqueVector(
-            {c: Factor(self.domain.project(c), v) for c, v in arrays.items()}
-        )
+        potentials = CliqueVector({c: Factor(self.domain.project(c), v) for c, v in arrays.items()})
         model = Model(self.domain, self.tree, potentials, self.total, self.constraints)
         try:
             model.beliefs  # noqa: B018 - calibrate now to report impossible evidence here

@@ -38,12 +38,12 @@ def _draw(table: FloatArray, parent_index: IntArray | None, u: FloatArray) -> In
     cdf[np.arange(cells)[None, :] >= last[:, None]] = 1.0
     if parent_index is None:
         idx = np.searchsorted(cdf[0], u, side="right")
-        return np.minimum(idx, last[0]).astype(np.int64)
+        return np.asarray(np.minimum(idx, last[0]), dtype=np.int64)
     # Row k's CDF is shifted to [2k, 2k+1]: one searchsorted serves every configuration.
     offsets = 2.0 * np.arange(configs, dtype=np.float64)
     flat = (cdf + offsets[:, None]).ravel()
     pos = np.searchsorted(flat, u + 2.0 * parent_index, side="right") - parent_index * cells
-    return np.minimum(pos, last[parent_index]).astype(np.int64, copy=False)
+    return np.asarray(np.minimum(pos, last[parent_index]), dtype=np.int64)
 
 
 def sample(
@@ -135,5 +135,3 @@ def sample_with_shares(
         return np.zeros((0, len(model.domain)), dtype=np.int64)
     stacked = np.concatenate(parts, axis=0)
     return stacked[rng.permutation(stacked.shape[0])]
-
-
