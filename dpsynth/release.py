@@ -1,0 +1,319 @@
+"""Release workflow: fit, sample and write a self-describing bundle; verify a bundle later.
+
+:func:`release` spends the privacy budget once and writes, atomically (an interrupted run
+leaves no bundle under the target name), the files a data-sharing agreement can attach:
+``synthetic.csv``, ``synthetic.parquet``, ``schema.yaml``, ``manifest.json``,
+``privacy_statement.md``, ``report/index.html``, ``report/report.json`` and ``SHA256SUMS``.
+Only public things go into the bundle. An optional confidential evaluation is written to a
+separate directory. :func:`verify_bundle` recomputes every checksum and checks the bundle's
+internal consistency.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from dpsynth.api import DataSource, Mechanism, fit
+from dpsynth.atomic import atomic_directory, write_bytes_atomic, write_text_atomic
+from dpsynth.errors import ConfigError
+from dpsynth.manifest import (
+    RowsChoice,
+    VerifyResult,
+    build_manifest,
+    format_sha256sums,
+    sha256_file,
+    verify_bundle,
+)
+from dpsynth.schema import Schema, dump_schema, load_schema
+
+__all__ = ["ReleaseResult", "VerifyResult", "release", "verify_bundle", "escape_csv_injection",
+           "STAGES"]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+STAGES: tuple[str, ...] = ("fit", "sample", "write data", "report", "checksums", "evaluate")
+"""Stage names passed to the ``progress`` callback, in order (``evaluate`` only if asked)."""
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_WRITER_MARK = ".dpsynth-writer"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleaseResult:
+    """What :func:`release` wrote.
+
+    Attributes:
+        bundle: The bundle directory.
+        release_id: The manifest's release id.
+        mechanism: The generator used.
+        epsilon: The guarantee's epsilon (from the ledger; at most the requested one).
+        delta: The guarantee's delta.
+        rho: The zCDP cost spent.
+        rows: Synthetic rows written.
+        rows_source: ``dp_estimate`` or ``user``.
+        estimated_rows: The DP estimate of the input's size.
+        files: Paths of the bundle's files, relative to ``bundle``.
+        internal_report: Directory of the confidential evaluation, if one was written.
+    """
+
+    bundle: Path
+    release_id: str
+    mechanism: str
+    epsilon: float | None
+    delta: float | None
+    rho: float | None
+    rows: int
+    rows_source: str
+    estimated_rows: int
+    files: tuple[str, ...] = field(default_factory=tuple)
+    internal_report: Path | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form (paths as strings), as printed by ``dpsynth release --json``."""
+        out = asdict(self)
+        out["bundle"] = str(self.bundle)
+        out["files"] = list(self.files)
+        out["internal_report"] = None if self.internal_report is None else str(self.internal_report)
+        return out
+
+
+def escape_csv_injection(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy where text cells that a spreadsheet would run as a formula start with ``'``.
+
+    Only text cells are touched: a cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage
+    return gets a leading apostrophe unless the whole cell is a plain number (so ``-3`` and
+    ``-2.5e3`` stay numbers). Numeric, boolean and datetime columns are left as they are.
+    """
+    out = df.copy()
+    for name in out.columns:
+        s = out[name]
+        if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
+            continue
+
+        def fix(v: object) -> object:
+            if isinstance(v, str) and v.startswith(_FORMULA_START) and not _NUMBER.match(v):
+                return "'" + v
+            return v
+
+        out[name] = s.map(fix)
+    return out
+
+
+def _resolve_schema(schema: Schema | str | Path) -> Schema:
+    return schema if isinstance(schema, Schema) else load_schema(schema)
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    c, p = child.resolve(), parent.resolve()
+    return c == p or p in c.parents
+
+
+def _sweep_stale_partials(out: Path) -> None:
+    """Remove partial bundles left by writers that were killed (their process is gone)."""
+    for tmp in out.parent.glob(f".{out.name}.*.partial"):
+        mark = tmp / _WRITER_MARK
+        try:
+            pid = int(mark.read_text(encoding="utf-8").strip())
+        except (OSError, ValueError):
+            if time.time() - tmp.stat().st_mtime < 3600:
+                continue  # maybe a writer that has not marked itself yet
+            pid = -1
+        if pid > 0:
+            try:
+                os.kill(pid, 0)
+                continue  # still running
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+        log.info("removing partial bundle %s left by an interrupted run", tmp.name)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check_args(out: Path, overwrite: bool, rows: int | None, internal_report: Path | None) -> None:
+    if out.exists() and not overwrite:
+        raise ConfigError(f"output {out} already exists (pass overwrite / --overwrite to replace it)")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output {out} exists and is not a directory")
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 1):
+        raise ConfigError(f"rows ({rows!r}) must be a positive integer")
+    if internal_report is not None and (_inside(internal_report, out) or _inside(out, internal_report)):
+        raise ConfigError(
+            f"internal report directory {internal_report} must be outside the bundle {out}: "
+            "the confidential evaluation never goes into a public bundle")
+
+
+def _publishable(tmp: Path) -> None:
+    """Bundles are meant to be shared: files 0644, directories 0755 (temp files start 0600)."""
+    for p in [tmp, *tmp.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+def _parquet_bytes(df: pd.DataFrame, meta: dict[str, str]) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    merged = dict(table.schema.metadata or {})
+    merged.update({f"dpsynth.{k}".encode(): v.encode() for k, v in meta.items()})
+    buf = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata(merged), buf)
+    return buf.getvalue()
+
+
+def _write_data(tmp: Path, synthetic: pd.DataFrame, meta: dict[str, str]) -> None:
+    csv_text = escape_csv_injection(synthetic).to_csv(index=False, lineterminator="\n")
+    write_text_atomic(tmp / "synthetic.csv", csv_text)
+    write_bytes_atomic(tmp / "synthetic.parquet", _parquet_bytes(synthetic, meta))
+
+
+def _read_source(data: DataSource, schema: Schema) -> pd.DataFrame | None:
+    """The input as a frame when the confidential evaluation needs it (never modified)."""
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, (str, Path)):
+        from dpsynth.encoding import read_frame
+
+        return read_frame(data, schema)
+    return None
+
+
+def _fit_source(data: DataSource, schema: Schema, engine: str) -> DataSource:
+    """What to hand to :func:`fit`: the data itself, or a numpy backend until the factory exists."""
+    try:
+        import dpsynth.backends.factory  # noqa: F401
+    except ImportError:
+        if engine != "numpy" or not isinstance(data, (pd.DataFrame, str, Path)):
+            return data
+        from dpsynth.backends.numpy import NumpyBackend
+        from dpsynth.encoding import encode, read_frame
+
+        frame = data if isinstance(data, pd.DataFrame) else read_frame(data, schema)
+        return NumpyBackend(encode(frame, schema))
+    return data
+
+
+def release(
+    data: DataSource,
+    schema: Schema | str | Path,
+    *,
+    mechanism: Mechanism = "aim",
+    epsilon: float | None = None,
+    delta: float = 1e-9,
+    rho: float | None = None,
+    rows: int | None = None,
+    seed: int | None = None,
+    engine: str = "numpy",
+    allow_private_schema: bool = False,
+    ledger_path: str | Path | None = None,
+    out: str | Path,
+    overwrite: bool = False,
+    internal_report: str | Path | None = None,
+    holdout: pd.DataFrame | str | Path | None = None,
+    target: str | None = None,
+    progress: Progress | None = None,
+) -> ReleaseResult:
+    """Fit a synthesizer, spending the budget once, and write a release bundle atomically.
+
+    Args:
+        data: The confidential input: a DataFrame or a CSV/Parquet path (never modified).
+        schema: The public schema (or a path to it).
+        mechanism: ``schema_only``, ``independent``, ``mst``, ``aim``, ``dpvae`` or ``dpgan``.
+        epsilon: Budget as (epsilon, delta)-DP; or give ``rho``.
+        delta: The delta of the guarantee.
+        rho: Budget as rho-zCDP (alternative to ``epsilon``).
+        rows: Number of synthetic rows; default the DP estimate of the input size.
+        seed: Seed of post-processing only (sampling, decoding); DP noise is never seeded.
+        engine: Counting engine: ``numpy``, ``duckdb`` or ``spark``.
+        allow_private_schema: Accept ``private_inferred`` schema facts (stated as a caveat).
+        ledger_path: Persistent per-dataset ledger (lifetime cap across releases).
+        out: The bundle directory to create.
+        overwrite: Replace an existing bundle (only once the new one is complete).
+        internal_report: Where to write the CONFIDENTIAL evaluation (outside the bundle).
+        holdout: Real rows never fitted on, for the confidential evaluation.
+        target: Binary column for the evaluation's train-on-synthetic AUC.
+        progress: Called with each stage name of :data:`STAGES` as it starts.
+
+    Returns:
+        A :class:`ReleaseResult`.
+
+    Raises:
+        ConfigError: Bad arguments or existing output (exit code 2), before any budget is spent.
+        SchemaError: Invalid schema or data not matching it (exit code 4).
+        BudgetExceededError: The budget or the ledger's lifetime cap would be exceeded (3).
+    """
+    step: Progress = progress or (lambda _stage: None)
+    out_dir = Path(out)
+    report_dir = None if internal_report is None else Path(internal_report)
+    _check_args(out_dir, overwrite, rows, report_dir)
+    sch = _resolve_schema(schema)
+    _sweep_stale_partials(out_dir)
+
+    step("fit")
+    synth = fit(_fit_source(data, sch, engine), sch, mechanism=mechanism, epsilon=epsilon,
+                delta=delta, rho=rho, seed=seed, engine=engine,
+                allow_private_schema=allow_private_schema, ledger_path=ledger_path)
+    choice = RowsChoice(count=synth.estimated_rows if rows is None else int(rows),
+                        source="dp_estimate" if rows is None else "user",
+                        dp_estimate=int(synth.estimated_rows))
+    step("sample")
+    synthetic = synth.sample(choice.count, seed=seed)
+
+    from dpsynth.report.public import build_public_report, render_public_html, synthetic_table
+    from dpsynth.statement import privacy_statement
+
+    manifest = build_manifest(synth, rows=choice, seed=seed, allow_private_schema=allow_private_schema,
+                              requested={"epsilon": epsilon, "delta": delta, "rho": rho}, outputs=[])
+    meta = {"release_id": manifest["release_id"], "schema_sha256": manifest["input"]["schema_sha256"]}
+    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+        write_text_atomic(tmp / _WRITER_MARK, str(os.getpid()))
+        step("write data")
+        _write_data(tmp, synthetic, meta)
+        dump_schema(sch, tmp / "schema.yaml")
+        step("report")
+        report = build_public_report(synth, synthetic_table(synthetic, synth), manifest=manifest)
+        write_text_atomic(tmp / "report" / "report.json", json.dumps(report, indent=2, allow_nan=False))
+        write_text_atomic(tmp / "report" / "index.html", render_public_html(report))
+        write_text_atomic(tmp / "privacy_statement.md", privacy_statement(manifest))
+        step("checksums")
+        data_rows = {"synthetic.csv": len(synthetic), "synthetic.parquet": len(synthetic)}
+        names = ["synthetic.csv", "synthetic.parquet", "schema.yaml", "privacy_statement.md",
+                 "report/index.html", "report/report.json"]
+        manifest["outputs"] = [{"path": n, "sha256": sha256_file(tmp / n), "rows": data_rows.get(n)}
+                               for n in names]
+        write_text_atomic(tmp / "manifest.json", json.dumps(manifest, indent=2, allow_nan=False))
+        (tmp / _WRITER_MARK).unlink()
+        sums = {n: sha256_file(tmp / n) for n in [*names, "manifest.json"]}
+        write_text_atomic(tmp / "SHA256SUMS", format_sha256sums(sums))
+        _publishable(tmp)
+    log.info("release %s written to %s", manifest["release_id"], out_dir)
+
+    if report_dir is not None:
+        step("evaluate")
+        from dpsynth.evaluate import evaluate
+
+        real = _read_source(data, sch)
+        if real is None:
+            raise ConfigError("internal_report needs the data as a DataFrame or a file path")
+        evaluate(real, synthetic, sch, holdout=holdout, target=target, out=report_dir,
+                 overwrite=overwrite)
+    p = synth.privacy
+    return ReleaseResult(
+        bundle=out_dir, release_id=manifest["release_id"], mechanism=synth.mechanism,
+        epsilon=p.get("epsilon"), delta=p.get("delta"), rho=p.get("rho"), rows=choice.count,
+        rows_source=choice.source, estimated_rows=choice.dp_estimate,
+        files=tuple(sorted([*sums, "SHA256SUMS"])), internal_report=report_dir,
+    )
