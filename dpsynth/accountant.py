@@ -147,7 +147,8 @@ class _Cap:
             if math.fsum(ev.rho for ev in events) <= self.total_rho * (1.0 + _SLACK):
                 return None
             remaining = self.remaining_rho(spent)
-            return f"requested rho={event.rho:.6g}, remaining {what} rho={remaining:.6g}{label}"
+            cap = "" if what == "budget" else f" under the {what} cap"
+            return f"requested rho={event.rho:.6g}, remaining rho={remaining:.6g}{cap}{label}"
         if not isinstance(self.budget, ApproxDP):
             culprit = (
                 type(event).__name__ if not math.isfinite(event.rho) else "an event in the ledger"
