@@ -132,11 +132,20 @@ def _encode_datetime(s: pd.Series, col: DatetimeColumn, pr: _Problems) -> npt.ND
     ts = pd.to_datetime(s, errors="coerce", utc=True, format="mixed") if not pd.api.types.is_datetime64_any_dtype(s) else s
     if getattr(ts.dt, "tz", None) is not None:
         ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
-    pr.add("unparseable", int((ts.isna() & s.notna()).sum()))
-    null = ts.isna().to_numpy()
     unit = GRANULARITY_UNITS[col.granularity]
-    arr = ts.to_numpy(dtype="datetime64[ns]")
-    units = arr.astype(f"datetime64[{unit}]").astype(np.int64)
+    arr = np.asarray(ts.to_numpy())
+    if arr.dtype.kind != "M":  # e.g. all values null
+        arr = np.full(len(ts), np.datetime64("NaT"), dtype=f"datetime64[{unit}]")
+    units = arr.astype(f"datetime64[{unit}]").astype(np.int64)  # keeps pandas' own resolution
+    null = ts.isna().to_numpy()
+    retry = np.flatnonzero(null & s.notna().to_numpy())
+    for i in retry:  # outside pandas' nanosecond range (e.g. year 9999): parse ISO text directly
+        try:
+            units[i] = np.datetime64(str(s.iloc[i]).strip()[:19], unit).astype(np.int64)
+            null[i] = False
+        except ValueError:
+            pass
+    pr.add("unparseable", int(np.sum(null & s.notna().to_numpy())))
     lo, hi = col.unit_bounds()
     pr.add("out_of_bounds", int(((units < lo) | (units > hi))[~null].sum()))
     units = np.clip(np.where(null, lo, units), lo, hi)
