@@ -167,7 +167,7 @@ class MixedEncoder:
                 raise SchemaError(
                     f"column {c!r} of the {name} data has {bad} non-numeric values, "
                     "but it is numeric in the real data")
-            arr = x.to_numpy(dtype=np.float64, na_value=np.nan)
+            arr = np.array(x.to_numpy(dtype=np.float64, na_value=np.nan), copy=True)
             arr[np.isinf(arr)] = np.nan
             num[:, j] = arr
         for j, c in enumerate(self.cat_columns):

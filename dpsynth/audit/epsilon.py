@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 from scipy import stats as sps
+from scipy.special import betaincinv
 
 from dpsynth.audit.stats import clopper_pearson_upper
 from dpsynth.errors import ConfigError
@@ -102,6 +103,20 @@ def gdp_mu_lower_bound(fp: int, n0: int, fn: int, n1: int, *, alpha: float = 0.0
     return max(best, 0.0)
 
 
+def _eps_lb_many(fp: NDArray[np.int64], n0: int, fn: NDArray[np.int64], n1: int,
+                 alpha: float, delta: float) -> NDArray[np.float64]:
+    """Vectorised :func:`epsilon_lower_bound` over many (fp, fn) pairs."""
+    g = 1.0 - alpha / 2.0
+    fpr_hi = np.where(fp >= n0, 1.0, betaincinv(fp + 1.0, np.maximum(n0 - fp, 1), g))
+    fnr_hi = np.where(fn >= n1, 1.0, betaincinv(fn + 1.0, np.maximum(n1 - fn, 1), g))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.log((1.0 - delta - fpr_hi) / fnr_hi)
+        b = np.log((1.0 - delta - fnr_hi) / fpr_hi)
+    a = np.where((1.0 - delta - fpr_hi > 0) & (fnr_hi > 0), a, 0.0)
+    b = np.where((1.0 - delta - fnr_hi > 0) & (fpr_hi > 0), b, 0.0)
+    return np.maximum(0.0, np.maximum(a, b))
+
+
 def _errors(member: NDArray[np.float64], nonmember: NDArray[np.float64], t: float
             ) -> tuple[int, int]:
     return int(np.sum(nonmember >= t)), int(np.sum(member < t))
@@ -139,12 +154,10 @@ def empirical_epsilon(member_scores: NDArray[np.float64],
     pooled = np.concatenate([m_sel, n_sel])
     candidates = np.unique(np.quantile(pooled, np.linspace(0.0, 1.0, n_candidates)))
     candidates = np.unique(np.concatenate([candidates, np.nextafter(candidates, np.inf)]))
-    best_t, best_score = float(candidates[-1]), -1.0
-    for t in candidates:
-        fp, fn = _errors(m_sel, n_sel, float(t))
-        score = epsilon_lower_bound(fp, n_sel.size, fn, m_sel.size, alpha=alpha, delta=delta)
-        if score > best_score:
-            best_t, best_score = float(t), score
+    fps = n_sel.size - np.searchsorted(np.sort(n_sel), candidates, side="left")
+    fns = np.searchsorted(np.sort(m_sel), candidates, side="left")
+    scores = _eps_lb_many(fps, n_sel.size, fns, m_sel.size, alpha, delta)
+    best_t = float(candidates[int(np.argmax(scores))])
     fp, fn = _errors(m_eval, n_eval, best_t)
     eps = epsilon_lower_bound(fp, n_eval.size, fn, m_eval.size, alpha=alpha, delta=delta)
     mu = gdp_mu_lower_bound(fp, n_eval.size, fn, m_eval.size, alpha=alpha)

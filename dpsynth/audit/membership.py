@@ -133,15 +133,15 @@ def domias_mia(members: EncodedTable, nonmembers: EncodedTable, syn: EncodedTabl
         reference: Held-out records standing for the population density.
         rng: Randomness for the epsilon split.
         alpha: Failure probability of the intervals and bound.
-        bandwidth: Kernel bandwidth in distance units; default the median distance from a
-            reference record to its nearest synthetic record, at least half a column.
+        bandwidth: Kernel bandwidth in distance units; default half the median distance from
+            a reference record to its nearest synthetic record, at least a quarter column.
     """
     if reference.n_rows < 2:
         raise ConfigError("DOMIAS needs at least 2 reference records")
     p = len(syn.columns)
     if bandwidth is None:
         _, d = nearest_neighbors(reference, syn, k=1)
-        bandwidth = max(float(np.median(d)), 0.5 / p)
+        bandwidth = max(0.5 * float(np.median(d)), 0.25 / p)
     if bandwidth <= 0:
         raise ConfigError(f"bandwidth ({bandwidth}) must be > 0")
 

@@ -2,7 +2,8 @@
 
 A policy can cap the claimed epsilon/delta of a release manifest, the upper confidence
 bounds of the membership AUC and of the three WP29 risks, the empirical epsilon lower bound,
-forbid exact copies of rare real records, and ask for a minimum k. A cap on a number the
+forbid exact copies of rare real records (beyond the chance collisions the holdout shows),
+and ask for a minimum k. A cap on a number the
 audit could not compute (e.g. membership AUC without a holdout) fails: the gate is closed
 when the evidence is missing. Caps on epsilon/delta are checked only when a manifest is
 given, unless ``manifest_required`` is set.
@@ -151,11 +152,13 @@ def evaluate_policy(result: AuditResult, policy: Policy) -> PolicyOutcome:
         cap_upper(f"{key} risk", _get(js, key, "risk", "ci"), cap)
     if policy.forbid_rare_exact_copies:
         n = _get(js, "exact_copies", "rare")
+        allowed = _get(js, "exact_copies", "rare_allowed") or 0.0
         if n is None:
             failures.append("exact copies of rare records could not be counted")
-        elif int(n) > 0:
+        elif int(n) > 0 and int(n) > float(allowed):
             failures.append(f"{int(n)} rare real records (unique on the quasi-identifiers) "
-                            "appear verbatim in the synthetic data")
+                            "appear verbatim in the synthetic data, more than chance "
+                            f"collisions explain ({float(allowed):.1f}, from the holdout)")
     if policy.min_k is not None:
         k = _get(js, "k_anonymity", "k")
         if k is None or int(k) < policy.min_k:

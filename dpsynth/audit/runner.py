@@ -116,22 +116,36 @@ def _check_columns(name: str, frame: pd.DataFrame, cols: Sequence[str]) -> None:
 
 
 def _exact_copies(r: EncodedTable, s: EncodedTable, h: EncodedTable | None,
-                  rare: np.ndarray) -> dict[str, int | float]:
+                  rare: np.ndarray, rare_h: np.ndarray | None) -> dict[str, int | float]:
+    """Verbatim copies of real records, with the holdout's chance-collision rate as control.
+
+    ``rare_allowed`` is the number of rare copies explainable by chance: the holdout's rate
+    of rare records found verbatim in the synthetic data, scaled to the real data, plus
+    three Poisson standard deviations. Without a holdout it is 0.
+    """
     syn_keys = set(s.row_keys().tolist())
-    real_keys = r.row_keys()
-    copied = np.fromiter((k in syn_keys for k in real_keys.tolist()), bool, real_keys.size)
-    real_set = set(real_keys.tolist())
+    real_keys = r.row_keys().tolist()
+    copied = np.fromiter((k in syn_keys for k in real_keys), bool, len(real_keys))
+    real_set = set(real_keys)
     syn_from_real = sum(1 for k in s.row_keys().tolist() if k in real_set)
     out: dict[str, int | float] = {
         "real_records_copied": int(copied.sum()),
-        "rare": int((copied & rare).sum()),
+        "real_share_copied": float(copied.mean()) if copied.size else 0.0,
         "synthetic_share_copies": syn_from_real / max(s.n_rows, 1),
+        "n_rare": int(rare.sum()),
+        "rare": int((copied & rare).sum()),
+        "rare_allowed": 0.0,
     }
-    if h is not None:
+    if h is not None and rare_h is not None:
         hk = h.row_keys().tolist()
-        out["holdout_records_copied"] = sum(1 for k in hk if k in syn_keys)
-        out["holdout_share_copied"] = out["holdout_records_copied"] / max(len(hk), 1)
-    out["real_share_copied"] = float(copied.mean()) if copied.size else 0.0
+        h_copied = np.fromiter((k in syn_keys for k in hk), bool, len(hk))
+        out["holdout_records_copied"] = int(h_copied.sum())
+        out["holdout_share_copied"] = float(h_copied.mean()) if h_copied.size else 0.0
+        out["holdout_n_rare"] = int(rare_h.sum())
+        out["holdout_rare"] = int((h_copied & rare_h).sum())
+        if rare_h.sum() > 0:
+            expected = out["holdout_rare"] / int(rare_h.sum()) * int(rare.sum())
+            out["rare_allowed"] = expected + 3.0 * float(np.sqrt(expected))
     return out
 
 
@@ -228,12 +242,14 @@ def run_audit(real: pd.DataFrame, synthetic: pd.DataFrame, *, holdout: pd.DataFr
     inf = inference_risk(targets, s, control, secrets=secs, rng=rng,
                          confidence=RISK_CONFIDENCE)
     rare = (qi_group_sizes(real, qis) == 1)[qi_group_ids(real, qis)]
+    rare_h = None if holdout is None else \
+        (qi_group_sizes(holdout, qis) == 1)[qi_group_ids(holdout, qis)]
     result = AuditResult(
         membership=membership, singling_out=so, linkability=link,
         linkability_columns=(tuple(cols_a), tuple(cols_b)), inference=inf,
         k_anonymity=syntactic_report(synthetic[cols], qis, secs),
         k_anonymity_real=syntactic_report(real, qis, secs),
-        exact_copies=_exact_copies(r, s, h, rare), outliers=_outliers(r, s, h, rng),
+        exact_copies=_exact_copies(r, s, h, rare, rare_h), outliers=_outliers(r, s, h, rng),
         meta={"n_real": len(real), "n_synthetic": len(synthetic),
               "n_holdout": None if holdout is None else len(holdout), "n_targets": n_t,
               "quasi_identifiers": qis, "secrets": secs, "columns": cols,

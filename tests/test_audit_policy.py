@@ -1,0 +1,84 @@
+"""Policy loading and pass/fail decisions."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dpsynth.audit import AuditResult, Policy, evaluate_policy, load_policy, run_audit
+from dpsynth.errors import ConfigError
+
+POLICIES = Path(__file__).parent.parent / "audits" / "policies"
+
+
+def test_default_yaml_equals_builtin_default() -> None:
+    assert load_policy(POLICIES / "default.yaml") == Policy()
+    strict = load_policy(POLICIES / "strict.yaml")
+    assert strict.manifest_required and strict.max_epsilon == 1.0
+
+
+def test_bad_policy_files(tmp_path: Path) -> None:
+    p = tmp_path / "p.yaml"
+    p.write_text("max_epsilonn: 1\n")
+    with pytest.raises(ConfigError, match="unknown policy fields"):
+        load_policy(p)
+    p.write_text("max_epsilon: -1\n")
+    with pytest.raises(ConfigError, match="max_epsilon"):
+        load_policy(p)
+    p.write_text("max_epsilon: [1\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_policy(p)
+
+
+@pytest.fixture(scope="module")
+def null_result() -> AuditResult:
+    rng = np.random.default_rng(11)
+    n = 600
+    cols = {
+        "a": lambda m: rng.integers(18, 90, m),
+        "b": lambda m: rng.choice(list("abcdefgh"), m),
+        "c": lambda m: rng.choice(list("xyz"), m),
+        "s": lambda m: rng.choice(["yes", "no"], m),
+    }
+
+    def draw(m: int) -> pd.DataFrame:
+        return pd.DataFrame({k: f(m) for k, f in cols.items()})
+
+    return run_audit(draw(n), draw(n), holdout=draw(n), quasi_identifiers=["a", "b", "c"],
+                     secrets=["s"], n_attacks=300, rng=rng)
+
+
+def test_null_release_passes_default_with_manifest_checks(null_result: AuditResult) -> None:
+    out = evaluate_policy(null_result, Policy())
+    assert out.passed, out.failures
+    assert any("privacy.epsilon" in s for s in out.skipped)
+    ok = dataclasses.replace(null_result, manifest={"privacy": {"epsilon": 1.0, "delta": 1e-7}})
+    assert evaluate_policy(ok, Policy()).passed
+    big = dataclasses.replace(null_result, manifest={"privacy": {"epsilon": 12.0, "delta": 1e-7}})
+    out = evaluate_policy(big, Policy())
+    assert not out.passed
+    assert out.failures == ["manifest privacy.epsilon (12.0) exceeds the cap (10.0)"]
+
+
+def test_required_manifest_missing_fails(null_result: AuditResult) -> None:
+    out = evaluate_policy(null_result, Policy(manifest_required=True))
+    assert not out.passed and len(out.failures) == 2
+
+
+def test_caps_on_evidence(null_result: AuditResult) -> None:
+    js = null_result.to_json()
+    tight = Policy(max_membership_auc_upper=js["membership"]["max_auc_ci"][1] - 1e-6)
+    out = evaluate_policy(null_result, tight)
+    assert not out.passed and out.failures[0].startswith("membership AUC upper bound")
+    zero = Policy(max_linkability_risk_upper=0.0, max_inference_risk_upper=0.0,
+                  max_singling_out_risk_upper=0.0)
+    failures = evaluate_policy(null_result, zero).failures
+    assert sum("risk upper bound" in f for f in failures) >= 2
+    assert not evaluate_policy(null_result, Policy(min_k=1000)).passed
+    assert evaluate_policy(null_result, Policy(min_k=1)).passed
+    assert not evaluate_policy(null_result, Policy(max_membership_epsilon_lb=-0.0 + 0.0,
+                                                   max_membership_auc_upper=0.0)).passed
