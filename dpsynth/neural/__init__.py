@@ -1,0 +1,275 @@
+"""DP-SGD generators (DP-VAE, DP-GAN): the fit functions, charged to the dpsynth accountant.
+
+A fit reads private data exactly twice, each time after a charge to the accountant: (1) a
+discrete-Gaussian noisy row count (a :class:`~dpsynth.events.GaussianEvent`), which fixes the
+Poisson sample rate ``q = batch_size / n_noisy`` and the default output size, and (2) DP-SGD
+training, charged up front as ONE :class:`~dpsynth.events.SubsampledGaussianEvent` whose noise
+multiplier is calibrated (never overshooting) so that everything composes within the target
+epsilon. The exact row count never enters a privacy parameter.
+
+Importing this package does not import torch; fitting or sampling without the ``neural``
+extra raises :class:`~dpsynth.errors.MissingDependencyError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import warnings
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from dpsynth.errors import BudgetExceededError, ConfigError, require
+from dpsynth.neural.data import OneHotLayout, layout_of_schema
+from dpsynth.neural.io import NeuralModel, load_neural, save_neural
+from dpsynth.neural.train import (
+    DPSGDPlan,
+    NeuralConfig,
+    Progress,
+    plan_dpsgd,
+    torch_threads,
+)
+from dpsynth.table import Table
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dpsynth.accountant import Accountant
+    from dpsynth.schema import Schema
+
+__all__ = [
+    "DPSGDPlan",
+    "NeuralConfig",
+    "NeuralModel",
+    "OneHotLayout",
+    "fit_dpgan",
+    "fit_dpvae",
+    "fit_neural",
+    "layout_of_schema",
+    "load_neural",
+    "plan_dpsgd",
+    "save_neural",
+]
+
+log = logging.getLogger(__name__)
+
+def _as_table(table_or_backend: object) -> Table:
+    if isinstance(table_or_backend, Table):
+        return table_or_backend
+    inner = getattr(table_or_backend, "_table", None)  # the in-memory numpy backend
+    if isinstance(inner, Table):
+        return inner
+    raise ConfigError(
+        f"DP-SGD needs row-level access: pass a Table or a numpy backend, not "
+        f"{type(table_or_backend).__name__}"
+    )
+
+
+def _session_rdp(accountant: Accountant) -> np.ndarray[Any, np.dtype[np.float64]]:
+    from dpsynth.rdp import DEFAULT_ORDERS
+
+    total = np.zeros(len(DEFAULT_ORDERS))
+    for entry in accountant.ledger:
+        total = total + np.asarray(entry.event.rdp(DEFAULT_ORDERS), dtype=np.float64)
+    return total
+
+
+def fit_neural(
+    kind: Literal["dpvae", "dpgan"],
+    table: Table,
+    schema: Schema,
+    *,
+    accountant: Accountant,
+    config: NeuralConfig,
+    seed: int | None,
+    progress: Progress | None = None,
+    delta: float | None = None,
+) -> NeuralModel:
+    """Fit a DP-VAE or DP-GAN; charge the accountant before each read of private data.
+
+    Steps: (1) unless ``config.n_estimate`` is given, charge a :class:`GaussianEvent` with
+    ``config.count_share`` of this fit's rho and measure a discrete-Gaussian noisy row count;
+    (2) from that count alone, fix q, steps and the smallest noise multiplier that keeps the
+    composition within the target epsilon; (3) charge ONE :class:`SubsampledGaussianEvent`;
+    (4) train. The target is ``config.epsilon`` for this fit, or (if ``None``) everything the
+    accountant's budget has left.
+
+    Args:
+        kind: ``"dpvae"`` or ``"dpgan"``.
+        table: The encoded private table (its domain must equal the schema's).
+        schema: The public schema.
+        accountant: Charged before any private read; needs an ApproxDP budget.
+        config: Public fit settings.
+        seed: Seeds post-processing randomness only (initialisation, latent noise); ``None``
+            draws one from the OS.
+        progress: Per-epoch callback ``(epochs_done, epochs_total)``.
+        delta: Delta for calibration (default: the accountant budget's delta).
+
+    Returns:
+        The fitted model (no training rows inside).
+
+    Raises:
+        ConfigError: Unknown kind, schema/table mismatch, person-level unit, non-ApproxDP
+            budget, or a network without exact per-sample gradients.
+        BudgetExceededError: If a charge does not fit; nothing was measured for it.
+    """
+    from dpsynth.budget import ApproxDP, epsilon_to_rho
+    from dpsynth.events import GaussianEvent, SubsampledGaussianEvent
+    from dpsynth.neural.data import check_table, layout_of_schema, one_hot
+    from dpsynth.noise import discrete_gaussian
+    from dpsynth.rdp import DEFAULT_ORDERS
+
+    if kind not in ("dpvae", "dpgan"):
+        raise ConfigError(f"kind ({kind!r}) must be 'dpvae' or 'dpgan'")
+    require("torch", "neural")
+    require("opacus", "neural")
+    layout = layout_of_schema(schema)
+    check_table(table, layout)
+    if schema.privacy_unit.kind != "row":
+        raise ConfigError(
+            f"{kind} supports the row privacy unit only (DP-SGD clips per row, not per person)"
+        )
+    budget = accountant.budget
+    if not isinstance(budget, ApproxDP):
+        raise ConfigError(
+            f"{kind} needs an ApproxDP accountant budget: DP-SGD has no finite zCDP cost"
+        )
+    delta = budget.delta if delta is None else float(delta)
+    if config.epsilon is None:
+        target, base, fit_rho = budget.epsilon, _session_rdp(accountant), accountant.remaining_rho
+    else:
+        target, base = config.epsilon, np.zeros(len(DEFAULT_ORDERS))
+        fit_rho = epsilon_to_rho(config.epsilon, delta)
+    seed = secrets.randbits(62) if seed is None else int(seed)
+
+    count_sigma: float | None = None
+    if config.n_estimate is None:
+        if fit_rho <= 0:
+            raise BudgetExceededError("requested a noisy row count with remaining rho=0")
+        count_sigma = math.sqrt(1.0 / (2.0 * config.count_share * fit_rho))
+        count_event = GaussianEvent(count_sigma, 1.0, label=f"{kind}: noisy row count")
+        accountant.charge(count_event)  # before the count is read
+        noisy = int(discrete_gaussian(np.array([table.num_rows], dtype=np.int64), count_sigma)[0])
+        base = base + np.asarray(count_event.rdp(DEFAULT_ORDERS), dtype=np.float64)
+        n_est, rows = max(1, noisy), max(0, noisy)
+    else:
+        n_est = rows = config.n_estimate
+
+    plan = plan_dpsgd(
+        n_estimate=n_est,
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        max_grad_norm=config.max_grad_norm,
+        target_epsilon=target,
+        delta=delta,
+        extra_rdp=base,
+    )
+    event = SubsampledGaussianEvent(
+        plan.noise_multiplier, plan.sample_rate, plan.steps, label=f"{kind}: DP-SGD training"
+    )
+    accountant.charge(event)  # ONE charge for all of training, before the first step
+    log.info("%s: sigma=%.4g q=%.4g steps=%d", kind, plan.noise_multiplier, plan.sample_rate, plan.steps)
+
+    x = one_hot(table.codes, layout)
+    with torch_threads(config.threads), warnings.catch_warnings():
+        # Opacus' backward hooks fire on module outputs when inputs need no grad: expected.
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        if kind == "dpvae":
+            from dpsynth.neural.vae import train_vae
+
+            state = train_vae(x, layout, plan, config, seed=seed, progress=progress)
+        else:
+            from dpsynth.neural.gan import train_gan
+
+            state = train_gan(x, layout, plan, config, seed=seed, progress=progress)
+    privacy = {
+        **plan.to_json(),
+        "delta": delta,
+        "epsilon_target": target,
+        "count_sigma": count_sigma,
+        "rows_source": "dp_count" if count_sigma is not None else "given",
+        "secure_mode": config.secure_mode,
+        "noise_rng": "torch.Generator (MT19937) seeded from the OS CSPRNG",
+    }
+    return NeuralModel(
+        kind=kind,
+        layout=layout,
+        hidden=tuple(config.hidden),
+        latent_dim=config.latent_dim,
+        weights={k: v.numpy().astype(np.float32) for k, v in state.items()},
+        estimated_rows=int(rows),
+        privacy=privacy,
+        schema_sha256=schema.sha256(),
+    )
+
+
+def _fit_simple(
+    kind: Literal["dpvae", "dpgan"],
+    table_or_backend: object,
+    schema: Schema,
+    *,
+    accountant: Accountant,
+    epsilon: float,
+    delta: float,
+    epochs: int,
+    batch_size: int,
+    rng_seed: int | None,
+    total_budget_share_for_count: float,
+    progress: Progress | None,
+) -> NeuralModel:
+    config = NeuralConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        epsilon=epsilon,
+        count_share=total_budget_share_for_count,
+    )
+    return fit_neural(
+        kind, _as_table(table_or_backend), schema, accountant=accountant, config=config,
+        seed=rng_seed, progress=progress, delta=delta,
+    )
+
+
+def fit_dpvae(
+    table_or_backend: object,
+    schema: Schema,
+    *,
+    accountant: Accountant,
+    epsilon: float,
+    delta: float,
+    epochs: int = 10,
+    batch_size: int = 256,
+    rng_seed: int | None = None,
+    total_budget_share_for_count: float = 0.02,
+    progress: Progress | None = None,
+) -> NeuralModel:
+    """Fit a DP-VAE spending ``(epsilon, delta)`` in total (noisy count + training).
+
+    ``total_budget_share_for_count`` of the fit's rho goes to the noisy row count; the rest,
+    in RDP, to DP-SGD. See :func:`fit_neural`.
+    """
+    return _fit_simple(
+        "dpvae", table_or_backend, schema, accountant=accountant, epsilon=epsilon, delta=delta,
+        epochs=epochs, batch_size=batch_size, rng_seed=rng_seed,
+        total_budget_share_for_count=total_budget_share_for_count, progress=progress,
+    )
+
+
+def fit_dpgan(
+    table_or_backend: object,
+    schema: Schema,
+    *,
+    accountant: Accountant,
+    epsilon: float,
+    delta: float,
+    epochs: int = 10,
+    batch_size: int = 256,
+    rng_seed: int | None = None,
+    total_budget_share_for_count: float = 0.02,
+    progress: Progress | None = None,
+) -> NeuralModel:
+    """Fit a DP-GAN spending ``(epsilon, delta)`` in total (noisy count + training)."""
+    return _fit_simple(
+        "dpgan", table_or_backend, schema, accountant=accountant, epsilon=epsilon, delta=delta,
+        epochs=epochs, batch_size=batch_size, rng_seed=rng_seed,
+        total_budget_share_for_count=total_budget_share_for_count, progress=progress,
+    )

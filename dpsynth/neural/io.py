@@ -1,0 +1,183 @@
+"""The fitted neural model as a value, its sampler, and safe save/load (no pickle).
+
+A :class:`NeuralModel` keeps only what sampling needs: the public one-hot layout, the
+architecture, the weights of the sampling network (VAE decoder or GAN generator; never the
+encoder or discriminator), the DP-estimated row count and the privacy parameters. It holds no
+training rows. On disk: ``model.json`` (metadata) plus ``weights.safetensors`` when the
+``safetensors`` package is installed, else ``weights.npz`` (read with ``allow_pickle=False``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from dpsynth.atomic import write_bytes_atomic, write_text_atomic
+from dpsynth.errors import ConfigError, require
+from dpsynth.neural.data import OneHotLayout, sample_codes, torch_generator
+
+__all__ = ["FORMAT_VERSION", "NeuralModel", "load_neural", "save_neural"]
+
+#: Version of the on-disk format.
+FORMAT_VERSION = 1
+Kind = Literal["dpvae", "dpgan"]
+
+
+@dataclass(frozen=True, eq=False)
+class NeuralModel:
+    """A fitted DP-VAE or DP-GAN: everything needed to sample, nothing private.
+
+    Attributes:
+        kind: ``"dpvae"`` or ``"dpgan"``.
+        layout: Public one-hot layout (column names and domain sizes).
+        hidden: Hidden widths of the networks.
+        latent_dim: Size of the sampling network's input noise.
+        weights: The sampling network's parameters, as float32 arrays.
+        estimated_rows: The DP-estimated (or user-given) row count: the default output size.
+        privacy: Public DP-SGD parameters (noise multiplier, q, steps, C, epsilon, delta, ...).
+        schema_sha256: Hash of the public schema the model was fitted with.
+    """
+
+    kind: Kind
+    layout: OneHotLayout
+    hidden: tuple[int, ...]
+    latent_dim: int
+    weights: Mapping[str, npt.NDArray[np.float32]] = field(repr=False)
+    estimated_rows: int
+    privacy: Mapping[str, Any]
+    schema_sha256: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("dpvae", "dpgan"):
+            raise ConfigError(f"kind ({self.kind!r}) must be 'dpvae' or 'dpgan'")
+        if self.estimated_rows < 0:
+            raise ConfigError(f"estimated_rows ({self.estimated_rows}) must be >= 0")
+
+    def _network(self) -> Any:
+        cached = self.__dict__.get("_net")
+        if cached is not None:
+            return cached
+        torch: Any = require("torch", "neural")
+        if self.kind == "dpvae":
+            from dpsynth.neural.vae import build_decoder
+
+            net = build_decoder(self.latent_dim, self.hidden, self.layout.width)
+        else:
+            from dpsynth.neural.gan import build_generator
+
+            net = build_generator(self.latent_dim, self.hidden, self.layout.width)
+        state = {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in self.weights.items()}
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ConfigError(f"weights do not match the {self.kind} architecture") from exc
+        net.eval()
+        object.__setattr__(self, "_net", net)
+        return net
+
+    def sample(self, rows: int, rng: np.random.Generator) -> npt.NDArray[np.int64]:
+        """Draw ``rows`` synthetic rows as codes ``(rows, d)`` (pure post-processing).
+
+        The same ``rng`` state gives the same rows.
+        """
+        if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or rows < 0:
+            raise ConfigError(f"rows ({rows!r}) must be an integer >= 0")
+        torch: Any = require("torch", "neural")
+        gen = torch_generator(int(rng.integers(0, 2**63 - 1)))
+        net = self._network()
+        chunks = []
+        with torch.no_grad():
+            for start in range(0, int(rows), 65536):
+                m = min(65536, int(rows) - start)
+                z = torch.randn(m, self.latent_dim, generator=gen)
+                chunks.append(sample_codes(net(z), self.layout, gen))
+        if not chunks:
+            return np.zeros((0, len(self.layout.columns)), dtype=np.int64)
+        return np.concatenate(chunks, axis=0)
+
+    def metadata(self) -> dict[str, Any]:
+        """JSON-ready metadata (everything but the weights)."""
+        return {
+            "format": "dpsynth-neural",
+            "format_version": FORMAT_VERSION,
+            "kind": self.kind,
+            "layout": self.layout.to_json(),
+            "hidden": list(self.hidden),
+            "latent_dim": self.latent_dim,
+            "estimated_rows": self.estimated_rows,
+            "privacy": dict(self.privacy),
+            "schema_sha256": self.schema_sha256,
+        }
+
+
+def _has_safetensors() -> bool:
+    try:
+        import safetensors.numpy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def save_neural(model: NeuralModel, directory: str | Path) -> Path:
+    """Write ``model`` to ``directory`` (created if needed); returns the weights file path.
+
+    Files are written atomically. No pickle is used anywhere.
+    """
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in model.weights.items()}
+    meta = model.metadata()
+    if _has_safetensors():
+        from safetensors.numpy import save
+
+        meta["weights"] = "weights.safetensors"
+        path = d / "weights.safetensors"
+        write_bytes_atomic(path, save(arrays))
+    else:
+        meta["weights"] = "weights.npz"
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)  # type: ignore[arg-type]
+        path = d / "weights.npz"
+        write_bytes_atomic(path, buf.getvalue())
+    write_text_atomic(d / "model.json", json.dumps(meta, indent=2, sort_keys=True, allow_nan=False))
+    return path
+
+
+def load_neural(directory: str | Path) -> NeuralModel:
+    """Read a model written by :func:`save_neural` (no pickle; unknown formats refused)."""
+    d = Path(directory)
+    try:
+        meta = json.loads((d / "model.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{d / 'model.json'} is missing or not valid JSON") from exc
+    if meta.get("format") != "dpsynth-neural" or meta.get("format_version") != FORMAT_VERSION:
+        raise ConfigError(f"{d} is not a dpsynth neural model of format {FORMAT_VERSION}")
+    name = meta.get("weights")
+    if name == "weights.safetensors":
+        if not _has_safetensors():
+            raise ConfigError("the model's weights are in safetensors; install safetensors")
+        from safetensors.numpy import load_file
+
+        weights = {k: np.asarray(v, dtype=np.float32) for k, v in load_file(d / name).items()}
+    elif name == "weights.npz":
+        with np.load(d / name, allow_pickle=False) as z:
+            weights = {k: np.asarray(z[k], dtype=np.float32) for k in z.files}
+    else:
+        raise ConfigError(f"unknown weights file {name!r} in {d / 'model.json'}")
+    return NeuralModel(
+        kind=meta["kind"],
+        layout=OneHotLayout.from_json(meta["layout"]),
+        hidden=tuple(int(h) for h in meta["hidden"]),
+        latent_dim=int(meta["latent_dim"]),
+        weights=weights,
+        estimated_rows=int(meta["estimated_rows"]),
+        privacy=dict(meta["privacy"]),
+        schema_sha256=str(meta.get("schema_sha256", "")),
+    )

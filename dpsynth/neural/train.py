@@ -1,0 +1,246 @@
+"""DP-SGD plumbing shared by the neural generators: configuration, calibration, Opacus wiring.
+
+The DP-SGD run is fixed before it starts: the Poisson sample rate comes from a public or
+DP-estimated row count (never the exact one), the number of steps from the epochs, and the
+noise multiplier from a calibration that never overshoots the target epsilon. Training uses Opacus:
+``DPDataLoader`` (Poisson sampling), ``GradSampleModule`` (per-sample gradients) and
+``DPOptimizer`` (per-sample clipping and Gaussian noise), never ``PrivacyEngine``, whose
+sample rate would be computed from the exact dataset length.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dpsynth.errors import ConfigError, require
+from dpsynth.neural.data import steps_per_epoch
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = [
+    "DPSGDPlan",
+    "NeuralConfig",
+    "Progress",
+    "check_module",
+    "plan_dpsgd",
+    "privatise",
+    "secure_generator",
+    "torch_threads",
+]
+
+log = logging.getLogger(__name__)
+
+#: Per-epoch progress callback: ``progress(epochs_done, epochs_total)``.
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class NeuralConfig:
+    """Configuration of a DP-VAE or DP-GAN fit (all public).
+
+    Attributes:
+        epochs: Passes over the data in expectation (steps = epochs * int(1/q)).
+        batch_size: Expected Poisson batch size; ``q = batch_size / n_noisy``.
+        epsilon: Epsilon of this fit (noisy count + training composed, at the accountant's
+            delta). ``None`` spends whatever the accountant's budget has left.
+        count_share: Fraction of this fit's budget (in zCDP rho) given to the noisy count.
+        n_estimate: A public (or already DP-measured) row count; when given, no count is
+            measured and ``count_share`` is unused.
+        max_grad_norm: Per-sample clipping norm C.
+        lr: Learning rate (VAE, GAN discriminator).
+        generator_lr: Learning rate of the GAN generator.
+        hidden: Hidden layer widths.
+        latent_dim: VAE latent size or GAN noise size.
+        beta: Weight of the VAE's KL term.
+        tau: Gumbel-softmax temperature of the GAN generator.
+        secure_mode: Opacus' floating-point-attack-resistant noise (sum of 4 draws / 2).
+        threads: torch intra-op threads during the fit (restored afterwards); ``None`` keeps
+            torch's setting. Small MLPs are often fastest with 1 thread.
+    """
+
+    epochs: int = 10
+    batch_size: int = 256
+    epsilon: float | None = None
+    count_share: float = 0.02
+    n_estimate: int | None = None
+    max_grad_norm: float = 1.0
+    lr: float = 2e-3
+    generator_lr: float = 2e-4
+    hidden: tuple[int, ...] = (128, 128)
+    latent_dim: int = 32
+    beta: float = 1.0
+    tau: float = 0.5
+    secure_mode: bool = True
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "latent_dim"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{name} ({v!r}) must be an integer >= 1")
+        for name in ("max_grad_norm", "lr", "generator_lr", "tau", "beta"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ConfigError(f"{name} ({v!r}) must be > 0 and finite")
+        if self.epsilon is not None and not (math.isfinite(self.epsilon) and self.epsilon > 0):
+            raise ConfigError(f"epsilon ({self.epsilon!r}) must be > 0 and finite")
+        if not 0.0 < self.count_share < 1.0:
+            raise ConfigError(f"count_share ({self.count_share!r}) must be in (0, 1)")
+        if self.n_estimate is not None and (
+            isinstance(self.n_estimate, bool) or not isinstance(self.n_estimate, int)
+            or self.n_estimate < 1
+        ):
+            raise ConfigError(f"n_estimate ({self.n_estimate!r}) must be an integer >= 1")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ConfigError(f"threads ({self.threads!r}) must be an integer >= 1 or None")
+        if not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden):
+            raise ConfigError(f"hidden ({self.hidden!r}) must be a non-empty tuple of ints >= 1")
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class DPSGDPlan:
+    """The public parameters of one DP-SGD run, fixed before any training step.
+
+    Attributes:
+        noise_multiplier: sigma (noise std over the clipping norm).
+        sample_rate: Poisson sampling probability q.
+        steps: Number of noisy optimiser steps.
+        expected_batch_size: ``q * n_estimate``, the averaging denominator.
+        max_grad_norm: Per-sample clipping norm C.
+        n_estimate: The public or DP-estimated row count used for q.
+        epochs: Epochs (steps = epochs * int(1/q)).
+    """
+
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+    expected_batch_size: int
+    max_grad_norm: float
+    n_estimate: int
+    epochs: int
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return dict(self.__dict__)
+
+
+def plan_dpsgd(
+    *,
+    n_estimate: int,
+    batch_size: int,
+    epochs: int,
+    max_grad_norm: float,
+    target_epsilon: float,
+    delta: float,
+    extra_rdp: Sequence[float] | np.ndarray[Any, np.dtype[np.float64]] | None = None,
+) -> DPSGDPlan:
+    """Fix q, steps and the noise multiplier from public quantities only.
+
+    ``q = min(1, batch_size / n_estimate)``; the noise multiplier is the smallest one whose
+    DP-SGD RDP, composed with ``extra_rdp`` (already-spent RDP at
+    :data:`dpsynth.rdp.DEFAULT_ORDERS`), converts to at most ``target_epsilon`` at ``delta``.
+    """
+    from dpsynth.rdp import noise_multiplier_for_epsilon
+
+    n_est = max(1, int(n_estimate))
+    q = min(1.0, batch_size / n_est)
+    steps = epochs * steps_per_epoch(q)
+    sigma = noise_multiplier_for_epsilon(target_epsilon, delta, q, steps, extra_rdp=extra_rdp)
+    return DPSGDPlan(
+        noise_multiplier=float(sigma),
+        sample_rate=float(q),
+        steps=int(steps),
+        expected_batch_size=max(1, round(q * n_est)),
+        max_grad_norm=float(max_grad_norm),
+        n_estimate=n_est,
+        epochs=int(epochs),
+    )
+
+
+def check_module(module: Any) -> None:
+    """Raise :class:`ConfigError` if Opacus cannot compute exact per-sample gradients of
+    ``module`` (e.g. it contains BatchNorm, which mixes rows of a batch)."""
+    require("opacus", "neural")
+    from opacus.validators import ModuleValidator
+
+    errors = ModuleValidator.validate(module, strict=False)
+    if errors:
+        kinds = sorted({type(e).__name__ + ": " + str(e).splitlines()[0][:120] for e in errors})
+        raise ConfigError(
+            "the DP-trained network must support per-sample gradients (no BatchNorm or other "
+            f"batch-mixing layers); Opacus found: {kinds}"
+        )
+
+
+def secure_generator() -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded with 63 bits from the OS CSPRNG (seed never stored).
+
+    The generator itself is torch's Mersenne Twister, not a CSPRNG (torchcsprng, which Opacus
+    would use, is unmaintained and not installable); see docs/neural.md for the residual risk.
+    """
+    torch: Any = require("torch", "neural")
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(secrets.randbits(63))
+    return gen  # type: ignore[no-any-return]
+
+
+def privatise(
+    module: Any,
+    optimizer: Any,
+    plan: DPSGDPlan,
+    *,
+    secure_mode: bool,
+    noise_generator: torch.Generator | None = None,
+) -> tuple[Any, Any]:
+    """Wrap ``module`` for per-sample gradients and ``optimizer`` for clipping and noise.
+
+    The loss must be the SUM of per-row losses; the DP optimiser averages the noisy sum of
+    clipped per-sample gradients by the *expected* batch size (opacus#571).
+
+    Returns:
+        ``(GradSampleModule, DPOptimizer)``.
+    """
+    require("opacus", "neural")
+    from opacus import GradSampleModule
+    from opacus.optimizers import DPOptimizer
+
+    check_module(module)
+    gsm = GradSampleModule(module, loss_reduction="sum")
+    dp_opt = DPOptimizer(
+        optimizer,
+        noise_multiplier=plan.noise_multiplier,
+        max_grad_norm=plan.max_grad_norm,
+        expected_batch_size=plan.expected_batch_size,
+        loss_reduction="mean",
+        generator=noise_generator if noise_generator is not None else secure_generator(),
+        secure_mode=secure_mode,
+    )
+    return gsm, dp_opt
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Temporarily set torch's intra-op thread count (no-op for ``None``)."""
+    torch: Any = require("torch", "neural")
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
