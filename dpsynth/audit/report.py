@@ -109,6 +109,14 @@ private &mdash; NOT for the release bundle</div>
 {% endfor %}</ul>{% endif %}
 {% if js.policy.skipped %}<p class="note">Not checked: {{ js.policy.skipped|join('; ') }}</p>
 {% endif %}
+<h2>Attacker knowledge audited</h2>
+<table><tr><th>quasi-identifiers</th><td>{{ js.meta.quasi_identifiers|join(', ') }}</td></tr>
+<tr><th>secrets</th><td>{{ js.meta.secrets|join(', ') }}</td></tr>
+<tr><th>linkability column sets</th><td>A: {{ js.linkability.columns_a|join(', ') }}<br>
+B: {{ js.linkability.columns_b|join(', ') }}</td></tr>
+<tr><th>records</th><td>real {{ js.meta.n_real }}, synthetic {{ js.meta.n_synthetic }},
+holdout {{ js.meta.n_holdout if js.meta.n_holdout is not none else 'none' }};
+{{ js.meta.n_targets }} targets per attack</td></tr></table>
 <h2>Membership inference</h2>
 <p class="note">Can an attacker tell whether a person's record was used to train the
 generator? AUC 0.5 means no better than a coin; 1.0 means always. The interval is a DeLong
