@@ -156,20 +156,19 @@ def steps_per_epoch(sample_rate: float) -> int:
     return max(1, int(1.0 / sample_rate))
 
 
-class _Rows:
-    """Map-style dataset of tensor rows; total on an empty table (row 0 is then a zero row
-    used only by Opacus to learn the shape of empty batches, never sampled)."""
+class _EmptyLoader:
+    """Poisson sampling from an empty table: every batch is empty (Opacus refuses n=0)."""
 
-    def __init__(self, x: torch.Tensor) -> None:
-        self.x = x
+    def __init__(self, steps: int, width: int, dtype: Any) -> None:
+        self.steps, self.width, self.dtype = steps, width, dtype
 
     def __len__(self) -> int:
-        return int(self.x.shape[0])
+        return self.steps
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor]:
-        if self.x.shape[0] == 0:
-            return (self.x.new_zeros(self.x.shape[1:]),)
-        return (self.x[i],)
+    def __iter__(self) -> Any:
+        torch = _torch()
+        for _ in range(self.steps):
+            yield (torch.zeros((0, self.width), dtype=self.dtype),)
 
 
 def poisson_loader(x: torch.Tensor, sample_rate: float, generator: torch.Generator) -> Any:
@@ -183,7 +182,12 @@ def poisson_loader(x: torch.Tensor, sample_rate: float, generator: torch.Generat
 
     if not 0.0 < sample_rate <= 1.0:
         raise ConfigError(f"sample_rate ({sample_rate}) must be in (0, 1]")
-    loader = DPDataLoader(_Rows(x), sample_rate=sample_rate, generator=generator)
+    if x.shape[0] == 0:  # value-level edge case: stay total (no exception inside fit)
+        return _EmptyLoader(steps_per_epoch(sample_rate), int(x.shape[1]), x.dtype)
+    torch = _torch()
+    loader = DPDataLoader(
+        torch.utils.data.TensorDataset(x), sample_rate=sample_rate, generator=generator
+    )
     if len(loader) != steps_per_epoch(sample_rate):  # pragma: no cover - Opacus contract
         raise ConfigError("Opacus DPDataLoader changed its steps-per-epoch convention")
     return loader
