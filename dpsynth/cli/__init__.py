@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (used by the console script)."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
     except DPSynthError as exc:
         if debug:
             raise
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         sys.stderr.write(f"dpsynth: internal error: {type(exc).__name__} (rerun with --debug)\n")
         return 70
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
