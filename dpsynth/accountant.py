@@ -21,23 +21,19 @@ import logging
 import math
 import os
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from dpsynth.budget import (
-    CONVERSION_ZCDP,
     ZCDP,
     ApproxDP,
     Budget,
     PureDP,
     budget_from_json,
     to_rho,
-    zcdp_to_epsilon,
 )
 from dpsynth.errors import BudgetExceededError, ConfigError
 from dpsynth.events import (
@@ -46,9 +42,12 @@ from dpsynth.events import (
     NoisyMaxEvent,
     SubsampledGaussianEvent,
     ZCDPEvent,
+    all_finite,
+    epsilon_of,
     event_from_json,
+    rdp_of,
 )
-from dpsynth.rdp import CONVERSION_RDP, DEFAULT_ORDERS, rdp_to_epsilon
+from dpsynth.rdp import DEFAULT_ORDERS, rdp_to_epsilon, zcdp_room
 
 __all__ = ["Accountant", "LedgerEntry"]
 
@@ -56,7 +55,6 @@ logger = logging.getLogger(__name__)
 
 _SLACK = 1e-12  # relative slack on the budget, so exactly-split budgets can be fully spent
 _EVENT_TYPES = (GaussianEvent, NoisyMaxEvent, ZCDPEvent, SubsampledGaussianEvent)
-_ORDERS = np.asarray(DEFAULT_ORDERS, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -96,18 +94,6 @@ class LedgerEntry:
         return cls(int(data["index"]), event, event.rho, time, str(data.get("session", "")))
 
 
-def _rdp_curve(events: Iterable[Event]) -> np.ndarray[Any, np.dtype[np.float64]]:
-    """Composed RDP curve of ``events`` at the default orders."""
-    total = np.zeros_like(_ORDERS)
-    for ev in events:
-        total = total + ev.rdp(DEFAULT_ORDERS)
-    return total
-
-
-def _all_finite(events: Sequence[Event]) -> bool:
-    return all(math.isfinite(ev.rho) for ev in events)
-
-
 def _needs_delta(budget: Budget) -> float | None:
     return budget.delta if isinstance(budget, ApproxDP) else None
 
@@ -121,29 +107,18 @@ class _Cap:
 
     def remaining_rho(self, spent: Sequence[Event]) -> float:
         """Largest extra rho that still fits after ``spent``."""
-        if _all_finite(spent):
+        if all_finite(spent):
             return max(0.0, self.total_rho - math.fsum(ev.rho for ev in spent))
         if not isinstance(self.budget, ApproxDP):
             return 0.0
-        # Largest rho' with min_alpha (rdp + rho' alpha + term) <= epsilon: maximise over alpha.
         b = self.budget
-        term = np.log1p(-1.0 / _ORDERS) - (math.log(b.delta) + np.log(_ORDERS)) / (_ORDERS - 1.0)
-        curve = _rdp_curve(spent)
-        rho = float(np.max((b.epsilon - curve - term) / _ORDERS))
-        # Verify against the (upward-rounded) conversion and back off until it fits exactly.
-        shrink = 1e-12
-        while rho > 0 and rdp_to_epsilon(DEFAULT_ORDERS, curve + rho * _ORDERS, b.delta)[0] > (
-            b.epsilon
-        ):
-            rho *= 1.0 - shrink
-            shrink *= 4.0
-        return max(0.0, rho)
+        return zcdp_room(DEFAULT_ORDERS, rdp_of(spent), b.epsilon, b.delta)
 
     def refusal(self, spent: Sequence[Event], event: Event, what: str) -> str | None:
         """``None`` if ``event`` fits after ``spent``; otherwise the reason it does not."""
         events = [*spent, event]
         label = f" (label {event.label!r})" if event.label else ""
-        if _all_finite(events):
+        if all_finite(events):
             if math.fsum(ev.rho for ev in events) <= self.total_rho * (1.0 + _SLACK):
                 return None
             remaining = self.remaining_rho(spent)
@@ -157,25 +132,13 @@ class _Cap:
                 f"{culprit} has no finite zCDP cost, so a {type(self.budget).__name__} {what} "
                 f"budget cannot cover it; use an ApproxDP budget{label}"
             )
-        eps, _ = rdp_to_epsilon(DEFAULT_ORDERS, _rdp_curve(events), self.budget.delta)
+        eps, _ = rdp_to_epsilon(DEFAULT_ORDERS, rdp_of(events), self.budget.delta)
         if eps <= self.budget.epsilon * (1.0 + _SLACK):
             return None
         return (
             f"requested {type(event).__name__} would bring epsilon to {eps:.6g} at "
             f"delta={self.budget.delta:g}, over the {what} epsilon={self.budget.epsilon:g}{label}"
         )
-
-
-def _epsilon_of(events: Sequence[Event], delta: float) -> tuple[float, str]:
-    """Epsilon of the composition of ``events`` at ``delta`` and the conversion used."""
-    if not events:
-        return 0.0, CONVERSION_ZCDP
-    eps_rdp, _ = rdp_to_epsilon(DEFAULT_ORDERS, _rdp_curve(events), delta)
-    if _all_finite(events):
-        eps_z = zcdp_to_epsilon(math.fsum(ev.rho for ev in events), delta)
-        if eps_z <= eps_rdp:
-            return eps_z, CONVERSION_ZCDP
-    return eps_rdp, CONVERSION_RDP
 
 
 class Accountant:
@@ -359,12 +322,12 @@ class Accountant:
         Only zCDP events: the tight zCDP conversion (or the RDP one if smaller). With
         subsampled events: all RDP curves are composed and converted.
         """
-        return _epsilon_of([e.event for e in self._entries], self._delta(delta))[0]
+        return epsilon_of([e.event for e in self._entries], self._delta(delta))[0]
 
     def lifetime_epsilon(self, delta: float | None = None) -> float:
         """Epsilon of everything in the persistent ledger (prior runs and this one)."""
         events = [e.event for e in self._prior] + [e.event for e in self._entries]
-        return _epsilon_of(events, self._delta(delta))[0]
+        return epsilon_of(events, self._delta(delta))[0]
 
     def statement(self, delta: float | None = None) -> dict[str, Any]:
         """A machine-readable statement of this run's guarantee and its ledger."""
@@ -377,7 +340,7 @@ class Accountant:
         eps: float | None = None
         conversion: str | None = None
         if d is not None:
-            eps, conversion = _epsilon_of(events, d)
+            eps, conversion = epsilon_of(events, d)
         rho = self.spent_rho
         return {
             "epsilon": eps,

@@ -15,8 +15,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from dpsynth.budget import CONVERSION_ZCDP, zcdp_to_epsilon
 from dpsynth.errors import ConfigError
-from dpsynth.rdp import subsampled_gaussian_rdp, zcdp_rdp
+from dpsynth.rdp import (
+    CONVERSION_RDP,
+    DEFAULT_ORDERS,
+    rdp_to_epsilon,
+    subsampled_gaussian_rdp,
+    zcdp_rdp,
+)
 
 __all__ = [
     "Event",
@@ -24,7 +31,10 @@ __all__ = [
     "NoisyMaxEvent",
     "SubsampledGaussianEvent",
     "ZCDPEvent",
+    "all_finite",
+    "epsilon_of",
     "event_from_json",
+    "rdp_of",
 ]
 
 
@@ -222,3 +232,34 @@ def event_from_json(data: dict[str, Any]) -> Event:
         f"event type ({kind!r}) must be one of GaussianEvent, NoisyMaxEvent, ZCDPEvent, "
         "SubsampledGaussianEvent"
     )
+
+
+def all_finite(events: Sequence[Event]) -> bool:
+    """Whether every event has a finite zCDP cost (so rhos can simply be added)."""
+    return all(math.isfinite(ev.rho) for ev in events)
+
+
+def rdp_of(
+    events: Sequence[Event], orders: Sequence[float] = DEFAULT_ORDERS
+) -> npt.NDArray[np.float64]:
+    """Composed RDP curve of ``events`` at ``orders`` (curves add)."""
+    total = np.zeros(len(orders), dtype=np.float64)
+    for ev in events:
+        total = total + ev.rdp(orders)
+    return total
+
+
+def epsilon_of(events: Sequence[Event], delta: float) -> tuple[float, str]:
+    """Epsilon at ``delta`` of the composition of ``events``, and the conversion used.
+
+    With only finite-rho events both the tight zCDP conversion and the RDP one are valid and
+    the smaller is returned; otherwise the composed RDP curve is converted.
+    """
+    if not events:
+        return 0.0, CONVERSION_ZCDP
+    eps_rdp, _ = rdp_to_epsilon(DEFAULT_ORDERS, rdp_of(events), delta)
+    if all_finite(events):
+        eps_z = zcdp_to_epsilon(math.fsum(ev.rho for ev in events), delta)
+        if eps_z <= eps_rdp:
+            return eps_z, CONVERSION_ZCDP
+    return eps_rdp, CONVERSION_RDP

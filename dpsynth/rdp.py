@@ -224,6 +224,25 @@ def rdp_to_epsilon(
     return max(best * (1.0 + 1e-13) + 1e-300 if best > 0 else 0.0, 0.0), float(arr[idx])
 
 
+def zcdp_room(
+    orders: Sequence[float], rdp: Sequence[float] | FloatArray, epsilon: float, delta: float
+) -> float:
+    """Largest rho such that ``rdp + rho * alpha`` still converts to at most ``epsilon``.
+
+    The conversion is a minimum over orders of ``rdp + rho*alpha + term(alpha)``, so the
+    room is the maximum over orders of ``(epsilon - rdp - term) / alpha``; the result is then
+    verified against :func:`rdp_to_epsilon` (which rounds up) and backed off until it fits.
+    """
+    arr = _orders_array(orders)
+    curve = np.asarray(rdp, dtype=np.float64)
+    rho = float(np.max((epsilon - curve - _conversion_terms(arr, delta)) / arr))
+    shrink = 1e-12
+    while rho > 0 and rdp_to_epsilon(arr.tolist(), curve + rho * arr, delta)[0] > epsilon:
+        rho *= 1.0 - shrink
+        shrink *= 4.0
+    return max(0.0, rho)
+
+
 def dpsgd_epsilon(
     noise_multiplier: float,
     sample_rate: float,

@@ -98,7 +98,7 @@ def test_zcdp_to_epsilon_agrees_with_opendp_everywhere(rho: float, log10_delta: 
     assert ours == pytest.approx(theirs, rel=1e-7, abs=1e-9)
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(rho=st.floats(1e-9, 1e4), log10_delta=st.floats(-15.0, -1e-3))
 def test_zcdp_to_epsilon_is_below_the_classic_bound(rho: float, log10_delta: float) -> None:
     delta = 10.0**log10_delta
@@ -145,7 +145,7 @@ def test_epsilon_to_rho_never_overshoots_10k_hypothesis(
     _check_never_overshoots(log10_eps, log10_delta)
 
 
-@settings(max_examples=1_000, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(log10_eps=st.floats(-3.0, 2.0), log10_delta=st.floats(-15.0, -0.05))
 def test_epsilon_to_rho_never_overshoots(log10_eps: float, log10_delta: float) -> None:
     _check_never_overshoots(log10_eps, log10_delta)
