@@ -207,6 +207,11 @@ class Accountant:
                     f"ledger {self._path} line {lineno} is not a valid ledger entry"
                 ) from exc
             (own if entry.session == self._session else prior).append(entry)
+        if len(own) < len(self._entries):
+            raise ConfigError(
+                f"ledger {self._path} lost entries of this run (truncated or replaced); "
+                "refusing to continue"
+            )
         self._entries, self._prior = own, prior
         self._next_index = len(own) + len(prior)
 

@@ -337,3 +337,16 @@ def test_torn_final_line_is_dropped_and_corruption_is_refused(tmp_path: Path) ->
     path.write_text("not json\n" + path.read_text())
     with pytest.raises(ConfigError, match="line 1 is not a valid ledger entry"):
         Accountant(ZCDP(1.0), ledger_path=path)
+
+
+def test_ledger_file_is_authoritative_and_may_not_shrink(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    acc = Accountant(ApproxDP(1.0, 1e-6), ledger_path=path)
+    acc.charge(GaussianEvent(10.0, label="a"))
+    restored = Accountant.from_json(json.loads(json.dumps(acc.to_json())))
+    assert restored.ledger == acc.ledger and restored.prior_ledger == ()
+    restored.charge(GaussianEvent(10.0, label="b"))  # same session, same file
+    assert [e.index for e in restored.ledger] == [0, 1]
+    path.unlink()  # someone deletes the ledger mid-run: the run must not forget its spend
+    with pytest.raises(ConfigError, match="lost entries of this run"):
+        restored.charge(GaussianEvent(10.0, label="c"))
