@@ -100,8 +100,11 @@ class DuckDBBackend:
         self._seed = int(seed) if seed is not None else secrets.randbits(62)
         self._con: Any = None
         self._frame: pd.DataFrame | None = None
+        self._rel: Any = None
+        self._closed = False
         if isinstance(source, duckdb.DuckDBPyRelation):
-            self._rel: Any = source
+            self._rel = source
+            described = list(zip(source.columns, map(str, source.types)))
         else:
             self._con = duckdb.connect(":memory:")
             self._con.execute(f"SET memory_limit = {DUCKDB.string(memory_limit)}")
@@ -111,8 +114,9 @@ class DuckDBBackend:
                 self._con.execute(f"SET temp_directory = {DUCKDB.string(str(temp_directory))}")
             if threads is not None:
                 self._con.execute(f"SET threads = {int(threads)}")
-            self._rel = self._open(source)
-        self._kinds = {str(n): source_kind(str(t)) for n, t in zip(self._rel.columns, self._rel.types)}
+            self._con.execute(f"CREATE VIEW __dpsynth_src AS {self._open(source)}")
+            described = self._describe("SELECT * FROM __dpsynth_src")
+        self._kinds = {str(n): source_kind(t) for n, t in described}
         missing = [c.name for c in schema.modelled if c.name not in self._kinds]
         unit = schema.privacy_unit
         if unit.kind == "person" and unit.column not in self._kinds:
@@ -120,17 +124,21 @@ class DuckDBBackend:
         if missing:
             raise SchemaError(f"the data lacks schema columns {missing}")
 
-    def _open(self, source: Any) -> Any:
+    def _describe(self, sql: str) -> list[tuple[str, str]]:
+        return [(str(r[0]), str(r[1])) for r in self._con.execute(f"DESCRIBE {sql}").fetchall()]
+
+    def _open(self, source: Any) -> str:
+        """SQL selecting the raw source (CSV cells as text, after the missing-value rules)."""
         if isinstance(source, pd.DataFrame):
             self._frame = _normalise_frame(source)
             self._con.register("__dpsynth_frame", self._frame)
-            return self._con.sql("SELECT * FROM __dpsynth_frame")
+            return "SELECT * FROM __dpsynth_frame"
         if not isinstance(source, (str, Path)):
             raise ConfigError("source must be a path, a pandas DataFrame or a DuckDB relation")
         path = str(source)
         suffix = Path(path).suffix.lower()
         if suffix in _PARQUET:
-            return self._con.sql(f"SELECT * FROM read_parquet({DUCKDB.string(path)})")
+            return f"SELECT * FROM read_parquet({DUCKDB.string(path)})"
         if suffix not in _CSV:
             raise ConfigError(f"input {Path(path).name}: unsupported format {suffix!r} (use .csv or .parquet)")
         if not any(ch in path for ch in "*?[") and not Path(path).exists():
@@ -140,13 +148,13 @@ class DuckDBBackend:
             f"read_csv({DUCKDB.string(path)}, all_varchar = true, header = true, "
             f"delim = {DUCKDB.string(delim)}, nullstr = {DUCKDB.string(_NO_NULL)})"
         )
-        raw = self._con.sql(f"SELECT * FROM {reader} LIMIT 0").columns
+        raw = [name for name, _ in self._describe(f"SELECT * FROM {reader}")]
         cols = ", ".join(
             f"{missing_expr(DUCKDB, DUCKDB.ident(c), self._schema.missing_values)} AS "
             f"{DUCKDB.ident(c.lstrip(chr(0xFEFF)).lstrip(' '))}"
             for c in raw
         )
-        return self._con.sql(f"SELECT {cols} FROM {reader}")
+        return f"SELECT {cols} FROM {reader}"
 
     @property
     def domain(self) -> dict[str, int]:
@@ -173,11 +181,11 @@ class DuckDBBackend:
 
     def _query(self, sql: str) -> Any:
         if self._con is not None:
-            return self._rel.query("__dpsynth_src", sql).fetch_arrow_table()
+            return self._con.execute(sql).fetchnumpy()
         zone = self._rel.query("__dpsynth_src", "SELECT current_setting('TimeZone')").fetchall()[0][0]
         self._rel.query("__dpsynth_src", "SET TimeZone = 'UTC'")
         try:
-            return self._rel.query("__dpsynth_src", sql).fetch_arrow_table()
+            return self._rel.query("__dpsynth_src", sql).fetchnumpy()
         finally:
             self._rel.query("__dpsynth_src", f"SET TimeZone = {DUCKDB.string(str(zone))}")
 
@@ -187,7 +195,7 @@ class DuckDBBackend:
         columns = [alias[n] for n in names]
         sets = [tuple(alias[c] for c in k) for k in keys]
         table = self._query(grouping_sets_sql(DUCKDB, inner, sets, columns))
-        get = lambda name: np.asarray(table.column(name).fill_null(-1).to_numpy(), dtype=np.int64)  # noqa: E731
+        get = lambda name: np.asarray(np.ma.filled(table[name], -1), dtype=np.int64)  # noqa: E731
         counts = scatter_counts(
             get("__g"),
             {a: get(a) for a in columns},
@@ -199,7 +207,7 @@ class DuckDBBackend:
         self._cache.update(zip(keys, counts))
 
     def count(self, cliques: Sequence[tuple[str, ...]]) -> list[npt.NDArray[np.int64]]:
-        if self._rel is None:
+        if self._closed:
             raise PrivateAccessError("the counting backend is closed")
         for c in cliques:
             if not c:
@@ -222,6 +230,7 @@ class DuckDBBackend:
         return out
 
     def close(self) -> None:
+        self._closed = True
         self._cache.clear()
         self._rel = None
         self._frame = None

@@ -138,9 +138,8 @@ def source_kind(type_name: str) -> str:
         return "text"
     if t in ("boolean", "bool"):
         return "bool"
-    if t in ("tinyint", "smallint", "int", "integer", "bigint", "hugeint", "long", "short", "byte") or (
-        t.startswith("u") and t.endswith("int")
-    ):
+    ints = ("tinyint", "smallint", "int", "integer", "bigint", "hugeint", "long", "short", "byte")
+    if t in ints or (t.startswith("u") and t[1:] in ints):
         return "int"
     if t in ("float", "double", "real") or t.startswith("decimal"):
         return "float"

@@ -1,0 +1,56 @@
+"""Open the counting backend an engine name asks for, over a file or frame and a schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dpsynth.backends.base import CountingBackend
+from dpsynth.backends.bounding import encode_bounded
+from dpsynth.backends.numpy import NumpyBackend
+from dpsynth.encoding import read_frame
+from dpsynth.errors import ConfigError
+from dpsynth.schema import Schema
+
+__all__ = ["ENGINES", "open_backend"]
+
+ENGINES = ("numpy", "duckdb", "spark")
+
+
+def open_backend(engine: str, source: Any, schema: Schema, *, seed: int | None = None, **engine_options: Any) -> CountingBackend:
+    """A counting backend of ``engine`` over ``source``, encoded with ``schema``.
+
+    Args:
+        engine: ``"numpy"`` (in memory), ``"duckdb"`` (embedded, out of core) or ``"spark"``.
+        source: A CSV/Parquet path or a pandas DataFrame; DuckDB also takes a relation and
+            Spark a Spark DataFrame or a table name.
+        schema: The public schema.
+        seed: Seed of the contribution-bounding row choice (person-level privacy unit only).
+        **engine_options: Options of the engine's backend class (e.g. ``memory_limit`` for
+            DuckDB, ``spark`` for Spark); numpy takes none.
+
+    Returns:
+        The backend; call ``close()`` when done.
+    """
+    if engine == "numpy":
+        if engine_options:
+            raise ConfigError(f"engine 'numpy' takes no options (got {sorted(engine_options)})")
+        if isinstance(source, pd.DataFrame):
+            frame = source
+        elif isinstance(source, (str, Path)):
+            frame = read_frame(source, schema)
+        else:
+            raise ConfigError("engine 'numpy' needs a path or a pandas DataFrame")
+        return NumpyBackend(encode_bounded(frame, schema, np.random.default_rng(seed)))
+    if engine == "duckdb":
+        from dpsynth.backends.duckdb import DuckDBBackend
+
+        return DuckDBBackend(source, schema, seed=seed, **engine_options)
+    if engine == "spark":
+        from dpsynth.backends.spark import SparkBackend
+
+        return SparkBackend(source, schema, seed=seed, **engine_options)
+    raise ConfigError(f"engine {engine!r} must be one of {list(ENGINES)}")
