@@ -11,8 +11,8 @@ from dpsynth.audit.report import write_audit_report
 from dpsynth.audit.runner import DISCLAIMER, AuditResult, run_audit
 
 __all__ = [
-    "AuditResult",
     "DISCLAIMER",
+    "AuditResult",
     "Policy",
     "PolicyOutcome",
     "evaluate_policy",

@@ -25,8 +25,13 @@ from numpy.typing import NDArray
 
 from dpsynth.errors import ConfigError, SchemaError
 
-__all__ = ["EncodedTable", "MixedEncoder", "distance_blocks", "nearest_neighbors",
-           "DEFAULT_BLOCK_ELEMENTS"]
+__all__ = [
+    "DEFAULT_BLOCK_ELEMENTS",
+    "EncodedTable",
+    "MixedEncoder",
+    "distance_blocks",
+    "nearest_neighbors",
+]
 
 DEFAULT_BLOCK_ELEMENTS = 1 << 21  # about 16 MB of float64 per distance block
 
@@ -173,7 +178,7 @@ class MixedEncoder:
         for j, c in enumerate(self.cat_columns):
             if c not in frame.columns:
                 raise SchemaError(f"column {c!r} is missing from the {name} data")
-            codes = self._codebooks[c].get_indexer(frame[c].astype(object))
+            codes = self._codebooks[c].get_indexer(pd.Index(frame[c].astype(object)))
             unseen = int(((codes < 0) & frame[c].notna().to_numpy()).sum())
             if unseen:
                 raise SchemaError(f"column {c!r} of the {name} data has {unseen} values the "
@@ -197,17 +202,25 @@ def distance_blocks(query: EncodedTable, ref: EncodedTable, *,
         raise ConfigError("distance needs at least one column")
     n_ref = ref.n_rows
     chunk = max(1, block_elements // max(n_ref, 1))
-    inv = 1.0 / query.scales
+    qs = query.num / query.scales  # scaled once; distances are then plain differences
+    rs = ref.num / ref.scales
+    has_null = [bool(np.isnan(qs[:, j]).any() or np.isnan(rs[:, j]).any())
+                for j in range(qs.shape[1])]
     for start in range(0, query.n_rows, chunk):
         stop = min(start + chunk, query.n_rows)
         d = np.zeros((stop - start, n_ref), dtype=np.float64)
-        for j in range(query.num.shape[1]):
-            q = query.num[start:stop, j][:, None]
-            r = ref.num[:, j][None, :]
-            diff = np.minimum(np.abs(q - r) * inv[j], 1.0)
-            qn, rn = np.isnan(q), np.isnan(r)
-            diff = np.where(qn & rn, 0.0, np.where(qn | rn, 1.0, diff))
-            d += diff
+        tmp = np.empty_like(d)
+        for j in range(qs.shape[1]):
+            q = qs[start:stop, j][:, None]
+            r = rs[:, j][None, :]
+            np.subtract(q, r, out=tmp)
+            np.abs(tmp, out=tmp)
+            np.minimum(tmp, 1.0, out=tmp)
+            if has_null[j]:
+                qn, rn = np.isnan(q), np.isnan(r)
+                tmp[qn | rn] = 1.0
+                tmp[qn & rn] = 0.0
+            d += tmp
         for j in range(query.cat.shape[1]):
             d += query.cat[start:stop, j][:, None] != ref.cat[:, j][None, :]
         d /= p

@@ -23,9 +23,9 @@ from dpsynth.errors import ConfigError
 
 __all__ = [
     "EpsilonBound",
+    "empirical_epsilon",
     "epsilon_lower_bound",
     "gdp_mu_lower_bound",
-    "empirical_epsilon",
 ]
 
 

@@ -19,7 +19,7 @@ from dpsynth.audit.distance import EncodedTable, nearest_neighbors
 from dpsynth.audit.risk import RiskResult, residual_risk
 from dpsynth.errors import ConfigError
 
-__all__ = ["InferenceResult", "inference_risk", "correct_guesses"]
+__all__ = ["InferenceResult", "correct_guesses", "inference_risk"]
 
 
 def correct_guesses(truth: NDArray[np.float64] | NDArray[np.int64],

@@ -31,14 +31,14 @@ from dpsynth.errors import ConfigError, SchemaError
 
 __all__ = [
     "SyntacticReport",
-    "qi_group_ids",
-    "qi_group_sizes",
     "k_anonymity",
-    "unique_share",
     "l_diversity_distinct",
     "l_diversity_entropy",
-    "t_closeness",
+    "qi_group_ids",
+    "qi_group_sizes",
     "syntactic_report",
+    "t_closeness",
+    "unique_share",
 ]
 
 

@@ -20,7 +20,7 @@ from dpsynth.audit.distance import DEFAULT_BLOCK_ELEMENTS, EncodedTable, distanc
 from dpsynth.audit.risk import RiskResult, residual_risk
 from dpsynth.errors import ConfigError
 
-__all__ = ["default_split", "linkability_risk", "count_links"]
+__all__ = ["count_links", "default_split", "linkability_risk"]
 
 
 def default_split(quasi_identifiers: Sequence[str]) -> tuple[list[str], list[str]]:

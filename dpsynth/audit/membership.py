@@ -28,14 +28,19 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy.special import logsumexp
 
-from dpsynth.audit.distance import EncodedTable, MixedEncoder, distance_blocks, \
-    nearest_neighbors
+from dpsynth.audit.distance import EncodedTable, MixedEncoder, distance_blocks, nearest_neighbors
 from dpsynth.audit.epsilon import EpsilonBound, empirical_epsilon
 from dpsynth.audit.stats import Interval, delong_auc_ci, roc_auc, roc_curve, tpr_at_fpr
 from dpsynth.errors import ConfigError, require
 
-__all__ = ["MembershipAttackResult", "score_attack", "distance_mia", "domias_mia",
-           "shadow_model_mia", "FitSample"]
+__all__ = [
+    "FitSample",
+    "MembershipAttackResult",
+    "distance_mia",
+    "domias_mia",
+    "score_attack",
+    "shadow_model_mia",
+]
 
 FitSample = Callable[[pd.DataFrame, np.random.Generator], pd.DataFrame]
 
@@ -118,7 +123,7 @@ def _log_density(query: EncodedTable, ref: EncodedTable, h: float) -> NDArray[np
     out = np.empty(query.n_rows, dtype=np.float64)
     for start, d in distance_blocks(query, ref):
         out[start:start + d.shape[0]] = logsumexp(-0.5 * (d / h) ** 2, axis=1)
-    return out - np.log(ref.n_rows)
+    return np.asarray(out - np.log(ref.n_rows), dtype=np.float64)
 
 
 def domias_mia(members: EncodedTable, nonmembers: EncodedTable, syn: EncodedTable,

@@ -25,7 +25,7 @@ from dpsynth.errors import ConfigError
 if TYPE_CHECKING:
     from dpsynth.audit.runner import AuditResult
 
-__all__ = ["Policy", "PolicyOutcome", "load_policy", "evaluate_policy"]
+__all__ = ["Policy", "PolicyOutcome", "evaluate_policy", "load_policy"]
 
 
 @dataclass(frozen=True, kw_only=True)

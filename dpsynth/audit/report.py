@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from dpsynth.audit.runner import AuditResult
 
-__all__ = ["write_audit_report", "render_audit_html"]
+__all__ = ["render_audit_html", "write_audit_report"]
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -53,7 +53,7 @@ def _svg(fig: Figure) -> str:
     fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     text = buf.getvalue()
     text = text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE (external DTD URL)
-    return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
+    return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.DOTALL)
 
 
 def _roc_svg(result: AuditResult) -> str | None:
@@ -188,7 +188,7 @@ release bundle</div>
 def render_audit_html(result: AuditResult) -> str:
     """The self-contained confidential HTML page of ``result``."""
     js = _clean(result.to_json())
-    return _TEMPLATE.render(js=js, roc_svg=_roc_svg(result), risk_svg=_risk_svg(js))
+    return str(_TEMPLATE.render(js=js, roc_svg=_roc_svg(result), risk_svg=_risk_svg(js)))
 
 
 def write_audit_report(result: AuditResult, out_dir: Path) -> None:

@@ -19,8 +19,7 @@ import pandas as pd
 
 from dpsynth.audit.distance import EncodedTable, MixedEncoder, nearest_neighbors
 from dpsynth.audit.inference import InferenceResult, inference_risk
-from dpsynth.audit.kanonymity import SyntacticReport, qi_group_ids, qi_group_sizes, \
-    syntactic_report
+from dpsynth.audit.kanonymity import SyntacticReport, qi_group_ids, qi_group_sizes, syntactic_report
 from dpsynth.audit.linkage import default_split, linkability_risk
 from dpsynth.audit.membership import MembershipAttackResult, distance_mia, domias_mia
 from dpsynth.audit.policy import Policy, PolicyOutcome, evaluate_policy
@@ -29,7 +28,7 @@ from dpsynth.audit.singling_out import SinglingOutResult, singling_out_risk
 from dpsynth.audit.targets import select_outlier_targets
 from dpsynth.errors import ConfigError, SchemaError
 
-__all__ = ["AuditResult", "run_audit", "DISCLAIMER", "RISK_CONFIDENCE", "MEMBERSHIP_ALPHA"]
+__all__ = ["DISCLAIMER", "MEMBERSHIP_ALPHA", "RISK_CONFIDENCE", "AuditResult", "run_audit"]
 
 logger = logging.getLogger(__name__)
 

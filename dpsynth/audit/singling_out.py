@@ -29,10 +29,18 @@ from dpsynth.audit.risk import RiskResult, residual_risk
 from dpsynth.audit.stats import Interval
 from dpsynth.errors import ConfigError
 
-__all__ = ["Predicates", "SinglingOutResult", "singling_out_risk", "univariate_predicates",
-           "multivariate_predicates", "count_matches"]
+__all__ = [
+    "Predicates",
+    "SinglingOutResult",
+    "count_matches",
+    "multivariate_predicates",
+    "singling_out_risk",
+    "univariate_predicates",
+]
 
 EQ, LE, GE, ISNULL = 0, 1, 2, 3
+_NO_PREDICATE = ("no {what} predicate isolates exactly one synthetic row, so this attacker "
+                 "has nothing to try; the risk is 0 by construction, not by measurement")
 _BLOCK = 1 << 22
 
 
@@ -197,10 +205,7 @@ def _risk(preds: Predicates, base: Predicates, real: EncodedTable,
                           baseline_rate=0.0, baseline_ci=zero,
                           control_rate=None if control is None else 0.0,
                           control_ci=None if control is None else zero, n_attacks=0,
-                          n_control=0, warnings=(
-                              f"no {what} predicate isolates exactly one synthetic row, so "
-                              "this attacker has nothing to try; the risk is 0 by "
-                              "construction, not by measurement",))
+                          n_control=0, warnings=(_NO_PREDICATE.format(what=what),))
     ok = int((count_matches(real, preds) == 1).sum())
     b_ok = int((count_matches(real, base) == 1).sum())
     c_ok = None if control is None else int((count_matches(control, preds) == 1).sum())

@@ -18,15 +18,15 @@ from dpsynth.errors import ConfigError
 
 __all__ = [
     "Interval",
-    "wilson_interval",
-    "clopper_pearson_interval",
-    "clopper_pearson_upper",
-    "clopper_pearson_lower",
-    "roc_auc",
-    "delong_auc_ci",
     "bootstrap_auc_ci",
+    "clopper_pearson_interval",
+    "clopper_pearson_lower",
+    "clopper_pearson_upper",
+    "delong_auc_ci",
+    "roc_auc",
     "roc_curve",
     "tpr_at_fpr",
+    "wilson_interval",
 ]
 
 
