@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from dpsynth.api import Synthesizer
     from dpsynth.table import Table
 
-__all__ = ["build_public_report", "render_public_html", "svg_of", "TEMPLATES"]
+__all__ = ["build_public_report", "render_public_html", "svg_of", "style_matplotlib", "fmt_number",
+           "synthetic_table", "TEMPLATES"]
 
 TEMPLATES = Path(__file__).with_name("templates")
 _INK, _NOISY, _SYN, _GRID = "#1f2933", "#9aa5b1", "#2f6fde", "#e4e7eb"
@@ -130,7 +131,7 @@ def svg_of(fig: Any) -> str:
     return text[text.index("<svg"):]
 
 
-def _style() -> None:
+def style_matplotlib() -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -166,7 +167,7 @@ def _column_chart(col: dict[str, Any]) -> str:
     ax.grid(axis="x", color=_GRID, linewidth=0.6)
     ax.set_axisbelow(True)
     ax.set_xlim(left=0)
-    ax.legend(loc="lower right", fontsize=7, frameon=False)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=7, frameon=False)
     return svg_of(fig)
 
 
@@ -197,18 +198,18 @@ def render_public_html(report: dict[str, Any]) -> str:
     """Render ``index.html`` from ``report.json`` (self-contained, readable offline)."""
     import jinja2
 
-    _style()
+    style_matplotlib()
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     charts = {c["name"]: _column_chart(c) for c in report["columns"]}
     ledger_svg = _ledger_chart(report["ledger"]) if report["ledger"] else ""
     html = env.get_template("public.html.j2").render(
-        r=report, charts=charts, ledger_svg=ledger_svg, fmt=_fmt,
+        r=report, charts=charts, ledger_svg=ledger_svg, fmt=fmt_number,
     )
     return re.sub(r"\n\s*\n+", "\n", html)
 
 
-def _fmt(x: Any, digits: int = 3) -> str:
+def fmt_number(x: Any, digits: int = 3) -> str:
     if x is None:
         return "–"
     if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
