@@ -306,15 +306,22 @@ def missing_expr(d: Dialect, x: str, missing: Sequence[str]) -> str:
 
 
 def bounded_sql(d: Dialect, inner: str, pid: str, code_cols: Sequence[str], k: int, seed: int) -> str:
-    """Keep at most ``k`` rows per person, chosen by a seeded hash; null ids are kept.
+    """Keep at most ``k`` rows per person, a seeded pseudo-random choice; null ids are kept.
 
-    Rows of one person are ranked by a hash of the seed and all of the row's codes, so rows
-    that tie are identical in every code and the counts do not depend on which is kept.
+    Each row gets a rank key hashing the seed, the person, the row's codes and the row's
+    position among the person's identical rows (``1..m`` for ``m`` copies). The key is thus a
+    function of the person's own rows and the seed only, identical copies get distinct keys
+    (so they are chosen as often as a uniform choice would), and which physical copy is kept
+    cannot change any count.
     """
-    h = f"{d.hash_fn}({int(seed)}, {', '.join(code_cols)})"
+    codes = ", ".join(code_cols)
+    text = lambda x: f"CAST({x} AS {d.text_type})"  # noqa: E731
+    parts = ", ".join([d.string(str(int(seed))), text(pid), *(text(c) for c in code_cols), text("__dup")])
+    key = f"{d.hash_fn}(concat_ws('|', {parts}))"
     return (
-        f"SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {pid} ORDER BY {h}) AS __rn "
-        f"FROM ({inner}) AS __e) AS __r WHERE {pid} IS NULL OR __rn <= {int(k)}"
+        f"SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {pid} ORDER BY {key}) AS __rn "
+        f"FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {pid}, {codes} ORDER BY {pid}) AS __dup "
+        f"FROM ({inner}) AS __e) AS __d) AS __r WHERE {pid} IS NULL OR __rn <= {int(k)}"
     )
 
 
