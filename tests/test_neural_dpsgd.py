@@ -11,13 +11,13 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("opacus")
 
-from opacus import GradSampleModule  # noqa: E402
-from opacus.optimizers import DPOptimizer  # noqa: E402
-from opacus.optimizers.optimizer import _generate_noise  # noqa: E402
-from scipy import stats  # noqa: E402
+from opacus import GradSampleModule
+from opacus.optimizers import DPOptimizer
+from opacus.optimizers.optimizer import _generate_noise
+from scipy import stats
 
-from dpsynth.errors import ConfigError  # noqa: E402
-from dpsynth.neural.data import (  # noqa: E402
+from dpsynth.errors import ConfigError
+from dpsynth.neural.data import (
     OneHotLayout,
     one_hot,
     poisson_loader,
@@ -25,10 +25,10 @@ from dpsynth.neural.data import (  # noqa: E402
     steps_per_epoch,
     torch_generator,
 )
-from dpsynth.neural.gan import build_discriminator, build_generator, gumbel_softmax  # noqa: E402
-from dpsynth.neural.train import DPSGDPlan, check_module, plan_dpsgd, privatise  # noqa: E402
-from dpsynth.neural.vae import build_vae, vae_row_loss  # noqa: E402
-from dpsynth.rdp import dpsgd_epsilon  # noqa: E402
+from dpsynth.neural.gan import build_discriminator, build_generator, gumbel_softmax
+from dpsynth.neural.train import DPSGDPlan, check_module, plan_dpsgd, privatise
+from dpsynth.neural.vae import build_vae, vae_row_loss
+from dpsynth.rdp import dpsgd_epsilon
 
 pytestmark = [
     pytest.mark.neural,
