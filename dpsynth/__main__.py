@@ -1,0 +1,7 @@
+"""Run the CLI with ``python -m dpsynth``."""
+
+import sys
+
+from dpsynth.cli import main
+
+sys.exit(main())
