@@ -88,3 +88,27 @@ def test_json_shape_and_report_files(frames: tuple[pd.DataFrame, ...], tmp_path:
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.IGNORECASE)
     assert "<script" not in html and "<link" not in html
     assert "état civil" in html or "&#39;" in html
+
+
+def test_public_api_is_pinned() -> None:
+    import inspect
+
+    from dpsynth import audit
+
+    assert sorted(audit.__all__) == sorted([
+        "AuditResult", "DISCLAIMER", "Policy", "PolicyOutcome", "evaluate_policy",
+        "load_policy", "run_audit", "write_audit_report"])
+    params = inspect.signature(audit.run_audit).parameters
+    assert list(params) == ["real", "synthetic", "holdout", "quasi_identifiers", "secrets",
+                            "numeric_ranges", "policy", "manifest", "n_attacks", "rng"]
+    assert all(p.kind is p.KEYWORD_ONLY for name, p in params.items()
+               if name not in ("real", "synthetic"))
+
+
+def test_tiny_holdout_skips_membership_with_warning(frames: tuple[pd.DataFrame, ...]) -> None:
+    real, hold, syn = frames
+    res = run_audit(real, syn, holdout=hold.iloc[:5], quasi_identifiers=QIS, secrets=SECRETS,
+                    n_attacks=50, rng=np.random.default_rng(3)).to_json()
+    assert res["membership"]["auc"] is None
+    assert any("fewer than 8 holdout" in w for w in res["membership"]["warnings"])
+    assert res["linkability"]["risk"]["n_control"] == 5
