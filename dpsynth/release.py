@@ -191,21 +191,6 @@ def _read_source(data: DataSource, schema: Schema) -> pd.DataFrame | None:
     return None
 
 
-def _fit_source(data: DataSource, schema: Schema, engine: str) -> DataSource:
-    """What to hand to :func:`fit`: the data itself, or a numpy backend until the factory exists."""
-    try:
-        import dpsynth.backends.factory  # noqa: F401
-    except ImportError:
-        if engine != "numpy" or not isinstance(data, (pd.DataFrame, str, Path)):
-            return data
-        from dpsynth.backends.numpy import NumpyBackend
-        from dpsynth.encoding import encode, read_frame
-
-        frame = data if isinstance(data, pd.DataFrame) else read_frame(data, schema)
-        return NumpyBackend(encode(frame, schema))
-    return data
-
-
 def release(
     data: DataSource,
     schema: Schema | str | Path,
@@ -263,7 +248,7 @@ def release(
     _sweep_stale_partials(out_dir)
 
     step("fit")
-    synth = fit(_fit_source(data, sch, engine), sch, mechanism=mechanism, epsilon=epsilon,
+    synth = fit(data, sch, mechanism=mechanism, epsilon=epsilon,
                 delta=delta, rho=rho, seed=seed, engine=engine,
                 allow_private_schema=allow_private_schema, ledger_path=ledger_path)
     choice = RowsChoice(count=synth.estimated_rows if rows is None else int(rows),

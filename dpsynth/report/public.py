@@ -128,7 +128,8 @@ def svg_of(fig: Any) -> str:
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text[text.index("<svg"):], flags=re.S)
+    return text
 
 
 def style_matplotlib() -> None:
@@ -136,7 +137,7 @@ def style_matplotlib() -> None:
 
     matplotlib.use("Agg")
     matplotlib.rcParams.update({
-        "svg.fonttype": "none", "svg.hashsalt": "dpsynth", "font.size": 9,
+        "svg.fonttype": "none", "font.size": 9,
         "font.family": ["DejaVu Sans", "sans-serif"], "axes.edgecolor": _GRID,
         "axes.labelcolor": _INK, "xtick.color": _INK, "ytick.color": _INK,
         "axes.spines.top": False, "axes.spines.right": False,

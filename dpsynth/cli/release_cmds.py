@@ -1,0 +1,192 @@
+"""CLI commands of the release workflow: ``release``, ``verify`` and ``evaluate``.
+
+The main app (:mod:`dpsynth.cli`) calls :func:`register`. Commands raise dpsynth errors; the
+main app prints them as one line on stderr and exits with the error's code. Progress goes to
+stderr (quiet when stderr is not a terminal); ``--json`` prints one result object on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import typer
+import yaml
+
+from dpsynth.errors import ConfigError
+
+__all__ = ["register", "load_release_config", "CONFIG_KEYS"]
+
+CONFIG_KEYS: dict[str, type] = {
+    "data": str, "schema": str, "mechanism": str, "epsilon": float, "delta": float, "rho": float,
+    "rows": int, "seed": int, "engine": str, "allow_private_schema": bool, "out": str,
+    "overwrite": bool, "internal_report": str, "holdout": str, "target": str, "ledger": str,
+}
+_PATH_KEYS = ("data", "schema", "out", "internal_report", "holdout", "ledger")
+
+
+def load_release_config(path: Path) -> dict[str, Any]:
+    """Read ``release.yaml``: keys mirror the flags (``-`` or ``_``); paths are relative to it."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    except yaml.YAMLError:
+        raise ConfigError(f"config {path.name} is not valid YAML") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {path.name} must be a mapping of flag names to values")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = str(key).replace("-", "_")
+        if name not in CONFIG_KEYS:
+            raise ConfigError(f"config {path.name}: unknown key {key!r} (known: {sorted(CONFIG_KEYS)})")
+        kind = CONFIG_KEYS[name]
+        if value is not None and kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = float(value)
+        if value is not None and not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise ConfigError(f"config {path.name}: {name} ({value!r}) must be a {kind.__name__}")
+        if name in _PATH_KEYS and value is not None:
+            value = str((path.parent / str(value)) if not Path(str(value)).is_absolute() else value)
+        out[name] = value
+    return out
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    """A rich progress display on stderr, yielding a ``progress(stage)`` callback."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from dpsynth.release import STAGES
+
+    console = Console(stderr=True)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("starting", total=len(STAGES))
+
+        def step(stage: str) -> None:
+            bar.update(task, description=stage, completed=STAGES.index(stage))
+
+        yield step
+
+
+def _emit(obj: dict[str, Any], as_json: bool, human: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(obj, indent=2))
+    else:
+        typer.echo(human, err=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``release``, ``verify`` and ``evaluate`` commands to ``app``."""
+
+    @app.command("release")
+    def release_cmd(
+        data: Optional[Path] = typer.Argument(None, help="Confidential input (CSV or Parquet)."),
+        schema: Optional[Path] = typer.Option(None, "--schema", "-s", help="Public schema file."),
+        mechanism: Optional[str] = typer.Option(None, "--mechanism", "-m",
+                                                help="schema_only, independent, mst, aim, dpvae, dpgan [aim]."),
+        epsilon: Optional[float] = typer.Option(None, "--epsilon", help="Budget epsilon."),
+        delta: Optional[float] = typer.Option(None, "--delta", help="Budget delta [1e-9]."),
+        rho: Optional[float] = typer.Option(None, "--rho", help="Budget as rho-zCDP instead of epsilon."),
+        rows: Optional[int] = typer.Option(None, "--rows", help="Synthetic rows [DP estimate of n]."),
+        seed: Optional[int] = typer.Option(None, "--seed", help="Post-processing seed (never the DP noise)."),
+        engine: Optional[str] = typer.Option(None, "--engine", help="numpy, duckdb or spark [numpy]."),
+        allow_private_schema: Optional[bool] = typer.Option(
+            None, "--allow-private-schema", help="Accept private_inferred schema facts (stated as a caveat)."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Bundle directory to create."),
+        overwrite: Optional[bool] = typer.Option(None, "--overwrite", help="Replace an existing bundle."),
+        config: Optional[Path] = typer.Option(None, "--config", "-c", help="release.yaml; flags override it."),
+        internal_report: Optional[Path] = typer.Option(
+            None, "--internal-report", help="Write the CONFIDENTIAL evaluation here (outside the bundle)."),
+        holdout: Optional[Path] = typer.Option(None, "--holdout", help="Real rows never fitted on (evaluation)."),
+        target: Optional[str] = typer.Option(None, "--target", help="Binary column for the evaluation's AUC."),
+        ledger: Optional[Path] = typer.Option(None, "--ledger", help="Persistent per-dataset budget ledger."),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    ) -> None:
+        """Fit, sample and write a release bundle a data-sharing agreement can attach."""
+        from dpsynth.release import release
+
+        given = {"data": data, "schema": schema, "mechanism": mechanism, "epsilon": epsilon,
+                 "delta": delta, "rho": rho, "rows": rows, "seed": seed, "engine": engine,
+                 "allow_private_schema": allow_private_schema, "out": out, "overwrite": overwrite,
+                 "internal_report": internal_report, "holdout": holdout, "target": target,
+                 "ledger": ledger}
+        opts = load_release_config(config) if config is not None else {}
+        opts.update({k: v for k, v in given.items() if v is not None})
+        for need in ("data", "schema", "out"):
+            if opts.get(need) is None:
+                raise ConfigError(f"release needs {need} (as an argument/flag or in --config)")
+        if opts.get("epsilon") is None and opts.get("rho") is None:
+            raise ConfigError("release needs a budget: --epsilon (with --delta) or --rho")
+        with _progress(sys.stderr.isatty()) as step:
+            result = release(
+                str(opts["data"]), str(opts["schema"]), mechanism=opts.get("mechanism") or "aim",
+                epsilon=opts.get("epsilon"), delta=opts.get("delta") or 1e-9, rho=opts.get("rho"),
+                rows=opts.get("rows"), seed=opts.get("seed"), engine=opts.get("engine") or "numpy",
+                allow_private_schema=bool(opts.get("allow_private_schema")),
+                ledger_path=opts.get("ledger"), out=str(opts["out"]),
+                overwrite=bool(opts.get("overwrite")), internal_report=opts.get("internal_report"),
+                holdout=opts.get("holdout"), target=opts.get("target"), progress=step,
+            )
+        human = (f"release {result.release_id}: {result.rows:,} rows, epsilon={result.epsilon:.6g}, "
+                 f"delta={result.delta:g} -> {result.bundle}" if result.epsilon is not None else
+                 f"release {result.release_id}: {result.rows:,} rows -> {result.bundle}")
+        if result.internal_report is not None:
+            human += f"\nCONFIDENTIAL evaluation (do not share) -> {result.internal_report}"
+        _emit(result.to_json(), as_json, human)
+
+    @app.command("verify")
+    def verify_cmd(
+        bundle: Path = typer.Argument(..., help="Bundle directory."),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    ) -> None:
+        """Recompute every checksum of a bundle and check its consistency (exit 1 on failure)."""
+        from dpsynth.release import verify_bundle
+
+        result = verify_bundle(bundle)
+        if as_json:
+            typer.echo(json.dumps(result.to_json(), indent=2))
+        elif result.ok:
+            typer.echo(f"OK: {result.files_checked} files verified, release {result.release_id}", err=True)
+        for failure in result.failures:
+            typer.echo(f"FAILED: {failure}", err=True)
+        result.raise_for_failures()
+
+    @app.command("evaluate")
+    def evaluate_cmd(
+        real: Path = typer.Argument(..., help="Real (confidential) rows."),
+        synthetic: Path = typer.Argument(..., help="Synthetic rows (CSV/Parquet)."),
+        schema: Path = typer.Option(..., "--schema", "-s", help="Public schema file."),
+        holdout: Optional[Path] = typer.Option(None, "--holdout", help="Real rows never fitted on."),
+        target: Optional[str] = typer.Option(None, "--target", help="Binary column for the AUC."),
+        out: Path = typer.Option(..., "--out", "-o", help="Directory for the CONFIDENTIAL evaluation."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing directory."),
+        as_json: bool = typer.Option(False, "--json", help="Print the evaluation as JSON on stdout."),
+    ) -> None:
+        """CONFIDENTIAL: compare synthetic with real data (not DP; never put it in a bundle)."""
+        from dpsynth.evaluate import evaluate
+        from dpsynth.schema import load_schema
+
+        result = evaluate(real, _unescaped(synthetic), load_schema(schema), holdout=holdout,
+                          target=target, out=out, overwrite=overwrite)
+        _emit(result, as_json, f"CONFIDENTIAL evaluation (do not share) -> {out}")
+
+
+def _unescaped(path: Path) -> Any:
+    """A released ``synthetic.csv`` with the CSV-injection apostrophes removed."""
+    if path.suffix.lower() != ".csv":
+        return path
+    import pandas as pd
+
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    for name in frame.columns:
+        frame[name] = frame[name].map(
+            lambda v: v[1:] if isinstance(v, str) and v[:2] in ("'=", "'+", "'-", "'@", "'\t", "'\r") else v)
+    return frame
