@@ -135,7 +135,7 @@ def typed_frames(draw: Any) -> pd.DataFrame:
 
 def fixed_typed_frame(n: int = 60) -> pd.DataFrame:
     """A deterministic typed frame cycling through every hostile value."""
-    cyc = lambda vals: [vals[i % len(vals)] for i in range(n)]  # noqa: E731
+    cyc = lambda vals: [vals[i % len(vals)] for i in range(n)]
     day0 = pd.Timestamp("2010-06-15")
     return pd.DataFrame(
         {

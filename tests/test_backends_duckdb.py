@@ -11,6 +11,19 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_backends_cases import (
+    CAT,
+    CLIQUES,
+    FLAG,
+    NAMES,
+    ORD,
+    SCHEMA,
+    fixed_typed_frame,
+    text_frame,
+    text_rows,
+    typed_frames,
+    write_csv,
+)
 
 from dpsynth.backends.duckdb import DuckDBBackend
 from dpsynth.backends.factory import open_backend
@@ -18,7 +31,6 @@ from dpsynth.backends.numpy import NumpyBackend
 from dpsynth.encoding import encode, read_frame
 from dpsynth.errors import ConfigError, PrivateAccessError, SchemaError
 from dpsynth.schema import parse_schema
-from test_backends_cases import CAT, CLIQUES, FLAG, NAMES, ORD, SCHEMA, text_frame, fixed_typed_frame, text_rows, typed_frames, write_csv
 
 duckdb = pytest.importorskip("duckdb")
 

@@ -15,23 +15,12 @@ import math
 import secrets
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
-from dpsynth.backends.sql import (
-    DUCKDB,
-    bounded_sql,
-    code_expr,
-    grouping_sets_sql,
-    missing_expr,
-    prepared_expr,
-    scatter_counts,
-    source_kind,
-)
-from dpsynth.errors import ConfigError, PrivateAccessError, SchemaError, require
+from dpsynth.backends.sql import DUCKDB, SQLBackend, missing_expr, source_kind
+from dpsynth.errors import ConfigError, require
 from dpsynth.schema import Schema, canonical_key
 
 __all__ = ["DuckDBBackend"]
@@ -66,7 +55,7 @@ def _normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-class DuckDBBackend:
+class DuckDBBackend(SQLBackend):
     """Exact marginal counts computed by DuckDB, out of core.
 
     Args:
@@ -94,14 +83,13 @@ class DuckDBBackend:
         seed: int | None = None,
     ) -> None:
         duckdb: Any = require("duckdb", "scale")
-        self._schema = schema
-        self._domain = schema.domain()
-        self._cache: dict[tuple[str, ...], npt.NDArray[np.int64]] = {}
+        self._init_cache(schema)
+        self._dialect = DUCKDB
+        self._source = "__dpsynth_src"
         self._seed = int(seed) if seed is not None else secrets.randbits(62)
         self._con: Any = None
         self._frame: pd.DataFrame | None = None
         self._rel: Any = None
-        self._closed = False
         if isinstance(source, duckdb.DuckDBPyRelation):
             self._rel = source
             described = list(zip(source.columns, map(str, source.types)))
@@ -117,12 +105,7 @@ class DuckDBBackend:
             self._con.execute(f"CREATE VIEW __dpsynth_src AS {self._open(source)}")
             described = self._describe("SELECT * FROM __dpsynth_src")
         self._kinds = {str(n): source_kind(t) for n, t in described}
-        missing = [c.name for c in schema.modelled if c.name not in self._kinds]
-        unit = schema.privacy_unit
-        if unit.kind == "person" and unit.column not in self._kinds:
-            missing.append(str(unit.column))
-        if missing:
-            raise SchemaError(f"the data lacks schema columns {missing}")
+        self._check_columns()
 
     def _describe(self, sql: str) -> list[tuple[str, str]]:
         return [(str(r[0]), str(r[1])) for r in self._con.execute(f"DESCRIBE {sql}").fetchall()]
@@ -156,78 +139,17 @@ class DuckDBBackend:
         )
         return f"SELECT {cols} FROM {reader}"
 
-    @property
-    def domain(self) -> dict[str, int]:
-        return dict(self._domain)
-
-    def _encoded_sql(self, names: Sequence[str]) -> tuple[str, dict[str, str]]:
-        """SQL of the codes of ``names`` (all modelled columns when bounding) and their aliases."""
-        unit = self._schema.privacy_unit
-        bounded = unit.kind == "person"
-        cols = [c for c in self._schema.modelled if bounded or c.name in names]
-        alias = {c.name: f"c{j}" for j, c in enumerate(self._schema.modelled)}
-        prep = [
-            f"{prepared_expr(DUCKDB, DUCKDB.ident(c.name), self._kinds[c.name], c)} AS p_{alias[c.name]}"
-            for c in cols
-        ]
-        codes = [f"{code_expr(DUCKDB, 'p_' + alias[c.name], c)} AS {alias[c.name]}" for c in cols]
-        if bounded:
-            prep.append(f"{DUCKDB.ident(str(unit.column))} AS __pid")
-            codes.append("__pid")
-        sql = f"SELECT {', '.join(codes)} FROM (SELECT {', '.join(prep)} FROM __dpsynth_src) AS __p"
-        if bounded:
-            sql = bounded_sql(DUCKDB, sql, "__pid", [alias[c.name] for c in cols], int(unit.max_rows or 1), self._seed)
-        return sql, alias
-
-    def _query(self, sql: str) -> Any:
+    def _query(self, sql: str) -> dict[str, Any]:
         if self._con is not None:
-            return self._con.execute(sql).fetchnumpy()
+            out: dict[str, Any] = self._con.execute(sql).fetchnumpy()
+            return out
         zone = self._rel.query("__dpsynth_src", "SELECT current_setting('TimeZone')").fetchall()[0][0]
         self._rel.query("__dpsynth_src", "SET TimeZone = 'UTC'")
         try:
-            return self._rel.query("__dpsynth_src", sql).fetchnumpy()
+            res: dict[str, Any] = self._rel.query("__dpsynth_src", sql).fetchnumpy()
+            return res
         finally:
             self._rel.query("__dpsynth_src", f"SET TimeZone = {DUCKDB.string(str(zone))}")
-
-    def _compute(self, keys: list[tuple[str, ...]]) -> None:
-        names = [c.name for c in self._schema.modelled if any(c.name in k for k in keys)]
-        inner, alias = self._encoded_sql(names)
-        columns = [alias[n] for n in names]
-        sets = [tuple(alias[c] for c in k) for k in keys]
-        table = self._query(grouping_sets_sql(DUCKDB, inner, sets, columns))
-        get = lambda name: np.asarray(np.ma.filled(table[name], -1), dtype=np.int64)  # noqa: E731
-        counts = scatter_counts(
-            get("__g"),
-            {a: get(a) for a in columns},
-            get("__n"),
-            columns,
-            sets,
-            [tuple(self._domain[c] for c in k) for k in keys],
-        )
-        self._cache.update(zip(keys, counts))
-
-    def count(self, cliques: Sequence[tuple[str, ...]]) -> list[npt.NDArray[np.int64]]:
-        if self._closed:
-            raise PrivateAccessError("the counting backend is closed")
-        for c in cliques:
-            if not c:
-                raise ConfigError("a marginal needs at least one column")
-            for col in c:
-                if col not in self._domain:
-                    raise ConfigError(f"column {col!r} is not in the encoded table")
-            if len(set(c)) != len(c):
-                raise ConfigError(f"marginal {tuple(c)} repeats a column")
-        order = [c.name for c in self._schema.modelled]
-        keys = [tuple(sorted(set(c), key=order.index)) for c in cliques]
-        todo = list(dict.fromkeys(k for k in keys if k not in self._cache))
-        if todo:
-            log.debug("counting %d marginal(s) in one DuckDB pass", len(todo))
-            self._compute(todo)
-        out = []
-        for clique, key in zip(cliques, keys):
-            counts = self._cache[key]
-            out.append(counts.transpose([key.index(c) for c in clique]))
-        return out
 
     def close(self) -> None:
         self._closed = True

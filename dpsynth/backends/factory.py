@@ -52,5 +52,6 @@ def open_backend(engine: str, source: Any, schema: Schema, *, seed: int | None =
     if engine == "spark":
         from dpsynth.backends.spark import SparkBackend
 
-        return SparkBackend(source, schema, seed=seed, **engine_options)
+        spark_backend: CountingBackend = SparkBackend(source, schema, seed=seed, **engine_options)
+        return spark_backend
     raise ConfigError(f"engine {engine!r} must be one of {list(ENGINES)}")

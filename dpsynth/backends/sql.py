@@ -14,35 +14,41 @@ engines differ only in a few spellings, captured by a :class:`Dialect`.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from dpsynth.encoding import _fallback
-from dpsynth.errors import DPSynthError
+from dpsynth.errors import ConfigError, DPSynthError, PrivateAccessError, SchemaError
 from dpsynth.schema import (
     BooleanColumn,
     CategoricalColumn,
     DatetimeColumn,
     NumericColumn,
     OrdinalColumn,
+    Schema,
     canonical_key,
 )
 
 __all__ = [
-    "Dialect",
     "DUCKDB",
     "SPARK",
-    "source_kind",
-    "prepared_expr",
-    "code_expr",
-    "missing_expr",
-    "grouping_sets_sql",
+    "Dialect",
+    "SQLBackend",
     "bounded_sql",
+    "code_expr",
+    "grouping_sets_sql",
+    "missing_expr",
+    "prepared_expr",
     "scatter_counts",
+    "source_kind",
 ]
+
+log = logging.getLogger(__name__)
 
 _ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
 #: Every character Python's ``str.strip()`` removes (``str.isspace``), in code point order.
@@ -315,7 +321,10 @@ def bounded_sql(d: Dialect, inner: str, pid: str, code_cols: Sequence[str], k: i
     cannot change any count.
     """
     codes = ", ".join(code_cols)
-    text = lambda x: f"CAST({x} AS {d.text_type})"  # noqa: E731
+
+    def text(x: str) -> str:
+        return f"CAST({x} AS {d.text_type})"
+
     parts = ", ".join([d.string(str(int(seed))), text(pid), *(text(c) for c in code_cols), text("__dup")])
     key = f"{d.hash_fn}(concat_ws('|', {parts}))"
     return (
@@ -367,3 +376,91 @@ def scatter_counts(
         np.add.at(dense, idx, n[rows])
         out.append(dense)
     return out
+
+
+class SQLBackend:
+    """Shared driver side of the SQL engines: validation, the per-marginal cache, scattering.
+
+    Subclasses set ``_dialect``, ``_schema``, ``_kinds`` (source kind per column), ``_seed``
+    and ``_source`` (the SQL name of the raw source), and implement :meth:`_query`.
+    """
+
+    _dialect: Dialect
+    _schema: Schema
+    _kinds: dict[str, str]
+    _seed: int
+    _source: str
+
+    def _init_cache(self, schema: Schema) -> None:
+        self._schema = schema
+        self._domain = schema.domain()
+        self._cache: dict[tuple[str, ...], npt.NDArray[np.int64]] = {}
+        self._closed = False
+
+    def _check_columns(self) -> None:
+        missing = [c.name for c in self._schema.modelled if c.name not in self._kinds]
+        unit = self._schema.privacy_unit
+        if unit.kind == "person" and unit.column not in self._kinds:
+            missing.append(str(unit.column))
+        if missing:
+            raise SchemaError(f"the data lacks schema columns {missing}")
+
+    @property
+    def domain(self) -> dict[str, int]:
+        """Public ``{column: domain size}`` of the encoded columns, in order."""
+        return dict(self._domain)
+
+    def _query(self, sql: str) -> dict[str, Any]:  # pragma: no cover - abstract
+        """Run ``sql`` and return its columns as arrays (nulls masked or as NaN)."""
+        raise NotImplementedError
+
+    def _encoded_sql(self, names: Sequence[str]) -> tuple[str, dict[str, str]]:
+        """SQL of the codes of ``names`` (all modelled columns when bounding) and their aliases."""
+        d, unit = self._dialect, self._schema.privacy_unit
+        bounded = unit.kind == "person"
+        cols = [c for c in self._schema.modelled if bounded or c.name in names]
+        alias = {c.name: f"c{j}" for j, c in enumerate(self._schema.modelled)}
+        prep = [f"{prepared_expr(d, d.ident(c.name), self._kinds[c.name], c)} AS p_{alias[c.name]}" for c in cols]
+        codes = [f"{code_expr(d, 'p_' + alias[c.name], c)} AS {alias[c.name]}" for c in cols]
+        if bounded:
+            prep.append(f"{d.ident(str(unit.column))} AS __pid")
+            codes.append("__pid")
+        sql = f"SELECT {', '.join(codes)} FROM (SELECT {', '.join(prep)} FROM {self._source}) AS __p"
+        if bounded:
+            sql = bounded_sql(d, sql, "__pid", [alias[c.name] for c in cols], int(unit.max_rows or 1), self._seed)
+        return sql, alias
+
+    def _compute(self, keys: list[tuple[str, ...]]) -> None:
+        names = [c.name for c in self._schema.modelled if any(c.name in k for k in keys)]
+        inner, alias = self._encoded_sql(names)
+        columns = [alias[n] for n in names]
+        sets = [tuple(alias[c] for c in k) for k in keys]
+        result = self._query(grouping_sets_sql(self._dialect, inner, sets, columns))
+
+        def get(name: str) -> npt.NDArray[np.int64]:
+            arr = np.ma.filled(np.ma.masked_invalid(np.ma.asarray(result[name], dtype=np.float64)), -1)
+            return np.asarray(arr, dtype=np.int64)
+
+        shapes = [tuple(self._domain[c] for c in k) for k in keys]
+        counts = scatter_counts(get("__g"), {a: get(a) for a in columns}, get("__n"), columns, sets, shapes)
+        self._cache.update(zip(keys, counts))
+
+    def count(self, cliques: Sequence[tuple[str, ...]]) -> list[npt.NDArray[np.int64]]:
+        """Exact counts of each clique (all uncached ones in one engine pass)."""
+        if self._closed:
+            raise PrivateAccessError("the counting backend is closed")
+        for c in cliques:
+            if not c:
+                raise ConfigError("a marginal needs at least one column")
+            for col in c:
+                if col not in self._domain:
+                    raise ConfigError(f"column {col!r} is not in the encoded table")
+            if len(set(c)) != len(c):
+                raise ConfigError(f"marginal {tuple(c)} repeats a column")
+        order = [c.name for c in self._schema.modelled]
+        keys = [tuple(sorted(c, key=order.index)) for c in cliques]
+        todo = list(dict.fromkeys(k for k in keys if k not in self._cache))
+        if todo:
+            log.debug("counting %d marginal(s) in one %s pass", len(todo), self._dialect.name)
+            self._compute(todo)
+        return [self._cache[k].transpose([k.index(c) for c in clique]) for clique, k in zip(cliques, keys)]
