@@ -41,9 +41,9 @@ class Policy:
     manifest_required: bool = False
     max_membership_auc_upper: float | None = 0.65
     max_membership_epsilon_lb: float | None = None
-    max_singling_out_risk_upper: float | None = 0.25
-    max_linkability_risk_upper: float | None = 0.25
-    max_inference_risk_upper: float | None = 0.25
+    max_singling_out_risk_upper: float | None = 0.4
+    max_linkability_risk_upper: float | None = 0.4
+    max_inference_risk_upper: float | None = 0.4
     forbid_rare_exact_copies: bool = True
     min_k: int | None = None
 
