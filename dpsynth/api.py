@@ -41,9 +41,9 @@ DataSource = pd.DataFrame | str | Path | CountingBackend
 _FORMAT = 1
 
 
-def schema_constraints(schema: Schema) -> list[dict[str, int | list[int]]]:
+def schema_constraints(schema: Schema) -> list[dict[str, int | Sequence[int]]]:
     """The schema's forbidden combinations as code assignments for the model."""
-    out: list[dict[str, int | list[int]]] = []
+    out: list[dict[str, int | Sequence[int]]] = []
     for con in schema.constraints:
         out.append({
             col: [schema.category_code(col, v) for v in val] if isinstance(val, list)
@@ -164,8 +164,8 @@ class Synthesizer:
             }
             write_text_atomic(tmp / "synthesizer.json", json.dumps(meta, indent=2))
             if self.measurements:
-                np.savez_compressed(tmp / "measurements.npz",
-                                    **{f"m{i}": m.values for i, m in enumerate(self.measurements)})
+                arrays: dict[str, Any] = {f"m{i}": m.values for i, m in enumerate(self.measurements)}
+                np.savez_compressed(tmp / "measurements.npz", **arrays)
             if self.model is not None:
                 save_model(self.model, tmp / "model")
             if self.neural is not None:

@@ -141,7 +141,7 @@ def _encode_datetime(s: pd.Series, col: DatetimeColumn, pr: _Problems) -> npt.ND
     retry = np.flatnonzero(null & s.notna().to_numpy())
     for i in retry:  # outside pandas' nanosecond range (e.g. year 9999): parse ISO text directly
         try:
-            units[i] = np.datetime64(str(s.iloc[i]).strip()[:19], unit).astype(np.int64)
+            units[i] = np.datetime64(str(s.iloc[i]).strip()[:19], unit).astype(np.int64)  # type: ignore[call-overload]
             null[i] = False
         except ValueError:
             pass

@@ -100,8 +100,8 @@ def plan_fit(
         meas.append({"what": "every 1-way marginal", "count": d,
                      "sigma": sigma_for_rho(budget_rho, count=d, sensitivity=sens)})
     elif mechanism == "mst":
-        cfg = mst or MSTConfig()
-        r1, _, r2 = (budget_rho * s for s in cfg.split)
+        mcfg = mst or MSTConfig()
+        r1, _, r2 = (budget_rho * s for s in mcfg.split)
         meas.append({"what": "every 1-way marginal", "count": d, "sigma": sigma_for_rho(r1, count=d, sensitivity=sens)})
         if d > 1:
             meas.append({"what": "2-way marginals of the spanning tree", "count": d - 1,
@@ -113,7 +113,7 @@ def plan_fit(
             raise ModelTooLargeError(
                 f"columns {a!r} x {b!r} make a {c:,}-cell marginal, over the memory cap; "
                 "coarsen their bins or categories")
-        cells = min(cells, cfg.max_model_cells)
+        cells = min(cells, mcfg.max_model_cells)
     elif mechanism == "aim":
         cfg = aim or AIMConfig()
         rounds = cfg.max_rounds or 16 * d

@@ -273,11 +273,11 @@ class DatetimeColumn(_Base):
 def _to_units(ts: pd.Timestamp, granularity: str) -> int:
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
-    return int(np.datetime64(ts.to_datetime64(), GRANULARITY_UNITS[granularity]).astype(np.int64))
+    return int(np.datetime64(ts.to_datetime64(), GRANULARITY_UNITS[granularity]).astype(np.int64))  # type: ignore[call-overload]
 
 
 def _from_units(units: int, granularity: str, tz: str | None) -> pd.Timestamp:
-    ts = pd.Timestamp(np.datetime64(int(units), GRANULARITY_UNITS[granularity]))
+    ts = pd.Timestamp(np.datetime64(int(units), GRANULARITY_UNITS[granularity]))  # type: ignore[call-overload]
     return ts.tz_localize("UTC").tz_convert(tz) if tz else ts
 
 
@@ -369,7 +369,7 @@ class Schema(BaseModel):
         if unit.kind == "person":
             if unit.column not in names:
                 raise ValueError(f"privacy_unit column {unit.column!r} is not a column")
-            if self.column(unit.column).modelled:  # type: ignore[arg-type]
+            if self.column(str(unit.column)).modelled:
                 raise ValueError(f"privacy_unit column {unit.column!r} must be of kind identifier")
         if not any(c.modelled for c in self.columns):
             raise ValueError("the schema needs at least one modelled (non-identifier) column")

@@ -177,7 +177,7 @@ def draft_schema(df: pd.DataFrame, *, name: str | None = None) -> tuple[Schema, 
                 notes.append(f"{name_c}: datetime bounds were read from the data (private)")
                 continue
         counts = keys.value_counts()
-        kept = sorted(k for k, v in counts.items() if v >= MIN_CATEGORY_COUNT)
+        kept = sorted(str(k) for k, v in counts.items() if v >= MIN_CATEGORY_COUNT)
         rare = int((counts < MIN_CATEGORY_COUNT).sum())
         if not kept:
             cols.append({**base, "kind": "identifier", "nullable": False})

@@ -51,7 +51,9 @@ def audit_frames(real: Any, synthetic: Any, schema: Any, *, holdout: Any = None,
     if not secs:
         raise ConfigError("no secret columns: mark columns role: sensitive in the schema or pass --secret")
     cols = [c.name for c in schema.modelled]
-    pick = lambda df: None if df is None else _coerce(df[[c for c in cols if c in df.columns]], schema)  # noqa: E731
+    def pick(df: Any) -> Any:
+        return None if df is None else _coerce(df[[c for c in cols if c in df.columns]], schema)
+
     return run_audit(pick(real), pick(synthetic), holdout=pick(holdout), quasi_identifiers=qis, secrets=secs,
                      numeric_ranges=_numeric_ranges(schema), policy=policy, manifest=manifest,
                      n_attacks=n_attacks, rng=np.random.default_rng(seed))
