@@ -1,8 +1,9 @@
 """Exact sampling from a model: ancestral sampling along the junction tree, vectorised over rows.
 
-The root clique's joint is drawn by inverse CDF; every other clique draws its new attributes
-from the conditional table given its separator with the parent, each row independently (one
-uniform per row and clique, looked up in a single concatenated per-parent-configuration CDF).
+The root clique's joint (and any clique without a separator) is drawn as multinomial cell
+counts shuffled into rows; every other clique draws its new attributes from the conditional
+table given its separator with the parent, each row independently (one uniform per row and
+clique, found by a vectorised binary search in its parent configuration's CDF).
 Conditioning clamps the potentials and recalibrates (no rejection).
 """
 
@@ -35,15 +36,39 @@ def _draw(table: FloatArray, parent_index: IntArray | None, u: FloatArray) -> In
     cdf = np.cumsum(table / safe, axis=1)
     positive = table > 0
     last = np.where(positive.any(axis=1), cells - 1 - np.argmax(positive[:, ::-1], axis=1), 0)
+    # From the last positive cell on the CDF is exactly 1 > u, so the search below never
+    # returns a cell past it (nor any zero-probability cell: its CDF step is empty).
     cdf[np.arange(cells)[None, :] >= last[:, None]] = 1.0
     if parent_index is None:
-        idx = np.searchsorted(cdf[0], u, side="right")
-        return np.asarray(np.minimum(idx, last[0]), dtype=np.int64)
-    # Row k's CDF is shifted to [2k, 2k+1]: one searchsorted serves every configuration.
-    offsets = 2.0 * np.arange(configs, dtype=np.float64)
-    flat = (cdf + offsets[:, None]).ravel()
-    pos = np.searchsorted(flat, u + 2.0 * parent_index, side="right") - parent_index * cells
-    return np.asarray(np.minimum(pos, last[parent_index]), dtype=np.int64)
+        return np.asarray(np.searchsorted(cdf[0], u, side="right"), dtype=np.int64)
+    # Branchless binary search inside each row's own CDF: count the entries <= u.
+    flat = cdf.ravel()
+    base = parent_index * cells
+    pos = np.zeros(u.shape[0], dtype=np.int64)
+    idx = np.empty_like(pos)
+    step = 1 << (cells.bit_length() - 1)
+    while step:
+        np.add(pos, step - 1, out=idx)
+        np.minimum(idx, cells - 1, out=idx)
+        idx += base
+        pos += step * (flat[idx] <= u)
+        step >>= 1
+    return pos
+
+
+def _draw_unconditional(weights: FloatArray, rows: int, rng: np.random.Generator) -> IntArray:
+    """``rows`` i.i.d. cell indices from unnormalised ``weights``.
+
+    Multinomial cell counts, each cell repeated, then shuffled: the same distribution as
+    independent draws, without a search per row.
+    """
+    mass = float(weights.sum())
+    if not mass > 0:
+        return np.zeros(rows, dtype=np.int64)
+    counts = rng.multinomial(rows, np.clip(weights / mass, 0.0, 1.0))
+    out = np.repeat(np.arange(weights.shape[0], dtype=np.int64), counts)
+    rng.shuffle(out)
+    return out
 
 
 def sample(
@@ -88,16 +113,21 @@ def sample(
         new_shape = tuple(shape[clique.index(a)] for a in new)
         configs = int(np.prod(sep_shape, dtype=np.int64))
         table = np.transpose(probs[node], perm).reshape(configs, -1)
-        u = rng.random(rows)
-        parent_index: IntArray | None = None
-        for a, size in zip(sep, sep_shape):
-            parent_index = columns[a] if parent_index is None else parent_index * size + columns[a]
-        flat = _draw(table, parent_index, u)
+        if sep:
+            parent_index = columns[sep[0]].copy()
+            for a, size in zip(sep[1:], sep_shape[1:]):
+                parent_index *= size
+                parent_index += columns[a]
+            flat = _draw(table, parent_index, rng.random(rows))
+        else:
+            flat = _draw_unconditional(table[0], rows, rng)
         if len(new) == 1:
             columns[new[0]] = flat
         else:
-            for a, values in zip(new, np.unravel_index(flat, new_shape)):
-                columns[a] = values.astype(np.int64, copy=False)
+            # Unravel the (few) cells once and gather per row: cheaper than unravelling rows.
+            cells = np.arange(int(np.prod(new_shape, dtype=np.int64)), dtype=np.int64)
+            for a, coords in zip(new, np.unravel_index(cells, new_shape)):
+                columns[a] = coords[flat]
     out = np.empty((rows, len(domain)), dtype=np.int64)
     for i, a in enumerate(domain.attrs):
         out[:, i] = columns[a]
