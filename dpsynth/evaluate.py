@@ -22,7 +22,7 @@ from dpsynth.encoding import encode, read_frame
 from dpsynth.errors import ConfigError
 from dpsynth.schema import BooleanColumn, Role, Schema
 
-__all__ = ["evaluate", "CONFIDENTIAL"]
+__all__ = ["CONFIDENTIAL", "evaluate"]
 
 log = logging.getLogger(__name__)
 

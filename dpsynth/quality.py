@@ -18,23 +18,31 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from dpsynth.errors import ConfigError, require
-from dpsynth.schema import BooleanColumn, CategoricalColumn, DatetimeColumn, NumericColumn, Role, Schema
+from dpsynth.schema import (
+    BooleanColumn,
+    CategoricalColumn,
+    DatetimeColumn,
+    NumericColumn,
+    Role,
+    Schema,
+)
 from dpsynth.table import Table
 
 __all__ = [
-    "workload_error",
-    "column_shapes",
     "column_pair_trends",
-    "tstr_auc",
+    "column_shapes",
     "pmse",
     "subgroup_rates",
+    "tstr_auc",
+    "workload_error",
 ]
 
 Floats = npt.NDArray[np.float64]
@@ -45,7 +53,8 @@ def _marginal(table: Table, clique: Sequence[str]) -> Floats:
     codes = table.column_codes(clique)
     flat = np.ravel_multi_index(tuple(codes.T), shape) if len(clique) > 1 else codes[:, 0]
     counts = np.bincount(flat, minlength=int(np.prod(shape))).astype(np.float64)
-    return counts / max(counts.sum(), 1.0)
+    out: Floats = counts / max(float(counts.sum()), 1.0)
+    return out
 
 
 def workload_error(real: Table, synthetic: Table, *, ks: Sequence[int] = (1, 2, 3),
@@ -81,11 +90,11 @@ def workload_error(real: Table, synthetic: Table, *, ks: Sequence[int] = (1, 2, 
 def _numeric_values(s: pd.Series, col: Any) -> Floats:
     if isinstance(col, DatetimeColumn):
         ts = pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
-        v = ts.dropna().astype("int64").to_numpy(dtype=np.float64)
-        return v
-    v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    v = v[np.isfinite(v)]
-    return np.clip(v, *col.bounds)
+        ns: Floats = np.asarray(ts.dropna().astype("int64"), dtype=np.float64)
+        return ns
+    v: Floats = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    clipped: Floats = np.clip(v[np.isfinite(v)], *col.bounds)
+    return clipped
 
 
 def _is_numeric(col: Any) -> bool:

@@ -18,9 +18,10 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -37,8 +38,14 @@ from dpsynth.manifest import (
 )
 from dpsynth.schema import Schema, dump_schema, load_schema
 
-__all__ = ["ReleaseResult", "VerifyResult", "release", "verify_bundle", "escape_csv_injection",
-           "STAGES"]
+__all__ = [
+    "STAGES",
+    "ReleaseResult",
+    "VerifyResult",
+    "escape_csv_injection",
+    "release",
+    "verify_bundle",
+]
 
 log = logging.getLogger(__name__)
 

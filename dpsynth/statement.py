@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["privacy_statement", "plain_epsilon"]
+__all__ = ["plain_epsilon", "privacy_statement"]
 
 
 def _num(x: Any, digits: int = 4) -> str:

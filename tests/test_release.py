@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -94,7 +94,7 @@ def test_manifest_epsilon_within_request_and_consistent(released: dict[str, Any]
 
 
 def test_verify_ok_and_input_untouched(released: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_cli(["verify", released["out"]], capsys)
+    code, _out, err = run_cli(["verify", released["out"]], capsys)
     assert code == 0, err
     assert "OK: 7 files verified" in err
     assert hashlib.sha256(released["data"].read_bytes()).hexdigest() == released["before"]
@@ -135,7 +135,7 @@ def test_verify_detects_tampering(released: dict[str, Any], tmp_path: Path, tamp
         (bundle / "notes.txt").write_text("added later")
     else:
         (bundle / "report" / "index.html").write_text("<html></html>")
-    code, out, err = run_cli(["verify", bundle], capsys)
+    code, _out, err = run_cli(["verify", bundle], capsys)
     assert code == 1
     assert "FAILED" in err and "failed verification" in err
 

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import typer
 import yaml
 
 from dpsynth.errors import ConfigError
 
-__all__ = ["register", "load_release_config", "CONFIG_KEYS"]
+__all__ = ["CONFIG_KEYS", "load_release_config", "register"]
 
 CONFIG_KEYS: dict[str, type] = {
     "data": str, "schema": str, "mechanism": str, "epsilon": float, "delta": float, "rho": float,
@@ -88,26 +89,26 @@ def register(app: typer.Typer) -> None:
 
     @app.command("release")
     def release_cmd(
-        data: Optional[Path] = typer.Argument(None, help="Confidential input (CSV or Parquet)."),
-        schema: Optional[Path] = typer.Option(None, "--schema", "-s", help="Public schema file."),
-        mechanism: Optional[str] = typer.Option(None, "--mechanism", "-m",
+        data: Path | None = typer.Argument(None, help="Confidential input (CSV or Parquet)."),
+        schema: Path | None = typer.Option(None, "--schema", "-s", help="Public schema file."),
+        mechanism: str | None = typer.Option(None, "--mechanism", "-m",
                                                 help="schema_only, independent, mst, aim, dpvae, dpgan [aim]."),
-        epsilon: Optional[float] = typer.Option(None, "--epsilon", help="Budget epsilon."),
-        delta: Optional[float] = typer.Option(None, "--delta", help="Budget delta [1e-9]."),
-        rho: Optional[float] = typer.Option(None, "--rho", help="Budget as rho-zCDP instead of epsilon."),
-        rows: Optional[int] = typer.Option(None, "--rows", help="Synthetic rows [DP estimate of n]."),
-        seed: Optional[int] = typer.Option(None, "--seed", help="Post-processing seed (never the DP noise)."),
-        engine: Optional[str] = typer.Option(None, "--engine", help="numpy, duckdb or spark [numpy]."),
-        allow_private_schema: Optional[bool] = typer.Option(
+        epsilon: float | None = typer.Option(None, "--epsilon", help="Budget epsilon."),
+        delta: float | None = typer.Option(None, "--delta", help="Budget delta [1e-9]."),
+        rho: float | None = typer.Option(None, "--rho", help="Budget as rho-zCDP instead of epsilon."),
+        rows: int | None = typer.Option(None, "--rows", help="Synthetic rows [DP estimate of n]."),
+        seed: int | None = typer.Option(None, "--seed", help="Post-processing seed (never the DP noise)."),
+        engine: str | None = typer.Option(None, "--engine", help="numpy, duckdb or spark [numpy]."),
+        allow_private_schema: bool | None = typer.Option(
             None, "--allow-private-schema", help="Accept private_inferred schema facts (stated as a caveat)."),
-        out: Optional[Path] = typer.Option(None, "--out", "-o", help="Bundle directory to create."),
-        overwrite: Optional[bool] = typer.Option(None, "--overwrite", help="Replace an existing bundle."),
-        config: Optional[Path] = typer.Option(None, "--config", "-c", help="release.yaml; flags override it."),
-        internal_report: Optional[Path] = typer.Option(
+        out: Path | None = typer.Option(None, "--out", "-o", help="Bundle directory to create."),
+        overwrite: bool | None = typer.Option(None, "--overwrite", help="Replace an existing bundle."),
+        config: Path | None = typer.Option(None, "--config", "-c", help="release.yaml; flags override it."),
+        internal_report: Path | None = typer.Option(
             None, "--internal-report", help="Write the CONFIDENTIAL evaluation here (outside the bundle)."),
-        holdout: Optional[Path] = typer.Option(None, "--holdout", help="Real rows never fitted on (evaluation)."),
-        target: Optional[str] = typer.Option(None, "--target", help="Binary column for the evaluation's AUC."),
-        ledger: Optional[Path] = typer.Option(None, "--ledger", help="Persistent per-dataset budget ledger."),
+        holdout: Path | None = typer.Option(None, "--holdout", help="Real rows never fitted on (evaluation)."),
+        target: str | None = typer.Option(None, "--target", help="Binary column for the evaluation's AUC."),
+        ledger: Path | None = typer.Option(None, "--ledger", help="Persistent per-dataset budget ledger."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     ) -> None:
         """Fit, sample and write a release bundle a data-sharing agreement can attach."""
@@ -164,8 +165,8 @@ def register(app: typer.Typer) -> None:
         real: Path = typer.Argument(..., help="Real (confidential) rows."),
         synthetic: Path = typer.Argument(..., help="Synthetic rows (CSV/Parquet)."),
         schema: Path = typer.Option(..., "--schema", "-s", help="Public schema file."),
-        holdout: Optional[Path] = typer.Option(None, "--holdout", help="Real rows never fitted on."),
-        target: Optional[str] = typer.Option(None, "--target", help="Binary column for the AUC."),
+        holdout: Path | None = typer.Option(None, "--holdout", help="Real rows never fitted on."),
+        target: str | None = typer.Option(None, "--target", help="Binary column for the AUC."),
         out: Path = typer.Option(..., "--out", "-o", help="Directory for the CONFIDENTIAL evaluation."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing directory."),
         as_json: bool = typer.Option(False, "--json", help="Print the evaluation as JSON on stdout."),

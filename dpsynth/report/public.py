@@ -24,8 +24,15 @@ if TYPE_CHECKING:
     from dpsynth.api import Synthesizer
     from dpsynth.table import Table
 
-__all__ = ["build_public_report", "render_public_html", "svg_of", "style_matplotlib", "fmt_number",
-           "synthetic_table", "TEMPLATES"]
+__all__ = [
+    "TEMPLATES",
+    "build_public_report",
+    "fmt_number",
+    "render_public_html",
+    "style_matplotlib",
+    "svg_of",
+    "synthetic_table",
+]
 
 TEMPLATES = Path(__file__).with_name("templates")
 _INK, _NOISY, _SYN, _GRID = "#1f2933", "#9aa5b1", "#2f6fde", "#e4e7eb"
@@ -128,7 +135,7 @@ def svg_of(fig: Any) -> str:
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
     plt.close(fig)
     text = buf.getvalue()
-    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text[text.index("<svg"):], flags=re.S)
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text[text.index("<svg"):], flags=re.DOTALL)
     return text
 
 
