@@ -254,10 +254,12 @@ def fit(
     backend = _open(data, schema, engine, seed)
     try:
         if mechanism in ("dpvae", "dpgan"):
-            from dpsynth.neural import fit_neural_from_backend
+            from dpsynth.neural import NeuralConfig, fit_neural
+            from dpsynth.neural import _as_table as neural_table
 
-            neural_model = fit_neural_from_backend(mechanism, backend, schema, accountant=accountant,
-                                                   config=neural, seed=seed, delta=delta)
+            neural_model = fit_neural(mechanism, neural_table(backend), schema,  # type: ignore[arg-type]
+                                      accountant=accountant, config=neural or NeuralConfig(),
+                                      seed=seed, delta=delta)
             fitted: MarginalFit | None = None
         elif mechanism == "independent":
             fitted = fit_independent(backend, accountant, rho=total_rho, sensitivity=sensitivity,
@@ -272,10 +274,12 @@ def fit(
         if not isinstance(data, CountingBackend):
             backend.close()
     privacy = accountant.statement(delta)
+    # Charge times track counting time, which grows with the private row count: not public.
+    privacy["ledger"] = [{k: v for k, v in e.items() if k != "time"} for e in privacy["ledger"]]
     privacy.update({"unit": unit.describe(), "caveats": caveats,
                     "neighbouring": "add/remove one unit of privacy"})
     if fitted is None:
         return Synthesizer(schema, mechanism, privacy, int(neural_model.estimated_rows), None, neural_model,
-                           params=dict(getattr(neural_model, "params", {})))
+                           params=dict(neural_model.privacy))
     return Synthesizer(schema, mechanism, privacy, int(round(fitted.total)), fitted.model, None,
                        fitted.measurements, fitted.selected, fitted.params)
