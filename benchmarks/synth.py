@@ -45,8 +45,8 @@ PEER_MECHS = ("mst", "aim")
 # How each peer's virtualenv is made: pip specs installed in order (torch's CPU wheel first, so
 # that opacus does not pull CUDA wheels).
 PEERS: dict[str, tuple[str, ...]] = {
-    "opendp": ("opendp[mbi,polars]==0.16.*", "pandas"),  # mbi's sampler needs pandas
     "dpmm": ("dpmm",),
+    "opendp": ("opendp[mbi,polars]==0.16.*", "pandas"),  # mbi's sampler needs pandas
     "smartnoise": ("torch==2.13.0", "smartnoise-synth"),
 }
 PEER_TIMEOUT_S = {"mst": 1800, "aim": 2400}
@@ -327,24 +327,54 @@ def _f(v: Any, fmt: str) -> str:
 def render(table: list[dict[str, Any]], baseline_auc: float, resample: dict[int, float]) -> str:
     """The one markdown table (plus the non-private reference rows)."""
     head = ("| generator | ε | err1 | err2 | err3 | TSTR AUC | fit s | CPU s | peak MiB "
-            "| fit speed-up vs fastest peer | err3 / best peer's |")
-    lines = [head, "|" + "---|" * 11]
+            "| n | fit speed-up vs fastest peer (wall) | (CPU) | err3 / best peer's |")
+    lines = [head, "|" + "---|" * 13]
     order = {g: i for i, g in enumerate(["dpsynth independent", "dpsynth mst", "opendp mst", "dpmm mst",
                                           "smartnoise mst", "dpsynth aim", "opendp aim", "dpmm aim", "smartnoise aim"])}
     for row in sorted(table, key=lambda r: (r["eps"], order.get(r["generator"], 99))):
         if row["status"] != "ok":
             lines.append(f"| {row['generator']} | {row['eps']:g} | {row['status']}: {row['error'] or '—'} |"
-                         + " |" * 8)
+                         + " |" * 10)
             continue
         lines.append(
             f"| {row['generator']} | {row['eps']:g} | {_f(row['err1'], '.3f')} | {_f(row['err2'], '.3f')} "
             f"| {_f(row['err3'], '.3f')} | {_f(row['auc'], '.3f')} | {_f(row['fit_s'], '.1f')} "
-            f"| {_f(row['cpu_s'], '.1f')} | {_f(row['peak_mib'], '.0f')} "
+            f"| {_f(row['cpu_s'], '.1f')} | {_f(row['peak_mib'], '.0f')} | {row['seeds']} "
             f"| {_f(row.get('speedup'), '.1f')}{'×' if 'speedup' in row else ''} "
+            f"| {_f(row.get('cpu_speedup'), '.1f')}{'×' if 'cpu_speedup' in row else ''} "
             f"| {_f(row.get('err3_ratio'), '.2f')} |")
     lines.append(f"| real train, resampled (non-private) | — | {resample[1]:.3f} | {resample[2]:.3f} "
-                 f"| {resample[3]:.3f} | {baseline_auc:.3f} | — | — | — | — | — |")
+                 f"| {resample[3]:.3f} | {baseline_auc:.3f} | — | — | — | — | — | — | — |")
+    for row in table:
+        if "codes_rows_per_s" in row:
+            lines.append(f"\nSampling 1M rows from {row['generator']} (ε = {row['eps']:g}): "
+                         f"{row['codes_rows_per_s'] / 1e6:.2f} M rows/s as integer codes, "
+                         f"{row['frame_rows_per_s'] / 1e6:.2f} M rows/s as a decoded DataFrame.")
     return "\n".join(lines)
+
+
+def plot(table: list[dict[str, Any]], path: Path) -> None:
+    """Median 3-way error against eps per generator (the "Choosing eps" figure), as SVG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for gen in sorted({r["generator"] for r in table if r["status"] == "ok"}):
+        pts = sorted((r["eps"], r["err3"]) for r in table if r["generator"] == gen and r["status"] == "ok")
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o" if gen.startswith("dpsynth") else "x",
+                linestyle="-" if gen.startswith("dpsynth") else ":", label=gen)
+    ax.set_xscale("log")
+    ax.set_xlabel("ε (δ = 1e-9)")
+    ax.set_ylabel("mean 3-way L1 error")
+    ax.set_title("Adult, 39,074 rows: error against ε")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="svg", metadata={"Date": None})
+    plt.close(fig)
 
 
 def main() -> None:
@@ -363,7 +393,7 @@ def main() -> None:
     seeds = range(2 if args.quick else args.seeds)
     peers = [] if args.no_peers else [p for p in args.peers.split(",") if p]
     peer_eps = [float(e) for e in args.peer_eps.split(",")]
-    jobs = [(p, m, e, s) for s in range(args.peer_seeds) for m in PEER_MECHS for e in peer_eps for p in peers]
+    jobs = [(p, m, e, s) for m in PEER_MECHS for s in range(args.peer_seeds) for e in peer_eps for p in peers]
     if jobs:
         start_peer_queue(jobs)
     mechanisms = args.mechanisms.split(",")
@@ -389,6 +419,7 @@ def main() -> None:
         f"Adult (coded), {len(train)} training rows, δ = {DELTA:g}, medians over seeds "
         f"({len(seeds)} for dpsynth, {args.peer_seeds} for peers); run {time.strftime('%Y-%m-%d')}.\n\n"
         + text + "\n")
+    plot(table, ROOT / "docs" / "_static" / "error-vs-epsilon.svg")
     (RESULTS / "synth.json").write_text(json.dumps(
         {"train_rows": len(train), "delta": DELTA, "real_train_auc": baseline_auc,
          "resample_err": real_err, "rows": table}, indent=1, default=float))
