@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import resource
 import statistics
@@ -67,7 +68,7 @@ def split() -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
 def _marginal(codes: np.ndarray, idx: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
     flat = np.ravel_multi_index(tuple(codes[:, i] for i in idx), shape)
     counts = np.bincount(flat, minlength=int(np.prod(shape))).astype(np.float64)
-    return counts / max(counts.sum(), 1.0)
+    return np.asarray(counts / max(float(counts.sum()), 1.0), dtype=np.float64)
 
 
 class Workload:
@@ -151,7 +152,7 @@ def run_ours(mechanism: str, eps: float, seed: int, *, reuse: bool) -> Path:
     rate = seed == 0 and eps == 1.0 and mechanism != "independent"
     cmd = [sys.executable, __file__, "_child", mechanism, str(eps), str(seed), str(out)] + (["--rate"] if rate else [])
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         out.with_suffix(".json").write_text(json.dumps({"status": "failed", "error": proc.stderr[-2000:]}))
     print(f"  dpsynth {mechanism:11s} eps={eps:<4g} seed={seed}  {time.perf_counter() - t0:6.1f} s"
@@ -174,7 +175,7 @@ def ensure_venv(peer: str) -> str | None:
         steps = [["python3", "-m", "venv", str(venv)]]
         steps += [[str(venv / "bin" / "pip"), "install", spec] for spec in PEERS[peer]]
         for step in steps:
-            if subprocess.run(step, stdout=fh, stderr=subprocess.STDOUT).returncode != 0:
+            if subprocess.run(step, stdout=fh, stderr=subprocess.STDOUT, check=False).returncode != 0:
                 reason = f"install failed at `{' '.join(step[1:])}` (see {log.name})"
                 failed.write_text(reason)
                 return reason
@@ -212,7 +213,8 @@ def peer_queue(jobs: list[tuple[str, str, float, int]]) -> None:
             log.write(f"{time.strftime('%H:%M:%S')} start {out.name}\n")
             log.flush()
             try:
-                proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, timeout=PEER_TIMEOUT_S[mech])
+                proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, timeout=PEER_TIMEOUT_S[mech],
+                                      check=False)
                 if proc.returncode != 0 or not out.with_suffix(".json").exists():
                     out.with_suffix(".json").write_text(json.dumps(
                         {"status": "failed", "error": f"runner exited {proc.returncode} (see queue.log)"}))
@@ -281,7 +283,7 @@ def evaluate(out: Path, generator: str, mechanism: str, eps: float, seed: int,
 
 
 def _med(values: list[float]) -> float:
-    vals = [v for v in values if v == v]
+    vals = [v for v in values if not math.isnan(v)]
     return statistics.median(vals) if vals else float("nan")
 
 
@@ -321,7 +323,7 @@ def summarise(runs: list[Run]) -> list[dict[str, Any]]:
 
 
 def _f(v: Any, fmt: str) -> str:
-    return "—" if v is None or v != v else format(v, fmt)
+    return "—" if v is None or math.isnan(v) else format(v, fmt)
 
 
 def render(table: list[dict[str, Any]], baseline_auc: float, resample: dict[int, float]) -> str:
@@ -429,6 +431,6 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_child":
         child(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5]), "--rate" in sys.argv)
     elif len(sys.argv) > 1 and sys.argv[1] == "_peers":
-        peer_queue([tuple(j) for j in json.loads(sys.argv[2])])  # type: ignore[misc]
+        peer_queue([(str(p), str(m), float(e), int(s)) for p, m, e, s in json.loads(sys.argv[2])])
     else:
         main()

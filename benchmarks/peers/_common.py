@@ -6,8 +6,9 @@ import argparse
 import json
 import resource
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 def parse() -> argparse.Namespace:

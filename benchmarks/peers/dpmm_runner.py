@@ -12,10 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pandas as pd  # noqa: E402
-from dpmm.pipelines import AIMPipeline, MSTPipeline  # noqa: E402
-
-from _common import parse, timed_fit, write  # noqa: E402
+import pandas as pd
+from _common import parse, timed_fit, write
+from dpmm.pipelines import AIMPipeline, MSTPipeline
 
 
 def main() -> None:

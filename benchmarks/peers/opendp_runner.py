@@ -8,17 +8,16 @@ benchmarks/synth.py with dpsynth's own conversion).
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-import opendp.prelude as dp  # noqa: E402
-import polars as pl  # noqa: E402
-
-from _common import parse, timed_fit, write  # noqa: E402
+import numpy as np
+import opendp.prelude as dp
+import polars as pl
+from _common import parse, timed_fit, write
 
 
 def _prior(x: float) -> float:
@@ -56,7 +55,8 @@ def main() -> None:
     dp.enable_features("contrib")
     domain = json.loads(Path(args.domain).read_text())
     columns = list(domain)
-    n_rows = sum(1 for _ in open(args.train)) - 1
+    with open(args.train, encoding="utf-8") as fh:
+        n_rows = sum(1 for _ in fh) - 1
     algorithm = dp.mbi.MST() if args.mechanism == "mst" else dp.mbi.AIM()
     rho = mst_safe_rho(args.rho, len(columns) - 1) if args.mechanism == "mst" else args.rho
 

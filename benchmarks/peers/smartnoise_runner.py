@@ -13,12 +13,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from snsynth import Synthesizer  # noqa: E402
-from snsynth.transform import LabelTransformer, TableTransformer  # noqa: E402
-
-from _common import parse, timed_fit, write  # noqa: E402
+import numpy as np
+import pandas as pd
+from _common import parse, timed_fit, write
+from snsynth import Synthesizer
+from snsynth.transform import LabelTransformer, TableTransformer
 
 
 def main() -> None:
