@@ -25,7 +25,7 @@ from dpsynth.events import NoisyMaxEvent
 from dpsynth.measure import Measurement, measure_marginals
 from dpsynth.mechanisms.base import MarginalFit, sigma_for_rho
 from dpsynth.noise import gumbel_scale_for_rho, noisy_max
-from dpsynth.pgm import Domain, estimate, estimate_total, junction_tree_size
+from dpsynth.pgm import Domain, TreeSizer, estimate, estimate_total
 
 __all__ = ["AIMConfig", "fit_aim", "default_workload"]
 
@@ -119,6 +119,7 @@ def fit_aim(
     exact = dict(zip(cand_list, backend.count(cand_list)))
     selected: list[Clique] = []
     measured_cliques: list[Clique] = [(a,) for a in attrs]
+    sizer = TreeSizer(domain)  # junction_tree_size(domain, cliques), memoised by graph
     n_rounds = 0
     while rho - used > 1e-12 * rho:
         remaining = rho - used
@@ -129,13 +130,14 @@ def fit_aim(
             meas_cost = remaining - eps_rho
         used += meas_cost + eps_rho
         limit = config.max_model_cells * min(1.0, used / rho)
-        eligible = [c for c in cand_list
-                    if junction_tree_size(domain, measured_cliques + [c]) <= limit]
+        eligible = [c for c, size in zip(cand_list, sizer.sizes(measured_cliques, cand_list))
+                    if size <= limit]
         if not eligible:
             eligible = [c for c in cand_list if len(c) == 1]
         bias = math.sqrt(2 / math.pi) * sigma
-        scores = [cands[c] * (float(np.abs(exact[c] - model.marginal(c)).sum()) - bias * domain.size(c))
-                  for c in eligible]
+        answers = model.project_many(eligible)  # one calibration, shared subtables
+        scores = [cands[c] * (float(np.abs(exact[c] - f.values).sum()) - bias * domain.size(c))
+                  for c, f in zip(eligible, answers)]
         scale = gumbel_scale_for_rho(eps_rho, sensitivity * max_weight)
         accountant.charge(NoisyMaxEvent(scale=scale, sensitivity=sensitivity * max_weight,
                                         label=f"aim select round {n_rounds + 1}"))

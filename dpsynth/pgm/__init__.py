@@ -9,6 +9,7 @@ from dpsynth.pgm.factor import Factor
 from dpsynth.pgm.inference import Beliefs, Calibrator
 from dpsynth.pgm.junction_tree import (
     JunctionTree,
+    TreeSizer,
     build_junction_tree,
     hypothetical_model_size,
     junction_tree_size,
@@ -24,6 +25,7 @@ __all__ = [
     "Factor",
     "JunctionTree",
     "Model",
+    "TreeSizer",
     "build_junction_tree",
     "estimate",
     "estimate_total",

@@ -9,15 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from math import prod
 
 import networkx as nx
 
 from dpsynth.errors import ConfigError, ModelTooLargeError
 from dpsynth.pgm.domain import Domain
+from dpsynth.pgm.elimination import TreeSizer, eliminate
 
 __all__ = [
     "JunctionTree",
+    "TreeSizer",
     "build_junction_tree",
     "elimination_cliques",
     "hypothetical_model_size",
@@ -128,16 +129,6 @@ class JunctionTree:
         return alive
 
 
-def _attribute_graph(domain: Domain, cliques: Iterable[Iterable[str]]) -> dict[str, set[str]]:
-    adj: dict[str, set[str]] = {a: set() for a in domain.attrs}
-    for clique in cliques:
-        members = tuple(clique)
-        domain.check(members)
-        for a in members:
-            adj[a].update(b for b in members if b != a)
-    return adj
-
-
 def elimination_cliques(
     domain: Domain, cliques: Iterable[Iterable[str]], *, max_cells: int | None = None
 ) -> list[Clique]:
@@ -145,6 +136,7 @@ def elimination_cliques(
 
     The next attribute eliminated is the one whose elimination clique (itself and its current
     neighbours) has the fewest cells; ties go to the fewest fill-in edges, then domain order.
+    Runs on bitset graphs (:mod:`dpsynth.pgm.elimination`).
 
     Args:
         domain: The public domain.
@@ -157,35 +149,7 @@ def elimination_cliques(
     Raises:
         ModelTooLargeError: A single elimination clique already exceeds ``max_cells``.
     """
-    adj = _attribute_graph(domain, cliques)
-    sizes = domain.to_dict()
-    rank = {a: i for i, a in enumerate(domain.attrs)}
-    formed: list[frozenset[str]] = []
-    while adj:
-        best: tuple[int, int, int] | None = None
-        pick = ""
-        for var, nbrs in adj.items():
-            weight = sizes[var] * prod(sizes[n] for n in nbrs)
-            nb = list(nbrs)
-            fill = sum(1 for i, x in enumerate(nb) for y in nb[i + 1 :] if y not in adj[x])
-            key = (weight, fill, rank[var])
-            if best is None or key < best:
-                best, pick = key, var
-        assert best is not None
-        clique = frozenset(adj[pick] | {pick})
-        if max_cells is not None and best[0] > max_cells:
-            raise ModelTooLargeError(
-                f"model clique {sorted(clique, key=rank.__getitem__)} has {best[0]} cells, "
-                f"more than max_cells={max_cells}"
-            )
-        formed.append(clique)
-        nbrs = adj.pop(pick)
-        for x in nbrs:
-            adj[x].discard(pick)
-            adj[x].update(n for n in nbrs if n != x)
-    maximal = [c for c in formed if not any(c < other for other in formed)]
-    unique = list(dict.fromkeys(maximal))
-    return [tuple(a for a in domain.attrs if a in c) for c in unique]
+    return eliminate(domain, cliques, max_cells=max_cells)
 
 
 def junction_tree_size(domain: Domain, cliques: Iterable[Iterable[str]]) -> int:
