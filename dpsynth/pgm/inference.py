@@ -164,12 +164,35 @@ class _Query:
         return out_attrs, np.asarray(result, dtype=np.float64)
 
 
-def marginal_of(beliefs: Beliefs, attrs: tuple[str, ...]) -> FloatArray:
+def _conditional(beliefs: Beliefs, node: int) -> FloatArray:
+    """``P(clique | separator with the parent)`` of one non-root clique."""
+    tree = beliefs.tree
+    clique = tree.cliques[node]
+    sep = set(tree.separator(node, tree.parent[node]))
+    table = beliefs.probs[node]
+    axes = tuple(i for i, a in enumerate(clique) if a not in sep)
+    sep_table = np.add.reduce(table, axis=axes, keepdims=True) if axes else table
+    return np.divide(table, sep_table, out=np.zeros_like(table), where=sep_table > 0)
+
+
+def marginal_of(
+    beliefs: Beliefs,
+    attrs: tuple[str, ...],
+    *,
+    memo: dict[tuple[int, bool, tuple[str, ...]], FloatArray] | None = None,
+) -> FloatArray:
     """The probability table over ``attrs`` (in that axis order) under calibrated beliefs.
 
     If one clique holds all of ``attrs`` its belief is summed; otherwise the smallest subtree
-    covering them is turned into conditional tables and the other attributes are eliminated
+    covering them is turned into conditional tables, every attribute that only one of them
+    holds (and the query does not want) is summed out of it, and the rest is eliminated
     exactly (greedy min-size order).
+
+    Args:
+        beliefs: Calibrated beliefs.
+        attrs: The query attributes.
+        memo: Optional store shared across queries on the same ``beliefs`` (reduced
+            conditional tables keyed by clique and kept attributes).
     """
     tree = beliefs.tree
     tree.domain.check(attrs)
@@ -181,22 +204,31 @@ def marginal_of(beliefs: Beliefs, attrs: tuple[str, ...]) -> FloatArray:
         table = np.add.reduce(beliefs.probs[home], axis=axes) if axes else beliefs.probs[home]
         perm = tuple(canon.index(a) for a in attrs)
         return np.asarray(np.transpose(table, perm), dtype=np.float64)
+    store = {} if memo is None else memo
     anchors = {tree.home((a,)) for a in canon}
-    nodes = tree.steiner(i for i in anchors if i is not None)
+    nodes = sorted(tree.steiner(i for i in anchors if i is not None))
     position = {node: k for k, node in enumerate(tree.order)}
     top = min(nodes, key=position.__getitem__)
-    factors: list[tuple[tuple[str, ...], FloatArray]] = [(tree.cliques[top], beliefs.probs[top])]
+    wanted = set(canon)
+    holders: dict[str, int] = {}
     for node in nodes:
-        if node == top:
-            continue
-        parent = tree.parent[node]
+        for a in tree.cliques[node]:
+            holders[a] = holders.get(a, 0) + 1
+    factors: list[tuple[tuple[str, ...], FloatArray]] = []
+    for node in nodes:
         clique = tree.cliques[node]
-        sep = set(tree.separator(node, parent))
-        table = beliefs.probs[node]
-        axes = tuple(i for i, a in enumerate(clique) if a not in sep)
-        sep_table = np.add.reduce(table, axis=axes, keepdims=True) if axes else table
-        cond = np.divide(table, sep_table, out=np.zeros_like(table), where=sep_table > 0)
-        factors.append((clique, cond))
+        kept = tuple(a for a in clique if a in wanted or holders[a] > 1)
+        is_top = node == top  # the top clique enters as a joint, the others as conditionals
+        table = store.get((node, is_top, kept))
+        if table is None:
+            full = store.get((node, is_top, clique))
+            if full is None:
+                full = beliefs.probs[node] if is_top else _conditional(beliefs, node)
+                store[(node, is_top, clique)] = full
+            axes = tuple(i for i, a in enumerate(clique) if a not in kept)
+            table = np.add.reduce(full, axis=axes) if axes else full
+            store[(node, is_top, kept)] = table
+        factors.append((kept, table))
     return _Query(tree.domain.to_dict()).run(factors, tuple(attrs))
 
 
@@ -206,16 +238,45 @@ class MarginalCache:
     def __init__(self, beliefs: Beliefs) -> None:
         self.beliefs = beliefs
         self._cache: dict[tuple[str, ...], FloatArray] = {}
+        self._memo: dict[tuple[int, bool, tuple[str, ...]], FloatArray] = {}
+
+    def _compute(self, canon: tuple[str, ...]) -> FloatArray:
+        tree = self.beliefs.tree
+        if tree.home(canon) is None:
+            # A cached superset (e.g. a 3-way table for a 2-way query) is the cheapest source.
+            # Look for supersets with one more attribute (what a downward-closed workload has).
+            domain = tree.domain
+            wanted = set(canon)
+            best: tuple[str, ...] | None = None
+            for extra in domain.attrs:
+                if extra in wanted:
+                    continue
+                key = tuple(a for a in domain.attrs if a in wanted or a == extra)
+                table = self._cache.get(key)
+                if table is not None and (best is None or table.size < self._cache[best].size):
+                    best = key
+            if best is not None:
+                axes = (best.index(next(a for a in best if a not in wanted)),)
+                return np.asarray(np.add.reduce(self._cache[best], axis=axes), dtype=np.float64)
+        return marginal_of(self.beliefs, canon, memo=self._memo)
 
     def get(self, attrs: tuple[str, ...]) -> FloatArray:
         """The probability table over ``attrs`` in that order."""
         canon = self.beliefs.tree.domain.canonical(attrs)
         table = self._cache.get(canon)
         if table is None:
-            table = marginal_of(self.beliefs, canon)
+            table = self._compute(canon)
             self._cache[canon] = table
         perm = tuple(canon.index(a) for a in attrs)
         return np.asarray(np.transpose(table, perm))
+
+    def prefetch(self, cliques: list[tuple[str, ...]]) -> None:
+        """Compute the tables of ``cliques``, largest first, so smaller ones reuse them."""
+        domain = self.beliefs.tree.domain
+        canon = {domain.canonical(c) for c in cliques}
+        for key in sorted(canon, key=lambda c: (-len(c), [domain.attrs.index(a) for a in c])):
+            if key not in self._cache:
+                self._cache[key] = self._compute(key)
 
     @property
     def size(self) -> int:

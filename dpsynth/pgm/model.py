@@ -95,8 +95,18 @@ class Model:
         return Factor(self.domain.project(attrs), self.probability(attrs) * self.total)
 
     def project_many(self, cliques: Iterable[Sequence[str]]) -> list[Factor]:
-        """``project`` for many cliques, sharing one calibration and a memo of subtables."""
-        return [self.project(c) for c in cliques]
+        """``project`` for many cliques, sharing one calibration and a memo of subtables.
+
+        The queries are answered largest first, so a smaller one that spans several tree
+        cliques is summed out of a cached larger table instead of being eliminated again.
+        """
+        queries = [tuple(c) for c in cliques]
+        for q in queries:
+            if len(set(q)) != len(q) or not q:
+                raise ConfigError(f"marginal attributes {q} must be non-empty and distinct")
+            self.domain.check(q)
+        self._queries.prefetch(queries)
+        return [self.project(c) for c in queries]
 
     def marginal(self, clique: Sequence[str]) -> FloatArray:
         """Expected counts over ``clique`` (probability times ``total``) as an array."""
