@@ -131,25 +131,55 @@ def _warm_potentials(tree: JunctionTree, model: Model) -> list[FloatArray]:
 
 
 class _Objective:
-    """Loss and gradient of all measurements given calibrated beliefs."""
+    """Loss and gradient of all measurements given calibrated beliefs.
+
+    Measurements are grouped by (home clique, attributes). A group whose attributes lie
+    inside another group of the same clique is answered from that group's (small) marginal
+    and sends its gradient through it, so each clique table is reduced and broadcast once per
+    outermost group instead of once per measurement.
+    """
 
     def __init__(self, tree: JunctionTree, terms: list[_Term], total: float) -> None:
         self.terms = terms
         self.total = total
         self.shapes = [tuple(tree.domain.project(c).shape) for c in tree.cliques]
+        keys: list[tuple[int, tuple[int, ...]]] = []  # (home, kept axes of the home clique)
+        index: dict[tuple[int, tuple[int, ...]], int] = {}
+        self.group_of: list[int] = []
+        for t in terms:
+            kept = tuple(i for i in range(len(self.shapes[t.home])) if i not in t.axes)
+            key = (t.home, kept)
+            if key not in index:
+                index[key] = len(keys)
+                keys.append(key)
+            self.group_of.append(index[key])
+        self.homes = [home for home, _ in keys]
+        # Parent group: the smallest strict superset in the same clique (or -1: the clique).
+        self.parent: list[int] = []
+        self.axes: list[tuple[int, ...]] = []  # axes of the parent (or clique) summed out
+        self.in_parent: list[tuple[int, ...]] = []  # broadcast shape inside the parent
+        for home, kept in keys:
+            best, best_size = -1, 0
+            for j, (h2, k2) in enumerate(keys):
+                if h2 == home and set(kept) < set(k2):
+                    size = int(np.prod([self.shapes[home][i] for i in k2]))
+                    if best < 0 or size < best_size:
+                        best, best_size = j, size
+            outer = keys[best][1] if best >= 0 else tuple(range(len(self.shapes[home])))
+            self.parent.append(best)
+            self.axes.append(tuple(p for p, i in enumerate(outer) if i not in kept))
+            self.in_parent.append(tuple(self.shapes[home][i] if i in kept else 1 for i in outer))
+        # Parents before children (a parent keeps strictly more axes).
+        self.order = sorted(range(len(keys)), key=lambda g: -len(keys[g][1]))
 
     def marginals(self, tables: Sequence[FloatArray]) -> list[FloatArray]:
-        memo: dict[tuple[int, tuple[int, ...]], FloatArray] = {}
-        out = []
-        for t in self.terms:
-            key = (t.home, t.axes)
-            mu = memo.get(key)
-            if mu is None:
-                probs = tables[t.home]
-                mu = np.add.reduce(probs, axis=t.axes) if t.axes else probs
-                memo[key] = mu
-            out.append(mu)
-        return out
+        groups: list[FloatArray] = [np.empty(0)] * len(self.homes)
+        for g in self.order:
+            par = self.parent[g]
+            source = tables[self.homes[g]] if par < 0 else groups[par]
+            axes = self.axes[g]
+            groups[g] = np.add.reduce(source, axis=axes) if axes else source
+        return [groups[g] for g in self.group_of]
 
     def loss(self, mus: list[FloatArray]) -> float:
         total = 0.0
@@ -160,12 +190,21 @@ class _Objective:
 
     def gradient(self, mus: list[FloatArray]) -> tuple[list[FloatArray], list[FloatArray]]:
         """Per-clique gradients (w.r.t. probabilities) and per-term gradients."""
-        grads = [np.zeros(s) for s in self.shapes]
+        acc: list[FloatArray | None] = [None] * len(self.homes)
         per_term = []
-        for t, mu in zip(self.terms, mus):
+        for t, g_idx, mu in zip(self.terms, self.group_of, mus):
             g = (2.0 * self.total * t.coef) * (self.total * mu - t.y)
             per_term.append(g)
-            grads[t.home] += g.reshape(t.in_home)
+            prev = acc[g_idx]
+            acc[g_idx] = g.copy() if prev is None else prev + g
+        grads = [np.zeros(s) for s in self.shapes]
+        for g_idx in reversed(self.order):  # children first (every group has a term)
+            part = acc[g_idx]
+            assert part is not None
+            par = self.parent[g_idx]
+            target = grads[self.homes[g_idx]] if par < 0 else acc[par]
+            assert target is not None
+            target += part.reshape(self.in_parent[g_idx])
         return grads, per_term
 
 
