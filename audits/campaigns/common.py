@@ -46,10 +46,20 @@ Expect = Literal["pass", "caught", "covered"]
 
 @dataclass(frozen=True, kw_only=True)
 class Sizes:
-    """Trial counts of one campaign run (per world, i.e. per neighbouring input)."""
+    """Trial counts of one campaign run (per world, i.e. per neighbouring input).
+
+    ``covered`` sizes planted bugs another campaign gates (0: same as ``planted``).
+    """
 
     correct: int
     planted: int
+    covered: int = 0
+
+    def of(self, expect: Expect) -> int:
+        """Runs per world for a variant with this expectation."""
+        if expect == "pass":
+            return self.correct
+        return self.covered or self.planted if expect == "covered" else self.planted
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -62,7 +62,9 @@ D_MINUS: tuple[Row, ...] = (("v0",) * 3, ("v1",) * 3)
 TARGET: Row = ("v2",) * 3
 DOMAIN_SIGNAL = 1e6  # score bonus when the released domain can represent the target
 
-MST_FAST = Sizes(correct=80, planted=50)
+# A perfectly separating bug needs >= 21 evaluation runs per world for the bound to exceed
+# 0.794 at alpha = 1e-3 (the held-out split halves the runs): 46 gives 0.94.
+MST_FAST = Sizes(correct=60, planted=46, covered=30)
 MST_FULL = Sizes(correct=1000, planted=500)
 AIM_FULL = Sizes(correct=1000, planted=300)
 
@@ -135,6 +137,10 @@ def _scores(fit: Fit, world: tuple[pd.DataFrame, Schema], n: int) -> npt.NDArray
     return out
 
 
+def _expect(variant: str) -> Expect:
+    return "pass" if variant == "correct" else "covered" if variant == "half_sigma" else "caught"
+
+
 def _audit(name: str, fit: Fit, variant: str, n: int, rng: np.random.Generator,
            info: dict[str, Any]) -> VariantResult:
     bug: NoiseBug = variant if variant in ("half_sigma", "no_noise") else "none"  # type: ignore[assignment]
@@ -146,8 +152,7 @@ def _audit(name: str, fit: Fit, variant: str, n: int, rng: np.random.Generator,
     det.update(info)
     det.update({"rho": CLAIM_RHO, "domain_sizes": [w[1].domain() for w in worlds],
                 "mean_score": [float(non.mean()), float(mem.mean())]})
-    expect: Expect = ("pass" if variant == "correct" else
-                      "covered" if variant == "half_sigma" else "caught")
+    expect = _expect(variant)
     if expect == "covered":
         det["covered_by"] = "d2_measure"
     return eps_verdict(campaign=name, variant=variant, expect=expect, measure="eps",
@@ -167,19 +172,17 @@ def run_mst(*, fast: bool, rng: np.random.Generator) -> list[VariantResult]:
         return fit_mst(backend, acc, rho=CLAIM_RHO, config=cfg)
 
     info = {"mechanism": "mst", "config": {"iters": cfg.iters}}
-    return [_audit("d1_mst", fit, v, sizes.correct if v == "correct" else sizes.planted, rng,
-                   info) for v in VARIANTS]
+    return [_audit("d1_mst", fit, v, sizes.of(_expect(v)), rng, info) for v in VARIANTS]
 
 
 def run_aim(*, fast: bool, rng: np.random.Generator) -> list[VariantResult]:
     """D1 for AIM with a small configuration (4 rounds, 5 estimation iterations, 2-way)."""
     cfg = AIMConfig(max_rounds=4, round_iters=5, final_iters=5, degree=2)
-    sizes = Sizes(correct=60, planted=30) if fast else AIM_FULL
+    sizes = Sizes(correct=60, planted=46, covered=30) if fast else AIM_FULL
 
     def fit(backend: NumpyBackend, acc: Accountant) -> MarginalFit:
         return fit_aim(backend, acc, rho=CLAIM_RHO, config=cfg)
 
     info = {"mechanism": "aim", "config": {"max_rounds": 4, "round_iters": 5,
                                            "final_iters": 5, "degree": 2}}
-    return [_audit("d1_aim", fit, v, sizes.correct if v == "correct" else sizes.planted, rng,
-                   info) for v in VARIANTS]
+    return [_audit("d1_aim", fit, v, sizes.of(_expect(v)), rng, info) for v in VARIANTS]
