@@ -1,0 +1,136 @@
+"""Counting with Spark: encode with Spark SQL where the data lives, collect only count tensors.
+
+The source (a Spark DataFrame, a catalog table or CSV/Parquet paths) stays in the cluster.
+Codes are built with the same SQL as the DuckDB backend (:mod:`dpsynth.backends.sql`, Spark
+dialect), so the encoding is identical to :mod:`dpsynth.encoding`; all requested marginals are
+computed by one ``GROUP BY GROUPING SETS`` job and only the grouped counts (public-domain
+sized) come back to the driver, where they are scattered into dense tensors and cached.
+
+NFC normalisation uses ICU4J, which Spark 4 ships (``com.ibm.icu.text.Normalizer``), through
+``reflect``; no Python UDF runs on the executors. Spark event logs, if enabled on the cluster,
+record job metrics such as row counts: treat them as confidential.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from pathlib import Path
+from typing import Any
+
+from dpsynth.backends.sql import SPARK, SQLBackend, missing_expr, source_kind
+from dpsynth.errors import ConfigError, require
+from dpsynth.schema import Schema
+
+__all__ = ["SparkBackend", "local_session"]
+
+log = logging.getLogger(__name__)
+
+_CSV = (".csv", ".tsv", ".txt")
+_PARQUET = (".parquet", ".pq")
+_NO_NULL = "\x00dpsynth-no-null\x00"
+
+
+def local_session(cores: int = 2, driver_memory: str = "1g") -> Any:
+    """A local Spark session for tests and single machines: UI off, few shuffle partitions.
+
+    Args:
+        cores: Worker threads (``local[cores]``).
+        driver_memory: ``spark.driver.memory`` (only honoured when the JVM starts here).
+    """
+    sql: Any = require("pyspark.sql", "scale")
+    spark = (
+        sql.SparkSession.builder.master(f"local[{int(cores)}]")
+        .appName("dpsynth")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.eventLog.enabled", "false")
+        .config("spark.sql.shuffle.partitions", str(2 * int(cores)))
+        .config("spark.driver.memory", driver_memory)
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+class SparkBackend(SQLBackend):
+    """Exact marginal counts computed by Spark SQL.
+
+    Args:
+        source: A Spark DataFrame, the name of a table in the session catalog, or a path
+            (glob allowed) to CSV or Parquet files. CSV cells are read as text and
+            ``schema.missing_values`` become nulls.
+        schema: The public schema; its modelled columns define the domain.
+        spark: The Spark session; the active one (or a new default one) when None.
+        seed: Seed of the contribution-bounding row choice (person-level privacy unit only);
+            fresh randomness when None.
+
+    The session time zone is set to UTC while a count runs (timestamps are read in UTC, as
+    the numpy encoder does) and restored afterwards.
+    """
+
+    def __init__(self, source: Any, schema: Schema, *, spark: Any = None, seed: int | None = None) -> None:
+        sql: Any = require("pyspark.sql", "scale")
+        self._init_cache(schema)
+        self._dialect = SPARK
+        self._seed = int(seed) if seed is not None else secrets.randbits(62)
+        self._spark = spark or sql.SparkSession.getActiveSession() or sql.SparkSession.builder.getOrCreate()
+        frame = self._open(sql, source)
+        self._source = f"dpsynth_src_{uuid.uuid4().hex}"
+        frame.createOrReplaceTempView(self._source)
+        self._kinds = {str(n): source_kind(str(t)) for n, t in frame.dtypes}
+        self._check_columns()
+
+    def _open(self, sql: Any, source: Any) -> Any:
+        if isinstance(source, sql.DataFrame):
+            return source
+        if not isinstance(source, (str, Path)):
+            raise ConfigError("source must be a Spark DataFrame, a table name or a CSV/Parquet path")
+        path = str(source)
+        suffix = Path(path).suffix.lower()
+        if suffix not in _CSV + _PARQUET and "/" not in path:
+            return self._spark.table(path)
+        if suffix in _PARQUET:
+            return self._spark.read.parquet(path)
+        if suffix not in _CSV:
+            raise ConfigError(f"input {Path(path).name}: unsupported format {suffix!r} (use .csv or .parquet)")
+        raw = self._spark.read.csv(
+            path,
+            header=True,
+            inferSchema=False,
+            sep="\t" if suffix == ".tsv" else ",",
+            encoding="UTF-8",
+            quote='"',
+            escape='"',
+            nullValue=_NO_NULL,
+            emptyValue="",
+            ignoreLeadingWhiteSpace=False,
+            ignoreTrailingWhiteSpace=False,
+            multiLine=True,
+        )
+        exprs = [
+            f"{missing_expr(SPARK, SPARK.ident(c), self._schema.missing_values)} AS "
+            f"{SPARK.ident(c.lstrip(chr(0xFEFF)).lstrip(' '))}"
+            for c in raw.columns
+        ]
+        return raw.selectExpr(*exprs)
+
+    def _query(self, sql: str) -> dict[str, Any]:
+        conf = self._spark.conf
+        zone = conf.get("spark.sql.session.timeZone")
+        conf.set("spark.sql.session.timeZone", "UTC")
+        try:
+            table = self._spark.sql(sql).toArrow()
+        finally:
+            conf.set("spark.sql.session.timeZone", zone)
+        return {n: table.column(n).to_numpy(zero_copy_only=False) for n in table.column_names}
+
+    def close(self) -> None:
+        """Drop the temporary view and the cached counts."""
+        if not self._closed:
+            self._spark.catalog.dropTempView(self._source)
+        self._closed = True
+        self._cache.clear()
+
