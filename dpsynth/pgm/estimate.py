@@ -24,7 +24,7 @@ from dpsynth.pgm.clique_vector import CliqueVector
 from dpsynth.pgm.constraints import Assignment, Normalized, assignment_mask, normalize_assignment
 from dpsynth.pgm.domain import Domain
 from dpsynth.pgm.factor import Factor
-from dpsynth.pgm.inference import Calibrator
+from dpsynth.pgm.inference import Calibrator, sum_axes
 from dpsynth.pgm.junction_tree import JunctionTree, build_junction_tree
 from dpsynth.pgm.model import Model
 
@@ -178,7 +178,7 @@ class _Objective:
             par = self.parent[g]
             source = tables[self.homes[g]] if par < 0 else groups[par]
             axes = self.axes[g]
-            groups[g] = np.add.reduce(source, axis=axes) if axes else source
+            groups[g] = sum_axes(source, axes)
         return [groups[g] for g in self.group_of]
 
     def loss(self, mus: list[FloatArray]) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from math import prod
 
 import numpy as np
@@ -18,7 +19,7 @@ import numpy.typing as npt
 from dpsynth.errors import ConfigError
 from dpsynth.pgm.junction_tree import JunctionTree
 
-__all__ = ["Beliefs", "Calibrator", "marginal_of"]
+__all__ = ["Beliefs", "Calibrator", "marginal_of", "sum_axes"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -48,12 +49,37 @@ class _Edge:
     in_child: tuple[int, ...]  # broadcast shape of a separator table inside the child
 
 
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@lru_cache(maxsize=4096)
+def _subscripts(ndim: int, axes: tuple[int, ...]) -> str:
+    kept = "".join(_LETTERS[i] for i in range(ndim) if i not in axes)
+    return f"{_LETTERS[:ndim]}->{kept}"
+
+
+def sum_axes(table: FloatArray, axes: tuple[int, ...]) -> FloatArray:
+    """``table`` summed over ``axes`` (no keepdims).
+
+    ``np.add.reduce`` is slow on short inner axes (e.g. summing out a trailing binary
+    attribute); ``einsum`` is up to twice as fast there, while a reduction over the leading
+    axis alone is fastest with ``add.reduce``.
+    """
+    if not axes:
+        return table
+    if axes == (0,) or table.ndim > len(_LETTERS):
+        return np.asarray(np.add.reduce(table, axis=axes), dtype=np.float64)
+    return np.asarray(np.einsum(_subscripts(table.ndim, axes), table), dtype=np.float64)
+
+
 def _shifted_exp(log_table: FloatArray) -> tuple[FloatArray, float]:
-    """``exp(log_table - max)`` and the max; raises if every entry is ``-inf``."""
+    """``exp(log_table - max)`` (a new array) and the max; raises if every entry is ``-inf``."""
     peak = float(np.max(log_table))
     if not np.isfinite(peak):
         raise ConfigError("the model assigns zero probability to every record")
-    return np.exp(log_table - peak), peak
+    out = np.subtract(log_table, peak)
+    np.exp(out, out=out)
+    return out, peak
 
 
 class Calibrator:
@@ -97,7 +123,7 @@ class Calibrator:
         for edge in reversed(self.edges):
             lin, shift = _shifted_exp(logs[edge.child])
             cur[edge.child] = lin
-            msg = np.add.reduce(lin, axis=edge.up_axes) if edge.up_axes else lin
+            msg = sum_axes(lin, edge.up_axes)
             mass = float(np.sum(msg))
             msg = msg / mass
             log_z += shift + np.log(mass)
@@ -111,12 +137,14 @@ class Calibrator:
         probs[self.root] = lin / mass
         for edge in self.edges:
             belief = probs[edge.parent]
-            sep = np.add.reduce(belief, axis=edge.down_axes) if edge.down_axes else belief
+            sep = sum_axes(belief, edge.down_axes)
             msg = up[edge.child]
             with np.errstate(over="ignore", invalid="ignore"):
                 ratio = np.divide(sep, msg, out=np.zeros_like(sep), where=msg > 0)
-                out = cur[edge.child] * ratio.reshape(edge.in_child)
-            probs[edge.child] = out / np.sum(out)
+                out = cur[edge.child]  # our own exp() buffer: scale it in place
+                out *= ratio.reshape(edge.in_child)
+            out /= np.sum(out)
+            probs[edge.child] = out
         return Beliefs(self.tree, tuple(probs), float(log_z))
 
 
