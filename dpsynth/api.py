@@ -28,7 +28,7 @@ from dpsynth.mechanisms.aim import AIMConfig, fit_aim
 from dpsynth.mechanisms.base import MarginalFit
 from dpsynth.mechanisms.independent import fit_independent, fit_schema_only
 from dpsynth.mechanisms.mst import MSTConfig, fit_mst
-from dpsynth.pgm import Model, load_model, sample, save_model
+from dpsynth.pgm import Model, load_model, sample, sample_with_shares, save_model
 from dpsynth.schema import Schema, parse_schema
 
 __all__ = ["MECHANISMS", "Synthesizer", "fit", "load", "schema_constraints", "privacy_caveats"]
@@ -137,7 +137,30 @@ class Synthesizer:
             raise ConfigError(f"mechanism {self.mechanism!r} does not support conditions")
         return np.asarray(self.neural.sample(rows, rng), dtype=np.int64)
 
+    def _rebalanced_codes(self, rows: int, rng: np.random.Generator,
+                          rebalance: Mapping[str, Mapping[object, float]]) -> np.ndarray:
+        if self.model is None:
+            raise ConfigError(f"mechanism {self.mechanism!r} does not support rebalancing")
+        if len(rebalance) != 1:
+            raise ConfigError("rebalance takes exactly one column")
+        (column, wanted), = rebalance.items()
+        col = self.schema.column(column)
+        target: dict[int, float] = {}
+        for value, share in wanted.items():
+            (code,) = self._evidence({column: value})[column]  # type: ignore[index]
+            target[code] = float(share)
+        given = sum(target.values())
+        if any(v < 0 for v in target.values()) or given > 1 + 1e-9:
+            raise ConfigError(f"rebalance shares of {column!r} must be >= 0 and sum to at most 1")
+        rest = [c for c in range(col.domain_size()) if c not in target]
+        probs = self.model.probability((column,))
+        mass = float(sum(probs[c] for c in rest))
+        for c in rest:  # the remaining share is spread in the model's own proportions
+            target[c] = (1 - given) * float(probs[c]) / mass if mass > 0 else 0.0
+        return sample_with_shares(self.model, rows, rng, column, {c: v for c, v in target.items() if v > 0})
+
     def sample(self, rows: int | None = None, *, conditions: Mapping[str, object] | None = None,
+               rebalance: Mapping[str, Mapping[object, float]] | None = None,
                seed: int | None = None) -> pd.DataFrame:
         """Draw synthetic rows (post-processing only).
 
@@ -145,11 +168,21 @@ class Synthesizer:
             rows: How many; default the DP estimate of the input's size.
             conditions: ``{column: value or list of values}``: rows are drawn from the
                 model's conditional distribution (clamped evidence, not rejection).
+            rebalance: ``{column: {value: share}}`` for one column: rows are drawn with these
+                shares of the given values (other values share the rest in the model's
+                proportions), each class from the model's conditional distribution. The
+                private answer to SMOTE-style oversampling.
             seed: Seed of the post-processing randomness (sampling, bin decoding).
         """
         rng = np.random.default_rng(seed)
         n = self.estimated_rows if rows is None else int(rows)
-        return decode(self.sample_codes(n, rng, conditions), self.schema, rng)
+        if rebalance:
+            if conditions:
+                raise ConfigError("give conditions or rebalance, not both")
+            codes = self._rebalanced_codes(n, rng, rebalance)
+        else:
+            codes = self.sample_codes(n, rng, conditions)
+        return decode(codes, self.schema, rng)
 
     def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
         """Save atomically as JSON + npz (no pickle)."""

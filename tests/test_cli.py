@@ -142,3 +142,16 @@ def test_validate_is_confidential_and_prints_no_values(tmp_path: Path, capsys: p
     assert rep["problems"]["workclass"]["undeclared_category"] == 1
     assert rep["problems"]["age"]["out_of_bounds"] == 1
     assert "CANARY" not in out + err and "123456789" not in out + err
+
+
+def test_rebalance_to_a_target_share(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tmp_path / "model"
+    assert run(["fit", str(SAMPLE), "-s", str(SCHEMA), "-m", "mst", "--epsilon", "2", "--out", str(model)], capsys)[0] == 0
+    csv = tmp_path / "r.csv"
+    code, _, _ = run(["sample", str(model), "--rows", "4000", "--share", "income-per-year=>50K:0.5",
+                      "--seed", "0", "--out", str(csv)], capsys)
+    assert code == 0
+    share = (pd.read_csv(csv)["income-per-year"] == ">50K").mean()
+    assert abs(share - 0.5) < 4 * (0.25 / 4000) ** 0.5  # multinomial class counts around 50 %
+    code, _, err = run(["sample", str(model), "--share", "income-per-year=>50K:1.5", "--out", str(csv)], capsys)
+    assert code == 2 and "sum to at most 1" in err

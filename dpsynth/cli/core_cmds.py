@@ -29,6 +29,20 @@ def _parse_conditions(items: list[str]) -> dict[str, object]:
     return out
 
 
+def _parse_shares(items: list[str]) -> dict[str, dict[object, float]]:
+    out: dict[str, dict[object, float]] = {}
+    for item in items:
+        col, sep, rest = item.partition("=")
+        value, sep2, share = rest.rpartition(":")
+        if not (sep and sep2 and col):
+            raise ConfigError(f"--share {item!r} must look like COLUMN=VALUE:SHARE")
+        try:
+            out.setdefault(col, {})[value] = float(share)
+        except ValueError:
+            raise ConfigError(f"--share {item!r}: SHARE must be a number") from None
+    return out
+
+
 @schema_app.command("draft")
 def schema_draft(
     data: Path = typer.Argument(..., help="CSV or Parquet file (read to draft; NOT private)."),
@@ -208,6 +222,7 @@ def sample_cmd(
     model: Path = typer.Argument(..., help="Model directory written by `dpsynth fit`."),
     rows: Optional[int] = typer.Option(None, "--rows", help="Rows to draw (default: the DP estimate of n)."),
     condition: list[str] = typer.Option([], "--condition", help="COLUMN=VALUE; repeat for more."),
+    share: list[str] = typer.Option([], "--share", help="COLUMN=VALUE:SHARE to rebalance one column; repeat."),
     seed: Optional[int] = typer.Option(None, "--seed"),
     out: Path = typer.Option(..., "--out", help="Output .csv or .parquet"),
     as_json: bool = typer.Option(False, "--json"),
@@ -218,7 +233,8 @@ def sample_cmd(
     from dpsynth.io import write_frame
 
     synth = load(model)
-    df = synth.sample(rows, conditions=_parse_conditions(condition) or None, seed=seed)
+    df = synth.sample(rows, conditions=_parse_conditions(condition) or None,
+                      rebalance=_parse_shares(share) or None, seed=seed)
     write_frame(df, out)
     emit({"out": str(out), "rows": len(df)}, as_json=as_json)
 
