@@ -29,8 +29,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dpsynth.encoding import decode, encode, read_frame  # noqa: E402
-from dpsynth.schema import load_schema  # noqa: E402
+from dpsynth.encoding import decode, encode, read_frame
+from dpsynth.schema import load_schema
 
 SCHEMA_PATH = ROOT / "examples" / "adult" / "schema.yaml"
 ADULT = ROOT / "examples" / "adult" / "adult.csv"

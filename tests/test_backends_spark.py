@@ -53,7 +53,7 @@ def _same(got: list[np.ndarray], want: list[np.ndarray]) -> None:
         np.testing.assert_array_equal(g, w, err_msg=str(clique))
 
 
-@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+@settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck), phases=[Phase.generate])
 @given(rows=st.lists(text_rows(), min_size=30, max_size=60))
 def test_csv_counts_match_numpy_and_duckdb(spark: Any, tmp_path_factory: pytest.TempPathFactory, rows: list[dict[str, Any]]) -> None:
     path = write_csv(text_frame(rows), tmp_path_factory.mktemp("csv") / "data.csv")
