@@ -30,7 +30,7 @@ def _draw(table: FloatArray, parent_index: IntArray | None, u: FloatArray) -> In
     Rows of ``table`` are unnormalised conditional distributions. A row's uniform ``u`` is
     looked up in its own cumulative row; zero-probability cells are never returned.
     """
-    configs, cells = table.shape
+    cells = table.shape[1]
     mass = table.sum(axis=1, keepdims=True)
     safe = np.where(mass > 0, mass, 1.0)
     cdf = np.cumsum(table / safe, axis=1)
