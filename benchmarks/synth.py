@@ -151,9 +151,17 @@ def child(mechanism: str, eps: float, seed: int, out: Path, rate: bool) -> None:
     out.with_suffix(".json").write_text(json.dumps(meta, indent=1))
 
 
+def _stem(mechanism: str, eps: float, seed: int) -> str:
+    return f"{mechanism}-eps{eps:g}-seed{seed}".replace(".", "p")  # no dot: with_suffix() is used
+
+
+def ours_out(mechanism: str, eps: float, seed: int) -> Path:
+    return CACHE / "ours" / _stem(mechanism, eps, seed)
+
+
 def run_ours(mechanism: str, eps: float, seed: int, *, reuse: bool) -> Path:
     """Run one dpsynth fit in a subprocess (or reuse its cached result)."""
-    out = CACHE / "ours" / f"{mechanism}-eps{eps:g}-seed{seed}"
+    out = ours_out(mechanism, eps, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     if reuse and out.with_suffix(".json").exists():
         return out
@@ -192,7 +200,7 @@ def ensure_venv(peer: str) -> str | None:
 
 
 def peer_out(peer: str, mechanism: str, eps: float, seed: int) -> Path:
-    return CACHE / "peers" / f"{peer}-{mechanism}-eps{eps:g}-seed{seed}"
+    return CACHE / "peers" / f"{peer}-{_stem(mechanism, eps, seed)}"
 
 
 def peer_queue(jobs: list[tuple[str, str, float, int]]) -> None:
@@ -423,7 +431,7 @@ def main() -> None:
         time.sleep(30)
     train, holdout, domain = split()
     workload = Workload(train, domain)
-    runs = [evaluate(CACHE / "ours" / f"{m}-eps{e:g}-seed{s}", f"dpsynth {m}", m, e, s, workload, holdout)
+    runs = [evaluate(ours_out(m, e, s), f"dpsynth {m}", m, e, s, workload, holdout)
             for e in epsilons for m in mechanisms for s in seeds]
     runs += [evaluate(peer_out(*j), f"{j[0]} {j[1]}", j[1], j[2], j[3], workload, holdout) for j in jobs]
     resampled = train.sample(n=len(train), replace=True, random_state=0)
