@@ -8,7 +8,7 @@ epsilon the accountant ledger reports, and fit time. The baseline is implemented
 column's 1-way marginal measured with discrete Gaussian noise (equal rho shares), columns
 sampled independently.
 
-    .venv/bin/python benchmarks/neural.py --eps 3            # a few minutes
+    .venv/bin/python benchmarks/neural.py --eps 3   # measured ~14 min on a loaded 2-core box
     .venv/bin/python benchmarks/neural.py --eps 1 3 10 --seeds 2
 """
 
@@ -88,7 +88,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--gan-epochs", type=int, default=10)
-    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
     ap.add_argument("--lr", type=float, default=5e-3)

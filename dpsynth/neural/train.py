@@ -68,14 +68,14 @@ class NeuralConfig:
     """
 
     epochs: int = 10
-    batch_size: int = 256
+    batch_size: int = 1024
     epsilon: float | None = None
     count_share: float = 0.02
     n_estimate: int | None = None
     max_grad_norm: float = 1.0
-    lr: float = 2e-3
-    generator_lr: float = 2e-4
-    hidden: tuple[int, ...] = (128, 128)
+    lr: float = 5e-3
+    generator_lr: float = 1e-3
+    hidden: tuple[int, ...] = (64, 64)
     latent_dim: int = 32
     beta: float = 1.0
     tau: float = 0.5
