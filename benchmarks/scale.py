@@ -153,7 +153,10 @@ def main() -> None:
             t = time.perf_counter()
             generate(path, rows)
             print(f"generated {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.0f}s", file=sys.stderr)
-        results = [measure(e, path, args.timeout) for e in args.engines.split(",")]
+        results = []
+        for engine in args.engines.split(","):
+            results.append(measure(engine, path, args.timeout))
+            print(json.dumps(results[-1]), file=sys.stderr, flush=True)  # partial results survive
         floor = next((r for r in results if r["engine"] == "floor" and "seconds" in r), None)
         print(f"\n{rows:,} rows, all {len(_pairs())} two-way marginals ({os.cpu_count()} cores)")
         print(f"{'engine':<8} {'seconds':>9} {'rows/s':>12} {'x floor':>8} {'peak RSS':>10}  checksum")
