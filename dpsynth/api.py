@@ -275,6 +275,12 @@ def fit(
     constraints = schema_constraints(schema)
     unit = schema.privacy_unit
     caveats = privacy_caveats(schema, allow_private_schema=allow_private_schema)
+    if mechanism in ("dpvae", "dpgan"):
+        caveats.append(
+            "DP-SGD adds floating-point Gaussian noise (Opacus, secure_mode averaging) drawn with "
+            "torch's non-cryptographic generator seeded from the OS CSPRNG, and samples batches the "
+            "same way; the accounting is Renyi DP of the Poisson-subsampled Gaussian. This is weaker "
+            "against floating-point attacks than the exact integer noise of the marginal generators.")
     if mechanism == "schema_only":
         result = fit_schema_only(schema.domain(), constraints=constraints)
         privacy = {"epsilon": 0.0, "delta": 0.0, "rho": 0.0, "conversion": "none (no private data read)",
