@@ -296,7 +296,7 @@ def fit(
             from dpsynth.neural import NeuralConfig, fit_neural
             from dpsynth.neural import _as_table as neural_table
 
-            neural_model = fit_neural(mechanism, neural_table(backend), schema,  # type: ignore[arg-type]
+            neural_model = fit_neural(mechanism, neural_table(backend), schema,
                                       accountant=accountant, config=neural or NeuralConfig(),
                                       seed=seed, delta=delta)
             fitted: MarginalFit | None = None
@@ -314,7 +314,8 @@ def fit(
             backend.close()
     privacy = accountant.statement(delta)
     # Charge times track counting time, which grows with the private row count: not public.
-    privacy["ledger"] = [{k: v for k, v in e.items() if k != "time"} for e in privacy["ledger"]]
+    ledger: list[dict[str, Any]] = privacy["ledger"]  # type: ignore[assignment]
+    privacy["ledger"] = [{k: v for k, v in e.items() if k != "time"} for e in ledger]
     privacy.update({"unit": unit.describe(), "caveats": caveats,
                     "neighbouring": "add/remove one unit of privacy"})
     if fitted is None:
