@@ -414,16 +414,17 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="reuse cached dpsynth runs too")
     ap.add_argument("--wait-peers", action="store_true", help="wait for the peer queue to finish")
     ap.add_argument("--mechanisms", default=",".join(OURS))
+    ap.add_argument("--table-only", action="store_true", help="run nothing; tabulate cached runs")
     args = ap.parse_args()
     epsilons = (1.0,) if args.quick else EPSILONS
     seeds = range(2 if args.quick else args.seeds)
     peers = [] if args.no_peers else [p for p in args.peers.split(",") if p]
     peer_eps = [float(e) for e in args.peer_eps.split(",")]
     jobs = [(p, m, e, s) for m in PEER_MECHS for s in range(args.peer_seeds) for e in peer_eps for p in peers]
-    if jobs:
-        start_peer_queue(jobs)
     mechanisms = args.mechanisms.split(",")
-    for eps in epsilons:
+    if jobs and not args.table_only:
+        start_peer_queue(jobs)
+    for eps in epsilons if not args.table_only else ():
         for mech in mechanisms:
             for seed in seeds:
                 run_ours(mech, eps, seed, reuse=args.reuse)
