@@ -26,9 +26,10 @@ from dpsynth.errors import ConfigError, SchemaError
 from dpsynth.measure import Measurement
 from dpsynth.mechanisms.aim import AIMConfig, fit_aim
 from dpsynth.mechanisms.base import MarginalFit
+from dpsynth.mechanisms.compress import Compression
 from dpsynth.mechanisms.independent import fit_independent, fit_schema_only
 from dpsynth.mechanisms.mst import MSTConfig, fit_mst
-from dpsynth.pgm import Model, load_model, sample, sample_with_shares, save_model
+from dpsynth.pgm import Model, load_model, sample, save_model
 from dpsynth.schema import Schema, parse_schema
 
 __all__ = ["MECHANISMS", "Synthesizer", "fit", "load", "schema_constraints", "privacy_caveats"]
@@ -86,6 +87,14 @@ def _open(data: DataSource, schema: Schema, engine: str, seed: int | None) -> Co
     return open_backend(engine, data, schema, seed=seed)
 
 
+@dataclass(frozen=True)
+class _Code:
+    """A condition given directly as a code of the public domain (internal)."""
+
+    code: int
+    label: str
+
+
 @dataclass(frozen=True, eq=False)
 class Synthesizer:
     """A fitted generator: public schema, transcript, model and privacy statement.
@@ -110,12 +119,16 @@ class Synthesizer:
     measurements: tuple[Measurement, ...] = field(repr=False, default=())
     selected: tuple[tuple[str, ...], ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
+    compression: Compression | None = field(repr=False, default=None)
 
     def _evidence(self, conditions: Mapping[str, object] | None) -> dict[str, list[int]] | None:
         if not conditions:
             return None
         evidence: dict[str, list[int]] = {}
         for name, value in conditions.items():
+            if isinstance(value, _Code):
+                evidence[name] = [value.code]
+                continue
             col = self.schema.column(name)
             if not col.modelled:
                 raise ConfigError(f"cannot condition on identifier column {name!r}")
@@ -132,7 +145,13 @@ class Synthesizer:
         if rows < 0:
             raise ConfigError(f"rows ({rows}) must be >= 0")
         if self.model is not None:
-            return sample(self.model, rows, rng, evidence=self._evidence(conditions))
+            evidence = self._evidence(conditions)
+            if self.compression is None:
+                return sample(self.model, rows, rng, evidence=evidence)
+            columns = list(self.model.domain.attrs)
+            inner = self.compression.evidence(evidence) if evidence else None
+            codes = sample(self.model, rows, rng, evidence=inner)
+            return self.compression.expand(codes, columns, rng, evidence)
         if conditions:
             raise ConfigError(f"mechanism {self.mechanism!r} does not support conditions")
         return np.asarray(self.neural.sample(rows, rng), dtype=np.int64)
@@ -154,10 +173,19 @@ class Synthesizer:
             raise ConfigError(f"rebalance shares of {column!r} must be >= 0 and sum to at most 1")
         rest = [c for c in range(col.domain_size()) if c not in target]
         probs = self.model.probability((column,))
+        if self.compression is not None:
+            probs = self.compression.expand_probability(column, probs)
         mass = float(sum(probs[c] for c in rest))
         for c in rest:  # the remaining share is spread in the model's own proportions
             target[c] = (1 - given) * float(probs[c]) / mass if mass > 0 else 0.0
-        return sample_with_shares(self.model, rows, rng, column, {c: v for c, v in target.items() if v > 0})
+        codes = sorted(c for c, v in target.items() if v > 0)
+        counts = rng.multinomial(rows, np.array([target[c] for c in codes]) / sum(target[c] for c in codes))
+        label = col.labels()
+        parts = [self.sample_codes(int(k), rng, {column: _Code(c, label[c])}) for c, k in zip(codes, counts) if k]
+        if not parts:
+            return np.zeros((0, len(self.schema.domain())), dtype=np.int64)
+        stacked = np.concatenate(parts, axis=0)
+        return stacked[rng.permutation(stacked.shape[0])]
 
     def sample(self, rows: int | None = None, *, conditions: Mapping[str, object] | None = None,
                rebalance: Mapping[str, Mapping[object, float]] | None = None,
@@ -192,6 +220,7 @@ class Synthesizer:
                 "format": _FORMAT, "mechanism": self.mechanism, "schema": self.schema.to_dict(),
                 "privacy": self.privacy, "estimated_rows": self.estimated_rows,
                 "selected": [list(c) for c in self.selected], "params": self.params,
+                "compression": self.compression.to_json() if self.compression is not None else None,
                 "measurements": [{"clique": list(m.clique), "sigma": m.sigma, "weight": m.weight}
                                  for m in self.measurements],
             }
@@ -228,9 +257,11 @@ def load(directory: str | Path) -> Synthesizer:
         from dpsynth.neural import load_neural
 
         neural = load_neural(path / "neural")
+    comp = meta.get("compression")
     return Synthesizer(parse_schema(meta["schema"]), meta["mechanism"], meta["privacy"],
                        int(meta["estimated_rows"]), model, neural, tuple(measurements),
-                       tuple(tuple(c) for c in meta["selected"]), meta["params"])
+                       tuple(tuple(c) for c in meta["selected"]), meta["params"],
+                       Compression.from_json(comp) if comp else None)
 
 
 def fit(
@@ -322,4 +353,4 @@ def fit(
         return Synthesizer(schema, mechanism, privacy, int(neural_model.estimated_rows), None, neural_model,
                            params=dict(neural_model.privacy))
     return Synthesizer(schema, mechanism, privacy, int(round(fitted.total)), fitted.model, None,
-                       fitted.measurements, fitted.selected, fitted.params)
+                       fitted.measurements, fitted.selected, fitted.params, fitted.compression)

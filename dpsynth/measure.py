@@ -9,7 +9,7 @@ works from.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -58,6 +58,7 @@ def measure_marginals(
     accountant: Accountant,
     sensitivity: float = 1.0,
     label: str = "measure",
+    transform: Callable[[tuple[str, ...], npt.NDArray[np.int64]], npt.NDArray[np.int64]] | None = None,
 ) -> list[Measurement]:
     """Measure marginals with discrete Gaussian noise, charging the accountant first.
 
@@ -73,6 +74,9 @@ def measure_marginals(
         accountant: The accountant to charge.
         sensitivity: L2 sensitivity of one marginal under the privacy unit.
         label: Ledger label prefix.
+        transform: Optional public aggregation applied to the exact counts before noise
+            (e.g. merging cells); it must not increase the L2 sensitivity, as summing cells
+            does not.
 
     Returns:
         One public :class:`Measurement` per clique, in order.
@@ -85,5 +89,7 @@ def measure_marginals(
         clique = tuple(clique)
         accountant.charge(GaussianEvent(sigma=sigma, sensitivity=sensitivity, label=f"{label} {'×'.join(clique)}"))
         (counts,) = backend.count([clique])
+        if transform is not None:
+            counts = transform(clique, counts)
         out.append(Measurement(clique, discrete_gaussian(counts, sigma), float(sigma)))
     return out

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dpsynth.measure import Measurement
+from dpsynth.mechanisms.compress import Compression
 from dpsynth.pgm import Domain, Model
 
 __all__ = ["MarginalFit", "sigma_for_rho"]
@@ -29,6 +30,8 @@ class MarginalFit:
         model: The graphical model estimated from ``measurements`` alone.
         total: DP estimate of the number of rows (from the noisy measurements).
         params: Public parameters of the run (for the manifest).
+        compression: When set, ``model`` is over the compressed domain (see
+            :mod:`dpsynth.mechanisms.compress`), and so are the 2-way measurements.
     """
 
     mechanism: str
@@ -38,6 +41,7 @@ class MarginalFit:
     model: Model
     total: float
     params: dict[str, Any] = field(default_factory=dict)
+    compression: Compression | None = None
 
 
 def sigma_for_rho(rho: float, *, count: int = 1, sensitivity: float = 1.0) -> float:

@@ -17,7 +17,8 @@ from dpsynth.accountant import Accountant
 from dpsynth.backends.base import CountingBackend
 from dpsynth.errors import ConfigError
 from dpsynth.events import NoisyMaxEvent
-from dpsynth.measure import measure_marginals
+from dpsynth.measure import Measurement, measure_marginals
+from dpsynth.mechanisms.compress import Compression
 from dpsynth.mechanisms.base import MarginalFit, sigma_for_rho
 from dpsynth.noise import gumbel_scale_for_rho, noisy_max
 from dpsynth.pgm import Domain, estimate, estimate_total
@@ -35,11 +36,15 @@ class MSTConfig:
         split: Shares of ``rho`` for (1-way measurements, selection, 2-way measurements).
         iters: Mirror-descent iterations of the final estimate.
         max_model_cells: Refuse a model larger than this many cells (public sizes only).
+        compress: Merge each column's values whose noisy count is below
+            ``compress_threshold * sigma`` into one cell before the 2-way steps (as in MST).
     """
 
     split: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)
     iters: int = 1000
     max_model_cells: int = 50_000_000
+    compress: bool = True
+    compress_threshold: float = 3.0
 
     def __post_init__(self) -> None:
         if len(self.split) != 3 or any(s <= 0 for s in self.split) or abs(sum(self.split) - 1) > 1e-9:
@@ -93,12 +98,24 @@ def fit_mst(
     ones = measure_marginals(backend, [(a,) for a in attrs], sigma=sigma1, accountant=accountant,
                              sensitivity=sensitivity, label="mst 1-way")
     total = estimate_total(ones)
+    keep = sorted({c for con in constraints for c in con})
+    comp = (Compression.from_one_way(ones, dict(backend.domain), threshold=config.compress_threshold, keep=keep)
+            if config.compress and d > 1 else None)
+    if comp is not None and not comp.active:
+        comp = None
+    if comp is not None:  # post-processing of the noisy 1-way marginals
+        domain = Domain.from_dict(comp.domain())
+        ones_model = [Measurement(m.clique, comp.compress_counts(m.clique, m.values), m.sigma) for m in ones]
+    else:
+        ones_model = list(ones)
     selected: list[tuple[str, ...]] = []
     twos = []
     if d > 1:
-        base = estimate(domain, ones, total=total, iters=50, constraints=constraints)
+        base = estimate(domain, ones_model, total=total, iters=50, constraints=constraints)
         pairs = list(itertools.combinations(attrs, 2))
         exact = backend.count(pairs)
+        if comp is not None:
+            exact = [comp.compress_counts(p, x) for p, x in zip(pairs, exact)]
         scores = {p: float(np.abs(x - base.marginal(p)).sum()) for p, x in zip(pairs, exact)}
         scale = gumbel_scale_for_rho(r_sel / (d - 1), sensitivity)
         comps = _Components(attrs)
@@ -110,10 +127,12 @@ def fit_mst(
             comps.union(*pick)
         sigma2 = sigma_for_rho(r2, count=d - 1, sensitivity=sensitivity)
         twos = measure_marginals(backend, selected, sigma=sigma2, accountant=accountant,
-                                 sensitivity=sensitivity, label="mst 2-way")
-    measurements = tuple(ones + twos)
-    total = estimate_total(measurements)
-    model = estimate(domain, list(measurements), total=total, iters=config.iters,
+                                 sensitivity=sensitivity, label="mst 2-way",
+                                 transform=comp.compress_counts if comp is not None else None)
+    model_measurements = ones_model + twos
+    total = estimate_total(model_measurements)
+    model = estimate(domain, model_measurements, total=total, iters=config.iters,
                      constraints=constraints, max_cells=config.max_model_cells)
-    return MarginalFit("mst", domain, measurements, tuple(selected), model, total,
-                       {"split": list(config.split), "iters": config.iters, "sigma_1way": sigma1})
+    params = {"split": list(config.split), "iters": config.iters, "sigma_1way": sigma1,
+              "compressed_columns": sorted(comp.maps) if comp is not None else []}
+    return MarginalFit("mst", domain, tuple(ones + twos), tuple(selected), model, total, params, comp)

@@ -20,9 +20,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from dpsynth.table import Table
+
 if TYPE_CHECKING:
     from dpsynth.api import Synthesizer
-    from dpsynth.table import Table
 
 __all__ = [
     "TEMPLATES",
@@ -45,12 +46,17 @@ def _counts(table: Table, clique: tuple[str, ...], shape: tuple[int, ...]) -> np
     return np.bincount(flat, minlength=int(np.prod(shape))).reshape(shape).astype(np.float64)
 
 
+def _schema_shape(synth: Synthesizer, clique: tuple[str, ...]) -> tuple[int, ...]:
+    dom = synth.schema.domain()
+    return tuple(dom[c] for c in clique)
+
+
 def _one_way(synth: Synthesizer, column: str) -> tuple[npt.NDArray[np.float64], float, str] | None:
     """The noisy 1-way marginal of ``column``: measured, else projected from the smallest clique."""
     best: tuple[npt.NDArray[np.float64], float, str] | None = None
     for m in synth.measurements:
-        if column not in m.clique:
-            continue
+        if column not in m.clique or tuple(m.values.shape) != _schema_shape(synth, m.clique):
+            continue  # measured over a compressed domain: not comparable cell by cell
         axis = m.clique.index(column)
         others = [i for i in range(len(m.clique)) if i != axis]
         summed = int(np.prod([m.values.shape[i] for i in others])) if others else 1
@@ -100,7 +106,14 @@ def build_public_report(synth: Synthesizer, synthetic: Table, *, manifest: dict[
     marginals = []
     for m in synth.measurements:
         shape = tuple(m.values.shape)
-        syn = _counts(synthetic, m.clique, shape) / n_syn
+        if shape != _schema_shape(synth, m.clique) and synth.compression is not None:
+            comp = synth.compression
+            cols = list(synth.schema.domain())
+            codes = comp.compress_codes(synthetic.codes, cols)
+            compressed = Table(synthetic.columns, tuple(comp.domain().values()), codes)
+            syn = _counts(compressed, m.clique, shape) / n_syn
+        else:
+            syn = _counts(synthetic, m.clique, shape) / n_syn
         cells = int(np.prod(shape))
         marginals.append({
             "clique": list(m.clique), "sigma": m.sigma, "cells": cells,

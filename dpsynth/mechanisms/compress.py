@@ -1,0 +1,135 @@
+"""Domain compression from noisy 1-way marginals (MST's preprocessing step).
+
+Values whose noisy count is below ``threshold * sigma`` are indistinguishable from noise, so
+MST merges them into one "rare" cell per column before measuring 2-way marginals: fewer cells
+carry noise, and the model does not spread mass over noise. The mapping is a function of the
+noisy 1-way measurements only (post-processing), so it is public. Sampling expands a rare
+cell back to one of its values uniformly, with the post-processing random generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from dpsynth.errors import ConfigError
+from dpsynth.measure import Measurement
+
+__all__ = ["Compression"]
+
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, eq=False)
+class Compression:
+    """Per-column maps from original codes to compressed codes (public).
+
+    Attributes:
+        maps: ``{column: array}`` where ``array[old_code] = new_code``; columns not listed
+            are unchanged. Kept values keep their order; the rare cell is the last code.
+        sizes: Original domain sizes of every column.
+    """
+
+    maps: dict[str, IntArray]
+    sizes: dict[str, int]
+
+    @classmethod
+    def from_one_way(cls, ones: Sequence[Measurement], sizes: Mapping[str, int], *,
+                     threshold: float = 3.0, keep: Sequence[str] = ()) -> Compression:
+        """Merge the values of each column whose noisy count is below ``threshold * sigma``.
+
+        A column is compressed only when at least two of its values are rare; columns in
+        ``keep`` (e.g. those named by structural constraints) are never compressed.
+        """
+        maps: dict[str, IntArray] = {}
+        for m in ones:
+            if len(m.clique) != 1 or m.clique[0] in keep:
+                continue
+            rare = m.values < threshold * m.sigma
+            if rare.sum() < 2:
+                continue
+            new = np.empty(m.values.size, dtype=np.int64)
+            kept = np.flatnonzero(~rare)
+            new[kept] = np.arange(kept.size)
+            new[rare] = kept.size
+            maps[m.clique[0]] = new
+        return cls(maps, dict(sizes))
+
+    @property
+    def active(self) -> bool:
+        """Whether any column is compressed."""
+        return bool(self.maps)
+
+    def domain(self) -> dict[str, int]:
+        """The compressed domain sizes, in the original column order."""
+        return {c: int(self.maps[c].max()) + 1 if c in self.maps else n for c, n in self.sizes.items()}
+
+    def _matrix(self, column: str) -> npt.NDArray[np.float64]:
+        m = self.maps[column]
+        out = np.zeros((int(m.max()) + 1, m.size))
+        out[m, np.arange(m.size)] = 1.0
+        return out
+
+    def compress_counts(self, clique: Sequence[str], counts: IntArray) -> IntArray:
+        """Sum exact (or noisy) counts over each clique axis into the compressed cells."""
+        out: npt.NDArray[Any] = np.asarray(counts)
+        for axis, col in enumerate(clique):
+            if col in self.maps:
+                out = np.moveaxis(np.tensordot(self._matrix(col), np.moveaxis(out, axis, 0), axes=1), 0, axis)
+        result: IntArray = np.rint(out).astype(np.int64)
+        return result
+
+    def compress_codes(self, codes: IntArray, columns: Sequence[str]) -> IntArray:
+        """Map rows of original codes (columns in ``columns`` order) to compressed codes."""
+        out = codes.copy()
+        for j, col in enumerate(columns):
+            if col in self.maps:
+                out[:, j] = self.maps[col][codes[:, j]]
+        return out
+
+    def evidence(self, allowed: Mapping[str, Sequence[int]]) -> dict[str, list[int]]:
+        """Compressed-domain evidence for allowed original codes."""
+        return {c: sorted({int(self.maps[c][v]) for v in vals}) if c in self.maps else list(vals)
+                for c, vals in allowed.items()}
+
+    def expand(self, codes: IntArray, columns: Sequence[str], rng: np.random.Generator,
+               allowed: Mapping[str, Sequence[int]] | None = None) -> IntArray:
+        """Map compressed codes back to original codes; a rare cell becomes one of its values
+        uniformly (restricted to ``allowed`` values of that column when given)."""
+        out = codes.copy()
+        for j, col in enumerate(columns):
+            if col not in self.maps:
+                continue
+            m = self.maps[col]
+            for new in range(int(m.max()) + 1):
+                members = np.flatnonzero(m == new)
+                if allowed and col in allowed:
+                    members = np.intersect1d(members, np.asarray(allowed[col], dtype=np.int64))
+                rows = np.flatnonzero(codes[:, j] == new)
+                if rows.size == 0:
+                    continue
+                if members.size == 0:
+                    raise ConfigError(f"no allowed value of {col!r} in a compressed cell")
+                out[rows, j] = members[rng.integers(0, members.size, rows.size)] if members.size > 1 else members[0]
+        return out
+
+    def expand_probability(self, column: str, probs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Probabilities over original codes from those over compressed codes (uniform split)."""
+        if column not in self.maps:
+            return probs
+        m = self.maps[column]
+        counts = np.bincount(m, minlength=probs.size)
+        return probs[m] / counts[m]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {"maps": {c: m.tolist() for c, m in self.maps.items()}, "sizes": self.sizes}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Compression:
+        """Inverse of :meth:`to_json`."""
+        return cls({c: np.asarray(m, dtype=np.int64) for c, m in data["maps"].items()},
+                   {c: int(n) for c, n in data["sizes"].items()})
