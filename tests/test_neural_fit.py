@@ -83,11 +83,20 @@ def models(table):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("kind", ["dpvae", "dpgan"])
-def test_ledger_has_count_then_one_dpsgd_event_within_budget(models, kind) -> None:  # type: ignore[no-untyped-def]
+def test_ledger_has_one_way_marginals_then_one_dpsgd_event_within_budget(models, kind) -> None:  # type: ignore[no-untyped-def]
     model, acc = models[kind]
     events = [e.event for e in acc.ledger]
-    assert [type(e) for e in events] == [GaussianEvent, SubsampledGaussianEvent]
-    sgd = events[1]
+    assert [type(e) for e in events] == [GaussianEvent] * 4 + [SubsampledGaussianEvent]
+    assert [e.label for e in events[:4]] == [
+        f"{kind}: 1-way marginal {c}" for c in ("color", "size", "flag", "amount")
+    ]
+    from dpsynth.budget import epsilon_to_rho
+
+    rho = sum(e.rho for e in events[:4])
+    assert rho == pytest.approx(SMALL.marginal_share * epsilon_to_rho(3.0, 1e-6))
+    assert model.privacy["marginal_sigma"] == events[0].sigma
+    assert model.privacy["rows_source"] == "dp_marginal_sums"
+    sgd = events[4]
     assert isinstance(sgd, SubsampledGaussianEvent)
     assert sgd.noise_multiplier == model.privacy["noise_multiplier"]
     assert sgd.sample_rate == model.privacy["sample_rate"]
@@ -109,8 +118,40 @@ def test_dpsgd_is_charged_once_before_the_first_step(table, monkeypatch) -> None
 
     monkeypatch.setattr(vae_module, "train_vae", spy)
     fit_neural("dpvae", table, SCHEMA, accountant=acc, config=SMALL, seed=1)
-    assert seen == [["GaussianEvent", "SubsampledGaussianEvent"]]
-    assert len(acc.ledger) == 2
+    assert seen == [["GaussianEvent"] * 4 + ["SubsampledGaussianEvent"]]
+    assert len(acc.ledger) == 5
+
+
+def test_each_marginal_is_charged_before_it_is_counted(table, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from dpsynth.backends.numpy import NumpyBackend
+
+    acc = Accountant(ApproxDP(2.0, 1e-6))
+    seen: list[tuple[tuple[tuple[str, ...], ...], int]] = []
+    original = NumpyBackend.count
+
+    def spy(self, cliques):  # type: ignore[no-untyped-def]
+        seen.append((tuple(tuple(c) for c in cliques), len(acc.ledger)))
+        return original(self, cliques)
+
+    monkeypatch.setattr(NumpyBackend, "count", spy)
+    fit_neural("dpvae", table, SCHEMA, accountant=acc, config=SMALL, seed=1)
+    assert seen == [((("color",),), 1), ((("size",),), 2), ((("flag",),), 3), ((("amount",),), 4)]
+    assert 1.98 <= acc.epsilon() <= 2.0
+
+
+def test_one_way_marginals_that_do_not_fit_are_refused_before_any_count(table, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from dpsynth.backends.numpy import NumpyBackend
+
+    def boom(self, cliques):  # type: ignore[no-untyped-def]
+        raise AssertionError("counted although the charge does not fit")
+
+    monkeypatch.setattr(NumpyBackend, "count", boom)
+    acc = Accountant(ApproxDP(0.05, 1e-6))
+    config = NeuralConfig(epochs=1, batch_size=40, hidden=(8,), latent_dim=2, epsilon=2.0,
+                          marginal_share=0.9)
+    with pytest.raises(BudgetExceededError):
+        fit_neural("dpvae", table, SCHEMA, accountant=acc, config=config, seed=0)
+    assert acc.ledger == ()
 
 
 def test_overspend_is_refused_before_training(table) -> None:  # type: ignore[no-untyped-def]
@@ -131,18 +172,26 @@ def test_fit_dpvae_spends_at_most_the_requested_epsilon(table) -> None:  # type:
                       batch_size=100, rng_seed=3, progress=lambda a, b: epochs.append((a, b)))
     assert epochs == [(1, 2), (2, 2)]
     assert 0.98 <= acc.epsilon() <= 1.0
+    assert len(acc.ledger) == 5  # 4 marginals (25% of rho) + DP-SGD
+    assert isinstance(model, NeuralModel) and model.kind == "dpvae"
+    # marginal_share=0: the former path, 2% of the fit's rho on one noisy count.
+    acc = Accountant(ApproxDP(5.0, 1e-6))
+    model = fit_dpvae(table, SCHEMA, accountant=acc, epsilon=1.0, delta=1e-6, epochs=1,
+                      batch_size=100, rng_seed=3, marginal_share=0.0)
+    assert [type(e.event) for e in acc.ledger] == [GaussianEvent, SubsampledGaussianEvent]
     count = acc.ledger[0].event
     assert isinstance(count, GaussianEvent)
-    # 2% of the fit's rho went to the count.
     from dpsynth.budget import epsilon_to_rho
 
     assert count.rho == pytest.approx(0.02 * epsilon_to_rho(1.0, 1e-6))
-    assert isinstance(model, NeuralModel) and model.kind == "dpvae"
+    assert 0.98 <= acc.epsilon() <= 1.0
+    assert model.marginals is None and model.privacy["rows_source"] == "dp_count"
 
 
 def test_given_n_estimate_skips_the_count_and_zcdp_budget_is_refused(table) -> None:  # type: ignore[no-untyped-def]
     acc = Accountant(ApproxDP(1.0, 1e-6))
-    cfg = NeuralConfig(epochs=1, batch_size=50, hidden=(8,), latent_dim=2, n_estimate=500)
+    cfg = NeuralConfig(epochs=1, batch_size=50, hidden=(8,), latent_dim=2, n_estimate=500,
+                       marginal_share=0.0)
     model = fit_neural("dpgan", table, SCHEMA, accountant=acc, config=cfg, seed=0)
     assert [type(e.event) for e in acc.ledger] == [SubsampledGaussianEvent]
     assert model.estimated_rows == 500 and model.privacy["sample_rate"] == 0.1
@@ -218,3 +267,28 @@ def test_non_table_input_and_mismatched_schema_are_config_errors(table) -> None:
     with pytest.raises(ConfigError, match="domain"):
         fit_neural("dpvae", table, other, accountant=acc, config=SMALL, seed=0)
     assert acc.ledger == ()  # nothing charged for configuration errors
+
+
+def _l1_to_marginals(codes: np.ndarray, model: NeuralModel) -> float:
+    assert model.marginals is not None
+    total = 0.0
+    for j, target in enumerate(model.marginals):
+        freq = np.bincount(codes[:, j], minlength=target.size) / len(codes)
+        total += float(np.abs(freq - target / target.sum()).sum())
+    return total
+
+
+@pytest.mark.parametrize("kind", ["dpvae", "dpgan"])
+def test_calibrated_samples_match_the_noisy_marginals_better(models, kind) -> None:  # type: ignore[no-untyped-def]
+    model, _ = models[kind]
+    assert model.marginals is not None and len(model.marginals) == 4
+    for m, size in zip(model.marginals, (5, 3, 2, 3)):
+        assert m.shape == (size,) and (m >= 0).all() and m.sum() == pytest.approx(1, abs=1e-5)
+    rng = np.random.default_rng(7)
+    raw = model.sample(3000, rng, calibrate=False)
+    calibrated = model.sample(3000, rng)
+    before, after = _l1_to_marginals(raw, model), _l1_to_marginals(calibrated, model)
+    # Resampling 3000 rows leaves only multinomial error (~0.03 per column here).
+    assert after < 0.25 and after < 0.5 * before, (before, after)
+    # The row estimate comes from the marginals' sums: 401 rows, sigma per sum ~ 20.
+    assert abs(model.estimated_rows - 401) < 120

@@ -1,11 +1,14 @@
 """DP-SGD generators (DP-VAE, DP-GAN): the fit functions, charged to the dpsynth accountant.
 
-A fit reads private data exactly twice, each time after a charge to the accountant: (1) a
-discrete-Gaussian noisy row count (a :class:`~dpsynth.events.GaussianEvent`), which fixes the
-Poisson sample rate ``q = batch_size / n_noisy`` and the default output size, and (2) DP-SGD
-training, charged up front as ONE :class:`~dpsynth.events.SubsampledGaussianEvent` whose noise
-multiplier is calibrated (never overshooting) so that everything composes within the target
-epsilon. The exact row count never enters a privacy parameter.
+A fit reads private data in two phases, each after a charge to the accountant: (1) by default,
+a discrete-Gaussian noisy 1-way marginal of every column (one
+:class:`~dpsynth.events.GaussianEvent` each), whose sums give the DP row estimate that fixes
+the Poisson sample rate ``q = batch_size / n_noisy`` and the default output size, and whose
+normalised values calibrate sampling (with ``marginal_share=0``: a single noisy row count
+instead); (2) DP-SGD training, charged up front as ONE
+:class:`~dpsynth.events.SubsampledGaussianEvent` whose noise multiplier is calibrated (never
+overshooting) so that everything composes within the target epsilon. The exact row count
+never enters a privacy parameter.
 
 Importing this package does not import torch; fitting or sampling without the ``neural``
 extra raises :class:`~dpsynth.errors.MissingDependencyError`.
@@ -87,11 +90,13 @@ def fit_neural(
 ) -> NeuralModel:
     """Fit a DP-VAE or DP-GAN; charge the accountant before each read of private data.
 
-    Steps: (1) unless ``config.n_estimate`` is given, charge a :class:`GaussianEvent` with
-    ``config.count_share`` of this fit's rho and measure a discrete-Gaussian noisy row count;
-    (2) from that count alone, fix q, steps and the smallest noise multiplier that keeps the
-    composition within the target epsilon; (3) charge ONE :class:`SubsampledGaussianEvent`;
-    (4) train. The target is ``config.epsilon`` for this fit, or (if ``None``) everything the
+    Steps: (1) with ``config.marginal_share > 0``, charge one :class:`GaussianEvent` per
+    column (together ``marginal_share`` of this fit's rho) and measure noisy 1-way marginals;
+    their sums give the row estimate. Otherwise, unless ``config.n_estimate`` is given, charge
+    ``config.count_share`` of the rho and measure a noisy row count. (2) From that estimate
+    alone, fix q, steps and the smallest noise multiplier that keeps the composition (session
+    ledger, if targeting the remaining budget, + step 1 + DP-SGD) within the target epsilon;
+    (3) charge ONE :class:`SubsampledGaussianEvent`; (4) train. The target is ``config.epsilon`` for this fit, or (if ``None``) everything the
     accountant's budget has left.
 
     Args:
@@ -143,7 +148,24 @@ def fit_neural(
     seed = secrets.randbits(62) if seed is None else int(seed)
 
     count_sigma: float | None = None
-    if config.n_estimate is None:
+    one_way = None
+    if config.marginal_share > 0:
+        if fit_rho <= 0:
+            raise BudgetExceededError("requested 1-way marginals with remaining rho=0")
+        from dpsynth.neural.calibrate import measure_one_way
+
+        # Charged before each count; also composed into the RDP that calibrates DP-SGD.
+        one_way = measure_one_way(
+            table, rho=config.marginal_share * fit_rho, accountant=accountant,
+            label=f"{kind}: 1-way marginal",
+        )
+        for ev in one_way.events:
+            base = base + np.asarray(ev.rdp(DEFAULT_ORDERS), dtype=np.float64)
+    if config.n_estimate is not None:
+        n_est = rows = config.n_estimate
+    elif one_way is not None:
+        n_est, rows = max(1, one_way.n_estimate), one_way.n_estimate
+    else:
         if fit_rho <= 0:
             raise BudgetExceededError("requested a noisy row count with remaining rho=0")
         count_sigma = math.sqrt(1.0 / (2.0 * config.count_share * fit_rho))
@@ -152,8 +174,6 @@ def fit_neural(
         noisy = int(discrete_gaussian(np.array([table.num_rows], dtype=np.int64), count_sigma)[0])
         base = base + np.asarray(count_event.rdp(DEFAULT_ORDERS), dtype=np.float64)
         n_est, rows = max(1, noisy), max(0, noisy)
-    else:
-        n_est = rows = config.n_estimate
 
     plan = plan_dpsgd(
         n_estimate=n_est,
@@ -187,7 +207,12 @@ def fit_neural(
         "delta": delta,
         "epsilon_target": target,
         "count_sigma": count_sigma,
-        "rows_source": "dp_count" if count_sigma is not None else "given",
+        "marginal_sigma": None if one_way is None else one_way.sigma,
+        "marginal_share": config.marginal_share if one_way is not None else 0.0,
+        "rows_source": (
+            "given" if config.n_estimate is not None
+            else "dp_marginal_sums" if one_way is not None else "dp_count"
+        ),
         "secure_mode": config.secure_mode,
         "noise_rng": "torch.Generator (MT19937) seeded from the OS CSPRNG",
     }
@@ -200,6 +225,9 @@ def fit_neural(
         estimated_rows=int(rows),
         privacy=privacy,
         schema_sha256=schema.sha256(),
+        marginals=None if one_way is None else one_way.marginals,
+        oversample=config.oversample,
+        calibration_iters=config.calibration_iters,
     )
 
 
@@ -215,6 +243,7 @@ def _fit_simple(
     batch_size: int,
     rng_seed: int | None,
     total_budget_share_for_count: float,
+    marginal_share: float,
     progress: Progress | None,
 ) -> NeuralModel:
     config = NeuralConfig(
@@ -222,6 +251,7 @@ def _fit_simple(
         batch_size=batch_size,
         epsilon=epsilon,
         count_share=total_budget_share_for_count,
+        marginal_share=marginal_share,
     )
     return fit_neural(
         kind, _as_table(table_or_backend), schema, accountant=accountant, config=config,
@@ -240,17 +270,20 @@ def fit_dpvae(
     batch_size: int = 1024,
     rng_seed: int | None = None,
     total_budget_share_for_count: float = 0.02,
+    marginal_share: float = 0.25,
     progress: Progress | None = None,
 ) -> NeuralModel:
-    """Fit a DP-VAE spending ``(epsilon, delta)`` in total (noisy count + training).
+    """Fit a DP-VAE spending ``(epsilon, delta)`` in total (1-way marginals + training).
 
-    ``total_budget_share_for_count`` of the fit's rho goes to the noisy row count; the rest,
-    in RDP, to DP-SGD. See :func:`fit_neural`.
+    ``marginal_share`` of the fit's rho goes to noisy 1-way marginals (marginal calibration
+    and row estimate); with ``marginal_share=0``, ``total_budget_share_for_count`` goes to a
+    noisy row count instead. The rest, in RDP, goes to DP-SGD. See :func:`fit_neural`.
     """
     return _fit_simple(
         "dpvae", table_or_backend, schema, accountant=accountant, epsilon=epsilon, delta=delta,
         epochs=epochs, batch_size=batch_size, rng_seed=rng_seed,
-        total_budget_share_for_count=total_budget_share_for_count, progress=progress,
+        total_budget_share_for_count=total_budget_share_for_count,
+        marginal_share=marginal_share, progress=progress,
     )
 
 
@@ -265,11 +298,13 @@ def fit_dpgan(
     batch_size: int = 1024,
     rng_seed: int | None = None,
     total_budget_share_for_count: float = 0.02,
+    marginal_share: float = 0.25,
     progress: Progress | None = None,
 ) -> NeuralModel:
-    """Fit a DP-GAN spending ``(epsilon, delta)`` in total (noisy count + training)."""
+    """Fit a DP-GAN spending ``(epsilon, delta)`` in total (as :func:`fit_dpvae`)."""
     return _fit_simple(
         "dpgan", table_or_backend, schema, accountant=accountant, epsilon=epsilon, delta=delta,
         epochs=epochs, batch_size=batch_size, rng_seed=rng_seed,
-        total_budget_share_for_count=total_budget_share_for_count, progress=progress,
+        total_budget_share_for_count=total_budget_share_for_count,
+        marginal_share=marginal_share, progress=progress,
     )

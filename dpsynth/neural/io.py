@@ -2,9 +2,10 @@
 
 A :class:`NeuralModel` keeps only what sampling needs: the public one-hot layout, the
 architecture, the weights of the sampling network (VAE decoder or GAN generator; never the
-encoder or discriminator), the DP-estimated row count and the privacy parameters. It holds no
-training rows. On disk: ``model.json`` (metadata) plus ``weights.safetensors`` when the
-``safetensors`` package is installed, else ``weights.npz`` (read with ``allow_pickle=False``).
+encoder or discriminator), the DP-estimated row count, the noisy 1-way marginals used for
+marginal calibration (public transcript) and the privacy parameters. It holds no training rows.
+On disk: ``model.json`` (metadata) plus ``weights.safetensors`` when the ``safetensors``
+package is installed, else ``weights.npz`` (read with ``allow_pickle=False``).
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ import numpy.typing as npt
 
 from dpsynth.atomic import write_bytes_atomic, write_text_atomic
 from dpsynth.errors import ConfigError, require
+from dpsynth.neural.calibrate import calibrated_sample
 from dpsynth.neural.data import OneHotLayout, sample_codes, torch_generator
 
 __all__ = ["FORMAT_VERSION", "NeuralModel", "load_neural", "save_neural"]
 
-#: Version of the on-disk format.
-FORMAT_VERSION = 1
+#: Version of the on-disk format (2 adds the noisy 1-way marginals; 1 still loads).
+FORMAT_VERSION = 2
+_READABLE = (1, 2)
 Kind = Literal["dpvae", "dpgan"]
 
 
@@ -43,6 +46,10 @@ class NeuralModel:
         estimated_rows: The DP-estimated (or user-given) row count: the default output size.
         privacy: Public DP-SGD parameters (noise multiplier, q, steps, C, epsilon, delta, ...).
         schema_sha256: Hash of the public schema the model was fitted with.
+        marginals: Noisy 1-way marginal of every column (clipped at 0, normalised), or
+            ``None`` when none were measured (then sampling is uncalibrated).
+        oversample: Candidate rows drawn per output row for marginal calibration.
+        calibration_iters: Maximum raking sweeps of marginal calibration.
     """
 
     kind: Kind
@@ -53,12 +60,25 @@ class NeuralModel:
     estimated_rows: int
     privacy: Mapping[str, Any]
     schema_sha256: str = ""
+    marginals: tuple[npt.NDArray[np.float64], ...] | None = field(default=None, repr=False)
+    oversample: int = 6
+    calibration_iters: int = 50
 
     def __post_init__(self) -> None:
         if self.kind not in ("dpvae", "dpgan"):
             raise ConfigError(f"kind ({self.kind!r}) must be 'dpvae' or 'dpgan'")
         if self.estimated_rows < 0:
             raise ConfigError(f"estimated_rows ({self.estimated_rows}) must be >= 0")
+        if self.oversample < 1 or self.calibration_iters < 1:
+            raise ConfigError(
+                f"oversample ({self.oversample}) and calibration_iters "
+                f"({self.calibration_iters}) must be >= 1"
+            )
+        if self.marginals is not None:
+            margs = tuple(np.asarray(m, dtype=np.float64) for m in self.marginals)
+            if tuple(m.shape for m in margs) != tuple((s,) for s in self.layout.sizes):
+                raise ConfigError("marginals must hold one vector per column of the layout's size")
+            object.__setattr__(self, "marginals", margs)
 
     def _network(self) -> Any:
         cached = self.__dict__.get("_net")
@@ -82,20 +102,32 @@ class NeuralModel:
         object.__setattr__(self, "_net", net)
         return net
 
-    def sample(self, rows: int, rng: np.random.Generator) -> npt.NDArray[np.int64]:
+    def sample(
+        self, rows: int, rng: np.random.Generator, *, calibrate: bool = True
+    ) -> npt.NDArray[np.int64]:
         """Draw ``rows`` synthetic rows as codes ``(rows, d)`` (pure post-processing).
 
-        The same ``rng`` state gives the same rows.
+        With ``calibrate`` (and stored marginals), ``oversample * rows`` candidates are drawn
+        from the network, raked to the noisy 1-way marginals and resampled (marginal
+        calibration, docs/neural.md). The same ``rng`` state gives the same rows.
         """
         if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or rows < 0:
             raise ConfigError(f"rows ({rows!r}) must be an integer >= 0")
-        torch: Any = require("torch", "neural")
         gen = torch_generator(int(rng.integers(0, 2**63 - 1)))
+        if not calibrate or self.marginals is None:
+            return self._draw(int(rows), gen)
+        return calibrated_sample(
+            lambda m: self._draw(m, gen), int(rows), self.marginals, rng,
+            oversample=self.oversample, max_iter=self.calibration_iters,
+        )
+
+    def _draw(self, rows: int, gen: Any) -> npt.NDArray[np.int64]:
+        torch: Any = require("torch", "neural")
         net = self._network()
         chunks = []
         with torch.no_grad():
-            for start in range(0, int(rows), 65536):
-                m = min(65536, int(rows) - start)
+            for start in range(0, rows, 65536):
+                m = min(65536, rows - start)
                 z = torch.randn(m, self.latent_dim, generator=gen)
                 chunks.append(sample_codes(net(z), self.layout, gen))
         if not chunks:
@@ -114,6 +146,11 @@ class NeuralModel:
             "estimated_rows": self.estimated_rows,
             "privacy": dict(self.privacy),
             "schema_sha256": self.schema_sha256,
+            "marginals": (
+                None if self.marginals is None else [[float(v) for v in m] for m in self.marginals]
+            ),
+            "oversample": self.oversample,
+            "calibration_iters": self.calibration_iters,
         }
 
 
@@ -157,8 +194,8 @@ def load_neural(directory: str | Path) -> NeuralModel:
         meta = json.loads((d / "model.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{d / 'model.json'} is missing or not valid JSON") from exc
-    if meta.get("format") != "dpsynth-neural" or meta.get("format_version") != FORMAT_VERSION:
-        raise ConfigError(f"{d} is not a dpsynth neural model of format {FORMAT_VERSION}")
+    if meta.get("format") != "dpsynth-neural" or meta.get("format_version") not in _READABLE:
+        raise ConfigError(f"{d} is not a dpsynth neural model of format {_READABLE}")
     name = meta.get("weights")
     if name == "weights.safetensors":
         if not _has_safetensors():
@@ -180,4 +217,10 @@ def load_neural(directory: str | Path) -> NeuralModel:
         estimated_rows=int(meta["estimated_rows"]),
         privacy=dict(meta["privacy"]),
         schema_sha256=str(meta.get("schema_sha256", "")),
+        marginals=(
+            None if meta.get("marginals") is None
+            else tuple(np.asarray(m, dtype=np.float64) for m in meta["marginals"])
+        ),
+        oversample=int(meta.get("oversample", 6)),
+        calibration_iters=int(meta.get("calibration_iters", 50)),
     )

@@ -52,9 +52,15 @@ class NeuralConfig:
         batch_size: Expected Poisson batch size; ``q = batch_size / n_noisy``.
         epsilon: Epsilon of this fit (noisy count + training composed, at the accountant's
             delta). ``None`` spends whatever the accountant's budget has left.
-        count_share: Fraction of this fit's budget (in zCDP rho) given to the noisy count.
-        n_estimate: A public (or already DP-measured) row count; when given, no count is
-            measured and ``count_share`` is unused.
+        marginal_share: Fraction of this fit's budget (in zCDP rho) given to noisy 1-way
+            marginals of every column (marginal calibration; their sums also give the row
+            estimate, so no separate count is measured). ``0`` turns calibration off.
+        count_share: Fraction of this fit's rho given to a separate noisy row count; used
+            only when ``marginal_share`` is 0 and ``n_estimate`` is ``None``.
+        n_estimate: A public (or already DP-measured) row count; when given, it fixes q and
+            the output size and no count is measured.
+        oversample: Candidate rows drawn per output row for marginal calibration.
+        calibration_iters: Maximum raking sweeps of marginal calibration.
         max_grad_norm: Per-sample clipping norm C.
         lr: Learning rate (VAE, GAN discriminator).
         generator_lr: Learning rate of the GAN generator.
@@ -70,8 +76,11 @@ class NeuralConfig:
     epochs: int = 10
     batch_size: int = 1024
     epsilon: float | None = None
+    marginal_share: float = 0.25
     count_share: float = 0.02
     n_estimate: int | None = None
+    oversample: int = 6
+    calibration_iters: int = 50
     max_grad_norm: float = 1.0
     lr: float = 5e-3
     generator_lr: float = 1e-3
@@ -83,7 +92,7 @@ class NeuralConfig:
     threads: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "latent_dim"):
+        for name in ("epochs", "batch_size", "latent_dim", "oversample", "calibration_iters"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{name} ({v!r}) must be an integer >= 1")
@@ -93,6 +102,8 @@ class NeuralConfig:
                 raise ConfigError(f"{name} ({v!r}) must be > 0 and finite")
         if self.epsilon is not None and not (math.isfinite(self.epsilon) and self.epsilon > 0):
             raise ConfigError(f"epsilon ({self.epsilon!r}) must be > 0 and finite")
+        if not 0.0 <= self.marginal_share < 1.0:
+            raise ConfigError(f"marginal_share ({self.marginal_share!r}) must be in [0, 1)")
         if not 0.0 < self.count_share < 1.0:
             raise ConfigError(f"count_share ({self.count_share!r}) must be in (0, 1)")
         if self.n_estimate is not None and (
