@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dpsynth.accountant import Accountant
-from dpsynth.budget import ApproxDP, ZCDP
+from dpsynth.budget import ZCDP, ApproxDP
 from dpsynth.errors import BudgetExceededError, ConfigError
 from dpsynth.events import GaussianEvent
 from dpsynth.neural.calibrate import calibrated_sample, measure_one_way, rake_weights
