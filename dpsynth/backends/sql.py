@@ -14,6 +14,8 @@ engines differ only in a few spellings, captured by a :class:`Dialect`.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -378,7 +380,7 @@ def scatter_counts(
     return out
 
 
-class SQLBackend:
+class SQLBackend(ABC):
     """Shared driver side of the SQL engines: validation, the per-marginal cache, scattering.
 
     Subclasses set ``_dialect``, ``_schema``, ``_kinds`` (source kind per column), ``_seed``
@@ -410,9 +412,9 @@ class SQLBackend:
         """Public ``{column: domain size}`` of the encoded columns, in order."""
         return dict(self._domain)
 
-    def _query(self, sql: str) -> dict[str, Any]:  # pragma: no cover - abstract
+    @abstractmethod
+    def _query(self, sql: str) -> dict[str, Any]:
         """Run ``sql`` and return its columns as arrays (nulls masked or as NaN)."""
-        raise NotImplementedError
 
     def _encoded_sql(self, names: Sequence[str]) -> tuple[str, dict[str, str]]:
         """SQL of the codes of ``names`` (all modelled columns when bounding) and their aliases."""
