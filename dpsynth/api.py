@@ -318,6 +318,10 @@ def fit(
                    "ledger": [], "unit": unit.describe(), "caveats": caveats}
         return Synthesizer(schema, mechanism, privacy, 1000, result.model)
     budget = _budget(epsilon, delta, rho)
+    from dpsynth.plan import plan_fit
+
+    # Refuse a model that cannot fit in memory from public sizes alone, before reading data.
+    plan_fit(schema, mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho, aim=aim, mst=mst)
     accountant = Accountant(budget, ledger_path=Path(ledger_path) if ledger_path else None)
     total_rho = budget.rho if isinstance(budget, ZCDP) else epsilon_to_rho(budget.epsilon, budget.delta)
     sensitivity = float(unit.sensitivity_rows)

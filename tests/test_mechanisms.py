@@ -188,3 +188,20 @@ def test_approx_budget_and_zcdp_budget_agree() -> None:
     b, _ = fit("independent", epsilon=None, rho=rho)
     assert a.privacy["rho"] == pytest.approx(b.privacy["rho"], rel=1e-12)
     assert ApproxDP(1.0, 1e-9).epsilon == 1.0
+
+
+def test_fit_refuses_a_too_large_model_before_reading_any_data() -> None:
+    from dpsynth.errors import ModelTooLargeError
+    from dpsynth.schema import parse_schema
+
+    cats = [str(i) for i in range(30000)]
+    big = parse_schema({"columns": [{"name": "zip", "kind": "categorical", "categories": cats},
+                                    {"name": "street name", "kind": "categorical", "categories": cats}]})
+
+    class Explodes(NumpyBackend):
+        def count(self, cliques):  # type: ignore[no-untyped-def]
+            raise AssertionError("data must not be read")
+
+    with pytest.raises(ModelTooLargeError, match="'street name'"):
+        api.fit(Explodes(encode(pd.DataFrame({"zip": ["1"], "street name": ["2"]}), big)), big,
+                mechanism="mst", epsilon=1.0, delta=1e-9)
