@@ -143,7 +143,9 @@ class Calibrator:
                 ratio = np.divide(sep, msg, out=np.zeros_like(sep), where=msg > 0)
                 out = cur[edge.child]  # our own exp() buffer: scale it in place
                 out *= ratio.reshape(edge.in_child)
-            out /= np.sum(out)
+            mass = float(np.sum(out))
+            if mass > 0:  # a belief with no mass left (e.g. fully clamped away) stays zero
+                out /= mass
             probs[edge.child] = out
         return Beliefs(self.tree, tuple(probs), float(log_z))
 
