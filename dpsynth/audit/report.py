@@ -10,31 +10,17 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from matplotlib.figure import Figure
 
+from dpsynth.atomic import write_text_atomic
 from dpsynth.audit.runner import AuditResult
 
 __all__ = ["render_audit_html", "write_audit_report"]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _clean(obj: Any) -> Any:
@@ -196,6 +182,6 @@ def write_audit_report(result: AuditResult, out_dir: Path) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     js = _clean(result.to_json())
-    _write_atomic(out / "audit.json", json.dumps(js, indent=2, allow_nan=False,
+    write_text_atomic(out / "audit.json", json.dumps(js, indent=2, allow_nan=False,
                                                  ensure_ascii=False) + "\n")
-    _write_atomic(out / "audit.html", render_audit_html(result))
+    write_text_atomic(out / "audit.html", render_audit_html(result))
