@@ -104,16 +104,19 @@ class Compression:
             if col not in self.maps:
                 continue
             m = self.maps[col]
-            for new in range(int(m.max()) + 1):
-                members = np.flatnonzero(m == new)
-                if allowed and col in allowed:
-                    members = np.intersect1d(members, np.asarray(allowed[col], dtype=np.int64))
-                rows = np.flatnonzero(codes[:, j] == new)
-                if rows.size == 0:
-                    continue
-                if members.size == 0:
-                    raise ConfigError(f"no allowed value of {col!r} in a compressed cell")
-                out[rows, j] = members[rng.integers(0, members.size, rows.size)] if members.size > 1 else members[0]
+            rare_code = int(m.max())
+            members = np.flatnonzero(m == rare_code)
+            lookup = np.zeros(rare_code + 1, dtype=np.int64)
+            lookup[m] = np.arange(m.size)  # kept cells are one value each; the rare cell is fixed below
+            out[:, j] = lookup[codes[:, j]]
+            if allowed and col in allowed:
+                members = np.intersect1d(members, np.asarray(allowed[col], dtype=np.int64))
+            rows = np.flatnonzero(codes[:, j] == rare_code)
+            if rows.size == 0:
+                continue
+            if members.size == 0:
+                raise ConfigError(f"no allowed value of {col!r} in a compressed cell")
+            out[rows, j] = members[rng.integers(0, members.size, rows.size)]
         return out
 
     def expand_probability(self, column: str, probs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
