@@ -83,13 +83,17 @@ class Workload:
         self.real = {s: _marginal(codes, s, self._shape(s)) for k in (1, 2, 3) for s in self.sets[k]}
 
     def _shape(self, s: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(self.sizes[i] for i in s)
+        # One extra cell per column for a missing value (OpenDP's keys always include null):
+        # the real marginals have no mass there, so synthetic mass on it counts as error.
+        return tuple(self.sizes[i] + 1 for i in s)
 
     def errors(self, synth: pd.DataFrame) -> dict[int, float]:
         """Mean L1 distance per k (range 0..2)."""
-        codes = synth[self.columns].to_numpy(np.int64)
+        frame = synth[self.columns]
+        codes = np.column_stack([frame[c].fillna(self.sizes[i]).to_numpy(np.int64)
+                                 for i, c in enumerate(self.columns)])
         for i, size in enumerate(self.sizes):
-            if codes[:, i].min() < 0 or codes[:, i].max() >= size:
+            if codes[:, i].min() < 0 or codes[:, i].max() > size:
                 raise ValueError(f"synthetic column {self.columns[i]!r} has codes outside 0..{size - 1}")
         return {k: float(np.mean([np.abs(self.real[s] - _marginal(codes, s, self._shape(s))).sum()
                                   for s in self.sets[k]])) for k in (1, 2, 3)}
@@ -100,7 +104,8 @@ def tstr_auc(synth: pd.DataFrame, holdout: pd.DataFrame) -> float:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
 
-    y = synth[TARGET].to_numpy()
+    synth = synth[synth[TARGET].notna()]
+    y = synth[TARGET].to_numpy(np.int64)
     if len(np.unique(y)) < 2:
         return 0.5
     from threadpoolctl import threadpool_limits
