@@ -41,19 +41,13 @@ def _draw(table: FloatArray, parent_index: IntArray | None, u: FloatArray) -> In
     cdf[np.arange(cells)[None, :] >= last[:, None]] = 1.0
     if parent_index is None:
         return np.asarray(np.searchsorted(cdf[0], u, side="right"), dtype=np.int64)
-    # Branchless binary search inside each row's own CDF: count the entries <= u.
-    flat = cdf.ravel()
-    base = parent_index * cells
-    pos = np.zeros(u.shape[0], dtype=np.int64)
-    idx = np.empty_like(pos)
-    step = 1 << (cells.bit_length() - 1)
-    while step:
-        np.add(pos, step - 1, out=idx)
-        np.minimum(idx, cells - 1, out=idx)
-        idx += base
-        pos += step * (flat[idx] <= u)
-        step >>= 1
-    return pos
+    # Offset each row's CDF by its configuration index: the flattened table is then sorted,
+    # and one vectorised search finds every row's cell inside its own row (the offsets keep a
+    # query k + u, 0 <= u < 1, inside row k, whose last entry is exactly k + 1).
+    offsets = np.arange(table.shape[0], dtype=np.float64)[:, None]
+    flat = (cdf + offsets).ravel()
+    pos = np.searchsorted(flat, parent_index + u, side="right") - parent_index * cells
+    return np.asarray(pos, dtype=np.int64)
 
 
 def _draw_unconditional(weights: FloatArray, rows: int, rng: np.random.Generator) -> IntArray:
