@@ -122,8 +122,13 @@ def score(fit: MarginalFit, schema: Schema) -> float:
     if cell is None:
         return 0.0
     total = DOMAIN_SIGNAL
+    sizes = schema.domain()
+    comp = fit.compression
     for m in fit.measurements:
         idx = tuple(cell[c] for c in m.clique)
+        if comp is not None and m.values.shape != tuple(sizes[c] for c in m.clique):
+            # MST measured this marginal over its compressed domain: the target's compressed cell
+            idx = tuple(int(comp.maps[c][cell[c]]) if c in comp.maps else cell[c] for c in m.clique)
         total += float(m.values[idx]) / m.sigma**2
     return total
 
