@@ -344,8 +344,11 @@ def grouping_sets_sql(d: Dialect, inner: str, sets: Sequence[tuple[str, ...]], c
     """
     cols = ", ".join(columns)
     groups = ", ".join("(" + ", ".join(s) + ")" for s in sets)
+    # Pre-aggregate on the full code tuple first: the grouping sets then expand the (small)
+    # table of distinct tuples instead of copying every input row once per grouping set.
     return (
-        f"SELECT grouping_id({cols}) AS __g, {cols}, COUNT(*) AS __n FROM ({inner}) AS __s "
+        f"SELECT grouping_id({cols}) AS __g, {cols}, CAST(SUM(__c) AS BIGINT) AS __n FROM "
+        f"(SELECT {cols}, COUNT(*) AS __c FROM ({inner}) AS __s GROUP BY {cols}) AS __a "
         f"GROUP BY GROUPING SETS ({groups})"
     )
 
