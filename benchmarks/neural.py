@@ -94,6 +94,8 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
     ap.add_argument("--lr", type=float, default=5e-3)
     ap.add_argument("--generator-lr", type=float, default=1e-3)
+    ap.add_argument("--beta", type=float, default=1.0)
+    ap.add_argument("--latent-dim", type=int, default=32)
     ap.add_argument("--marginal-share", type=float, default=0.25)
     ap.add_argument("--oversample", type=int, default=6)
     ap.add_argument("--only", nargs="+", default=["independent", "dpvae", "dpgan"])
@@ -133,7 +135,8 @@ def main() -> None:
                 cfg = NeuralConfig(epochs=epochs, batch_size=args.batch_size,
                                    threads=args.threads, hidden=tuple(args.hidden), lr=args.lr,
                                    generator_lr=args.generator_lr,
-                                   marginal_share=args.marginal_share, oversample=args.oversample)
+                                   marginal_share=args.marginal_share, oversample=args.oversample,
+                                   beta=args.beta, latent_dim=args.latent_dim)
                 t0 = time.perf_counter()
                 model = fit_neural(kind, train, schema, accountant=acc, config=cfg, seed=seed)
                 dt = time.perf_counter() - t0
