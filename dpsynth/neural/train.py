@@ -74,7 +74,7 @@ class NeuralConfig:
     """
 
     epochs: int = 10
-    batch_size: int = 1024
+    batch_size: int = 2048
     epsilon: float | None = None
     marginal_share: float = 0.25
     count_share: float = 0.02
