@@ -329,9 +329,9 @@ def fit(
     try:
         if mechanism in ("dpvae", "dpgan"):
             from dpsynth.neural import NeuralConfig, fit_neural
-            from dpsynth.neural import _as_table as neural_table
+            from dpsynth.neural import table_of
 
-            neural_model = fit_neural(mechanism, neural_table(backend), schema,
+            neural_model = fit_neural(mechanism, table_of(backend), schema,
                                       accountant=accountant, config=neural or NeuralConfig(),
                                       seed=seed, delta=delta)
             fitted: MarginalFit | None = None

@@ -52,11 +52,13 @@ __all__ = [
     "load_neural",
     "plan_dpsgd",
     "save_neural",
+    "table_of",
 ]
 
 log = logging.getLogger(__name__)
 
-def _as_table(table_or_backend: object) -> Table:
+def table_of(table_or_backend: object) -> Table:
+    """The in-memory table of a Table or a numpy backend (DP-SGD needs row access)."""
     if isinstance(table_or_backend, Table):
         return table_or_backend
     inner = getattr(table_or_backend, "_table", None)  # the in-memory numpy backend
@@ -254,7 +256,7 @@ def _fit_simple(
         marginal_share=marginal_share,
     )
     return fit_neural(
-        kind, _as_table(table_or_backend), schema, accountant=accountant, config=config,
+        kind, table_of(table_or_backend), schema, accountant=accountant, config=config,
         seed=rng_seed, progress=progress, delta=delta,
     )
 
