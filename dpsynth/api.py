@@ -92,7 +92,6 @@ class _Code:
     """A condition given directly as a code of the public domain (internal)."""
 
     code: int
-    label: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -180,8 +179,7 @@ class Synthesizer:
             target[c] = (1 - given) * float(probs[c]) / mass if mass > 0 else 0.0
         codes = sorted(c for c, v in target.items() if v > 0)
         counts = rng.multinomial(rows, np.array([target[c] for c in codes]) / sum(target[c] for c in codes))
-        label = col.labels()
-        parts = [self.sample_codes(int(k), rng, {column: _Code(c, label[c])}) for c, k in zip(codes, counts) if k]
+        parts = [self.sample_codes(int(k), rng, {column: _Code(c)}) for c, k in zip(codes, counts) if k]
         if not parts:
             return np.zeros((0, len(self.schema.domain())), dtype=np.int64)
         stacked = np.concatenate(parts, axis=0)

@@ -110,7 +110,3 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"dpsynth: internal error: {type(exc).__name__} (rerun with --debug)\n")
         return 70
     return rc if isinstance(rc, int) else 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
