@@ -1,10 +1,13 @@
-"""Counting with DuckDB: encode in the engine, count many marginals in one spilling pass.
+"""Counting with DuckDB: encode in the engine, pre-aggregate in one spilling pass.
 
 The source (CSV or Parquet files, a pandas frame or a DuckDB relation) is never loaded into
-Python. Each requested marginal is computed by one ``GROUP BY GROUPING SETS`` query over
-codes built with :mod:`dpsynth.backends.sql`, which reproduces :mod:`dpsynth.encoding`
-exactly. Under ``memory_limit`` DuckDB spills its hash tables to ``temp_directory``, so the
-data may be larger than memory. Counts are cached per marginal like
+Python. Codes are built with :mod:`dpsynth.backends.sql` (value maps joined to the rows,
+expressions for the other columns), which reproduces :mod:`dpsynth.encoding` exactly; the
+rows are pre-aggregated on one packed key and counted per cell of a few unions of the
+requested marginals (:class:`~dpsynth.backends.tally.UnionPlan`), which are summed down to
+the marginals here. Under
+``memory_limit`` DuckDB spills its hash tables to ``temp_directory``, so the data may be
+larger than memory. Counts are cached per marginal like
 :class:`~dpsynth.backends.numpy.NumpyBackend`.
 """
 
@@ -92,6 +95,7 @@ class DuckDBBackend(SQLBackend):
         self._rel: Any = None
         if isinstance(source, duckdb.DuckDBPyRelation):
             self._rel = source
+            self._use_maps = False  # no temporary tables on a connection we do not own
             described = list(zip(source.columns, map(str, source.types)))
         else:
             self._con = duckdb.connect(":memory:")
@@ -151,7 +155,20 @@ class DuckDBBackend(SQLBackend):
         finally:
             self._rel.query("__dpsynth_src", f"SET TimeZone = {DUCKDB.string(str(zone))}")
 
+    def _make_map(self, name: str, sql: str, limit: int) -> bool:
+        self._con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
+        if int(self._con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]) > limit:
+            self._drop_map(name)
+            return False
+        return True
+
+    def _drop_map(self, name: str) -> None:
+        if self._con is not None:
+            self._con.execute(f"DROP TABLE IF EXISTS {name}")
+
     def close(self) -> None:
+        if not self._closed:
+            self._close_maps()
         self._closed = True
         self._cache.clear()
         self._rel = None

@@ -2,12 +2,14 @@
 
 The source (a Spark DataFrame, a catalog table or CSV/Parquet paths) stays in the cluster.
 Codes are built with the same SQL as the DuckDB backend (:mod:`dpsynth.backends.sql`, Spark
-dialect), so the encoding is identical to :mod:`dpsynth.encoding`; all requested marginals are
-computed by one ``GROUP BY GROUPING SETS`` job and only the grouped counts (public-domain
-sized) come back to the driver, where they are scattered into dense tensors and cached.
+dialect), so the encoding is identical to :mod:`dpsynth.encoding`. Costly text columns are
+encoded once per distinct value into small cached map tables, broadcast to the executors and
+joined to the rows; the rows are pre-aggregated on one packed key and all requested marginals
+come from one ``GROUP BY GROUPING SETS`` job. Only the grouped counts (public-domain sized)
+come back to the driver, where they are scattered into dense tensors and cached.
 
 NFC normalisation uses ICU4J, which Spark 4 ships (``com.ibm.icu.text.Normalizer``), through
-``reflect``; no Python UDF runs on the executors. Spark event logs, if enabled on the cluster,
+``reflect``, once per distinct value; no Python UDF runs on the executors. Spark event logs, if enabled on the cluster,
 record job metrics such as row counts: treat them as confidential.
 """
 
@@ -16,6 +18,8 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +79,7 @@ class SparkBackend(SQLBackend):
         sql: Any = require("pyspark.sql", "scale")
         self._init_cache(schema)
         self._dialect = SPARK
+        self._map_frames: dict[str, Any] = {}
         self._seed = int(seed) if seed is not None else secrets.randbits(62)
         self._spark = spark or sql.SparkSession.getActiveSession() or sql.SparkSession.builder.getOrCreate()
         frame = self._open(sql, source)
@@ -117,19 +122,41 @@ class SparkBackend(SQLBackend):
         ]
         return raw.selectExpr(*exprs)
 
-    def _query(self, sql: str) -> dict[str, Any]:
+    @contextmanager
+    def _utc(self) -> Iterator[None]:
         conf = self._spark.conf
         zone = conf.get("spark.sql.session.timeZone")
         conf.set("spark.sql.session.timeZone", "UTC")
         try:
-            table = self._spark.sql(sql).toArrow()
+            yield
         finally:
             conf.set("spark.sql.session.timeZone", zone)
+
+    def _query(self, sql: str) -> dict[str, Any]:
+        with self._utc():
+            table = self._spark.sql(sql).toArrow()
         return {n: table.column(n).to_numpy(zero_copy_only=False) for n in table.column_names}
 
+    def _make_map(self, name: str, sql: str, limit: int) -> bool:
+        with self._utc():
+            frame = self._spark.sql(sql).cache()
+            if frame.count() > limit:
+                frame.unpersist()
+                return False
+        frame.createOrReplaceTempView(name)
+        self._map_frames[name] = frame
+        return True
+
+    def _drop_map(self, name: str) -> None:
+        frame = self._map_frames.pop(name, None)
+        if frame is not None:
+            frame.unpersist()
+        self._spark.catalog.dropTempView(name)
+
     def close(self) -> None:
-        """Drop the temporary view and the cached counts."""
+        """Drop the temporary views, the cached maps and the cached counts."""
         if not self._closed:
+            self._close_maps()
             self._spark.catalog.dropTempView(self._source)
         self._closed = True
         self._cache.clear()
