@@ -2,14 +2,20 @@
 
 The root clique's joint (and any clique without a separator) is drawn as multinomial cell
 counts shuffled into rows; every other clique draws its new attributes from the conditional
-table given its separator with the parent, each row independently (one uniform per row and
-clique, found by a vectorised binary search in its parent configuration's CDF).
+table given its separator with the parent, each row independently: one uniform ``u`` per row
+and clique is inverted through its parent configuration's CDF. The inversion uses a guide
+table (Chen's method): the CDF's range is cut into ``K`` equal buckets (``K`` a power of two,
+so ``floor(u * K)`` is exact) and the guide holds, per configuration and bucket, the first
+cell the answer can be; a short vectorised forward scan over the few rows whose bucket holds a
+CDF step finishes the search. The result is exactly the smallest cell whose CDF exceeds ``u``
+(the same as a binary search), at a constant number of array passes per clique.
 Conditioning clamps the potentials and recalibrates (no rejection).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -24,30 +30,60 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
 
-def _draw(table: FloatArray, parent_index: IntArray | None, u: FloatArray) -> IntArray:
-    """Draw one column index per row from ``table`` (``configs x cells``) given each row's config.
+@dataclass(frozen=True, eq=False)
+class _Inverse:
+    """Inverse-CDF lookup for a ``configs x cells`` table of conditional distributions.
 
-    Rows of ``table`` are unnormalised conditional distributions. A row's uniform ``u`` is
-    looked up in its own cumulative row; zero-probability cells are never returned.
+    Attributes:
+        cdf: Flattened per-configuration CDFs (each row ends at exactly 1.0 from its last
+            positive cell on, so ``u < 1`` never lands past it or on a zero cell).
+        guide: Flattened ``configs x buckets`` table of flat CDF positions: for bucket ``b``
+            of configuration ``c``, the first position whose CDF exceeds ``b / buckets``.
+        buckets: Number of buckets per configuration (a power of two).
     """
-    cells = table.shape[1]
-    mass = table.sum(axis=1, keepdims=True)
-    safe = np.where(mass > 0, mass, 1.0)
-    cdf = np.cumsum(table / safe, axis=1)
-    positive = table > 0
-    last = np.where(positive.any(axis=1), cells - 1 - np.argmax(positive[:, ::-1], axis=1), 0)
-    # From the last positive cell on the CDF is exactly 1 > u, so the search below never
-    # returns a cell past it (nor any zero-probability cell: its CDF step is empty).
-    cdf[np.arange(cells)[None, :] >= last[:, None]] = 1.0
-    if parent_index is None:
-        return np.asarray(np.searchsorted(cdf[0], u, side="right"), dtype=np.int64)
-    # Offset each row's CDF by its configuration index: the flattened table is then sorted,
-    # and one vectorised search finds every row's cell inside its own row (the offsets keep a
-    # query k + u, 0 <= u < 1, inside row k, whose last entry is exactly k + 1).
-    offsets = np.arange(table.shape[0], dtype=np.float64)[:, None]
-    flat = (cdf + offsets).ravel()
-    pos = np.searchsorted(flat, parent_index + u, side="right") - parent_index * cells
-    return np.asarray(pos, dtype=np.int64)
+
+    cdf: FloatArray
+    guide: IntArray
+    buckets: int
+
+    @classmethod
+    def build(cls, table: FloatArray) -> _Inverse:
+        """Precompute the CDFs and the guide of ``table`` (rows need not be normalised)."""
+        configs, cells = table.shape
+        mass = table.sum(axis=1, keepdims=True)
+        cdf = np.cumsum(table / np.where(mass > 0, mass, 1.0), axis=1)
+        positive = table > 0
+        last = np.where(positive.any(axis=1), cells - 1 - np.argmax(positive[:, ::-1], axis=1), 0)
+        cdf[np.arange(cells)[None, :] >= last[:, None]] = 1.0
+        buckets = 1 << max(int(2 * cells - 1).bit_length(), 0)  # >= 2 * cells, a power of two
+        # An entry e lies at or below the bucket start b / K iff ceil(e * K) <= b (exact: K is
+        # a power of two), so the number of entries at or below each start is a cumulative
+        # histogram of ceil(e * K) (entries with ceil(e * K) = K never lie below a start).
+        first = np.minimum(np.ceil(cdf * buckets).astype(np.int64), buckets)
+        rows = np.arange(configs, dtype=np.int64)[:, None] * (buckets + 1)
+        hist = np.bincount((first + rows).ravel(), minlength=configs * (buckets + 1))
+        below = np.cumsum(hist.reshape(configs, buckets + 1)[:, :buckets], axis=1)
+        guide = below + (np.arange(configs, dtype=np.int64) * cells)[:, None]
+        return cls(cdf.ravel(), guide.ravel(), buckets)
+
+    def draw(self, parent_index: IntArray | None, u: FloatArray) -> IntArray:
+        """Flat positions ``config * cells + cell`` of one draw per row.
+
+        Args:
+            parent_index: Each row's configuration (``None``: configuration 0 for all).
+            u: One uniform in ``[0, 1)`` per row.
+        """
+        slot = (u * self.buckets).astype(np.int64)
+        if parent_index is not None:
+            slot += parent_index * self.buckets
+        pos = self.guide[slot]
+        # pos <= answer: every entry before it is <= the bucket start <= u. Step forward while
+        # the CDF at pos is still <= u (only rows whose bucket holds a CDF step ever move).
+        todo = np.flatnonzero(self.cdf[pos] <= u)
+        while todo.size:
+            pos[todo] += 1
+            todo = todo[self.cdf[pos[todo]] <= u[todo]]
+        return pos
 
 
 def _draw_unconditional(weights: FloatArray, rows: int, rng: np.random.Generator) -> IntArray:
@@ -81,7 +117,8 @@ def sample(
         evidence: ``{attribute: code or allowed codes}``; every sampled row satisfies it.
 
     Returns:
-        ``rows x len(domain)`` integer codes, columns in ``model.domain.attrs`` order.
+        ``rows x len(domain)`` integer codes, columns in ``model.domain.attrs`` order. The
+        array is column-major (each column contiguous), which is how it is filled.
 
     Raises:
         ConfigError: Negative ``rows``, invalid evidence or evidence of zero probability.
@@ -93,7 +130,8 @@ def sample(
     domain = model.domain
     tree = model.tree
     probs = model.beliefs.probs
-    columns: dict[str, IntArray] = {}
+    out = np.empty((len(domain), rows), dtype=np.int64)
+    columns = {a: out[i] for i, a in enumerate(domain.attrs)}
     for node in tree.order:
         clique = tree.cliques[node]
         shape = tuple(domain.project(clique).shape)
@@ -106,26 +144,22 @@ def sample(
         sep_shape = tuple(shape[clique.index(a)] for a in sep)
         new_shape = tuple(shape[clique.index(a)] for a in new)
         configs = int(np.prod(sep_shape, dtype=np.int64))
-        table = np.transpose(probs[node], perm).reshape(configs, -1)
+        cells = int(np.prod(new_shape, dtype=np.int64))
+        table = np.transpose(probs[node], perm).reshape(configs, cells)
         if sep:
-            parent_index = columns[sep[0]].copy()
+            config = columns[sep[0]]
             for a, size in zip(sep[1:], sep_shape[1:]):
-                parent_index *= size
-                parent_index += columns[a]
-            flat = _draw(table, parent_index, rng.random(rows))
+                config = config * size
+                config += columns[a]
+            flat = _Inverse.build(table).draw(config, rng.random(rows))
         else:
             flat = _draw_unconditional(table[0], rows, rng)
-        if len(new) == 1:
-            columns[new[0]] = flat
-        else:
-            # Unravel the (few) cells once and gather per row: cheaper than unravelling rows.
-            cells = np.arange(int(np.prod(new_shape, dtype=np.int64)), dtype=np.int64)
-            for a, coords in zip(new, np.unravel_index(cells, new_shape)):
-                columns[a] = coords[flat]
-    out = np.empty((rows, len(domain)), dtype=np.int64)
-    for i, a in enumerate(domain.attrs):
-        out[:, i] = columns[a]
-    return out
+        # ``flat`` indexes the (configs x cells) table; map it to each new attribute's code
+        # with one gather from a small table of codes (no per-row unravelling arithmetic).
+        grid = np.unravel_index(np.arange(configs * cells, dtype=np.int64) % cells, new_shape)
+        for a, codes in zip(new, grid):
+            np.take(codes.astype(np.int64), flat, out=columns[a])
+    return out.T
 
 
 def sample_with_shares(
