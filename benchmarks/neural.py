@@ -7,23 +7,35 @@ marginals on codes, over all column pairs, against the training split), the trai
 epsilon the accountant ledger reports, and fit time. The baseline is implemented inline: every
 column's 1-way marginal measured with discrete Gaussian noise (equal rho shares), columns
 sampled independently. Neural rows are sampled with marginal calibration (the default); the
-notes also report the same model sampled without it. The VAE runs with its own settings
-(``--vae-latent-dim 8 --vae-lr 1e-2 --vae-beta 0.5``, the best of a small search on this
-benchmark); pass ``--vae-latent-dim 32 --vae-lr 5e-3 --vae-beta 1`` for the library defaults.
+notes also report the same model sampled without it. Both run with the library's per-model
+defaults (``MODEL_DEFAULTS``) unless ``--vae-*`` / ``--lr`` / ``--latent-dim`` say otherwise.
+``--only`` may add dpsynth's ``mst`` and ``aim`` (through ``dpsynth.api.fit``).
 
-    .venv/bin/python benchmarks/neural.py --eps 3   # ~2 min idle, ~12 min on a loaded 2-core box
-    .venv/bin/python benchmarks/neural.py --eps 1 3 10 --seeds 2
+Peers (``--peers smartnoise``): smartnoise-synth's DPCTGAN and PATECTGAN run in their own
+virtualenv (``benchmarks/.venvs/smartnoise``, made by benchmarks/synth.py) through
+``benchmarks/peers/smartnoise_neural_runner.py``, one subprocess per fit, on the same training
+codes. Their rows and timings are cached under ``benchmarks/.cache/neural/peers`` and reused;
+every run of ours is appended to ``benchmarks/.cache/neural/runs.jsonl``, so
+``--table-only`` re-prints the median table without fitting anything.
+
+    .venv/bin/python benchmarks/neural.py --eps 3 --seeds 3   # ~3 min idle per seed
+    .venv/bin/python benchmarks/neural.py --eps 1 3 10 --seeds 3 --peers smartnoise
+    .venv/bin/python benchmarks/neural.py --table-only
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import logging
+import statistics
+import subprocess
 import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +50,11 @@ from dpsynth.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = "income-per-year"
+CACHE = ROOT / "benchmarks" / ".cache" / "neural"
+RUNS = CACHE / "runs.jsonl"
+PEER_VENV = ROOT / "benchmarks" / ".venvs" / "smartnoise"
+PEER_MECHS = ("dpctgan", "patectgan")
+PEER_TIMEOUT_S = 5400
 
 
 def independent(table: Table, accountant: Accountant, rows: int | None,
@@ -84,8 +101,133 @@ def tstr_auc(synth: np.ndarray, test: np.ndarray, target: int) -> float:
                                clf.predict_proba(test[:, feats])[:, 1]))
 
 
+def split() -> tuple[Any, Table, np.ndarray]:
+    """The schema, the 80% training table and the 20% held-out codes (permutation seed 0)."""
+    schema = load_schema(ROOT / "examples/adult/schema.yaml")
+    table = encode(read_frame(ROOT / "examples/adult/adult.csv", schema), schema)
+    perm = np.random.default_rng(0).permutation(table.num_rows)
+    cut = int(0.8 * len(perm))
+    return (schema, Table(table.columns, table.sizes, table.codes[perm[:cut]]),
+            table.codes[perm[cut:]])
+
+
+def record(row: dict[str, Any]) -> None:
+    """Print one run and append it to the run cache."""
+    print(f"{row['eps']:>5g} {row['method']:<12} {row['l1']:>9.4f} {row['auc']:>6.3f} "
+          f"{row.get('ledger_eps', float('nan')):>10.4f} {row['fit_s']:>7.1f}  {row.get('notes', '')}")
+    RUNS.parent.mkdir(parents=True, exist_ok=True)
+    with RUNS.open("a") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+def run_peer(mech: str, eps: float, seed: int, train: Table, delta: float,
+             test: np.ndarray, target: int) -> dict[str, Any]:
+    """One smartnoise-synth fit in its virtualenv (cached), scored like ours."""
+    import pandas as pd
+
+    out = CACHE / "peers" / f"smartnoise-{mech}-eps{eps:g}-seed{seed}".replace(".", "p")
+    meta_path = out.with_suffix(".json")
+    if not meta_path.exists():
+        data = CACHE / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(train.codes, columns=list(train.columns)).to_csv(data / "train.csv", index=False)
+        (data / "domain.json").write_text(json.dumps(dict(zip(train.columns, map(int, train.sizes)))))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [str(PEER_VENV / "bin" / "python"),
+               str(ROOT / "benchmarks" / "peers" / "smartnoise_neural_runner.py"),
+               "--train", str(data / "train.csv"), "--domain", str(data / "domain.json"),
+               "--mechanism", mech, "--epsilon", str(eps), "--delta", str(delta), "--rho", "0",
+               "--seed", str(seed), "--out", str(out)]
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PEER_TIMEOUT_S,
+                                  check=False)
+            if proc.returncode != 0 or not meta_path.exists():
+                meta_path.write_text(json.dumps({"status": "failed",
+                                                 "error": proc.stderr.strip()[-1500:]}))
+        except (subprocess.TimeoutExpired, FileNotFoundError) as exc:
+            meta_path.write_text(json.dumps({"status": "failed", "error": repr(exc)[:300]}))
+        print(f"  (smartnoise {mech} eps={eps:g} seed={seed}: {time.perf_counter() - t0:.0f} s)")
+    meta = json.loads(meta_path.read_text())
+    row: dict[str, Any] = {"eps": eps, "method": f"sn-{mech}", "seed": seed,
+                           "fit_s": float(meta.get("fit_s", float("nan")))}
+    if meta.get("status") != "ok":
+        err = str(meta.get("error", "?")).strip().splitlines() or ["?"]
+        return {**row, "l1": float("nan"), "auc": float("nan"), "notes": f"FAILED: {err[-1][:150]}"}
+    synth = pd.read_csv(out.with_suffix(".csv"))[list(train.columns)].to_numpy(np.int64)
+    return {**row, "l1": two_way_error(train.codes, synth, train.sizes),
+            "auc": tstr_auc(synth, test, target), "ledger_eps": meta.get("epsilon_reported", float("nan")),
+            "notes": f"smartnoise's own accounting; epochs run={meta.get('epochs_run')}, "
+                     f"cpu {meta.get('cpu_s', float('nan')):.0f} s"}
+
+
+def run_ours(kind: str, eps: float, seed: int, args: argparse.Namespace, schema: Any,
+             train: Table, test: np.ndarray, target: int) -> dict[str, Any]:
+    """One fit of ours (independent, mst, aim, dpvae or dpgan), scored."""
+    rng = np.random.default_rng(100 + seed)
+    acc = Accountant(ApproxDP(eps, args.delta))
+    row: dict[str, Any] = {"eps": eps, "method": kind, "seed": seed}
+    notes = ""
+    t0 = time.perf_counter()
+    if kind == "independent":
+        synth, n = independent(train, acc, None, rng)
+        notes = f"rows={n}"
+    elif kind in ("mst", "aim"):
+        from dpsynth import api
+        from dpsynth.backends.numpy import NumpyBackend
+
+        model = api.fit(NumpyBackend(train), schema, mechanism=kind,  # type: ignore[arg-type]
+                        epsilon=eps, delta=args.delta, seed=seed)
+        synth = model.sample_codes(train.num_rows, rng)
+        row["ledger_eps"] = eps
+    else:
+        vae = kind == "dpvae"
+        cfg = NeuralConfig(epochs=args.epochs if vae else args.gan_epochs,
+                           batch_size=args.batch_size, threads=args.threads,
+                           hidden=tuple(args.hidden), lr=args.vae_lr if vae else args.lr,
+                           generator_lr=args.generator_lr, marginal_share=args.marginal_share,
+                           oversample=args.oversample, beta=args.vae_beta if vae else None,
+                           latent_dim=args.vae_latent_dim if vae else args.latent_dim,
+                           init_from_marginals=None if args.vae_init == "default"
+                           else args.vae_init == "on",
+                           kl_warmup=args.vae_kl_warmup if vae else None)
+        model = fit_neural(kind, train, schema, accountant=acc, config=cfg, seed=seed)
+        row["fit_s"] = time.perf_counter() - t0
+        raw = model.sample(model.estimated_rows, np.random.default_rng(rng.integers(2**32)),
+                           calibrate=False)
+        synth = model.sample(model.estimated_rows, rng)
+        p = model.privacy
+        notes = (f"sigma={p['noise_multiplier']:.3f} q={p['sample_rate']:.4f} steps={p['steps']} "
+                 f"{p['model_settings']} | uncalibrated: "
+                 f"L1={two_way_error(train.codes, raw, train.sizes):.4f} "
+                 f"AUC={tstr_auc(raw, test, target):.3f}")
+        row["ledger_eps"] = acc.epsilon()
+    row.setdefault("fit_s", time.perf_counter() - t0)
+    row.setdefault("ledger_eps", acc.epsilon())
+    return {**row, "l1": two_way_error(train.codes, synth, train.sizes),
+            "auc": tstr_auc(synth, test, target), "notes": notes}
+
+
+def summary(rows: list[dict[str, Any]]) -> None:
+    """Median over seeds per (eps, method)."""
+    groups: dict[tuple[float, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["eps"], r["method"]), []).append(r)
+    print(f"\n{'eps':>5} {'method':<14} {'seeds':>5} {'2-way L1 (med)':>14} {'min..max':>15} "
+          f"{'AUC (med)':>9} {'fit s (med)':>11}")
+    for (eps, method), rs in sorted(groups.items()):
+        ok = [r for r in rs if r["l1"] == r["l1"]]
+        if not ok:
+            print(f"{eps:>5g} {method:<14} {0:>5}  {rs[-1].get('notes', '')}")
+            continue
+        l1 = [r["l1"] for r in ok]
+        print(f"{eps:>5g} {method:<14} {len(ok):>5} {statistics.median(l1):>14.4f} "
+              f"{min(l1):>7.4f}..{max(l1):.4f} {statistics.median(r['auc'] for r in ok):>9.3f} "
+              f"{statistics.median(r['fit_s'] for r in ok):>11.1f}")
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--eps", type=float, nargs="+", default=[3.0])
     ap.add_argument("--delta", type=float, default=1e-9)
     ap.add_argument("--seeds", type=int, default=1)
@@ -94,70 +236,55 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=2048)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
-    ap.add_argument("--lr", type=float, default=5e-3)
+    # Model settings: None keeps the library's per-model default (MODEL_DEFAULTS).
+    ap.add_argument("--lr", type=float, default=None, help="GAN discriminator lr")
     ap.add_argument("--generator-lr", type=float, default=1e-3)
-    ap.add_argument("--beta", type=float, default=1.0)
-    ap.add_argument("--latent-dim", type=int, default=32)
-    ap.add_argument("--vae-latent-dim", type=int, default=8)
-    ap.add_argument("--vae-lr", type=float, default=1e-2)
-    ap.add_argument("--vae-beta", type=float, default=0.5)
+    ap.add_argument("--latent-dim", type=int, default=None, help="GAN noise size")
+    ap.add_argument("--vae-latent-dim", type=int, default=None)
+    ap.add_argument("--vae-lr", type=float, default=None)
+    ap.add_argument("--vae-beta", type=float, default=None)
+    ap.add_argument("--vae-init", choices=["default", "on", "off"], default="default",
+                    help="start the VAE decoder's output biases at the noisy 1-way marginals")
+    ap.add_argument("--vae-kl-warmup", type=float, default=None)
     ap.add_argument("--marginal-share", type=float, default=0.25)
     ap.add_argument("--oversample", type=int, default=6)
-    ap.add_argument("--only", nargs="+", default=["independent", "dpvae", "dpgan"])
+    ap.add_argument("--only", nargs="+", default=["independent", "dpvae", "dpgan"],
+                    choices=["independent", "mst", "aim", "dpvae", "dpgan"])
+    ap.add_argument("--peers", nargs="*", default=[], choices=["smartnoise"])
+    ap.add_argument("--peer-mechs", nargs="+", default=list(PEER_MECHS), choices=PEER_MECHS)
+    ap.add_argument("--peer-seeds", type=int, default=1)
+    ap.add_argument("--table-only", action="store_true",
+                    help="print the median table of every cached run; fit nothing")
     args = ap.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore")
+    if args.table_only:  # the latest cached run per (eps, method, seed)
+        latest = {(r["eps"], r["method"], r["seed"]): r for r in
+                  (json.loads(line) for line in (RUNS.read_text().splitlines() if RUNS.exists() else []))}
+        summary(list(latest.values()))
+        return
 
-    schema = load_schema(ROOT / "examples/adult/schema.yaml")
-    table = encode(read_frame(ROOT / "examples/adult/adult.csv", schema), schema)
-    perm = np.random.default_rng(0).permutation(table.num_rows)
-    cut = int(0.8 * len(perm))
-    train = Table(table.columns, table.sizes, table.codes[perm[:cut]])
-    test = table.codes[perm[cut:]]
-    target = table.columns.index(TARGET)
-    print(f"Adult: {train.num_rows} train / {len(test)} test rows, {len(table.columns)} columns, "
-          f"one-hot width {sum(table.sizes)}, delta={args.delta:g}, torch threads={args.threads}")
-    real_auc = tstr_auc(train.codes, test, target)
-    print(f"real-data AUC (train on real train split): {real_auc:.3f}\n")
+    schema, train, test = split()
+    target = train.columns.index(TARGET)
+    print(f"Adult: {train.num_rows} train / {len(test)} test rows, {len(train.columns)} columns, "
+          f"one-hot width {sum(train.sizes)}, delta={args.delta:g}, torch threads={args.threads}")
+    print(f"real-data AUC (train on real train split): {tstr_auc(train.codes, test, target):.3f}\n")
     header = f"{'eps':>5} {'method':<12} {'2-way L1':>9} {'AUC':>6} {'ledger eps':>10} {'fit s':>7}  notes"
     print(header)
     print("-" * len(header))
+    rows: list[dict[str, Any]] = []
     for eps in args.eps:
         for seed in range(args.seeds):
-            rng = np.random.default_rng(100 + seed)
-            acc = Accountant(ApproxDP(eps, args.delta))
-            t0 = time.perf_counter()
-            synth, n = independent(train, acc, None, rng)
-            dt = time.perf_counter() - t0
-            if "independent" in args.only:
-                print(f"{eps:>5g} {'independent':<12} {two_way_error(train.codes, synth, train.sizes):>9.4f} "
-                  f"{tstr_auc(synth, test, target):>6.3f} {acc.epsilon():>10.4f} {dt:>7.2f}  rows={n}")
-            for kind, epochs in (("dpvae", args.epochs), ("dpgan", args.gan_epochs)):
-                if kind not in args.only:
-                    continue
-                acc = Accountant(ApproxDP(eps, args.delta))
-                vae = kind == "dpvae"
-                cfg = NeuralConfig(epochs=epochs, batch_size=args.batch_size,
-                                   threads=args.threads, hidden=tuple(args.hidden),
-                                   lr=args.vae_lr if vae else args.lr,
-                                   generator_lr=args.generator_lr,
-                                   marginal_share=args.marginal_share, oversample=args.oversample,
-                                   beta=args.vae_beta if vae else args.beta,
-                                   latent_dim=args.vae_latent_dim if vae else args.latent_dim)
-                t0 = time.perf_counter()
-                model = fit_neural(kind, train, schema, accountant=acc, config=cfg, seed=seed)
-                dt = time.perf_counter() - t0
-                raw = model.sample(model.estimated_rows, np.random.default_rng(rng.integers(2**32)),
-                                   calibrate=False)
-                synth = model.sample(model.estimated_rows, rng)
-                p = model.privacy
-                print(f"{eps:>5g} {kind:<12} {two_way_error(train.codes, synth, train.sizes):>9.4f} "
-                      f"{tstr_auc(synth, test, target):>6.3f} {acc.epsilon():>10.4f} {dt:>7.2f}  "
-                      f"sigma={p['noise_multiplier']:.3f} q={p['sample_rate']:.4f} "
-                      f"steps={p['steps']} rows={model.estimated_rows} | uncalibrated: "
-                      f"L1={two_way_error(train.codes, raw, train.sizes):.4f} "
-                      f"AUC={tstr_auc(raw, test, target):.3f}")
+            for kind in args.only:
+                rows.append(run_ours(kind, eps, seed, args, schema, train, test, target))
+                record(rows[-1])
+        if "smartnoise" in args.peers:
+            for mech in args.peer_mechs:
+                for seed in range(args.peer_seeds):
+                    rows.append(run_peer(mech, eps, seed, train, args.delta, test, target))
+                    record(rows[-1])
+    summary(rows)
 
 
 if __name__ == "__main__":

@@ -199,7 +199,8 @@ def fit_neural(
         if kind == "dpvae":
             from dpsynth.neural.vae import train_vae
 
-            state = train_vae(x, layout, plan, config, seed=seed, progress=progress)
+            state = train_vae(x, layout, plan, config, seed=seed, progress=progress,
+                              marginals=None if one_way is None else one_way.marginals)
         else:
             from dpsynth.neural.gan import train_gan
 
@@ -217,12 +218,13 @@ def fit_neural(
         ),
         "secure_mode": config.secure_mode,
         "noise_rng": "torch.Generator (MT19937) seeded from the OS CSPRNG",
+        "model_settings": dict(config.settings(kind).__dict__),
     }
     return NeuralModel(
         kind=kind,
         layout=layout,
         hidden=tuple(config.hidden),
-        latent_dim=config.latent_dim,
+        latent_dim=config.settings(kind).latent_dim,
         weights={k: v.numpy().astype(np.float32) for k, v in state.items()},
         estimated_rows=int(rows),
         privacy=privacy,

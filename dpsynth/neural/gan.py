@@ -112,11 +112,13 @@ def train_gan(
     """
     torch: Any = require("torch", "neural")
     f = torch.nn.functional
+    settings = config.settings("dpgan")
+    latent_dim = settings.latent_dim
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        gen_net = build_generator(config.latent_dim, config.hidden, layout.width)
+        gen_net = build_generator(latent_dim, config.hidden, layout.width)
         disc = build_discriminator(layout.width, config.hidden)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=(0.5, 0.9))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=settings.lr, betas=(0.5, 0.9))
     opt_g = torch.optim.Adam(gen_net.parameters(), lr=config.generator_lr, betas=(0.5, 0.9))
     gsm, dp_opt = privatise(disc, opt_d, plan, secure_mode=config.secure_mode)
     loader = poisson_loader(x, plan.sample_rate, secure_generator())
@@ -128,7 +130,7 @@ def train_gan(
         for (real,) in loader:
             # Discriminator: one DP-SGD step on real (Poisson) + fake (fixed count) rows.
             with torch.no_grad():
-                z = torch.randn(fakes, config.latent_dim, generator=noise)
+                z = torch.randn(fakes, latent_dim, generator=noise)
                 fake = gumbel_softmax(gen_net(z), layout, config.tau, noise)
             batch = torch.cat([real, fake], dim=0)
             target = torch.cat([torch.ones(real.shape[0]), torch.zeros(fakes)])
@@ -141,7 +143,7 @@ def train_gan(
             for p in disc.parameters():
                 p.requires_grad_(False)
             opt_g.zero_grad(set_to_none=True)
-            z = torch.randn(fakes, config.latent_dim, generator=noise)
+            z = torch.randn(fakes, latent_dim, generator=noise)
             fake = gumbel_softmax(gen_net(z), layout, config.tau, noise)
             f.softplus(-gsm(fake)[:, 0]).mean().backward()
             opt_g.step()

@@ -27,7 +27,9 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 __all__ = [
+    "MODEL_DEFAULTS",
     "DPSGDPlan",
+    "ModelSettings",
     "NeuralConfig",
     "Progress",
     "check_module",
@@ -41,6 +43,39 @@ log = logging.getLogger(__name__)
 
 #: Per-epoch progress callback: ``progress(epochs_done, epochs_total)``.
 Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSettings:
+    """The model-specific settings of one fit, with every default filled in.
+
+    Attributes:
+        lr: Learning rate (VAE, GAN discriminator).
+        latent_dim: VAE latent size or GAN noise size.
+        beta: Weight of the VAE's KL term (unused by the GAN).
+        init_from_marginals: Start the VAE decoder's output biases at the log of the noisy
+            1-way marginals (post-processing of measured values; unused by the GAN).
+        kl_warmup: Fraction of the VAE's steps over which the KL weight rises linearly from
+            0 to ``beta`` (0: constant ``beta``; unused by the GAN).
+    """
+
+    lr: float
+    latent_dim: int
+    beta: float
+    init_from_marginals: bool
+    kl_warmup: float
+
+
+#: Defaults per model, used for every :class:`NeuralConfig` field left at ``None``. The VAE's
+#: differ from the GAN's: a small latent space, a higher learning rate and a weaker KL term
+#: keep the decoder from collapsing to the 1-way marginals under DP-SGD noise (see
+#: docs/neural.md, "Benchmark").
+MODEL_DEFAULTS: dict[str, ModelSettings] = {
+    "dpvae": ModelSettings(lr=1e-2, latent_dim=8, beta=0.5, init_from_marginals=True,
+                           kl_warmup=0.5),
+    "dpgan": ModelSettings(lr=5e-3, latent_dim=32, beta=1.0, init_from_marginals=False,
+                           kl_warmup=0.0),
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,11 +97,18 @@ class NeuralConfig:
         oversample: Candidate rows drawn per output row for marginal calibration.
         calibration_iters: Maximum raking sweeps of marginal calibration.
         max_grad_norm: Per-sample clipping norm C.
-        lr: Learning rate (VAE, GAN discriminator).
+        lr: Learning rate (VAE, GAN discriminator); ``None``: the model's default in
+            :data:`MODEL_DEFAULTS` (VAE 1e-2, GAN 5e-3).
         generator_lr: Learning rate of the GAN generator.
         hidden: Hidden layer widths.
-        latent_dim: VAE latent size or GAN noise size.
-        beta: Weight of the VAE's KL term.
+        latent_dim: VAE latent size or GAN noise size; ``None``: the model's default (VAE 8,
+            GAN 32).
+        beta: Weight of the VAE's KL term; ``None``: the model's default (0.5).
+        init_from_marginals: VAE only: start the decoder's output biases at the log of the
+            noisy 1-way marginals (when they are measured); ``None``: the model's default
+            (on for the VAE).
+        kl_warmup: VAE only: fraction of the steps over which the KL weight rises linearly
+            from 0 to ``beta``, in [0, 1]; ``None``: the model's default (0.5).
         tau: Gumbel-softmax temperature of the GAN generator.
         secure_mode: Opacus' floating-point-attack-resistant noise (sum of 4 draws / 2).
         threads: torch intra-op threads during the fit (restored afterwards); ``None`` keeps
@@ -82,11 +124,13 @@ class NeuralConfig:
     oversample: int = 6
     calibration_iters: int = 50
     max_grad_norm: float = 1.0
-    lr: float = 5e-3
+    lr: float | None = None
     generator_lr: float = 1e-3
     hidden: tuple[int, ...] = (64, 64)
-    latent_dim: int = 32
-    beta: float = 1.0
+    latent_dim: int | None = None
+    beta: float | None = None
+    init_from_marginals: bool | None = None
+    kl_warmup: float | None = None
     tau: float = 0.5
     secure_mode: bool = True
     threads: int | None = None
@@ -94,11 +138,15 @@ class NeuralConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "latent_dim", "oversample", "calibration_iters"):
             v = getattr(self, name)
+            if name == "latent_dim" and v is None:
+                continue
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{name} ({v!r}) must be an integer >= 1")
         for name in ("max_grad_norm", "lr", "generator_lr", "tau", "beta"):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            if name in ("lr", "beta") and v is None:
+                continue
+            if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ConfigError(f"{name} ({v!r}) must be > 0 and finite")
         if self.epsilon is not None and not (math.isfinite(self.epsilon) and self.epsilon > 0):
             raise ConfigError(f"epsilon ({self.epsilon!r}) must be > 0 and finite")
@@ -115,6 +163,33 @@ class NeuralConfig:
             raise ConfigError(f"threads ({self.threads!r}) must be an integer >= 1 or None")
         if not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden):
             raise ConfigError(f"hidden ({self.hidden!r}) must be a non-empty tuple of ints >= 1")
+
+        if self.init_from_marginals is not None and not isinstance(self.init_from_marginals, bool):
+            raise ConfigError(
+                f"init_from_marginals ({self.init_from_marginals!r}) must be a bool or None"
+            )
+        if self.kl_warmup is not None and (
+            isinstance(self.kl_warmup, bool) or not isinstance(self.kl_warmup, (int, float))
+            or not 0.0 <= self.kl_warmup <= 1.0
+        ):
+            raise ConfigError(f"kl_warmup ({self.kl_warmup!r}) must be in [0, 1] or None")
+
+    def settings(self, kind: str) -> ModelSettings:
+        """The model settings for ``kind`` (``"dpvae"`` or ``"dpgan"``): explicit values win,
+        fields left at ``None`` take the model's default from :data:`MODEL_DEFAULTS`."""
+        if kind not in MODEL_DEFAULTS:
+            raise ConfigError(f"kind ({kind!r}) must be one of {sorted(MODEL_DEFAULTS)}")
+        base = MODEL_DEFAULTS[kind]
+        return ModelSettings(
+            lr=base.lr if self.lr is None else float(self.lr),
+            latent_dim=base.latent_dim if self.latent_dim is None else self.latent_dim,
+            beta=base.beta if self.beta is None else float(self.beta),
+            init_from_marginals=(
+                base.init_from_marginals if self.init_from_marginals is None
+                else self.init_from_marginals
+            ),
+            kl_warmup=base.kl_warmup if self.kl_warmup is None else float(self.kl_warmup),
+        )
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form."""
