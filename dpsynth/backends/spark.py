@@ -18,12 +18,20 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dpsynth.backends.sql import SPARK, SQLBackend, missing_expr, source_kind
+from dpsynth.backends import sql as _sql
+from dpsynth.backends.sql import (
+    SPARK,
+    SQLBackend,
+    code_expr,
+    missing_expr,
+    prepared_expr,
+    source_kind,
+)
 from dpsynth.errors import ConfigError, require
 from dpsynth.schema import Schema
 
@@ -53,6 +61,9 @@ def local_session(cores: int = 2, driver_memory: str = "1g") -> Any:
         .config("spark.sql.shuffle.partitions", str(2 * int(cores)))
         .config("spark.driver.memory", driver_memory)
         .config("spark.sql.session.timeZone", "UTC")
+        # Let the JIT compile Spark's large generated methods (HotSpot skips methods over 8 kB
+        # of bytecode by default, and the encoding stage of a wide table produces such methods).
+        .config("spark.driver.extraJavaOptions", "-XX:-DontCompileHugeMethods")
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
@@ -147,6 +158,37 @@ class SparkBackend(SQLBackend):
         self._map_frames[name] = frame
         return True
 
+    def _prepare_maps(self, cols: Sequence[tuple[int, Any]]) -> None:
+        """Build the maps of all text columns from one scan (``stack`` + ``DISTINCT``), then the rest."""
+        todo = [
+            (j, c)
+            for j, c in cols
+            if c.name not in self._maps and self._use_maps and self._kinds[c.name] == "text"
+        ]
+        if len(todo) > 1:
+            d = SPARK
+            stacked = ", ".join(f"{j}, {d.ident(c.name)}" for j, c in todo)
+            whens = " ".join(
+                f"WHEN {j} THEN {code_expr(d, prepared_expr(d, '__v', 'text', c), c)}" for j, c in todo
+            )
+            sql = (
+                f"SELECT __i, __v AS v, CASE __i {whens} END AS code FROM (SELECT DISTINCT __i, __v FROM "
+                f"(SELECT stack({len(todo)}, {stacked}) AS (__i, __v) FROM {self._source}) AS __s) AS __d"
+            )
+            with self._utc():
+                combined = self._spark.sql(sql).cache()
+                sizes = {int(r[0]): int(r[1]) for r in combined.groupBy("__i").count().collect()}
+            base = f"{self._source}_maps"
+            combined.createOrReplaceTempView(base)
+            self._map_frames[base] = combined
+            for j, c in todo:
+                name = None
+                if sizes.get(j, 0) <= _sql.MAP_LIMIT:
+                    name = f"{self._source}_m{j}"
+                    self._spark.sql(f"SELECT v, code FROM {base} WHERE __i = {j}").createOrReplaceTempView(name)
+                self._maps[c.name] = name
+        super()._prepare_maps(cols)
+
     def _drop_map(self, name: str) -> None:
         frame = self._map_frames.pop(name, None)
         if frame is not None:
@@ -157,6 +199,8 @@ class SparkBackend(SQLBackend):
         """Drop the temporary views, the cached maps and the cached counts."""
         if not self._closed:
             self._close_maps()
+            for name in list(self._map_frames):
+                self._drop_map(name)
             self._spark.catalog.dropTempView(self._source)
         self._closed = True
         self._cache.clear()

@@ -264,6 +264,11 @@ class SQLBackend(ABC):
             self._maps[col.name] = name
         return self._maps[col.name]
 
+    def _prepare_maps(self, cols: Sequence[tuple[int, Any]]) -> None:
+        """Build the value maps of ``cols`` not built yet (an engine may do it in one job)."""
+        for j, c in cols:
+            self._map_for(j, c)
+
     def _encoded_sql(self, names: Sequence[str]) -> tuple[str, dict[str, str]]:
         """SQL of the codes of ``names`` (all modelled columns when bounding) and their aliases."""
         d, unit = self._dialect, self._schema.privacy_unit
@@ -271,6 +276,7 @@ class SQLBackend(ABC):
         modelled = list(self._schema.modelled)
         alias = {c.name: f"c{j}" for j, c in enumerate(modelled)}
         cols = [(j, c) for j, c in enumerate(modelled) if bounded or c.name in names]
+        self._prepare_maps(cols)
         raw, codes, joins, maps = [], [], [], []
         for j, c in cols:
             a, m = alias[c.name], self._map_for(j, c)
