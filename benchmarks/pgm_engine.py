@@ -11,6 +11,16 @@ MST end to end (OpenDP noise, eps=1, delta=1e-9) on ``examples/adult`` and on th
 Adult, and prints fit wall/CPU time, 1/2/3-way workload error of a same-size synthetic sample
 (mean L1 between normalised real and synthetic marginals on codes) and peak RSS. CPU time is
 the number to compare on a shared machine.
+
+``.venv/bin/python benchmarks/pgm_engine.py aim-profile EPS SEED`` fits AIM on the benchmark's
+training split (``benchmarks/synth.py``) with a *seeded* noise stand-in (benchmark only: the
+same seed gives the same measurements, so two versions of the engine can be compared run for
+run) and prints, per round, the estimate's CPU seconds, the process RSS and peak RSS and the
+junction tree's size; then the whole fit's CPU seconds and peak RSS.
+
+``.venv/bin/python benchmarks/pgm_engine.py sampling [EPS]`` fits MST and AIM (real noise,
+seed 0) and prints rows per CPU second of sampling 1,000,000 rows as integer codes (median of
+five, what ``synth.py`` counts as sampling) and as a decoded DataFrame.
 """
 
 from __future__ import annotations
@@ -160,10 +170,101 @@ def mechanisms(runs: int) -> None:
                 )
 
 
+def _rss_mib() -> tuple[float, float]:
+    """Current and peak resident set size of this process (Linux ``/proc``)."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+def aim_profile(eps: float, seed: int) -> None:
+    """AIM with seeded stand-in noise (benchmark only), one line per re-estimation."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import synth
+
+    from dpsynth import noise
+    from dpsynth.accountant import Accountant
+    from dpsynth.backends.numpy import NumpyBackend
+    from dpsynth.budget import ZCDP, epsilon_to_rho
+    from dpsynth.encoding import encode
+    from dpsynth.mechanisms import aim
+    from dpsynth.schema_io import from_pgm_domain
+
+    fake = np.random.default_rng(1000 + seed)  # NOT private: reproducible stand-in noise
+
+    def gaussian(counts: np.ndarray, sigma: float) -> np.ndarray:
+        return (counts + np.rint(fake.normal(0.0, sigma, counts.shape))).astype(np.int64)
+
+    def noisy_max(scores: list[float], scale: float) -> int:
+        return int(np.argmax(np.asarray(scores) + fake.gumbel(0.0, scale, len(scores))))
+
+    noise.discrete_gaussian = gaussian  # type: ignore[assignment]
+    aim.noisy_max = noisy_max  # type: ignore[assignment]
+    real_estimate = aim.estimate
+
+    def logged(*args: object, **kwargs: object) -> object:
+        cpu = time.process_time()
+        model = real_estimate(*args, **kwargs)  # type: ignore[arg-type]
+        rss, peak = _rss_mib()
+        print(f"estimate cpu {time.process_time() - cpu:7.2f} s  rss {rss:6.0f} MiB  "
+              f"peak {peak:6.0f} MiB  tree {model.tree.size():>9,d} cells", flush=True)
+        return model
+
+    aim.estimate = logged  # type: ignore[assignment]
+    train, _, domain = synth.split()
+    schema = from_pgm_domain(domain)
+    backend = NumpyBackend(encode(train, schema))
+    rho = epsilon_to_rho(eps, 1e-9)
+    cpu = time.process_time()
+    fit = aim.fit_aim(backend, Accountant(ZCDP(rho)), rho=rho)
+    cpu = time.process_time() - cpu
+    print(f"AIM eps={eps:g} seed={seed}: {len(fit.selected)} rounds, fit {cpu:.1f} CPU s, "
+          f"peak RSS {_rss_mib()[1]:.0f} MiB")
+    print("selected:", [list(c) for c in fit.selected])
+
+
+def sampling(eps: float) -> None:
+    """Rows per CPU second of sampling 1M rows from MST and AIM fits on the coded Adult."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import synth
+
+    from dpsynth import api
+    from dpsynth.backends.numpy import NumpyBackend
+    from dpsynth.encoding import encode
+    from dpsynth.schema_io import from_pgm_domain
+
+    train, _, domain = synth.split()
+    schema = from_pgm_domain(domain)
+    for mech in ("mst", "aim"):
+        syn = api.fit(NumpyBackend(encode(train, schema)), schema, mechanism=mech,  # type: ignore[arg-type]
+                      epsilon=eps, delta=1e-9, seed=0)
+        codes, frames = [], []
+        for rep in range(5):
+            cpu = time.process_time()
+            syn.sample_codes(1_000_000, np.random.default_rng(rep))
+            codes.append(1.0 / (time.process_time() - cpu))
+            cpu = time.process_time()
+            syn.sample(rows=1_000_000, seed=rep)
+            frames.append(1.0 / (time.process_time() - cpu))
+        print(f"{mech}: {sorted(codes)[2]:.2f} M rows/CPU-s as codes, "
+              f"{sorted(frames)[2]:.2f} M rows/CPU-s as a DataFrame (median of 5)", flush=True)
+
+
 if __name__ == "__main__":
     import sys
 
     if len(sys.argv) > 1 and sys.argv[1] == "mechanisms":
         mechanisms(int(sys.argv[2]) if len(sys.argv) > 2 else 3)
+    elif len(sys.argv) > 1 and sys.argv[1] == "aim-profile":
+        aim_profile(float(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 0)
+    elif len(sys.argv) > 1 and sys.argv[1] == "sampling":
+        sampling(float(sys.argv[2]) if len(sys.argv) > 2 else 1.0)
     else:
         main()

@@ -145,3 +145,49 @@ def test_project_many_matches_brute_force() -> None:
         canon = DOMAIN.canonical(q)
         expected = np.transpose(joint.sum(axis=axes), [canon.index(a) for a in q]) * model.total
         np.testing.assert_allclose(table.values, expected, rtol=1e-8, atol=1e-8)
+
+
+def test_marginal_queries_by_upward_messages_match_brute_force(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Queries spanning several cliques are answered by variable elimination unless its plan
+    # would build tables larger than the model; force the other path (upward messages along
+    # the covering subtree) and check it is exact too, and that both paths agree.
+    from dpsynth.pgm import inference
+
+    model = _model(CYCLIC + [("d", "e"), ("b", "e")])
+    joint = np.ones(DOMAIN.shape)
+    for factor in model.potentials.values():
+        joint = joint * factor.exp().expand(DOMAIN).values
+    joint /= joint.sum()
+    queries = [("e", "a"), ("a", "d", "e"), ("d", "b", "c"), ("a", "b", "c", "d", "e")]
+    by_elimination = [inference.marginal_of(model.beliefs, q) for q in queries]
+    monkeypatch.setattr(inference, "_eliminate", lambda *args: ([], 1 << 62))
+    assert len(model.cliques) > 2
+    for q, other in zip(queries, by_elimination):
+        table = inference.marginal_of(model.beliefs, q)
+        axes = tuple(i for i, a in enumerate(DOMAIN.attrs) if a not in q)
+        canon = DOMAIN.canonical(q)
+        expected = np.transpose(joint.sum(axis=axes), [canon.index(a) for a in q])
+        np.testing.assert_allclose(table, expected, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(table, other, rtol=1e-10, atol=1e-12)
+
+
+def test_guide_table_lookup_equals_a_binary_search_in_each_rows_cdf() -> None:
+    from dpsynth.pgm.sample import _Inverse
+
+    rng = np.random.default_rng(11)
+    for configs, cells in [(1, 1), (1, 7), (40, 3), (9, 50)]:
+        table = rng.random((configs, cells)) * (rng.random((configs, cells)) < 0.6)
+        table[0] = 0.0  # a configuration with no mass at all
+        inverse = _Inverse.build(table)
+        parent = rng.integers(0, configs, 20_000)
+        # uniforms plus the CDF steps themselves and 0 (the searches' edge cases)
+        steps = inverse.cdf.reshape(configs, cells)[parent[:500], rng.integers(0, cells, 500)]
+        u = np.concatenate([rng.random(20_000 - 501), np.minimum(steps, np.nextafter(1, 0)), [0.0]])
+        flat = inverse.draw(parent, u)
+        cdf = inverse.cdf.reshape(configs, cells)
+        expected = np.array([np.searchsorted(cdf[p], x, side="right") for p, x in zip(parent, u)])
+        assert np.array_equal(flat - parent * cells, expected)
+        drawn = table[parent[1:], (flat - parent * cells)[1:]]
+        assert np.all((drawn > 0) | (table[parent[1:]].sum(axis=1) == 0))

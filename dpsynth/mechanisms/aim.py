@@ -11,10 +11,11 @@ spends exactly what remains.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -27,7 +28,7 @@ from dpsynth.mechanisms.base import MarginalFit, sigma_for_rho
 from dpsynth.noise import gumbel_scale_for_rho, noisy_max
 from dpsynth.pgm import Domain, TreeSizer, estimate, estimate_total
 
-__all__ = ["AIMConfig", "fit_aim", "default_workload"]
+__all__ = ["AIMConfig", "default_workload", "fit_aim"]
 
 Clique = tuple[str, ...]
 
@@ -149,12 +150,16 @@ def fit_aim(
         measured_cliques.append(pick)
         n_rounds += 1
         total = estimate_total(measurements)
+        # Only the old model's potentials are needed from here on: drop its beliefs and query
+        # caches (model-sized) before the new model is fitted next to it.
+        model = dataclasses.replace(model)
         model = estimate(domain, measurements, total=total, iters=config.round_iters,
                          warm_start=model, constraints=constraints, max_cells=config.max_model_cells)
         after = model.marginal(pick)
         if float(np.abs(after - before).sum()) <= bias * domain.size(pick):
             sigma /= 2
             eps_rho *= 4
+    model = dataclasses.replace(model)  # as above: keep only the potentials
     model = estimate(domain, measurements, total=total, iters=config.final_iters,
                      warm_start=model, constraints=constraints, max_cells=config.max_model_cells)
     return MarginalFit("aim", domain, tuple(measurements), tuple(selected), model, total,

@@ -8,8 +8,8 @@ selection steps, and the ``d - 1`` measurements of the selected edges.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -18,8 +18,8 @@ from dpsynth.backends.base import CountingBackend
 from dpsynth.errors import ConfigError
 from dpsynth.events import NoisyMaxEvent
 from dpsynth.measure import Measurement, measure_marginals
-from dpsynth.mechanisms.compress import Compression
 from dpsynth.mechanisms.base import MarginalFit, sigma_for_rho
+from dpsynth.mechanisms.compress import Compression
 from dpsynth.noise import gumbel_scale_for_rho, noisy_max
 from dpsynth.pgm import Domain, estimate, estimate_total
 

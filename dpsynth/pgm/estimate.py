@@ -24,7 +24,7 @@ from dpsynth.pgm.clique_vector import CliqueVector
 from dpsynth.pgm.constraints import Assignment, Normalized, assignment_mask, normalize_assignment
 from dpsynth.pgm.domain import Domain
 from dpsynth.pgm.factor import Factor
-from dpsynth.pgm.inference import Calibrator, sum_axes
+from dpsynth.pgm.inference import Calibrator, MarginalCache, sum_axes
 from dpsynth.pgm.junction_tree import JunctionTree, build_junction_tree
 from dpsynth.pgm.model import Model
 
@@ -43,6 +43,12 @@ class _Term:
     in_home: tuple[int, ...]  # broadcast shape of the measurement inside the home clique
     y: FloatArray  # noisy counts, axes in domain order
     coef: float  # weight / sigma
+
+
+def _dot(a: FloatArray, b: FloatArray) -> float:
+    """``sum(a * b)`` without BLAS: on these small tables a threaded ``vdot`` costs far more
+    CPU in its worker threads' spin-wait than the arithmetic itself."""
+    return float(np.sum(np.multiply(a, b)))
 
 
 def estimate_total(measurements: Sequence[Measurement]) -> float:
@@ -108,13 +114,18 @@ def _structural_masks(
 
 
 def _warm_potentials(tree: JunctionTree, model: Model) -> list[FloatArray]:
-    """Log-potentials on ``tree`` reproducing ``model``'s marginals on its cliques."""
+    """Log-potentials on ``tree`` reproducing ``model``'s marginals on its cliques.
+
+    The marginals come from a calibration and query cache local to this call, so nothing
+    model-sized stays attached to ``model`` while the new model is fitted.
+    """
     if set(model.domain.attrs) != set(tree.domain.attrs):
         raise ConfigError("warm_start model must have the same domain attributes")
+    queries = MarginalCache(model.calibrator.calibrate(model.log_potentials()))
     out = []
     for node, clique in enumerate(tree.cliques):
         with np.errstate(divide="ignore"):
-            theta = np.log(np.maximum(model.probability(clique), _FLOOR))
+            theta = np.log(np.maximum(queries.get(clique), _FLOOR))
             parent = tree.parent[node]
             if parent >= 0:
                 sep = tree.separator(node, parent)
@@ -123,9 +134,7 @@ def _warm_potentials(tree: JunctionTree, model: Model) -> list[FloatArray]:
                         s if a in sep else 1
                         for a, s in zip(clique, tree.domain.project(clique).shape)
                     )
-                    theta = theta - np.log(np.maximum(model.probability(sep), _FLOOR)).reshape(
-                        shape
-                    )
+                    theta = theta - np.log(np.maximum(queries.get(sep), _FLOOR)).reshape(shape)
         out.append(theta)
     return out
 
@@ -185,7 +194,7 @@ class _Objective:
         total = 0.0
         for t, mu in zip(self.terms, mus):
             r = self.total * mu - t.y
-            total += t.coef * float(np.vdot(r, r))
+            total += t.coef * _dot(r, r)
         return total
 
     def gradient(self, mus: list[FloatArray]) -> tuple[list[FloatArray], list[FloatArray]]:
@@ -304,7 +313,7 @@ def _mirror_descent(
             cand = [t - alpha * g for t, g in zip(theta, grads)]
             new_mus = objective.marginals(calibrator.calibrate(cand).probs)
             new_loss = objective.loss(new_mus)
-            predicted = sum(float(np.vdot(g, mu - nu)) for g, mu, nu in zip(per_term, mus, new_mus))
+            predicted = sum(_dot(g, mu - nu) for g, mu, nu in zip(per_term, mus, new_mus))
             if loss - new_loss >= 0.5 * predicted:
                 break
             alpha *= 0.5
@@ -343,25 +352,41 @@ def _accelerated(
     big_a = 0.0
     history = [f_x]
     z = x
+    # ``y`` is rebuilt in one reused set of buffers, and each candidate is written over its
+    # own gradient arrays: the same arithmetic as ``(1 - tau) x + tau z`` and
+    # ``theta - a g``, without a fresh model-sized copy per line-search trial.
+    y = [np.empty_like(xc) for xc in x]
     for it in range(1, iters + 1):
         for _ in range(60):
             a = (1.0 + np.sqrt(1.0 + 4.0 * lip * big_a)) / (2.0 * lip)
             tau = a / (big_a + a)
-            y = [(1.0 - tau) * xc + tau * zc for xc, zc in zip(x, z)]
+            for yc, xc, zc in zip(y, x, z):
+                np.multiply(xc, 1.0 - tau, out=yc)
+                yc += tau * zc
             y_mus = objective.marginals(y)
             f_y = objective.loss(y_mus)
             grads, per_term = objective.gradient(y_mus)
-            cand = [t - a * g for t, g in zip(theta, grads)]
+            cand = grads
+            for t, g in zip(theta, cand):
+                np.multiply(g, a, out=g)
+                np.subtract(t, g, out=g)
+            del grads
             try:
                 z_new = calibrator.calibrate(cand).probs
             except ConfigError:  # a step so long that everything underflowed: shorten it
                 lip *= 2.0
                 continue
-            x_new = [(1.0 - tau) * xc + tau * zc for xc, zc in zip(x, z_new)]
+            x_new = []
+            dist = 0.0
+            for xc, zc, yc in zip(x, z_new, y):
+                xn = (1.0 - tau) * xc
+                xn += tau * zc
+                gap = np.subtract(xn, yc)
+                dist = max(dist, float(np.abs(gap, out=gap).sum()))
+                x_new.append(xn)
             x_new_mus = objective.marginals(x_new)
             f_new = objective.loss(x_new_mus)
-            lin = sum(float(np.vdot(g, nm - ym)) for g, nm, ym in zip(per_term, x_new_mus, y_mus))
-            dist = max(float(np.abs(xn - yc).sum()) for xn, yc in zip(x_new, y))
+            lin = sum(_dot(g, nm - ym) for g, nm, ym in zip(per_term, x_new_mus, y_mus))
             if np.isfinite(f_new) and f_new <= f_y + lin + 0.5 * lip * dist**2 + 1e-12 * abs(f_y):
                 break
             lip *= 2.0

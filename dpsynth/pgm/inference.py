@@ -49,6 +49,7 @@ class _Edge:
     in_child: tuple[int, ...]  # broadcast shape of a separator table inside the child
 
 
+_SMALL = 1 << 21  # cells of a table too small to matter for memory (16 MiB of float64)
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -118,10 +119,12 @@ class Calibrator:
         """
         log_z = 0.0
         logs: list[FloatArray] = [np.asarray(t, dtype=np.float64) for t in log_potentials]
+        own = [False] * len(logs)  # whether logs[i] is our copy (updated in place)
         cur: list[FloatArray] = list(logs)
         up: dict[int, FloatArray] = {}
         for edge in reversed(self.edges):
             lin, shift = _shifted_exp(logs[edge.child])
+            logs[edge.child] = lin  # the log table is not needed again: drop our copy
             cur[edge.child] = lin
             msg = sum_axes(lin, edge.up_axes)
             mass = float(np.sum(msg))
@@ -129,12 +132,19 @@ class Calibrator:
             log_z += shift + np.log(mass)
             up[edge.child] = msg
             with np.errstate(divide="ignore"):
-                logs[edge.parent] = logs[edge.parent] + np.log(msg).reshape(edge.in_parent)
+                log_msg = np.log(msg).reshape(edge.in_parent)
+                if own[edge.parent]:
+                    logs[edge.parent] += log_msg
+                else:
+                    logs[edge.parent] = logs[edge.parent] + log_msg
+                    own[edge.parent] = True
         lin, shift = _shifted_exp(logs[self.root])
+        logs[self.root] = lin
         mass = float(np.sum(lin))
         log_z += shift + np.log(mass)
         probs: list[FloatArray] = list(cur)
-        probs[self.root] = lin / mass
+        lin /= mass
+        probs[self.root] = lin
         for edge in self.edges:
             belief = probs[edge.parent]
             sep = sum_axes(belief, edge.down_axes)
@@ -150,48 +160,90 @@ class Calibrator:
         return Beliefs(self.tree, tuple(probs), float(log_z))
 
 
-class _Query:
-    """Variable elimination over a list of (attrs, table) factors."""
+def _einsum(
+    factors: list[tuple[tuple[str, ...], FloatArray]],
+    out_attrs: tuple[str, ...],
+    *,
+    min_operands: int = 2,
+) -> FloatArray:
+    """One ``einsum`` of ``factors`` onto ``out_attrs`` (path-optimised from ``min_operands``)."""
+    letters: dict[str, int] = {}
+    operands: list[object] = []
+    for attrs, table in factors:
+        operands.append(table)
+        operands.append([letters.setdefault(a, len(letters)) for a in attrs])
+    operands.append([letters[a] for a in out_attrs])
+    # A path-optimised einsum calls BLAS (tensordot/matmul), whose threads spin-wait after
+    # every call: worth it only when the contraction is large.
+    work = prod(t.size for _, t in factors)
+    optimize = len(factors) >= min_operands and work > _SMALL
+    result = np.einsum(*operands, optimize=optimize)  # type: ignore[call-overload]
+    return np.asarray(result, dtype=np.float64)
 
-    def __init__(self, sizes: dict[str, int]) -> None:
-        self.sizes = sizes
 
-    def run(
-        self, factors: list[tuple[tuple[str, ...], FloatArray]], target: tuple[str, ...]
-    ) -> FloatArray:
-        keep = set(target)
-        while True:
-            present = {a for attrs, _ in factors for a in attrs}
-            spare = present - keep
-            if not spare:
-                break
-            best_var, best_cost = "", -1
-            for var in sorted(spare):
-                scope = {a for attrs, _ in factors if var in attrs for a in attrs}
-                cost = prod(self.sizes[a] for a in scope)
-                if best_cost < 0 or cost < best_cost:
-                    best_var, best_cost = var, cost
-            touching = [f for f in factors if best_var in f[0]]
-            factors = [f for f in factors if best_var not in f[0]]
-            factors.append(self._contract(touching, drop=best_var))
-        return self._contract(factors, drop=None, order=target)[1]
+def _contract(
+    factors: list[tuple[tuple[str, ...], FloatArray]], out_attrs: tuple[str, ...]
+) -> FloatArray:
+    """The product of ``factors`` summed onto ``out_attrs`` (axes in that order).
 
-    @staticmethod
-    def _contract(
-        factors: list[tuple[tuple[str, ...], FloatArray]],
-        *,
-        drop: str | None,
-        order: tuple[str, ...] | None = None,
-    ) -> tuple[tuple[str, ...], FloatArray]:
-        letters: dict[str, int] = {}
-        operands: list[object] = []
-        for attrs, table in factors:
-            operands.append(table)
-            operands.append([letters.setdefault(a, len(letters)) for a in attrs])
-        out_attrs = order if order is not None else tuple(a for a in letters if a != drop)
-        operands.append([letters[a] for a in out_attrs])
-        result = np.einsum(*operands, optimize=len(factors) > 2)  # type: ignore[call-overload]
-        return out_attrs, np.asarray(result, dtype=np.float64)
+    Factors are folded into the first one at a time, each time the one that gives the
+    smallest partial product, and a partial product keeps only the attributes still needed
+    (by the output or a factor not yet folded in), so every step is one two-operand
+    ``einsum`` of modest size.
+    """
+    if len(factors) == 1 and factors[0][0] == out_attrs:
+        return factors[0][1]
+    sizes = {a: n for attrs, table in factors for a, n in zip(attrs, table.shape)}
+    acc, rest = factors[0], list(factors[1:])
+    while rest:
+        options = []
+        for k, (attrs, _) in enumerate(rest):
+            later = set(out_attrs).union(*(set(f[0]) for j, f in enumerate(rest) if j != k))
+            options.append(tuple(dict.fromkeys(a for a in acc[0] + attrs if a in later)))
+        best = min(range(len(rest)), key=lambda k: prod(sizes[a] for a in options[k]))
+        acc = (options[best], _einsum([acc, rest.pop(best)], options[best]))
+    return _einsum([acc], out_attrs) if acc[0] != out_attrs else acc[1]
+
+
+def _eliminate(
+    factors: list[tuple[tuple[str, ...], FloatArray]] | list[tuple[str, ...]],
+    target: tuple[str, ...],
+    sizes: dict[str, int],
+) -> tuple[list[str], int]:
+    """Greedy variable-elimination order (cheapest elimination first) and its peak table size.
+
+    Works on attribute tuples only (tables, if given, are ignored), so a plan can be judged
+    before anything is computed.
+    """
+    scopes = [set(f[0]) if isinstance(f[0], tuple) else set(f) for f in factors]
+    keep = set(target)
+    order: list[str] = []
+    peak = prod(sizes[a] for a in keep)
+    while True:
+        spare = set().union(*scopes) - keep
+        if not spare:
+            return order, peak
+        best_var, best_cost = "", -1
+        for var in sorted(spare):
+            cost = prod(sizes[a] for a in set().union(*(sc for sc in scopes if var in sc)))
+            if best_cost < 0 or cost < best_cost:
+                best_var, best_cost = var, cost
+        merged = set().union(*(sc for sc in scopes if best_var in sc)) - {best_var}
+        scopes = [sc for sc in scopes if best_var not in sc] + [merged]
+        order.append(best_var)
+        peak = max(peak, prod(sizes[a] for a in merged))
+
+
+def _run_elimination(
+    factors: list[tuple[tuple[str, ...], FloatArray]], target: tuple[str, ...], order: list[str]
+) -> FloatArray:
+    """Eliminate ``order`` from ``factors``, then contract what is left onto ``target``."""
+    for var in order:
+        touching = [f for f in factors if var in f[0]]
+        factors = [f for f in factors if var not in f[0]]
+        out = tuple(dict.fromkeys(a for f in touching for a in f[0] if a != var))
+        factors.append((out, _einsum(touching, out, min_operands=3)))
+    return _einsum(factors, target, min_operands=3)
 
 
 def _conditional(beliefs: Beliefs, node: int) -> FloatArray:
@@ -214,9 +266,10 @@ def marginal_of(
     """The probability table over ``attrs`` (in that axis order) under calibrated beliefs.
 
     If one clique holds all of ``attrs`` its belief is summed; otherwise the smallest subtree
-    covering them is turned into conditional tables, every attribute that only one of them
-    holds (and the query does not want) is summed out of it, and the rest is eliminated
-    exactly (greedy min-size order).
+    covering them is turned into conditional tables (the top one a joint), every attribute
+    that only one of them holds (and the query does not want) is summed out of it, and the
+    rest is eliminated exactly: by greedy variable elimination when its tables stay within
+    the largest clique, else leaves first by upward messages along the subtree.
 
     Args:
         beliefs: Calibrated beliefs.
@@ -244,7 +297,7 @@ def marginal_of(
     for node in nodes:
         for a in tree.cliques[node]:
             holders[a] = holders.get(a, 0) + 1
-    factors: list[tuple[tuple[str, ...], FloatArray]] = []
+    tables: dict[int, tuple[tuple[str, ...], FloatArray]] = {}
     for node in nodes:
         clique = tree.cliques[node]
         kept = tuple(a for a in clique if a in wanted or holders[a] > 1)
@@ -258,8 +311,44 @@ def marginal_of(
             axes = tuple(i for i, a in enumerate(clique) if a not in kept)
             table = np.add.reduce(full, axis=axes) if axes else full
             store[(node, is_top, kept)] = table
-        factors.append((kept, table))
-    return _Query(tree.domain.to_dict()).run(factors, tuple(attrs))
+        tables[node] = (kept, table)
+    # Greedy variable elimination is usually fastest, but its intermediate tables can grow far
+    # beyond the model (a product of many separators). Use it only when its plan stays within
+    # the largest clique, the answer or 16 MiB; otherwise contract the subtree by upward
+    # messages (bounded by one clique times the query).
+    sizes = tree.domain.to_dict()
+    order, peak = _eliminate(list(tables.values()), tuple(attrs), sizes)
+    bound = max(max(tree.domain.size(c) for c in tree.cliques), tree.domain.size(canon), _SMALL)
+    if peak <= bound:
+        return _run_elimination(list(tables.values()), tuple(attrs), order)
+    return _upward(tree, tables, top, position, wanted, tuple(attrs))
+
+
+def _upward(
+    tree: JunctionTree,
+    tables: dict[int, tuple[tuple[str, ...], FloatArray]],
+    top: int,
+    position: dict[int, int],
+    wanted: set[str],
+    target: tuple[str, ...],
+) -> FloatArray:
+    """Contract a subtree's tables onto ``target`` by upward messages, children first.
+
+    A clique's table times its children's messages is summed onto its separator with the
+    parent plus the query attributes seen so far. An attribute summed out there occurs
+    nowhere above (running intersection), so every intermediate stays within one clique and
+    the query attributes below it, however the query spreads over the tree.
+    """
+    messages: dict[int, list[tuple[tuple[str, ...], FloatArray]]] = {}
+    for node in sorted(tables, key=position.__getitem__, reverse=True):
+        factors = [tables[node]] + messages.pop(node, [])
+        if node == top:
+            return _contract(factors, target)
+        parent = tree.parent[node]
+        keep = set(tree.separator(node, parent)) | wanted
+        out = tuple(dict.fromkeys(a for attrs, _ in factors for a in attrs if a in keep))
+        messages.setdefault(parent, []).append((out, _contract(factors, out)))
+    raise AssertionError("the subtree has no top clique")  # unreachable: top is in tables
 
 
 class MarginalCache:
