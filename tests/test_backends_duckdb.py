@@ -113,8 +113,8 @@ def test_one_pass_cache_order_and_errors(monkeypatch: pytest.MonkeyPatch, typed:
     rows = typed
     backend = DuckDBBackend(rows, SCHEMA)
     queries: list[str] = []
-    real = backend._query
-    monkeypatch.setattr(backend, "_query", lambda sql: queries.append(sql) or real(sql))
+    real = backend._stream
+    monkeypatch.setattr(backend, "_stream", lambda sql: queries.append(sql) or real(sql))
     pairs = list(itertools.combinations(NAMES, 2))
     got = backend.count(pairs)
     assert len(queries) == 1 and "GROUP BY __k" in queries[0]  # one pre-aggregating pass

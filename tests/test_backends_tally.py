@@ -97,11 +97,22 @@ def test_key_wider_than_62_bits_uses_grouping_sets_on_codes() -> None:
         np.testing.assert_array_equal(g, w)
 
 
+def test_driver_and_engine_union_counting_agree() -> None:
+    frame = fixed_typed_frame(300)
+    pairs = list(itertools.combinations(NAMES, 2))
+    driver = DuckDBBackend(frame, SCHEMA)
+    engine = DuckDBBackend(frame, SCHEMA)
+    engine._union_keys_in_driver = False
+    for a, b in zip(driver.count(pairs), engine.count(pairs)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_more_than_sixty_unions_are_counted_in_several_queries(monkeypatch: pytest.MonkeyPatch) -> None:
     frame = fixed_typed_frame(200)
     triples = list(itertools.combinations(NAMES, 3))
     want = NumpyBackend(encode(frame, SCHEMA)).count(triples)
     backend = DuckDBBackend(frame, SCHEMA)
+    backend._union_keys_in_driver = False  # the engine-side path (Spark's, and DuckDB relations')
     queries: list[str] = []
     real = backend._query
     monkeypatch.setattr(backend, "_query", lambda sql: queries.append(sql) or real(sql))

@@ -3,9 +3,9 @@
 The source (CSV or Parquet files, a pandas frame or a DuckDB relation) is never loaded into
 Python. Codes are built with :mod:`dpsynth.backends.sql` (value maps joined to the rows,
 expressions for the other columns), which reproduces :mod:`dpsynth.encoding` exactly; the
-rows are pre-aggregated on one packed key and counted per cell of a few unions of the
-requested marginals (:class:`~dpsynth.backends.tally.UnionPlan`), which are summed down to
-the marginals here. Under
+rows are pre-aggregated on one packed key, and their cells in a few unions of the requested
+marginals (:class:`~dpsynth.backends.tally.UnionPlan`) are streamed here in batches, counted
+with ``bincount`` and summed down to the marginals. Under
 ``memory_limit`` DuckDB spills its hash tables to ``temp_directory``, so the data may be
 larger than memory. Counts are cached per marginal like
 :class:`~dpsynth.backends.numpy.NumpyBackend`.
@@ -16,10 +16,13 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from dpsynth.backends.sql import DUCKDB, SQLBackend, missing_expr, source_kind
@@ -107,6 +110,7 @@ class DuckDBBackend(SQLBackend):
             if threads is not None:
                 self._con.execute(f"SET threads = {int(threads)}")
             self._con.execute(f"CREATE VIEW __dpsynth_src AS {self._open(source)}")
+            self._union_keys_in_driver = True
             described = self._describe("SELECT * FROM __dpsynth_src")
         self._kinds = {str(n): source_kind(t) for n, t in described}
         self._check_columns()
@@ -165,6 +169,10 @@ class DuckDBBackend(SQLBackend):
     def _drop_map(self, name: str) -> None:
         if self._con is not None:
             self._con.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def _stream(self, sql: str) -> Iterator[dict[str, npt.NDArray[Any]]]:
+        for batch in self._con.sql(sql).to_arrow_reader(1 << 20):
+            yield {n: np.asarray(batch.column(n).to_numpy(zero_copy_only=False)) for n in batch.schema.names}
 
     def close(self) -> None:
         if not self._closed:

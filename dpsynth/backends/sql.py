@@ -11,10 +11,12 @@ A count request runs in three steps, all inside the engine except the last:
    :data:`MAP_LIMIT` distinct values is encoded row by row instead.
 2. **One pass.** Rows are encoded (map joins or expressions), bounded per person when the
    privacy unit is a person, and pre-aggregated on one packed 64-bit key of all needed codes.
-3. **Marginals.** The pre-aggregated rows are either streamed to the driver and counted by a
-   :class:`~dpsynth.backends.tally.Tally` (DuckDB), or expanded by ``GROUP BY GROUPING SETS``
-   in the engine (Spark, whose result is small). When the codes do not fit one 62-bit key,
-   the engine groups on the codes themselves.
+3. **Marginals.** The requested marginals are grouped into a few larger *unions*
+   (:class:`~dpsynth.backends.tally.UnionPlan`). The engine turns each pre-aggregated row into
+   its cell index in every union; DuckDB streams these rows to the driver, which counts them
+   with ``bincount``, and Spark counts them itself with ``GROUP BY GROUPING SETS`` and returns
+   the (public-domain sized) union tables. The driver sums the unions down to the marginals.
+   When the codes do not fit one 62-bit key, the engine groups on the codes themselves.
 
 Only public schema facts enter the SQL text; no data value is ever embedded in it.
 """
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -157,6 +159,18 @@ def packed_sql(d: Dialect, inner: str, columns: Sequence[str], sizes: Sequence[i
     return f"SELECT __k, COUNT(*) AS __c FROM (SELECT {key} AS __k FROM ({inner}) AS __s) AS __t GROUP BY __k"
 
 
+def union_keys_sql(d: Dialect, packed: str, plan: UnionPlan, sizes: Sequence[int]) -> str:
+    """The rows of :func:`packed_sql` as each union's flat cell index ``u{j}`` and the count ``__c``."""
+    st = strides(sizes)
+    if st is None:
+        raise DPSynthError("the packed key of these columns does not fit 62 bits")
+    flats = [
+        " + ".join(f"((__k {d.int_div} {st[c]}) % {int(sizes[c])}) * {m}" for c, m in plan.flat_terms(j)) + f" AS u{j}"
+        for j in range(len(plan.unions))
+    ]
+    return f"SELECT {', '.join(flats)}, __c FROM ({packed}) AS __p"
+
+
 def union_sets_sql(
     d: Dialect, packed: str, plan: UnionPlan, group: Sequence[int], sizes: Sequence[int]
 ) -> tuple[str, list[str]]:
@@ -208,6 +222,8 @@ class SQLBackend(ABC):
     _seed: int
     _source: str
     _use_maps: bool = True
+    #: Count union cells in the driver from streamed rows (DuckDB) rather than in the engine.
+    _union_keys_in_driver: bool = False
 
     def _init_cache(self, schema: Schema) -> None:
         self._schema = schema
@@ -232,6 +248,10 @@ class SQLBackend(ABC):
     @abstractmethod
     def _query(self, sql: str) -> dict[str, Any]:
         """Run ``sql`` and return its columns as arrays (nulls masked or as NaN)."""
+
+    def _stream(self, sql: str) -> Iterator[dict[str, npt.NDArray[Any]]]:
+        """Run ``sql`` and yield its rows in batches of column arrays (see ``_union_keys_in_driver``)."""
+        raise NotImplementedError
 
     @abstractmethod
     def _make_map(self, name: str, sql: str, limit: int) -> bool:
@@ -312,6 +332,13 @@ class SQLBackend(ABC):
         columns = [alias[n] for n in names]
         sizes = [self._domain[n] for n in names]
         packed = packed_sql(self._dialect, inner, columns, sizes)
+        if packed is not None and self._union_keys_in_driver:
+            plan = UnionPlan(sizes, [tuple(names.index(c) for c in k) for k in keys])
+            tables = [np.zeros(plan.cells(j)) for j in range(len(plan.unions))]
+            for batch in self._stream(union_keys_sql(self._dialect, packed, plan, sizes)):
+                plan.accumulate(tables, [batch[f"u{j}"] for j in range(len(tables))], batch["__c"])
+            self._cache.update(zip(keys, plan.assemble_dense(tables)))
+            return
         if packed is not None:
             plan = UnionPlan(sizes, [tuple(names.index(c) for c in k) for k in keys])
             flat: list[npt.NDArray[np.int64]] = [np.zeros(0, np.int64)] * len(plan.unions)

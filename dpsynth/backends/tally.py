@@ -13,6 +13,7 @@ than on many columns.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -108,12 +109,30 @@ class UnionPlan:
                 raise DPSynthError("the engine returned a cell outside a union's domain")
             dense = np.zeros(self.cells(j), dtype=np.int64)
             np.add.at(dense, idx, np.asarray(n, dtype=np.int64))
-            tables.append(dense.reshape([self._sizes[c] for c in self.unions[j]]))
+            tables.append(dense)
+        return self.assemble_dense(tables)
+
+    def accumulate(self, tables: list[npt.NDArray[np.float64]], flat: Sequence[npt.NDArray[np.int64]], counts: npt.NDArray[np.int64]) -> None:
+        """Add a batch of rows (each union's flat index per row, and the row counts) to ``tables``.
+
+        ``tables`` starts as ``[np.zeros(plan.cells(j)) for j ...]``; float64 sums of integer
+        counts are exact below 2**53.
+        """
+        weights = np.asarray(counts, dtype=np.float64)
+        for j, (table, idx) in enumerate(zip(tables, flat)):
+            idx = np.asarray(idx, dtype=np.int64)
+            if idx.size and (idx.min() < 0 or idx.max() >= table.size):
+                raise DPSynthError("the engine returned a cell outside a union's domain")
+            table += np.bincount(idx, weights=weights, minlength=table.size)
+
+    def assemble_dense(self, tables: Sequence[npt.NDArray[Any]]) -> list[npt.NDArray[np.int64]]:
+        """The requested marginals from each union's flat dense count table."""
+        shaped = [np.rint(t).astype(np.int64).reshape([self._sizes[c] for c in u]) for t, u in zip(tables, self.unions)]
         out = []
         for s in self._sets:
             j = next(i for i, u in enumerate(self.unions) if set(s) <= set(u))
             u = self.unions[j]
-            summed = tables[j].sum(axis=tuple(i for i, c in enumerate(u) if c not in s))
+            summed = shaped[j].sum(axis=tuple(i for i, c in enumerate(u) if c not in s))
             kept = [c for c in u if c in s]
             out.append(
                 np.ascontiguousarray(summed.transpose([kept.index(c) for c in s]), dtype=np.int64)
