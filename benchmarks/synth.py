@@ -49,7 +49,7 @@ PEER_MECHS = ("mst", "aim")
 PEERS: dict[str, tuple[str, ...]] = {
     "dpmm": ("dpmm",),
     "opendp": ("opendp[mbi,polars]==0.16.*", "pandas"),  # mbi's sampler needs pandas
-    "smartnoise": ("torch==2.13.0", "smartnoise-synth"),
+    "smartnoise": ("torch==2.13.0", "smartnoise-synth", "packaging"),  # DPCTGAN imports packaging
 }
 PEER_TIMEOUT_S = {"mst": 1800, "aim": 2400}
 
