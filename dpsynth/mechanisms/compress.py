@@ -99,7 +99,7 @@ class Compression:
                allowed: Mapping[str, Sequence[int]] | None = None) -> IntArray:
         """Map compressed codes back to original codes; a rare cell becomes one of its values
         uniformly (restricted to ``allowed`` values of that column when given)."""
-        out = codes.copy()
+        out = codes.copy(order="K")  # keep the sampler's column-major layout: columns stay contiguous
         for j, col in enumerate(columns):
             if col not in self.maps:
                 continue
