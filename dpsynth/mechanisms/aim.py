@@ -25,6 +25,7 @@ from dpsynth.errors import ConfigError
 from dpsynth.events import NoisyMaxEvent
 from dpsynth.measure import Measurement, measure_marginals
 from dpsynth.mechanisms.base import MarginalFit, sigma_for_rho
+from dpsynth.mechanisms.compress import Compression
 from dpsynth.noise import gumbel_scale_for_rho, noisy_max
 from dpsynth.pgm import Domain, TreeSizer, estimate, estimate_total
 
@@ -45,6 +46,11 @@ class AIMConfig:
         max_model_cells: Model size cap in cells (default 10M cells = 80 MB of float64).
         round_iters: Mirror-descent iterations after each round (warm-started).
         final_iters: Iterations of the final estimate.
+        compress: Merge each column's values whose noisy 1-way count is below
+            ``compress_threshold * sigma`` into one cell before the rounds (as in MST; the
+            AIM paper recommends it for large domains). Post-processing of the 1-way
+            measurements, so it costs nothing.
+        compress_threshold: See ``compress``.
     """
 
     workload: tuple[tuple[Clique, float], ...] | None = None
@@ -54,6 +60,8 @@ class AIMConfig:
     max_model_cells: int = 10_000_000
     round_iters: int = 100
     final_iters: int = 1000
+    compress: bool = True
+    compress_threshold: float = 3.0
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:
@@ -109,15 +117,27 @@ def fit_aim(
     if ones_cost > rho:  # tiny budgets: give the 1-way marginals the whole budget
         sigma = sigma_for_rho(rho, count=d, sensitivity=sensitivity)
         ones_cost = rho
-    measurements: list[Measurement] = measure_marginals(
+    ones: list[Measurement] = measure_marginals(
         backend, [(a,) for a in attrs], sigma=sigma, accountant=accountant,
         sensitivity=sensitivity, label="aim 1-way")
     used = ones_cost
+    keep = sorted({c for con in constraints for c in con})
+    comp = (Compression.from_one_way(ones, dict(backend.domain), threshold=config.compress_threshold, keep=keep)
+            if config.compress and d > 1 else None)
+    if comp is not None and not comp.active:
+        comp = None
+    measurements = list(ones)
+    if comp is not None:  # post-processing of the noisy 1-way marginals
+        domain = Domain.from_dict(comp.domain())
+        measurements = [Measurement(m.clique, comp.compress_counts(m.clique, m.values), m.sigma) for m in ones]
+    transform = comp.compress_counts if comp is not None else None
     total = estimate_total(measurements)
     model = estimate(domain, measurements, total=total, iters=config.round_iters,
                      constraints=constraints, max_cells=config.max_model_cells)
     cand_list = list(cands)
-    exact = dict(zip(cand_list, backend.count(cand_list)))
+    counted = backend.count(cand_list)
+    exact = {c: (comp.compress_counts(c, x) if comp is not None else x) for c, x in zip(cand_list, counted)}
+    del counted
     selected: list[Clique] = []
     measured_cliques: list[Clique] = [(a,) for a in attrs]
     sizer = TreeSizer(domain)  # junction_tree_size(domain, cliques), memoised by graph
@@ -145,7 +165,8 @@ def fit_aim(
         pick = eligible[noisy_max(scores, scale)]
         before = model.marginal(pick)
         measurements += measure_marginals(backend, [pick], sigma=sigma, accountant=accountant,
-                                          sensitivity=sensitivity, label=f"aim round {n_rounds + 1}")
+                                          sensitivity=sensitivity, label=f"aim round {n_rounds + 1}",
+                                          transform=transform)
         selected.append(pick)
         measured_cliques.append(pick)
         n_rounds += 1
@@ -162,7 +183,10 @@ def fit_aim(
     model = dataclasses.replace(model)  # as above: keep only the potentials
     model = estimate(domain, measurements, total=total, iters=config.final_iters,
                      warm_start=model, constraints=constraints, max_cells=config.max_model_cells)
-    return MarginalFit("aim", domain, tuple(measurements), tuple(selected), model, total,
+    transcript = tuple(ones) + tuple(measurements[len(ones):])  # 1-way in the original domain
+    return MarginalFit("aim", domain, transcript, tuple(selected), model, total,
                        {"rounds": n_rounds, "max_rounds": rounds, "alpha": config.alpha,
                         "degree": config.degree, "workload_size": len(workload),
-                        "max_model_cells": config.max_model_cells})
+                        "max_model_cells": config.max_model_cells,
+                        "compressed_columns": sorted(comp.maps) if comp is not None else []},
+                       comp)
