@@ -51,6 +51,9 @@ class AIMConfig:
             AIM paper recommends it for large domains). Post-processing of the 1-way
             measurements, so it costs nothing.
         compress_threshold: See ``compress``.
+        compress_max_share: Cap of the rare threshold as a share of the estimated row count
+            (AIM's 1-way noise is large at small budgets; without the cap, real categories
+            would be merged).
     """
 
     workload: tuple[tuple[Clique, float], ...] | None = None
@@ -62,6 +65,7 @@ class AIMConfig:
     final_iters: int = 1000
     compress: bool = True
     compress_threshold: float = 3.0
+    compress_max_share: float = 0.01
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:
@@ -122,7 +126,10 @@ def fit_aim(
         sensitivity=sensitivity, label="aim 1-way")
     used = ones_cost
     keep = sorted({c for con in constraints for c in con})
-    comp = (Compression.from_one_way(ones, dict(backend.domain), threshold=config.compress_threshold, keep=keep)
+    # AIM's first measurements are much noisier than its later ones: cap the rare threshold at
+    # a share of the estimated rows so that small budgets do not merge real categories.
+    threshold = min(config.compress_threshold, config.compress_max_share * estimate_total(ones) / sigma)
+    comp = (Compression.from_one_way(ones, dict(backend.domain), threshold=threshold, keep=keep)
             if config.compress and d > 1 else None)
     if comp is not None and not comp.active:
         comp = None
