@@ -150,7 +150,7 @@ class Synthesizer:
             columns = list(self.model.domain.attrs)
             inner = self.compression.evidence(evidence) if evidence else None
             codes = sample(self.model, rows, rng, evidence=inner)
-            return self.compression.expand(codes, columns, rng, evidence)
+            return self.compression.expand(codes, columns, rng, evidence, inplace=True)  # codes are ours
         if conditions:
             raise ConfigError(f"mechanism {self.mechanism!r} does not support conditions")
         return np.asarray(self.neural.sample(rows, rng), dtype=np.int64)

@@ -96,10 +96,14 @@ class Compression:
                 for c, vals in allowed.items()}
 
     def expand(self, codes: IntArray, columns: Sequence[str], rng: np.random.Generator,
-               allowed: Mapping[str, Sequence[int]] | None = None) -> IntArray:
+               allowed: Mapping[str, Sequence[int]] | None = None, *, inplace: bool = False) -> IntArray:
         """Map compressed codes back to original codes; a rare cell becomes one of its values
-        uniformly (restricted to ``allowed`` values of that column when given)."""
-        out = codes.copy(order="K")  # keep the sampler's column-major layout: columns stay contiguous
+        uniformly (restricted to ``allowed`` values of that column when given).
+
+        With ``inplace`` the columns of ``codes`` are overwritten (no copy of the whole table);
+        otherwise a copy in the same memory layout is returned.
+        """
+        out = codes if inplace else codes.copy(order="K")
         for j, col in enumerate(columns):
             if col not in self.maps:
                 continue
@@ -108,10 +112,10 @@ class Compression:
             members = np.flatnonzero(m == rare_code)
             lookup = np.zeros(rare_code + 1, dtype=np.int64)
             lookup[m] = np.arange(m.size)  # kept cells are one value each; the rare cell is fixed below
+            rows = np.flatnonzero(codes[:, j] == rare_code)  # before ``out`` (maybe ``codes``) changes
             out[:, j] = lookup[codes[:, j]]
             if allowed and col in allowed:
                 members = np.intersect1d(members, np.asarray(allowed[col], dtype=np.int64))
-            rows = np.flatnonzero(codes[:, j] == rare_code)
             if rows.size == 0:
                 continue
             if members.size == 0:
