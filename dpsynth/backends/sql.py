@@ -251,7 +251,7 @@ class SQLBackend(ABC):
 
     def _stream(self, sql: str) -> Iterator[dict[str, npt.NDArray[Any]]]:
         """Run ``sql`` and yield its rows in batches of column arrays (see ``_union_keys_in_driver``)."""
-        raise NotImplementedError
+        raise DPSynthError(f"the {self._dialect.name} backend does not stream rows to the driver")
 
     @abstractmethod
     def _make_map(self, name: str, sql: str, limit: int) -> bool:
