@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_backends_cases import CLIQUES, NAMES, SCHEMA, fixed_typed_frame
+from test_backends_cases import CLIQUES, NAMES, SCHEMA, fixed_typed_frame, write_csv
 
 import dpsynth.backends.sql as sqlmod
 from dpsynth.backends.duckdb import DuckDBBackend
 from dpsynth.backends.numpy import NumpyBackend
 from dpsynth.backends.tally import MAX_KEY, UnionPlan, plan_unions, strides
-from dpsynth.encoding import encode
+from dpsynth.encoding import encode, read_frame
 from dpsynth.errors import DPSynthError
 from dpsynth.schema import parse_schema
 
@@ -121,3 +122,20 @@ def test_more_than_sixty_unions_are_counted_in_several_queries(monkeypatch: pyte
     assert len(triples) > 60 and len(queries) == -(-len(triples) // 60)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
+
+
+def test_csv_maps_come_from_one_scan_and_are_dropped(tmp_path: Path) -> None:
+    frame = fixed_typed_frame(120)
+    path = write_csv(frame, tmp_path / "data.csv")
+    schema_frame = read_frame(path, SCHEMA)
+    want = NumpyBackend(encode(schema_frame, SCHEMA)).count(CLIQUES)
+    backend = DuckDBBackend(path, SCHEMA)
+    got = backend.count(CLIQUES)
+    assert backend._one_scan_maps and backend._extra_maps  # one stacked scan served every text column
+    assert sum(m is not None for m in backend._maps.values()) > 1
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    tables = backend._con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchall()[0][0]
+    assert tables == len(backend._extra_maps) + sum(m is not None for m in backend._maps.values())
+    backend._close_maps()
+    assert backend._con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchall()[0][0] == 0

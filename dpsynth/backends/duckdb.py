@@ -134,6 +134,7 @@ class DuckDBBackend(SQLBackend):
             raise ConfigError(f"input {Path(path).name}: unsupported format {suffix!r} (use .csv or .parquet)")
         if not any(ch in path for ch in "*?[") and not Path(path).exists():
             raise ConfigError(f"input file {path} does not exist")
+        self._one_scan_maps = True  # parsing CSV is the costly part of a scan
         delim = "\t" if suffix == ".tsv" else ","
         reader = (
             f"read_csv({DUCKDB.string(path)}, all_varchar = true, header = true, "
@@ -165,6 +166,11 @@ class DuckDBBackend(SQLBackend):
             self._drop_map(name)
             return False
         return True
+
+    def _make_combined(self, name: str, sql: str) -> dict[int, int]:
+        self._con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
+        rows = self._con.execute(f"SELECT __i, count(*) FROM {name} GROUP BY __i").fetchall()
+        return {int(i): int(n) for i, n in rows}
 
     def _drop_map(self, name: str) -> None:
         if self._con is not None:

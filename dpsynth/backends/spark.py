@@ -18,18 +18,15 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dpsynth.backends import sql as _sql
 from dpsynth.backends.sql import (
     SPARK,
     SQLBackend,
-    code_expr,
     missing_expr,
-    prepared_expr,
     source_kind,
 )
 from dpsynth.errors import ConfigError, require
@@ -91,6 +88,7 @@ class SparkBackend(SQLBackend):
         self._init_cache(schema)
         self._dialect = SPARK
         self._map_frames: dict[str, Any] = {}
+        self._one_scan_maps = True
         self._seed = int(seed) if seed is not None else secrets.randbits(62)
         self._spark = spark or sql.SparkSession.getActiveSession() or sql.SparkSession.builder.getOrCreate()
         frame = self._open(sql, source)
@@ -158,36 +156,13 @@ class SparkBackend(SQLBackend):
         self._map_frames[name] = frame
         return True
 
-    def _prepare_maps(self, cols: Sequence[tuple[int, Any]]) -> None:
-        """Build the maps of all text columns from one scan (``stack`` + ``DISTINCT``), then the rest."""
-        todo = [
-            (j, c)
-            for j, c in cols
-            if c.name not in self._maps and self._use_maps and self._kinds[c.name] == "text"
-        ]
-        if len(todo) > 1:
-            d = SPARK
-            stacked = ", ".join(f"{j}, {d.ident(c.name)}" for j, c in todo)
-            whens = " ".join(
-                f"WHEN {j} THEN {code_expr(d, prepared_expr(d, '__v', 'text', c), c)}" for j, c in todo
-            )
-            sql = (
-                f"SELECT __i, __v AS v, CASE __i {whens} END AS code FROM (SELECT DISTINCT __i, __v FROM "
-                f"(SELECT stack({len(todo)}, {stacked}) AS (__i, __v) FROM {self._source}) AS __s) AS __d"
-            )
-            with self._utc():
-                combined = self._spark.sql(sql).cache()
-                sizes = {int(r[0]): int(r[1]) for r in combined.groupBy("__i").count().collect()}
-            base = f"{self._source}_maps"
-            combined.createOrReplaceTempView(base)
-            self._map_frames[base] = combined
-            for j, c in todo:
-                name = None
-                if sizes.get(j, 0) <= _sql.MAP_LIMIT:
-                    name = f"{self._source}_m{j}"
-                    self._spark.sql(f"SELECT v, code FROM {base} WHERE __i = {j}").createOrReplaceTempView(name)
-                self._maps[c.name] = name
-        super()._prepare_maps(cols)
+    def _make_combined(self, name: str, sql: str) -> dict[int, int]:
+        with self._utc():
+            frame = self._spark.sql(sql).cache()
+            sizes = {int(r[0]): int(r[1]) for r in frame.groupBy("__i").count().collect()}
+        frame.createOrReplaceTempView(name)
+        self._map_frames[name] = frame
+        return sizes
 
     def _drop_map(self, name: str) -> None:
         frame = self._map_frames.pop(name, None)
@@ -199,8 +174,6 @@ class SparkBackend(SQLBackend):
         """Drop the temporary views, the cached maps and the cached counts."""
         if not self._closed:
             self._close_maps()
-            for name in list(self._map_frames):
-                self._drop_map(name)
             self._spark.catalog.dropTempView(self._source)
         self._closed = True
         self._cache.clear()

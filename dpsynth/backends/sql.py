@@ -222,6 +222,8 @@ class SQLBackend(ABC):
     _seed: int
     _source: str
     _use_maps: bool = True
+    #: Build all text columns' maps from one scan (see :meth:`_prepare_maps`).
+    _one_scan_maps: bool = False
     #: Count union cells in the driver from streamed rows (DuckDB) rather than in the engine.
     _union_keys_in_driver: bool = False
 
@@ -230,6 +232,7 @@ class SQLBackend(ABC):
         self._domain = schema.domain()
         self._cache: dict[tuple[str, ...], npt.NDArray[np.int64]] = {}
         self._maps: dict[str, str | None] = {}
+        self._extra_maps: list[str] = []
         self._closed = False
 
     def _check_columns(self) -> None:
@@ -284,8 +287,39 @@ class SQLBackend(ABC):
             self._maps[col.name] = name
         return self._maps[col.name]
 
+    def _make_combined(self, name: str, sql: str) -> dict[int, int]:
+        """Materialise ``sql`` (columns ``__i, v, code``) as ``name``; rows per ``__i``."""
+        raise DPSynthError(f"the {self._dialect.name} backend cannot build maps in one scan")
+
     def _prepare_maps(self, cols: Sequence[tuple[int, Any]]) -> None:
-        """Build the value maps of ``cols`` not built yet (an engine may do it in one job)."""
+        """Build the value maps of ``cols`` not built yet.
+
+        With ``_one_scan_maps`` (Spark, whose jobs are costly, and DuckDB on CSV, whose
+        parsing is), the maps of all text columns come from one scan of the source that
+        stacks ``(column index, value)`` pairs; otherwise each column is scanned alone.
+        """
+        d = self._dialect
+        todo = [(j, c) for j, c in cols if c.name not in self._maps and self._kinds[c.name] == "text"]
+        if self._use_maps and self._one_scan_maps and len(todo) > 1:
+            if d.name == "spark":
+                stacked = ", ".join(f"{j}, {d.ident(c.name)}" for j, c in todo)
+                pairs = f"SELECT stack({len(todo)}, {stacked}) AS (__i, __v) FROM {self._source}"
+            else:
+                idx = ", ".join(str(j) for j, _ in todo)
+                vals = ", ".join(d.ident(c.name) for _, c in todo)
+                pairs = f"SELECT UNNEST([{idx}]) AS __i, UNNEST([{vals}]) AS __v FROM {self._source}"
+            whens = " ".join(f"WHEN {j} THEN {code_expr(d, prepared_expr(d, '__v', 'text', c), c)}" for j, c in todo)
+            base = f"{self._source}_maps"
+            sizes = self._make_combined(
+                base,
+                f"SELECT __i, __v AS v, CASE __i {whens} END AS code FROM "
+                f"(SELECT DISTINCT __i, __v FROM ({pairs}) AS __s) AS __d",
+            )
+            self._extra_maps.append(base)
+            for j, c in todo:
+                name = f"{self._source}_m{j}"
+                over = sizes.get(j, 0) > MAP_LIMIT
+                self._maps[c.name] = None if over or not self._make_map(name, f"SELECT v, code FROM {base} WHERE __i = {j}", MAP_LIMIT) else name
         for j, c in cols:
             self._map_for(j, c)
 
@@ -390,7 +424,7 @@ class SQLBackend(ABC):
         ]
 
     def _close_maps(self) -> None:
-        for name in self._maps.values():
-            if name is not None:
-                self._drop_map(name)
+        for name in [*(m for m in self._maps.values() if m is not None), *self._extra_maps]:
+            self._drop_map(name)
         self._maps.clear()
+        self._extra_maps.clear()
