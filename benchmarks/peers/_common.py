@@ -45,3 +45,13 @@ def write(out: str, frame: Any, columns: list[str], meta: dict[str, Any]) -> Non
     _, peak = usage()
     meta = {"status": "ok", **meta, "peak_mib": peak}
     path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+
+
+def write_rows(out: str, rows: Any, columns: list[str], meta: dict[str, Any]) -> None:
+    """:func:`write` for a sampler that returns a DataFrame or a list of row tuples."""
+    import numpy as np
+    import pandas as pd
+
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows), columns=columns)
+    frame.columns = columns
+    write(out, frame.astype(np.int64), columns, meta)

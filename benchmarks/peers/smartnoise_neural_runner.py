@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import pandas as pd
 import torch
-from _common import parse, timed_fit, write
+from _common import parse, timed_fit, write_rows
 from snsynth import Synthesizer
 from snsynth.transform import TableTransformer
 
@@ -48,10 +48,7 @@ def main() -> None:
     if spent:
         meta["epsilon_reported"] = float(spent[-1])
     meta["epochs_run"] = len(spent) if spent else float("nan")
-    rows = synth.sample(len(train))
-    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows), columns=columns)
-    frame.columns = columns
-    write(args.out, frame.astype(np.int64), columns, meta)
+    write_rows(args.out, synth.sample(len(train)), columns, meta)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import pandas as pd
-from _common import parse, timed_fit, write
+from _common import parse, timed_fit, write_rows
 from snsynth import Synthesizer
 from snsynth.transform import LabelTransformer, TableTransformer
 
@@ -36,10 +36,7 @@ def main() -> None:
         synth.fit(train, transformer=transformer)
 
     _, meta = timed_fit(fit)
-    rows = synth.sample(len(train))
-    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows), columns=columns)
-    frame.columns = columns
-    write(args.out, frame.astype(np.int64), columns, meta)
+    write_rows(args.out, synth.sample(len(train)), columns, meta)
 
 
 if __name__ == "__main__":
