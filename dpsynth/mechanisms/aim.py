@@ -27,7 +27,7 @@ from dpsynth.measure import Measurement, measure_marginals
 from dpsynth.mechanisms.base import MarginalFit, sigma_for_rho
 from dpsynth.mechanisms.compress import Compression
 from dpsynth.noise import gumbel_scale_for_rho, noisy_max
-from dpsynth.pgm import Domain, TreeSizer, estimate, estimate_total
+from dpsynth.pgm import Domain, TreeSizer, WarmStart, estimate, estimate_total
 
 __all__ = ["AIMConfig", "default_workload", "fit_aim"]
 
@@ -178,18 +178,21 @@ def fit_aim(
         measured_cliques.append(pick)
         n_rounds += 1
         total = estimate_total(measurements)
-        # Only the old model's potentials are needed from here on: drop its beliefs and query
-        # caches (model-sized) before the new model is fitted next to it.
-        model = dataclasses.replace(model)
+        # Only the old model's potentials are needed from here on, and only to seed the new
+        # fit: hand them over without its beliefs and query caches, and keep no reference,
+        # so nothing of the old model stays alive (model-sized) while the new one is fitted.
+        warm = WarmStart(dataclasses.replace(model))
+        del model, answers
         model = estimate(domain, measurements, total=total, iters=config.round_iters,
-                         warm_start=model, constraints=constraints, max_cells=config.max_model_cells)
+                         warm_start=warm, constraints=constraints, max_cells=config.max_model_cells)
         after = model.marginal(pick)
         if float(np.abs(after - before).sum()) <= bias * domain.size(pick):
             sigma /= 2
             eps_rho *= 4
-    model = dataclasses.replace(model)  # as above: keep only the potentials
+    warm = WarmStart(dataclasses.replace(model))  # as above: hand over only the potentials
+    del model
     model = estimate(domain, measurements, total=total, iters=config.final_iters,
-                     warm_start=model, constraints=constraints, max_cells=config.max_model_cells)
+                     warm_start=warm, constraints=constraints, max_cells=config.max_model_cells)
     transcript = tuple(ones) + tuple(measurements[len(ones):])  # 1-way in the original domain
     return MarginalFit("aim", domain, transcript, tuple(selected), model, total,
                        {"rounds": n_rounds, "max_rounds": rounds, "alpha": config.alpha,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dpsynth.pgm.clique_vector import CliqueVector
 from dpsynth.pgm.domain import Domain
-from dpsynth.pgm.estimate import estimate, estimate_total
+from dpsynth.pgm.estimate import WarmStart, estimate, estimate_total
 from dpsynth.pgm.factor import Factor
 from dpsynth.pgm.inference import Beliefs, Calibrator
 from dpsynth.pgm.junction_tree import (
@@ -26,6 +26,7 @@ __all__ = [
     "JunctionTree",
     "Model",
     "TreeSizer",
+    "WarmStart",
     "build_junction_tree",
     "estimate",
     "estimate_total",

@@ -28,12 +28,35 @@ from dpsynth.pgm.inference import Calibrator, MarginalCache, sum_axes
 from dpsynth.pgm.junction_tree import JunctionTree, build_junction_tree
 from dpsynth.pgm.model import Model
 
-__all__ = ["estimate", "estimate_total"]
+__all__ = ["WarmStart", "estimate", "estimate_total"]
 
 logger = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 _WINDOW = 10
 _FLOOR = 1e-30
+
+
+class WarmStart:
+    """A previous model handed to :func:`estimate` exactly once.
+
+    ``estimate(..., warm_start=WarmStart(model))`` with no other reference to ``model`` lets
+    the old potentials be freed as soon as they have seeded the new ones, instead of staying
+    alive (model-sized) through every iteration of the new fit.
+    """
+
+    def __init__(self, model: Model) -> None:
+        self._model: Model | None = model
+
+    def take(self) -> Model:
+        """The model, forgotten by this holder.
+
+        Raises:
+            ConfigError: If it was already taken.
+        """
+        if self._model is None:
+            raise ConfigError("a WarmStart can seed only one estimate")
+        model, self._model = self._model, None
+        return model
 
 
 @dataclass(frozen=True, eq=False)
@@ -180,6 +203,47 @@ class _Objective:
             self.in_parent.append(tuple(self.shapes[home][i] if i in kept else 1 for i in outer))
         # Parents before children (a parent keeps strictly more axes).
         self.order = sorted(range(len(keys)), key=lambda g: -len(keys[g][1]))
+        # The same order split by home clique, and the terms of each group (in term order),
+        # for the clique-by-clique passes of the accelerated method.
+        self.home_groups: list[list[int]] = [[] for _ in self.shapes]
+        for g in self.order:
+            self.home_groups[self.homes[g]].append(g)
+        self.group_terms: list[list[int]] = [[] for _ in keys]
+        for i, g in enumerate(self.group_of):
+            self.group_terms[g].append(i)
+
+    def home_marginals(self, node: int, table: FloatArray) -> dict[int, FloatArray]:
+        """The marginals of the groups of clique ``node`` from its table (as ``marginals``)."""
+        out: dict[int, FloatArray] = {}
+        for g in self.home_groups[node]:
+            par = self.parent[g]
+            out[g] = sum_axes(table if par < 0 else out[par], self.axes[g])
+        return out
+
+    def home_gradient(
+        self, node: int, mus: dict[int, FloatArray], per_term: list[FloatArray]
+    ) -> FloatArray:
+        """The gradient on clique ``node`` (as ``gradient``); fills its terms of ``per_term``."""
+        acc: dict[int, FloatArray] = {}
+        for g in self.home_groups[node]:
+            for i in self.group_terms[g]:
+                t = self.terms[i]
+                grad = (2.0 * self.total * t.coef) * (self.total * mus[g] - t.y)
+                per_term[i] = grad
+                prev = acc.get(g)
+                acc[g] = grad.copy() if prev is None else prev + grad
+        out = np.zeros(self.shapes[node])
+        for g in reversed(self.home_groups[node]):  # children first
+            par = self.parent[g]
+            target = out if par < 0 else acc[par]
+            target += acc[g].reshape(self.in_parent[g])
+        return out
+
+    def term_loss(self, i: int, mu: FloatArray) -> float:
+        """The loss of term ``i`` given its marginal (the summand of ``loss``)."""
+        t = self.terms[i]
+        r = self.total * mu - t.y
+        return t.coef * _dot(r, r)
 
     def marginals(self, tables: Sequence[FloatArray]) -> list[FloatArray]:
         groups: list[FloatArray] = [np.empty(0)] * len(self.homes)
@@ -222,7 +286,7 @@ def estimate(
     measurements: Sequence[Measurement],
     *,
     iters: int = 1000,
-    warm_start: Model | None = None,
+    warm_start: Model | WarmStart | None = None,
     total: float | None = None,
     constraints: Sequence[Assignment] = (),
     callback: Callable[[int, float], None] | None = None,
@@ -237,7 +301,7 @@ def estimate(
         measurements: Noisy marginals (the public transcript).
         iters: Maximum number of mirror-descent iterations.
         warm_start: A previous model; its marginals seed the new potentials (the clique set
-            may have grown).
+            may have grown). Wrapped in :class:`WarmStart`, it is released once used.
         total: Known number of records; estimated from the measurements when ``None``.
         constraints: Forbidden partial assignments, given probability exactly 0.
         callback: Called as ``callback(iteration, loss)`` after each iteration.
@@ -267,7 +331,10 @@ def estimate(
     masks = _structural_masks(tree, norm)
     shapes = [tuple(domain.project(c).shape) for c in tree.cliques]
     if warm_start is not None:
-        theta = _warm_potentials(tree, warm_start)
+        previous = warm_start.take() if isinstance(warm_start, WarmStart) else warm_start
+        warm_start = None
+        theta = _warm_potentials(tree, previous)
+        del previous
     else:
         theta = [np.zeros(s) for s in shapes]
     for node, add in masks.items():
@@ -344,56 +411,91 @@ def _accelerated(
     ``z`` lives in log-potential space; ``x`` and ``y`` are convex combinations of calibrated
     clique tables (still locally consistent, hence realisable on the junction tree). Returns
     clique tables of the final ``x``.
+
+    Memory: only ``theta``, ``x``, ``z``, the candidate potentials and their calibrated
+    tables are model-sized. ``y = (1 - tau) x + tau z`` and the trial point
+    ``(1 - tau) x + tau z_new`` are formed one clique at a time in two scratch buffers (the
+    largest clique), their marginals, loss and gradient taken clique by clique, and an
+    accepted trial point is written over ``x`` in place; the arithmetic of every cell and
+    the order of every sum are those of the whole-model formulation.
     """
     x = list(calibrator.calibrate(theta).probs)
-    x_mus = objective.marginals(x)
-    f_x = objective.loss(x_mus)
+    f_x = objective.loss(objective.marginals(x))
     lip = 2.0 * objective.total**2 * sum(t.coef for t in objective.terms) / 1e6
     big_a = 0.0
     history = [f_x]
     z = x
-    # ``y`` is rebuilt in one reused set of buffers, and each candidate is written over its
-    # own gradient arrays: the same arithmetic as ``(1 - tau) x + tau z`` and
-    # ``theta - a g``, without a fresh model-sized copy per line-search trial.
-    y = [np.empty_like(xc) for xc in x]
+    shapes = objective.shapes
+    n_terms = len(objective.terms)
+    largest = max((int(np.prod(s)) for s in shapes), default=0)
+    y_buf, x_buf = np.empty(largest), np.empty(largest)
+
+    def combine(buf: FloatArray, node: int, tau: float, zs: Sequence[FloatArray]) -> FloatArray:
+        out = buf[: x[node].size].reshape(x[node].shape)
+        np.multiply(x[node], 1.0 - tau, out=out)
+        out += tau * zs[node]
+        return out
+
+    cand: list[FloatArray] = []
+    z_new: Sequence[FloatArray] = ()
     for it in range(1, iters + 1):
         for _ in range(60):
+            cand, z_new = [], ()  # drop the last rejected trial before building the next
             a = (1.0 + np.sqrt(1.0 + 4.0 * lip * big_a)) / (2.0 * lip)
             tau = a / (big_a + a)
-            for yc, xc, zc in zip(y, x, z):
-                np.multiply(xc, 1.0 - tau, out=yc)
-                yc += tau * zc
-            y_mus = objective.marginals(y)
-            f_y = objective.loss(y_mus)
-            grads, per_term = objective.gradient(y_mus)
-            cand = grads
-            for t, g in zip(theta, cand):
-                np.multiply(g, a, out=g)
-                np.subtract(t, g, out=g)
-            del grads
+            per_term: list[FloatArray] = [np.empty(0)] * n_terms
+            y_loss = [0.0] * n_terms
+            for node, t in enumerate(theta):
+                if objective.home_groups[node]:
+                    y_mus = objective.home_marginals(node, combine(y_buf, node, tau, z))
+                    for g, mu in y_mus.items():
+                        for i in objective.group_terms[g]:
+                            y_loss[i] = objective.term_loss(i, mu)
+                    g_node = objective.home_gradient(node, y_mus, per_term)
+                    del y_mus
+                else:
+                    g_node = np.zeros(shapes[node])
+                np.multiply(g_node, a, out=g_node)
+                np.subtract(t, g_node, out=g_node)
+                cand.append(g_node)
+            f_y = 0.0
+            for value in y_loss:
+                f_y += value
             try:
                 z_new = calibrator.calibrate(cand).probs
             except ConfigError:  # a step so long that everything underflowed: shorten it
                 lip *= 2.0
                 continue
-            x_new = []
             dist = 0.0
-            for xc, zc, yc in zip(x, z_new, y):
-                xn = (1.0 - tau) * xc
-                xn += tau * zc
-                gap = np.subtract(xn, yc)
+            new_loss = [0.0] * n_terms
+            lin_terms = [0.0] * n_terms
+            for node in range(len(theta)):
+                xn = combine(x_buf, node, tau, z_new)
+                yc = combine(y_buf, node, tau, z)
+                if objective.home_groups[node]:
+                    new_mus = objective.home_marginals(node, xn)
+                    y_mus = objective.home_marginals(node, yc)
+                    for g, nm in new_mus.items():
+                        for i in objective.group_terms[g]:
+                            new_loss[i] = objective.term_loss(i, nm)
+                            lin_terms[i] = _dot(per_term[i], nm - y_mus[g])
+                    del new_mus, y_mus
+                gap = np.subtract(xn, yc, out=yc)
                 dist = max(dist, float(np.abs(gap, out=gap).sum()))
-                x_new.append(xn)
-            x_new_mus = objective.marginals(x_new)
-            f_new = objective.loss(x_new_mus)
-            lin = sum(_dot(g, nm - ym) for g, nm, ym in zip(per_term, x_new_mus, y_mus))
+            f_new = 0.0
+            for value in new_loss:
+                f_new += value
+            lin = sum(lin_terms)
             if np.isfinite(f_new) and f_new <= f_y + lin + 0.5 * lip * dist**2 + 1e-12 * abs(f_y):
                 break
             lip *= 2.0
         else:
             logger.debug("line search failed at iteration %d; stopping", it)
             break
-        theta, x, z, big_a, f_x = cand, x_new, list(z_new), big_a + a, f_new
+        for xc, zc in zip(x, z_new):  # x <- (1 - tau) x + tau z_new, in place
+            np.multiply(xc, 1.0 - tau, out=xc)
+            xc += tau * zc
+        theta, z, big_a, f_x = cand, list(z_new), big_a + a, f_new
         lip /= 2.0
         history.append(min(f_x, history[-1]))
         if callback is not None:

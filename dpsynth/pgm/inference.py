@@ -73,12 +73,15 @@ def sum_axes(table: FloatArray, axes: tuple[int, ...]) -> FloatArray:
     return np.asarray(np.einsum(_subscripts(table.ndim, axes), table), dtype=np.float64)
 
 
-def _shifted_exp(log_table: FloatArray) -> tuple[FloatArray, float]:
-    """``exp(log_table - max)`` (a new array) and the max; raises if every entry is ``-inf``."""
+def _shifted_exp(log_table: FloatArray, *, inplace: bool = False) -> tuple[FloatArray, float]:
+    """``exp(log_table - max)`` and the max; raises if every entry is ``-inf``.
+
+    The result is a new array, or ``log_table`` itself overwritten when ``inplace``.
+    """
     peak = float(np.max(log_table))
     if not np.isfinite(peak):
         raise ConfigError("the model assigns zero probability to every record")
-    out = np.subtract(log_table, peak)
+    out = np.subtract(log_table, peak, out=log_table if inplace else None)
     np.exp(out, out=out)
     return out, peak
 
@@ -123,7 +126,8 @@ class Calibrator:
         cur: list[FloatArray] = list(logs)
         up: dict[int, FloatArray] = {}
         for edge in reversed(self.edges):
-            lin, shift = _shifted_exp(logs[edge.child])
+            # A table we already copied (it received messages) is exponentiated in place.
+            lin, shift = _shifted_exp(logs[edge.child], inplace=own[edge.child])
             logs[edge.child] = lin  # the log table is not needed again: drop our copy
             cur[edge.child] = lin
             msg = sum_axes(lin, edge.up_axes)
@@ -138,7 +142,7 @@ class Calibrator:
                 else:
                     logs[edge.parent] = logs[edge.parent] + log_msg
                     own[edge.parent] = True
-        lin, shift = _shifted_exp(logs[self.root])
+        lin, shift = _shifted_exp(logs[self.root], inplace=own[self.root])
         logs[self.root] = lin
         mass = float(np.sum(lin))
         log_z += shift + np.log(mass)
