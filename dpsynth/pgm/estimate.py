@@ -203,47 +203,6 @@ class _Objective:
             self.in_parent.append(tuple(self.shapes[home][i] if i in kept else 1 for i in outer))
         # Parents before children (a parent keeps strictly more axes).
         self.order = sorted(range(len(keys)), key=lambda g: -len(keys[g][1]))
-        # The same order split by home clique, and the terms of each group (in term order),
-        # for the clique-by-clique passes of the accelerated method.
-        self.home_groups: list[list[int]] = [[] for _ in self.shapes]
-        for g in self.order:
-            self.home_groups[self.homes[g]].append(g)
-        self.group_terms: list[list[int]] = [[] for _ in keys]
-        for i, g in enumerate(self.group_of):
-            self.group_terms[g].append(i)
-
-    def home_marginals(self, node: int, table: FloatArray) -> dict[int, FloatArray]:
-        """The marginals of the groups of clique ``node`` from its table (as ``marginals``)."""
-        out: dict[int, FloatArray] = {}
-        for g in self.home_groups[node]:
-            par = self.parent[g]
-            out[g] = sum_axes(table if par < 0 else out[par], self.axes[g])
-        return out
-
-    def home_gradient(
-        self, node: int, mus: dict[int, FloatArray], per_term: list[FloatArray]
-    ) -> FloatArray:
-        """The gradient on clique ``node`` (as ``gradient``); fills its terms of ``per_term``."""
-        acc: dict[int, FloatArray] = {}
-        for g in self.home_groups[node]:
-            for i in self.group_terms[g]:
-                t = self.terms[i]
-                grad = (2.0 * self.total * t.coef) * (self.total * mus[g] - t.y)
-                per_term[i] = grad
-                prev = acc.get(g)
-                acc[g] = grad.copy() if prev is None else prev + grad
-        out = np.zeros(self.shapes[node])
-        for g in reversed(self.home_groups[node]):  # children first
-            par = self.parent[g]
-            target = out if par < 0 else acc[par]
-            target += acc[g].reshape(self.in_parent[g])
-        return out
-
-    def term_loss(self, i: int, mu: FloatArray) -> float:
-        """The loss of term ``i`` given its marginal (the summand of ``loss``)."""
-        t = self.terms[i]
-        r = self.total * mu - t.y
-        return t.coef * _dot(r, r)
 
     def marginals(self, tables: Sequence[FloatArray]) -> list[FloatArray]:
         groups: list[FloatArray] = [np.empty(0)] * len(self.homes)
@@ -346,7 +305,9 @@ def estimate(
             tables = _accelerated(
                 calibrator, _Objective(tree, terms, total), theta, iters, tol, callback
             )
+            theta.clear()  # the last potentials are not needed: rebuilt from the tables
             theta = _potentials_from_marginals(tree, tables)
+            del tables
             for node, add in masks.items():
                 theta[node] = theta[node] + add
         else:
@@ -398,6 +359,81 @@ def _mirror_descent(
     return theta
 
 
+_CHUNK = 1 << 16  # cells per slice of the element-wise passes (512 KiB of float64)
+
+
+def _flat(*arrays: FloatArray) -> list[FloatArray] | None:
+    """1-d views of same-shaped C-contiguous arrays (``None`` if one is not: no view)."""
+    if not all(a.flags.c_contiguous for a in arrays):
+        return None
+    return [a.reshape(-1) for a in arrays]
+
+
+def _blend(out: FloatArray, x: FloatArray, z: FloatArray, tau: float, tmp: FloatArray) -> None:
+    """``out = (1 - tau) * x + tau * z``, slice by slice (no model-sized temporary)."""
+    flat = _flat(out, x, z)
+    if flat is None:
+        np.multiply(x, 1.0 - tau, out=out)
+        out += tau * z
+        return
+    o, a, b = flat
+    for lo in range(0, o.size, _CHUNK):
+        hi = min(lo + _CHUNK, o.size)
+        t = tmp[: hi - lo]
+        np.multiply(b[lo:hi], tau, out=t)
+        np.multiply(a[lo:hi], 1.0 - tau, out=o[lo:hi])
+        o[lo:hi] += t
+
+
+def _step_into(y: FloatArray, x: FloatArray, z: FloatArray, tau: float, tmp: FloatArray) -> float:
+    """Overwrite ``y`` with ``(1 - tau) * x + tau * z``; return the L1 distance moved."""
+    flat = _flat(y, x, z)
+    if flat is None:
+        new = (1.0 - tau) * x
+        new += tau * z
+        gap = np.subtract(new, y)
+        dist = float(np.abs(gap, out=gap).sum())
+        np.copyto(y, new)
+        return dist
+    o, a, b = flat
+    t1, t2 = tmp[:_CHUNK], tmp[_CHUNK:]
+    dist = 0.0
+    for lo in range(0, o.size, _CHUNK):
+        hi = min(lo + _CHUNK, o.size)
+        n = hi - lo
+        np.multiply(b[lo:hi], tau, out=t2[:n])
+        np.multiply(a[lo:hi], 1.0 - tau, out=t1[:n])
+        t1[:n] += t2[:n]
+        np.subtract(t1[:n], o[lo:hi], out=t2[:n])
+        dist += float(np.abs(t2[:n], out=t2[:n]).sum())
+        o[lo:hi] = t1[:n]
+    return dist
+
+
+# Loops over the cliques live in helpers: a loop variable left in ``_accelerated``'s frame
+# would keep a rejected trial's (possibly largest) table alive into the next trial.
+def _blend_all(ys: list[FloatArray], xs: list[FloatArray], zs: Sequence[FloatArray], tau: float,
+               tmp: FloatArray) -> None:
+    for yc, xc, zc in zip(ys, xs, zs):
+        _blend(yc, xc, zc, tau, tmp)
+
+
+def _step_all(ys: list[FloatArray], xs: list[FloatArray], zs: Sequence[FloatArray], tau: float,
+              tmp: FloatArray) -> float:
+    dist = 0.0
+    for yc, xc, zc in zip(ys, xs, zs):
+        dist = max(dist, _step_into(yc, xc, zc, tau, tmp))
+    return dist
+
+
+def _descend(theta: list[FloatArray], grads: list[FloatArray], a: float) -> list[FloatArray]:
+    """``theta - a * grads``, written over ``grads``."""
+    for t, g in zip(theta, grads):
+        np.multiply(g, a, out=g)
+        np.subtract(t, g, out=g)
+    return grads
+
+
 def _accelerated(
     calibrator: Calibrator,
     objective: _Objective,
@@ -410,32 +446,29 @@ def _accelerated(
 
     ``z`` lives in log-potential space; ``x`` and ``y`` are convex combinations of calibrated
     clique tables (still locally consistent, hence realisable on the junction tree). Returns
-    clique tables of the final ``x``.
+    clique tables of the final ``x``; ``theta`` (the caller's list) is updated in place to
+    the last accepted potentials, so the starting potentials are freed after one step.
 
-    Memory: only ``theta``, ``x``, ``z``, the candidate potentials and their calibrated
-    tables are model-sized. ``y = (1 - tau) x + tau z`` and the trial point
-    ``(1 - tau) x + tau z_new`` are formed one clique at a time in two scratch buffers (the
-    largest clique), their marginals, loss and gradient taken clique by clique, and an
-    accepted trial point is written over ``x`` in place; the arithmetic of every cell and
-    the order of every sum are those of the whole-model formulation.
+    Memory: six model-sized sets of tables (``theta``, ``x``, ``z``, ``y``, the candidate
+    potentials and their calibration) and nothing else model-sized. ``y`` is rebuilt in its
+    own buffers, the candidate is written over its gradient, and the trial point
+    ``(1 - tau) x + tau z_new`` is written over ``y`` once ``y`` has been used (an accepted
+    trial swaps the roles of the two buffer sets). Element-wise passes go slice by slice.
     """
     x = list(calibrator.calibrate(theta).probs)
-    f_x = objective.loss(objective.marginals(x))
+    x_mus = objective.marginals(x)
+    f_x = objective.loss(x_mus)
+    del x_mus
     lip = 2.0 * objective.total**2 * sum(t.coef for t in objective.terms) / 1e6
     big_a = 0.0
     history = [f_x]
     z = x
-    shapes = objective.shapes
-    n_terms = len(objective.terms)
-    largest = max((int(np.prod(s)) for s in shapes), default=0)
-    y_buf, x_buf = np.empty(largest), np.empty(largest)
-
-    def combine(buf: FloatArray, node: int, tau: float, zs: Sequence[FloatArray]) -> FloatArray:
-        out = buf[: x[node].size].reshape(x[node].shape)
-        np.multiply(x[node], 1.0 - tau, out=out)
-        out += tau * zs[node]
-        return out
-
+    y = [np.empty_like(xc) for xc in x]
+    tmp = np.empty(2 * _CHUNK)
+    # A group that is a whole clique is answered by the clique table itself (no copy): keep
+    # a copy of those marginals of y before y is overwritten by the trial point.
+    aliased = {i for i, g in enumerate(objective.group_of)
+               if objective.parent[g] < 0 and not objective.axes[g]}
     cand: list[FloatArray] = []
     z_new: Sequence[FloatArray] = ()
     for it in range(1, iters + 1):
@@ -443,59 +476,32 @@ def _accelerated(
             cand, z_new = [], ()  # drop the last rejected trial before building the next
             a = (1.0 + np.sqrt(1.0 + 4.0 * lip * big_a)) / (2.0 * lip)
             tau = a / (big_a + a)
-            per_term: list[FloatArray] = [np.empty(0)] * n_terms
-            y_loss = [0.0] * n_terms
-            for node, t in enumerate(theta):
-                if objective.home_groups[node]:
-                    y_mus = objective.home_marginals(node, combine(y_buf, node, tau, z))
-                    for g, mu in y_mus.items():
-                        for i in objective.group_terms[g]:
-                            y_loss[i] = objective.term_loss(i, mu)
-                    g_node = objective.home_gradient(node, y_mus, per_term)
-                    del y_mus
-                else:
-                    g_node = np.zeros(shapes[node])
-                np.multiply(g_node, a, out=g_node)
-                np.subtract(t, g_node, out=g_node)
-                cand.append(g_node)
-            f_y = 0.0
-            for value in y_loss:
-                f_y += value
+            _blend_all(y, x, z, tau, tmp)
+            y_mus = objective.marginals(y)
+            f_y = objective.loss(y_mus)
+            grads, per_term = objective.gradient(y_mus)
+            y_mus = [mu.copy() if i in aliased else mu for i, mu in enumerate(y_mus)]
+            cand = _descend(theta, grads, a)
+            del grads
             try:
                 z_new = calibrator.calibrate(cand).probs
             except ConfigError:  # a step so long that everything underflowed: shorten it
                 lip *= 2.0
                 continue
-            dist = 0.0
-            new_loss = [0.0] * n_terms
-            lin_terms = [0.0] * n_terms
-            for node in range(len(theta)):
-                xn = combine(x_buf, node, tau, z_new)
-                yc = combine(y_buf, node, tau, z)
-                if objective.home_groups[node]:
-                    new_mus = objective.home_marginals(node, xn)
-                    y_mus = objective.home_marginals(node, yc)
-                    for g, nm in new_mus.items():
-                        for i in objective.group_terms[g]:
-                            new_loss[i] = objective.term_loss(i, nm)
-                            lin_terms[i] = _dot(per_term[i], nm - y_mus[g])
-                    del new_mus, y_mus
-                gap = np.subtract(xn, yc, out=yc)
-                dist = max(dist, float(np.abs(gap, out=gap).sum()))
-            f_new = 0.0
-            for value in new_loss:
-                f_new += value
-            lin = sum(lin_terms)
+            dist = _step_all(y, x, z_new, tau, tmp)  # y becomes the trial point
+            x_new_mus = objective.marginals(y)
+            f_new = objective.loss(x_new_mus)
+            lin = sum(_dot(g, nm - ym) for g, nm, ym in zip(per_term, x_new_mus, y_mus))
+            del x_new_mus, y_mus
             if np.isfinite(f_new) and f_new <= f_y + lin + 0.5 * lip * dist**2 + 1e-12 * abs(f_y):
                 break
             lip *= 2.0
         else:
             logger.debug("line search failed at iteration %d; stopping", it)
             break
-        for xc, zc in zip(x, z_new):  # x <- (1 - tau) x + tau z_new, in place
-            np.multiply(xc, 1.0 - tau, out=xc)
-            xc += tau * zc
-        theta, z, big_a, f_x = cand, list(z_new), big_a + a, f_new
+        x, y = y, x  # the trial point is the new x; the old x's buffers hold the next y
+        theta[:] = cand  # in place: the caller's list must not keep the first potentials
+        z, big_a, f_x = list(z_new), big_a + a, f_new
         lip /= 2.0
         history.append(min(f_x, history[-1]))
         if callback is not None:
