@@ -9,7 +9,7 @@ and the parent samples the RSS of the child's whole process tree (the JVM includ
 
 Usage::
 
-    python benchmarks/scale.py [--rows 10000000] [--big] [--engines floor,duckdb,spark,numpy]
+    python benchmarks/scale.py [--rows 10000000] [--big] [--engines floor,arrow,duckdb,spark,numpy]
                                [--out /tmp/dpsynth-scale] [--timeout 1800]
 """
 
@@ -19,6 +19,7 @@ import argparse
 import itertools
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -115,6 +116,7 @@ def _tree_rss(pid: int) -> int:
 def measure(engine: str, path: Path, timeout: float) -> dict[str, object]:
     """Run :func:`worker` in a child process, sampling the peak RSS of its process tree."""
     t0 = time.perf_counter()
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(
         [sys.executable, __file__, "--worker", engine, str(path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
@@ -129,6 +131,8 @@ def measure(engine: str, path: Path, timeout: float) -> dict[str, object]:
     if proc.returncode != 0 or not out:
         return {"engine": engine, "error": f"exit code {proc.returncode}", "peak_rss": peak}
     result: dict[str, object] = json.loads(out[-1])
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["cpu"] = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
     result["peak_rss"] = peak
     result["wall"] = time.perf_counter() - t0
     return result
@@ -138,7 +142,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--big", action="store_true", help="also run 100M rows (disk and time hungry)")
-    parser.add_argument("--engines", default="floor,duckdb,spark,numpy")
+    parser.add_argument("--engines", default="floor,arrow,duckdb,spark,numpy")
     parser.add_argument("--out", type=Path, default=Path("/tmp/dpsynth-scale"))
     parser.add_argument("--timeout", type=float, default=1800.0)
     parser.add_argument("--worker", nargs=2, metavar=("ENGINE", "PATH"), help=argparse.SUPPRESS)
@@ -159,15 +163,15 @@ def main() -> None:
             print(json.dumps(results[-1]), file=sys.stderr, flush=True)  # partial results survive
         floor = next((r for r in results if r["engine"] == "floor" and "seconds" in r), None)
         print(f"\n{rows:,} rows, all {len(_pairs())} two-way marginals ({os.cpu_count()} cores)")
-        print(f"{'engine':<8} {'seconds':>9} {'rows/s':>12} {'x floor':>8} {'peak RSS':>10}  checksum")
+        print(f"{'engine':<8} {'seconds':>9} {'rows/s':>12} {'x floor':>8} {'CPU s':>7} {'peak RSS':>10}  checksum")
         for r in results:
             if "seconds" not in r:
-                print(f"{r['engine']:<8} {'-':>9} {'-':>12} {'-':>8} {int(r['peak_rss']) / 2**20:>8.0f}MB  {r['error']}")
+                print(f"{r['engine']:<8} {'-':>9} {'-':>12} {'-':>8} {'-':>7} {int(r['peak_rss']) / 2**20:>8.0f}MB  {r['error']}")
                 continue
             sec = float(r["seconds"])  # type: ignore[arg-type]
             ratio = sec / float(floor["seconds"]) if floor else float("nan")  # type: ignore[arg-type]
             print(
-                f"{r['engine']:<8} {sec:>9.1f} {rows / sec:>12,.0f} {ratio:>8.1f} "
+                f"{r['engine']:<8} {sec:>9.2f} {rows / sec:>12,.0f} {ratio:>8.2f} {float(r['cpu']):>7.1f} "  # type: ignore[arg-type]
                 f"{int(r['peak_rss']) / 2**20:>8.0f}MB  {r['checksum']}"  # type: ignore[call-overload]
             )
 

@@ -288,7 +288,7 @@ def fit(
         delta: The delta of the guarantee.
         rho: Budget as rho-zCDP (alternative to ``epsilon``).
         seed: Seed for non-private randomness only (contribution bounding, neural init).
-        engine: Counting engine: ``numpy``, ``duckdb`` or ``spark``.
+        engine: Counting engine: ``numpy``, ``arrow`` (Parquet), ``duckdb`` or ``spark``.
         allow_private_schema: Accept a schema with ``private_inferred`` facts (recorded as a
             caveat of the guarantee).
         ledger_path: Persistent per-dataset ledger (written ahead, lifetime cap).

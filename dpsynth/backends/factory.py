@@ -17,20 +17,22 @@ from dpsynth.schema import Schema
 
 __all__ = ["ENGINES", "open_backend"]
 
-ENGINES = ("numpy", "duckdb", "spark")
+ENGINES = ("numpy", "arrow", "duckdb", "spark")
 
 
 def open_backend(engine: str, source: Any, schema: Schema, *, seed: int | None = None, **engine_options: Any) -> CountingBackend:
     """A counting backend of ``engine`` over ``source``, encoded with ``schema``.
 
     Args:
-        engine: ``"numpy"`` (in memory), ``"duckdb"`` (embedded, out of core) or ``"spark"``.
-        source: A CSV/Parquet path or a pandas DataFrame; DuckDB also takes a relation and
+        engine: ``"numpy"`` (in memory), ``"arrow"`` (Parquet streamed with pyarrow),
+            ``"duckdb"`` (embedded, out of core) or ``"spark"``.
+        source: A CSV/Parquet path or a pandas DataFrame; the arrow engine reads Parquet only
+            (a file, a directory or a glob) and also takes a pyarrow Table, DuckDB a relation,
             Spark a Spark DataFrame or a table name.
         schema: The public schema.
         seed: Seed of the contribution-bounding row choice (person-level privacy unit only).
         **engine_options: Options of the engine's backend class (e.g. ``memory_limit`` for
-            DuckDB, ``spark`` for Spark); numpy takes none.
+            DuckDB, ``spark`` for Spark, ``threads`` for arrow); numpy takes none.
 
     Returns:
         The backend; call ``close()`` when done.
@@ -45,6 +47,10 @@ def open_backend(engine: str, source: Any, schema: Schema, *, seed: int | None =
         else:
             raise ConfigError("engine 'numpy' needs a path or a pandas DataFrame")
         return NumpyBackend(encode_bounded(frame, schema, np.random.default_rng(seed)))
+    if engine == "arrow":
+        from dpsynth.backends.arrow import ArrowBackend
+
+        return ArrowBackend(source, schema, seed=seed, **engine_options)
     if engine == "duckdb":
         from dpsynth.backends.duckdb import DuckDBBackend
 

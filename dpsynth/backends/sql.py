@@ -24,13 +24,14 @@ Only public schema facts enter the SQL text; no data value is ever embedded in i
 from __future__ import annotations
 
 import logging
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from dpsynth.backends.base import CachedCounts
 from dpsynth.backends.sqlexpr import (
     DUCKDB,
     SPARK,
@@ -43,7 +44,7 @@ from dpsynth.backends.sqlexpr import (
     source_kind,
 )
 from dpsynth.backends.tally import UnionPlan, strides
-from dpsynth.errors import ConfigError, DPSynthError, PrivateAccessError, SchemaError
+from dpsynth.errors import DPSynthError, SchemaError
 from dpsynth.schema import CategoricalColumn, OrdinalColumn, Schema
 
 __all__ = [
@@ -208,7 +209,7 @@ def _ints(values: Any) -> npt.NDArray[np.int64]:
     return np.asarray(np.ma.filled(arr, -1), dtype=np.int64)
 
 
-class SQLBackend(ABC):
+class SQLBackend(CachedCounts):
     """Shared driver side of the SQL engines: value maps, validation, the cache, marginals.
 
     Subclasses set ``_dialect``, ``_schema``, ``_kinds`` (source kind per column), ``_seed``,
@@ -228,12 +229,9 @@ class SQLBackend(ABC):
     _union_keys_in_driver: bool = False
 
     def _init_cache(self, schema: Schema) -> None:
-        self._schema = schema
-        self._domain = schema.domain()
-        self._cache: dict[tuple[str, ...], npt.NDArray[np.int64]] = {}
+        super()._init_cache(schema)
         self._maps: dict[str, str | None] = {}
         self._extra_maps: list[str] = []
-        self._closed = False
 
     def _check_columns(self) -> None:
         missing = [c.name for c in self._schema.modelled if c.name not in self._kinds]
@@ -242,11 +240,6 @@ class SQLBackend(ABC):
             missing.append(str(unit.column))
         if missing:
             raise SchemaError(f"the data lacks schema columns {missing}")
-
-    @property
-    def domain(self) -> dict[str, int]:
-        """Public ``{column: domain size}`` of the encoded columns, in order."""
-        return dict(self._domain)
 
     @abstractmethod
     def _query(self, sql: str) -> dict[str, Any]:
@@ -399,29 +392,6 @@ class SQLBackend(ABC):
             shapes,
         )
         self._cache.update(zip(keys, grouped))
-
-    def count(self, cliques: Sequence[tuple[str, ...]]) -> list[npt.NDArray[np.int64]]:
-        """Exact counts of each clique (all uncached ones in one engine pass)."""
-        if self._closed:
-            raise PrivateAccessError("the counting backend is closed")
-        for c in cliques:
-            if not c:
-                raise ConfigError("a marginal needs at least one column")
-            for col in c:
-                if col not in self._domain:
-                    raise ConfigError(f"column {col!r} is not in the encoded table")
-            if len(set(c)) != len(c):
-                raise ConfigError(f"marginal {tuple(c)} repeats a column")
-        order = [c.name for c in self._schema.modelled]
-        keys = [tuple(sorted(c, key=order.index)) for c in cliques]
-        todo = list(dict.fromkeys(k for k in keys if k not in self._cache))
-        if todo:
-            log.debug("counting %d marginal(s) in one %s pass", len(todo), self._dialect.name)
-            self._compute(todo)
-        return [
-            self._cache[k].transpose([k.index(c) for c in clique])
-            for clique, k in zip(cliques, keys)
-        ]
 
     def _close_maps(self) -> None:
         for name in [*(m for m in self._maps.values() if m is not None), *self._extra_maps]:

@@ -195,7 +195,7 @@ def fit_cmd(
     delta: float = typer.Option(1e-9, "--delta"),
     rho: Optional[float] = typer.Option(None, "--rho"),
     seed: Optional[int] = typer.Option(None, "--seed"),
-    engine: str = typer.Option("numpy", "--engine"),
+    engine: str = typer.Option("numpy", "--engine", help="numpy, arrow (Parquet), duckdb or spark."),
     allow_private_schema: bool = typer.Option(False, "--allow-private-schema"),
     ledger: Optional[Path] = typer.Option(None, "--ledger", help="Persistent ledger file with a lifetime cap."),
     out: Path = typer.Option(..., "--out", help="Model directory to write."),

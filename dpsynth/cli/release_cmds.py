@@ -98,7 +98,7 @@ def register(app: typer.Typer) -> None:
         rho: float | None = typer.Option(None, "--rho", help="Budget as rho-zCDP instead of epsilon."),
         rows: int | None = typer.Option(None, "--rows", help="Synthetic rows [DP estimate of n]."),
         seed: int | None = typer.Option(None, "--seed", help="Post-processing seed (never the DP noise)."),
-        engine: str | None = typer.Option(None, "--engine", help="numpy, duckdb or spark [numpy]."),
+        engine: str | None = typer.Option(None, "--engine", help="numpy, arrow (Parquet), duckdb or spark [numpy]."),
         allow_private_schema: bool | None = typer.Option(
             None, "--allow-private-schema", help="Accept private_inferred schema facts (stated as a caveat)."),
         out: Path | None = typer.Option(None, "--out", "-o", help="Bundle directory to create."),
