@@ -155,3 +155,21 @@ def test_rebalance_to_a_target_share(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert abs(share - 0.5) < 4 * (0.25 / 4000) ** 0.5  # multinomial class counts around 50 %
     code, _, err = run(["sample", str(model), "--share", "income-per-year=>50K:1.5", "--out", str(csv)], capsys)
     assert code == 2 and "sum to at most 1" in err
+
+
+@pytest.mark.parametrize("engine", ["numpy", "arrow", "duckdb"])
+def test_fit_on_parquet_with_each_engine(engine: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "adult.parquet"
+    pd.read_csv(SAMPLE, dtype=str, skipinitialspace=True, na_values=["?", ""], keep_default_na=False).to_parquet(data)
+    code, out, err = run(["fit", str(data), "-s", str(SCHEMA), "-m", "mst", "--epsilon", "2", "--delta", "1e-9",
+                          "--engine", engine, "--out", str(tmp_path / "model"), "--json"], capsys)
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["mechanism"] == "mst" and res["epsilon"] <= 2.0
+    assert abs(res["estimated_rows"] - 3000) < 150  # the DP estimate of n (true n: 3000)
+
+
+def test_arrow_engine_refuses_csv_naming_the_alternative(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["fit", str(SAMPLE), "-s", str(SCHEMA), "-m", "mst", "--epsilon", "1",
+                        "--engine", "arrow", "--out", str(tmp_path / "model")], capsys)
+    assert code == 2 and "duckdb for CSV" in err and len(err.strip().splitlines()) == 1

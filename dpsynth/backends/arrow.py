@@ -153,7 +153,7 @@ class ArrowBackend(CachedCounts):
         self._batch = int(batch_rows)
         self._seed = seed
         self._cols = list(schema.modelled)
-        self._table: Any = None
+        self._arrow_table: Any = None
         self._files: list[str] = []
         unit = schema.privacy_unit
         self._pid = str(unit.column) if unit.kind == "person" else None
@@ -162,7 +162,7 @@ class ArrowBackend(CachedCounts):
 
             source = self._pa.Table.from_pandas(_normalise_frame(source), preserve_index=False)
         if isinstance(source, self._pa.Table):
-            self._table = source
+            self._arrow_table = source
             fields = {f.name: f.type for f in source.schema}
         elif isinstance(source, (str, Path)):
             self._files = _parquet_files(str(source))
@@ -207,8 +207,8 @@ class ArrowBackend(CachedCounts):
                     return iter(w.parquet(path).iter_batches(
                         batch_size=self._batch, row_groups=[g], columns=names, use_threads=False))
                 units.append(read)
-        if self._table is not None:
-            table = self._table.select(names)
+        if self._arrow_table is not None:
+            table = self._arrow_table.select(names)
             for start in range(0, table.num_rows, self._batch):
                 def part(w: _Worker, start: int = start) -> Iterator[Any]:
                     return iter(table.slice(start, self._batch).to_batches())
@@ -314,6 +314,6 @@ class ArrowBackend(CachedCounts):
         """Forget the source and the cached counts."""
         self._closed = True
         self._cache.clear()
-        self._table = None
+        self._arrow_table = None
         self._files = []
 
