@@ -10,6 +10,12 @@ cell the answer can be; a short vectorised forward scan over the few rows whose 
 CDF step finishes the search. The result is exactly the smallest cell whose CDF exceeds ``u``
 (the same as a binary search), at a constant number of array passes per clique.
 Conditioning clamps the potentials and recalibrates (no rejection).
+
+By default the uniforms are stratified: within each group of rows sharing a separator
+configuration (the root: all rows), the group's ``k`` rows in random order get
+``(j + U) / k``, so every cell receives the floor or the ceiling of its expected count
+(systematic sampling, as Private-PGM rounds its synthetic data) while each row keeps the
+model's distribution. ``stratified=False`` gives independent rows.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ __all__ = ["sample", "sample_with_shares"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
+_BELOW_ONE = float(np.nextafter(1.0, 0.0))
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,20 +108,51 @@ def _draw_unconditional(weights: FloatArray, rows: int, rng: np.random.Generator
     return out
 
 
+def _stratified_uniforms(config: IntArray, configs: int, rng: np.random.Generator) -> FloatArray:
+    """One uniform per row, stratified within each group of rows that share a configuration.
+
+    The ``k`` rows of a group, in a fresh random order, get ``(j + U) / k`` for ``j = 0..k-1``
+    and one ``U ~ U[0, 1)`` per group: each row's uniform is still ``U[0, 1)`` (so each row
+    still follows the conditional distribution), but the group's cells are filled by
+    systematic sampling, i.e. each cell gets the floor or the ceiling of its expected count.
+    """
+    rows = config.size
+    counts = np.bincount(config, minlength=configs)
+    keys = config.astype(np.uint16) if configs <= 1 << 16 else config  # radix sort when small
+    order = rng.permutation(rows)
+    order = order[np.argsort(keys[order], kind="stable")]  # grouped, random order inside
+    # In grouped order, row j of group c (starting at s_c) gets (j - s_c + U_c) / k_c.
+    starts = np.cumsum(counts) - counts
+    shift = np.repeat(rng.random(configs) - starts, counts)
+    shift += np.arange(rows, dtype=np.float64)
+    shift /= np.repeat(counts.astype(np.float64), counts)
+    u = np.empty(rows)
+    u[order] = shift
+    return np.minimum(u, _BELOW_ONE, out=u)  # (k - 1 + U) / k may round up to 1
+
+
 def sample(
     model: Model,
     rows: int,
     rng: np.random.Generator,
     *,
     evidence: Assignment | None = None,
+    stratified: bool = True,
 ) -> IntArray:
-    """Draw ``rows`` independent records from the model (optionally given evidence).
+    """Draw ``rows`` records from the model (optionally given evidence).
 
     Args:
         model: The model.
         rows: Number of records.
         rng: Source of randomness (same seed, same model -> same sample).
         evidence: ``{attribute: code or allowed codes}``; every sampled row satisfies it.
+        stratified: ``True`` (default): every row still has the
+            model's distribution, but each clique's new attributes are drawn by systematic
+            sampling within each group of rows sharing the separator (the root by systematic
+            sampling over its cells), so each group's counts are the floor or the ceiling of
+            their expected values: far less sampling noise in the marginals (as the rounding
+            of Private-PGM's synthetic data). Rows are then exchangeable, not independent.
+            ``False``: independent records.
 
     Returns:
         ``rows x len(domain)`` integer codes, columns in ``model.domain.attrs`` order. The
@@ -151,7 +189,11 @@ def sample(
             for a, size in zip(sep[1:], sep_shape[1:]):
                 config = config * size
                 config += columns[a]
-            flat = _Inverse.build(table).draw(config, rng.random(rows))
+            u = _stratified_uniforms(config, configs, rng) if stratified else rng.random(rows)
+            flat = _Inverse.build(table).draw(config, u)
+        elif stratified:
+            u = np.minimum((rng.permutation(rows) + rng.random()) / max(rows, 1), _BELOW_ONE)
+            flat = _Inverse.build(table).draw(None, u)
         else:
             flat = _draw_unconditional(table[0], rows, rng)
         # ``flat`` indexes the (configs x cells) table; map it to each new attribute's code
