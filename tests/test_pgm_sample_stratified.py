@@ -9,7 +9,7 @@ from dpsynth.measure import Measurement
 from dpsynth.pgm import Domain, Model, estimate, sample
 
 DOMAIN = Domain.from_dict({"a": 3, "b": 4, "c": 2, "d": 5, "e": 3})
-CYCLIC = [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")]
+CYCLIC: list[tuple[str, ...]] = [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")]
 
 
 def _model(cliques: list[tuple[str, ...]], seed: int = 0) -> Model:
