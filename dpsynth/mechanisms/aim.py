@@ -130,7 +130,8 @@ def fit_aim(
     # AIM's first measurements are much noisier than its later ones: cap the rare threshold at
     # a share of the estimated rows so that small budgets do not merge real categories.
     threshold = min(config.compress_threshold, config.compress_max_share * estimate_total(ones) / sigma)
-    comp = (Compression.from_one_way(ones, dict(backend.domain), threshold=threshold, keep=keep)
+    comp = (Compression.from_one_way(ones, dict(backend.domain), threshold=threshold, keep=keep,
+                                     weighted=True)
             if config.compress and d > 1 else None)
     if comp is not None and not comp.active:
         comp = None

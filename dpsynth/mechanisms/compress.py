@@ -4,13 +4,16 @@ Values whose noisy count is below ``threshold * sigma`` are indistinguishable fr
 MST merges them into one "rare" cell per column before measuring 2-way marginals: fewer cells
 carry noise, and the model does not spread mass over noise. The mapping is a function of the
 noisy 1-way measurements only (post-processing), so it is public. Sampling expands a rare
-cell back to one of its values uniformly, with the post-processing random generator.
+cell back to one of its values, with the post-processing random generator: uniformly, or
+(``weighted``) in proportion to the values' noisy 1-way counts clipped at 0 plus one half,
+which are public too and say more about a merged value than nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -31,20 +34,28 @@ class Compression:
         maps: ``{column: array}`` where ``array[old_code] = new_code``; columns not listed
             are unchanged. Kept values keep their order; the rare cell is the last code.
         sizes: Original domain sizes of every column.
+        weights: Optional ``{column: array}``: for each original code of a compressed column,
+            its probability within its compressed cell (1 for kept values). Columns without
+            weights expand uniformly.
     """
 
     maps: dict[str, IntArray]
     sizes: dict[str, int]
+    weights: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
 
     @classmethod
     def from_one_way(cls, ones: Sequence[Measurement], sizes: Mapping[str, int], *,
-                     threshold: float = 3.0, keep: Sequence[str] = ()) -> Compression:
+                     threshold: float = 3.0, keep: Sequence[str] = (),
+                     weighted: bool = False) -> Compression:
         """Merge the values of each column whose noisy count is below ``threshold * sigma``.
 
         A column is compressed only when at least two of its values are rare; columns in
-        ``keep`` (e.g. those named by structural constraints) are never compressed.
+        ``keep`` (e.g. those named by structural constraints) are never compressed. With
+        ``weighted``, a rare cell later expands to its values in proportion to their noisy
+        counts clipped at 0, plus one half (uniformly when all are clipped alike).
         """
         maps: dict[str, IntArray] = {}
+        weights: dict[str, npt.NDArray[np.float64]] = {}
         for m in ones:
             if len(m.clique) != 1 or m.clique[0] in keep:
                 continue
@@ -56,7 +67,12 @@ class Compression:
             new[kept] = np.arange(kept.size)
             new[rare] = kept.size
             maps[m.clique[0]] = new
-        return cls(maps, dict(sizes))
+            if weighted:
+                share = np.ones(m.values.size)
+                mass = np.clip(m.values[rare].astype(np.float64), 0.0, None) + 0.5
+                share[rare] = mass / mass.sum()
+                weights[m.clique[0]] = share
+        return cls(maps, dict(sizes), weights)
 
     @property
     def active(self) -> bool:
@@ -120,23 +136,37 @@ class Compression:
                 continue
             if members.size == 0:
                 raise ConfigError(f"no allowed value of {col!r} in a compressed cell")
-            out[rows, j] = members[rng.integers(0, members.size, rows.size)]
+            if col in self.weights:
+                share = self.weights[col][members]
+                cdf = np.cumsum(share / share.sum())
+                cdf[-1] = 1.0
+                pick = np.searchsorted(cdf, rng.random(rows.size), side="right")
+                out[rows, j] = members[np.minimum(pick, members.size - 1)]
+            else:
+                out[rows, j] = members[rng.integers(0, members.size, rows.size)]
         return out
 
     def expand_probability(self, column: str, probs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """Probabilities over original codes from those over compressed codes (uniform split)."""
+        """Probabilities over original codes from those over compressed codes (split as
+        :meth:`expand` splits: by the weights, else uniformly)."""
         if column not in self.maps:
             return probs
         m = self.maps[column]
+        if column in self.weights:
+            return probs[m] * self.weights[column]
         counts = np.bincount(m, minlength=probs.size)
         return probs[m] / counts[m]
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        return {"maps": {c: m.tolist() for c, m in self.maps.items()}, "sizes": self.sizes}
+        out: dict[str, Any] = {"maps": {c: m.tolist() for c, m in self.maps.items()}, "sizes": self.sizes}
+        if self.weights:
+            out["weights"] = {c: w.tolist() for c, w in self.weights.items()}
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Compression:
         """Inverse of :meth:`to_json`."""
         return cls({c: np.asarray(m, dtype=np.int64) for c, m in data["maps"].items()},
-                   {c: int(n) for c, n in data["sizes"].items()})
+                   {c: int(n) for c, n in data["sizes"].items()},
+                   {c: np.asarray(w, dtype=np.float64) for c, w in data.get("weights", {}).items()})
