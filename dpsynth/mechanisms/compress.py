@@ -5,8 +5,8 @@ MST merges them into one "rare" cell per column before measuring 2-way marginals
 carry noise, and the model does not spread mass over noise. The mapping is a function of the
 noisy 1-way measurements only (post-processing), so it is public. Sampling expands a rare
 cell back to one of its values, with the post-processing random generator: uniformly, or
-(``weighted``) in proportion to the values' noisy 1-way counts clipped at 0 plus one half,
-which are public too and say more about a merged value than nothing.
+(``weighted``) in proportion to the values' noisy 1-way counts clipped at 0 plus one noise
+scale (public too; the added scale keeps noise-level counts close to a uniform split).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class Compression:
         A column is compressed only when at least two of its values are rare; columns in
         ``keep`` (e.g. those named by structural constraints) are never compressed. With
         ``weighted``, a rare cell later expands to its values in proportion to their noisy
-        counts clipped at 0, plus one half (uniformly when all are clipped alike).
+        counts clipped at 0 plus ``sigma`` (near-uniform when the counts are noise-level).
         """
         maps: dict[str, IntArray] = {}
         weights: dict[str, npt.NDArray[np.float64]] = {}
@@ -69,7 +69,7 @@ class Compression:
             maps[m.clique[0]] = new
             if weighted:
                 share = np.ones(m.values.size)
-                mass = np.clip(m.values[rare].astype(np.float64), 0.0, None) + 0.5
+                mass = np.clip(m.values[rare].astype(np.float64), 0.0, None) + m.sigma
                 share[rare] = mass / mass.sum()
                 weights[m.clique[0]] = share
         return cls(maps, dict(sizes), weights)
