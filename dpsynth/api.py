@@ -139,24 +139,24 @@ class Synthesizer:
         return evidence
 
     def sample_codes(self, rows: int, rng: np.random.Generator,
-                     conditions: Mapping[str, object] | None = None) -> np.ndarray:
-        """Sample integer codes (rows x modelled columns)."""
+                     conditions: Mapping[str, object] | None = None, *, independent: bool = False) -> np.ndarray:
+        """Sample integer codes (rows x modelled columns); see :meth:`sample` for ``independent``."""
         if rows < 0:
             raise ConfigError(f"rows ({rows}) must be >= 0")
         if self.model is not None:
             evidence = self._evidence(conditions)
             if self.compression is None:
-                return sample(self.model, rows, rng, evidence=evidence)
+                return sample(self.model, rows, rng, evidence=evidence, stratified=not independent)
             columns = list(self.model.domain.attrs)
             inner = self.compression.evidence(evidence) if evidence else None
-            codes = sample(self.model, rows, rng, evidence=inner)
+            codes = sample(self.model, rows, rng, evidence=inner, stratified=not independent)
             return self.compression.expand(codes, columns, rng, evidence, inplace=True)  # codes are ours
         if conditions:
             raise ConfigError(f"mechanism {self.mechanism!r} does not support conditions")
         return np.asarray(self.neural.sample(rows, rng), dtype=np.int64)
 
     def _rebalanced_codes(self, rows: int, rng: np.random.Generator,
-                          rebalance: Mapping[str, Mapping[object, float]]) -> np.ndarray:
+                          rebalance: Mapping[str, Mapping[object, float]], independent: bool) -> np.ndarray:
         if self.model is None:
             raise ConfigError(f"mechanism {self.mechanism!r} does not support rebalancing")
         if len(rebalance) != 1:
@@ -179,7 +179,8 @@ class Synthesizer:
             target[c] = (1 - given) * float(probs[c]) / mass if mass > 0 else 0.0
         codes = sorted(c for c, v in target.items() if v > 0)
         counts = rng.multinomial(rows, np.array([target[c] for c in codes]) / sum(target[c] for c in codes))
-        parts = [self.sample_codes(int(k), rng, {column: _Code(c)}) for c, k in zip(codes, counts) if k]
+        parts = [self.sample_codes(int(k), rng, {column: _Code(c)}, independent=independent)
+                 for c, k in zip(codes, counts) if k]
         if not parts:
             return np.zeros((0, len(self.schema.domain())), dtype=np.int64)
         stacked = np.concatenate(parts, axis=0)
@@ -187,7 +188,7 @@ class Synthesizer:
 
     def sample(self, rows: int | None = None, *, conditions: Mapping[str, object] | None = None,
                rebalance: Mapping[str, Mapping[object, float]] | None = None,
-               seed: int | None = None) -> pd.DataFrame:
+               seed: int | None = None, independent: bool = False) -> pd.DataFrame:
         """Draw synthetic rows (post-processing only).
 
         Args:
@@ -199,15 +200,20 @@ class Synthesizer:
                 proportions), each class from the model's conditional distribution. The
                 private answer to SMOTE-style oversampling.
             seed: Seed of the post-processing randomness (sampling, bin decoding).
+            independent: Draw independent rows. By default (graphical models) each clique's
+                values are drawn by systematic sampling within the rows that share its
+                separator, so every row follows the model but the sample's marginals carry
+                far less sampling noise (rows are exchangeable, not independent); DP-SGD
+                models always draw independent rows.
         """
         rng = np.random.default_rng(seed)
         n = self.estimated_rows if rows is None else int(rows)
         if rebalance:
             if conditions:
                 raise ConfigError("give conditions or rebalance, not both")
-            codes = self._rebalanced_codes(n, rng, rebalance)
+            codes = self._rebalanced_codes(n, rng, rebalance, independent)
         else:
-            codes = self.sample_codes(n, rng, conditions)
+            codes = self.sample_codes(n, rng, conditions, independent=independent)
         return decode(codes, self.schema, rng)
 
     def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:

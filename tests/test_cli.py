@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -173,3 +174,26 @@ def test_arrow_engine_refuses_csv_naming_the_alternative(tmp_path: Path, capsys:
     code, _, err = run(["fit", str(SAMPLE), "-s", str(SCHEMA), "-m", "mst", "--epsilon", "1",
                         "--engine", "arrow", "--out", str(tmp_path / "model")], capsys)
     assert code == 2 and "duckdb for CSV" in err and len(err.strip().splitlines()) == 1
+
+
+def test_sample_systematic_by_default_independent_on_request(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tmp_path / "model"
+    assert run(["fit", str(SAMPLE), "-s", str(SCHEMA), "-m", "mst", "--epsilon", "2", "--out", str(model)], capsys)[0] == 0
+    synth = dpsynth.load(model)
+    p = float(synth.model.probability(("sex",))[0])
+    rows = 10_000
+    binomial_sd = (rows * p * (1 - p)) ** 0.5  # ~47 rows
+
+    def female(seed: int, independent: bool) -> int:
+        return int((synth.sample(rows, seed=seed, independent=independent)["sex"] == "Female").sum())
+
+    systematic = np.array([female(s, False) for s in range(20)])
+    iid = np.array([female(s, True) for s in range(20)])
+    # Both are unbiased for the model's share; only independent rows carry binomial noise.
+    assert abs(iid.mean() - rows * p) < 4 * binomial_sd / 20**0.5
+    assert abs(systematic.mean() - rows * p) < 4 * binomial_sd / 20**0.5
+    assert 0.6 * binomial_sd < iid.std(ddof=1) < 1.5 * binomial_sd
+    assert systematic.std(ddof=1) < 0.3 * binomial_sd
+    out = tmp_path / "iid.csv"
+    code, _, _ = run(["sample", str(model), "--rows", "100", "--independent", "--seed", "1", "--out", str(out)], capsys)
+    assert code == 0 and len(pd.read_csv(out)) == 100

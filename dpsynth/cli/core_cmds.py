@@ -225,6 +225,8 @@ def sample_cmd(
     share: list[str] = typer.Option([], "--share", help="COLUMN=VALUE:SHARE to rebalance one column; repeat."),
     seed: Optional[int] = typer.Option(None, "--seed"),
     out: Path = typer.Option(..., "--out", help="Output .csv or .parquet"),
+    independent: bool = typer.Option(False, "--independent",
+                                     help="Independent rows instead of systematic sampling within the model's cliques."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Sample synthetic rows from a fitted model (post-processing: spends nothing)."""
@@ -234,7 +236,7 @@ def sample_cmd(
 
     synth = load(model)
     df = synth.sample(rows, conditions=_parse_conditions(condition) or None,
-                      rebalance=_parse_shares(share) or None, seed=seed)
+                      rebalance=_parse_shares(share) or None, seed=seed, independent=independent)
     write_frame(df, out)
     emit({"out": str(out), "rows": len(df)}, as_json=as_json)
 
