@@ -28,8 +28,8 @@ from test_backends_cases import (
 
 import dpsynth.backends.arrow as arrow_mod
 from dpsynth.backends.arrow import ArrowBackend
-from dpsynth.backends.duckdb import _normalise_frame
 from dpsynth.backends.factory import open_backend
+from dpsynth.backends.frames import normalise_frame
 from dpsynth.backends.numpy import NumpyBackend
 from dpsynth.encoding import encode
 from dpsynth.errors import ConfigError, PrivateAccessError, SchemaError
@@ -77,7 +77,7 @@ def test_typed_sources_match_numpy(frame: pd.DataFrame, batch: int, tmp_path_fac
     _assert_same(ArrowBackend(frame, SCHEMA, threads=2, batch_rows=batch).count(CLIQUES), _reference(frame))
     # A Parquet source: the same counts as the numpy engine on the file pandas reads back.
     path = tmp_path_factory.mktemp("typed") / "typed.parquet"
-    pq.write_table(pa.Table.from_pandas(_normalise_frame(frame), preserve_index=False), path, row_group_size=4)
+    pq.write_table(pa.Table.from_pandas(normalise_frame(frame), preserve_index=False), path, row_group_size=4)
     _assert_same(ArrowBackend(path, SCHEMA, batch_rows=batch).count(CLIQUES), _reference(pd.read_parquet(path)))
 
 
@@ -116,7 +116,7 @@ def test_person_bounding_chooses_the_numpy_rows() -> None:
 
 def test_one_pass_cache_order_sources_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     typed = fixed_typed_frame()
-    backend = ArrowBackend(pa.Table.from_pandas(_normalise_frame(typed), preserve_index=False), SCHEMA)
+    backend = ArrowBackend(pa.Table.from_pandas(normalise_frame(typed), preserve_index=False), SCHEMA)
     calls: list[int] = []
     real = backend._compute
     monkeypatch.setattr(backend, "_compute", lambda keys: calls.append(len(keys)) or real(keys))
@@ -151,7 +151,7 @@ def test_one_pass_cache_order_sources_and_errors(tmp_path: Path, monkeypatch: py
 
 
 def test_glob_source_and_the_input_is_untouched(tmp_path: Path) -> None:
-    typed = _normalise_frame(fixed_typed_frame(90))
+    typed = normalise_frame(fixed_typed_frame(90))
     _write_parts(typed, tmp_path / "parts", parts=4, row_group=7)
     before = {p.name: p.read_bytes() for p in (tmp_path / "parts").iterdir()}
     got = ArrowBackend(str(tmp_path / "parts" / "part-*.parquet"), SCHEMA, threads=2).count(CLIQUES)

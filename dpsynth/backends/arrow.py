@@ -35,6 +35,7 @@ import pandas as pd
 
 from dpsynth.backends.base import CachedCounts
 from dpsynth.backends.bounding import bound_contributions
+from dpsynth.backends.frames import normalise_frame
 from dpsynth.backends.tally import UnionPlan
 from dpsynth.encoding import encode_column
 from dpsynth.errors import ConfigError, SchemaError, require
@@ -158,9 +159,7 @@ class ArrowBackend(CachedCounts):
         unit = schema.privacy_unit
         self._pid = str(unit.column) if unit.kind == "person" else None
         if isinstance(source, pd.DataFrame):
-            from dpsynth.backends.duckdb import _normalise_frame
-
-            source = self._pa.Table.from_pandas(_normalise_frame(source), preserve_index=False)
+            source = self._pa.Table.from_pandas(normalise_frame(source), preserve_index=False)
         if isinstance(source, self._pa.Table):
             self._arrow_table = source
             fields = {f.name: f.type for f in source.schema}

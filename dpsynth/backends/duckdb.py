@@ -14,10 +14,8 @@ larger than memory. Counts are cached per marginal like
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 from collections.abc import Iterator
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +23,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from dpsynth.backends.frames import normalise_frame
 from dpsynth.backends.sql import DUCKDB, SQLBackend, missing_expr, source_kind
 from dpsynth.errors import ConfigError, require
-from dpsynth.schema import Schema, canonical_key
+from dpsynth.schema import Schema
 
 __all__ = ["DuckDBBackend"]
 
@@ -38,27 +37,6 @@ _PARQUET = (".parquet", ".pq")
 #: A cell text no CSV holds: DuckDB's own null detection is switched off with it, so that
 #: ``schema.missing_values`` alone decides which cells are null (as in ``read_frame``).
 _NO_NULL = "\x00dpsynth-no-null\x00"
-
-
-def _cell_text(v: object) -> str | None:
-    """Text of one cell of a mixed-type object column (what pandas would match on)."""
-    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
-        return None
-    if isinstance(v, str):
-        return v
-    if isinstance(v, (datetime, date)):
-        return v.isoformat()
-    return canonical_key(v)
-
-
-def _normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """Mixed-type object columns as text; other columns are scanned by DuckDB as they are."""
-    out = df.rename(columns=str)
-    for name in out.columns:
-        s = out[name]
-        if s.dtype == object and not all(isinstance(v, str) for v in s.dropna().unique()):
-            out[name] = pd.Series([_cell_text(v) for v in s], index=s.index, dtype=object)
-    return out
 
 
 class DuckDBBackend(SQLBackend):
@@ -121,7 +99,7 @@ class DuckDBBackend(SQLBackend):
     def _open(self, source: Any) -> str:
         """SQL selecting the raw source (CSV cells as text, after the missing-value rules)."""
         if isinstance(source, pd.DataFrame):
-            self._frame = _normalise_frame(source)
+            self._frame = normalise_frame(source)
             self._con.register("__dpsynth_frame", self._frame)
             return "SELECT * FROM __dpsynth_frame"
         if not isinstance(source, (str, Path)):
