@@ -35,6 +35,22 @@ def _coerce(df: Any, schema: Any) -> Any:
     return out
 
 
+def _refuse_audit_in_bundle(out: Path) -> None:
+    """Refuse (ConfigError, exit 2) an ``--out`` that is, or is inside, a release bundle.
+
+    The audit is computed on the real data and is confidential; a bundle is public. The
+    check is :mod:`dpsynth.evaluate`'s, run before any data are read; only its wording is
+    adapted to the audit.
+    """
+    from dpsynth.evaluate import _refuse_bundle
+
+    try:
+        _refuse_bundle(out)
+    except ConfigError as exc:
+        msg = str(exc).replace("evaluation output", "audit output", 1)
+        raise ConfigError(msg.replace("confidential evaluation", "confidential audit report", 1)) from None
+
+
 def audit_frames(real: Any, synthetic: Any, schema: Any, *, holdout: Any = None, policy: Any = None,
                  manifest: dict[str, Any] | None = None, quasi_identifiers: list[str] | None = None,
                  secrets: list[str] | None = None, n_attacks: int = 500, seed: int | None = None) -> Any:
@@ -79,6 +95,7 @@ def audit_cmd(
     from dpsynth.encoding import read_frame
     from dpsynth.schema import load_schema
 
+    _refuse_audit_in_bundle(out)
     s = load_schema(schema)
     if synthetic.is_dir():
         if manifest is None and (synthetic / "manifest.json").exists():
