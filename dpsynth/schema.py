@@ -87,6 +87,21 @@ class _Base(BaseModel):
     source: Source = Source.declared
     sources: dict[str, Source] = Field(default_factory=dict)
     description: str | None = None
+    dp_rho: float | None = Field(default=None, description=(
+        "zCDP cost (rho) spent outside dpsynth to derive this column's facts of source 'dp'; "
+        "required (> 0) exactly when the column has such a fact; fitting charges it"))
+
+    @model_validator(mode="after")
+    def _dp_cost(self) -> "_Base":
+        has_dp = Source.dp in self.fact_sources()
+        if self.dp_rho is not None and not (math.isfinite(self.dp_rho) and self.dp_rho > 0):
+            raise ValueError(f"column {self.name!r}: dp_rho must be a finite number > 0")
+        if has_dp and self.dp_rho is None:
+            raise ValueError(f"column {self.name!r}: source 'dp' needs dp_rho > 0 "
+                             "(the zCDP cost spent to derive it)")
+        if not has_dp and self.dp_rho is not None:
+            raise ValueError(f"column {self.name!r}: dp_rho is set but no fact has source 'dp'")
+        return self
 
     def fact_sources(self) -> set[Source]:
         """The sources of all of this column's facts."""
@@ -419,13 +434,30 @@ class Schema(BaseModel):
         """Names of columns with any fact marked ``private_inferred``."""
         return [c.name for c in self.columns if Source.private_inferred in c.fact_sources()]
 
+    def dp_fact_costs(self) -> list[tuple[str, float]]:
+        """``(column, rho)`` for every column with a fact of source ``dp``, in schema order.
+
+        dpsynth does not derive these facts itself; ``dp_rho`` is the zCDP cost the column's
+        DP facts were bought with elsewhere, which a fit must charge so that the released
+        guarantee covers it.
+        """
+        return [(c.name, float(c.dp_rho)) for c in self.columns if c.dp_rho is not None]
+
     def roles(self, role: Role) -> list[str]:
         """Names of modelled columns with the given role."""
         return [c.name for c in self.modelled if c.role == role]
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (defaults included)."""
-        return self.model_dump(mode="json")
+        """Plain JSON-ready dict (defaults included, except an unset ``dp_rho``).
+
+        Leaving out an unset ``dp_rho`` keeps :meth:`sha256` of a schema written before that
+        field existed unchanged, so older release bundles still verify.
+        """
+        data = self.model_dump(mode="json")
+        for col in data["columns"]:
+            if col.get("dp_rho") is None:
+                col.pop("dp_rho", None)
+        return data
 
     def sha256(self) -> str:
         """Hash of the canonical JSON form."""
@@ -477,6 +509,9 @@ def dump_schema(schema: Schema, path: str | Path | None = None) -> str:
         {"name": c["name"], "kind": schema.column(c["name"]).kind, **{k: v for k, v in c.items() if k != "name"}}
         for c in data["columns"]
     ]
+    for c in data["columns"]:  # integral numeric bounds are written as integers
+        if c["kind"] == "numeric" and all(float(b).is_integer() for b in c["bounds"]):
+            c["bounds"] = [int(b) for b in c["bounds"]]
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     if path is not None:
         from dpsynth.atomic import write_text_atomic

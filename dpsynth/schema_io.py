@@ -8,6 +8,7 @@ it derived ``private_inferred``.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from typing import Any, Mapping
 
@@ -29,7 +30,8 @@ from dpsynth.schema import (
     parse_schema,
 )
 
-__all__ = ["from_pgm_domain", "from_sdv", "to_sdv", "draft_schema", "MIN_CATEGORY_COUNT"]
+__all__ = ["from_pgm_domain", "from_sdv", "to_sdv", "draft_schema", "grid_bounds", "datetime_grid_bounds",
+           "MIN_CATEGORY_COUNT"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ _ID_NAME = re.compile(r"(^|[_\W])(id|uuid|guid|ssn|e-?mail|phone|tel|name|surnam
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 _PHONE = re.compile(r"^\+?[\d\s().-]{7,}$")
 _SSN = re.compile(r"^\d{3}-\d{2}-\d{4}$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}([T ][\d:.]*)?([+-]\d{2}:?\d{2}|Z)?$")
 
 
 def from_pgm_domain(domain: Mapping[str, int]) -> Schema:
@@ -121,19 +124,65 @@ def _looks_identifier(name: str, s: pd.Series) -> bool:
     distinct = nonnull.nunique() / max(len(nonnull), 1)
     sample = nonnull.head(200)
     patterned = any(sample.str.match(p).mean() > 0.8 for p in (_EMAIL, _SSN))
-    phone = sample.str.match(_PHONE).mean() > 0.8 and sample.str.count(r"\d").mean() >= 7
+    dates = pd.api.types.is_datetime64_any_dtype(s) or sample.str.match(_ISO_DATE).mean() > 0.8
+    phone = not dates and sample.str.match(_PHONE).mean() > 0.8 and sample.str.count(r"\d").mean() >= 7
     named = bool(_ID_NAME.search(name))
     free_text = sample.str.len().mean() > 40 and distinct > 0.5
     return patterned or phone or free_text or (distinct > 0.9 and len(nonnull) >= 20) or (named and distinct > 0.5)
 
 
+def grid_bounds(lo: float, hi: float) -> tuple[int, int]:
+    """Bounds rounded outward to a coarse public grid (a power of ten), hiding the extremes.
+
+    The step is ``10 ** floor(log10(max(|lo|, |hi|, 1)))``, so ``[3, 987654.321]`` becomes
+    ``[0, 1000000]``. A bound equals a data value only when that value lies on the grid.
+    """
+    m = max(abs(lo), abs(hi), 1.0)
+    step = 10 ** math.floor(math.log10(m))
+    while step * 10 <= m:  # guard log10 rounding
+        step *= 10
+    while step > m:
+        step //= 10
+    g_lo, g_hi = math.floor(lo / step) * step, math.ceil(hi / step) * step
+    while g_lo > lo:
+        g_lo -= step
+    while g_hi < hi:
+        g_hi += step
+    if g_lo == g_hi:
+        g_hi += step
+    return int(g_lo), int(g_hi)
+
+
+def datetime_grid_bounds(lo: pd.Timestamp, hi: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Datetime bounds rounded outward to whole years, or whole months for spans under two years.
+
+    Years: 1 January of the earliest value's year to 1 January of the year after the latest
+    value's year. Months (when the data span less than 730 days): the first of the earliest
+    value's month to the first of the month after the latest value's month.
+    """
+    tz = lo.tz
+    if (hi - lo) >= pd.Timedelta(days=730):
+        return pd.Timestamp(year=lo.year, month=1, day=1, tz=tz), pd.Timestamp(year=hi.year + 1, month=1, day=1, tz=tz)
+    nxt_year, nxt_month = (hi.year + 1, 1) if hi.month == 12 else (hi.year, hi.month + 1)
+    return (pd.Timestamp(year=lo.year, month=lo.month, day=1, tz=tz),
+            pd.Timestamp(year=nxt_year, month=nxt_month, day=1, tz=tz))
+
+
+def _draft_datetime(base: dict[str, Any], dt: pd.Series) -> dict[str, Any]:
+    lo, hi = datetime_grid_bounds(dt.min(), dt.max())
+    return {**base, "kind": "datetime", "bounds": [lo.isoformat(), hi.isoformat()], "granularity": "day"}
+
+
 def draft_schema(df: pd.DataFrame, *, name: str | None = None) -> tuple[Schema, list[str]]:
     """Propose a schema by reading the data. NOT PRIVATE: every derived fact is marked.
 
-    Likely direct identifiers (nearly unique values; e-mail, phone or SSN-like text; id-like
-    names) and free text become ``identifier`` columns, and their values are never copied.
-    Categories seen fewer than :data:`MIN_CATEGORY_COUNT` times are not copied either; the
-    column gets an ``other`` bucket instead.
+    No single record's value is copied: numeric bounds are rounded outward to a power-of-ten
+    grid (:func:`grid_bounds`), datetime bounds to whole years or months
+    (:func:`datetime_grid_bounds`), and every modelled column is drafted ``nullable`` whether
+    or not the data hold nulls. Likely direct identifiers (nearly unique values; e-mail, phone
+    or SSN-like text; id-like names) and free text become ``identifier`` columns, and their
+    values are never copied. Categories seen fewer than :data:`MIN_CATEGORY_COUNT` times are
+    not copied either; the column gets an ``other`` bucket instead.
 
     Returns:
         The schema and a list of human-readable notes (no data values in them).
@@ -144,12 +193,17 @@ def draft_schema(df: pd.DataFrame, *, name: str | None = None) -> tuple[Schema, 
     for col in df.columns:
         name_c = str(col)
         s = df[col]
-        base: dict[str, Any] = {"name": name_c, "nullable": bool(s.isna().any()), "source": inferred}
+        base: dict[str, Any] = {"name": name_c, "nullable": True, "source": inferred}
         if _looks_identifier(name_c, s):
             cols.append({**base, "kind": "identifier", "nullable": False})
             notes.append(f"{name_c}: looks like a direct identifier or free text; it will not be modelled")
             continue
         nonnull = s.dropna()
+        if len(nonnull) and pd.api.types.is_datetime64_any_dtype(s):
+            cols.append(_draft_datetime(base, nonnull))
+            notes.append(f"{name_c}: datetime bounds were read from the data and widened to whole years "
+                         "or months (private); declare public bounds")
+            continue
         as_num = pd.to_numeric(nonnull, errors="coerce")
         keys = nonnull.map(canonical_key)
         if len(nonnull) and set(keys.str.lower().unique()) <= {"true", "false", "yes", "no"}:
@@ -157,24 +211,21 @@ def draft_schema(df: pd.DataFrame, *, name: str | None = None) -> tuple[Schema, 
             continue
         if len(nonnull) and as_num.notna().mean() > 0.98 and keys.nunique() > 12:
             vals = as_num.dropna()
-            lo, hi = float(vals.min()), float(vals.max())
-            if lo == hi:
-                hi = lo + 1
+            lo, hi = grid_bounds(float(vals.min()), float(vals.max()))
             is_int = bool(np.all(np.isclose(vals, np.round(vals))))
             spec: dict[str, Any] = {**base, "kind": "numeric", "dtype": "int" if is_int else "float", "bounds": [lo, hi]}
             if not (is_int and hi - lo + 1 <= 64):
                 spec["bins"] = 32
             cols.append(spec)
-            notes.append(f"{name_c}: numeric bounds were read from the data (private); declare public bounds")
+            notes.append(f"{name_c}: numeric bounds were read from the data and rounded outward to a power "
+                         "of ten (private); declare public bounds")
             continue
-        if len(nonnull) and s.dtype == object:
+        if len(nonnull) and (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
             dt = pd.to_datetime(nonnull, errors="coerce", utc=False, format="mixed")
             if dt.notna().mean() > 0.98 and as_num.notna().mean() < 0.5:
-                lo_t, hi_t = dt.min(), dt.max()
-                if lo_t == hi_t:
-                    hi_t = lo_t + pd.Timedelta(days=1)
-                cols.append({**base, "kind": "datetime", "bounds": [lo_t.isoformat(), hi_t.isoformat()], "granularity": "day"})
-                notes.append(f"{name_c}: datetime bounds were read from the data (private)")
+                cols.append(_draft_datetime(base, dt.dropna()))
+                notes.append(f"{name_c}: datetime bounds were read from the data and widened to whole years "
+                             "or months (private); declare public bounds")
                 continue
         counts = keys.value_counts()
         kept = sorted(str(k) for k, v in counts.items() if v >= MIN_CATEGORY_COUNT)
@@ -189,6 +240,8 @@ def draft_schema(df: pd.DataFrame, *, name: str | None = None) -> tuple[Schema, 
     schema = parse_schema({"name": name, "columns": cols}, "draft")
     notes.insert(0, "This schema was read off the data and is NOT differentially private: every derived "
                  "fact is marked private_inferred. Replace them with public facts before fitting.")
+    notes.insert(1, "every modelled column is drafted nullable (nulls were not looked up); set "
+                 "nullable: false where the public definition of the data rules nulls out")
     return schema, notes
 
 
