@@ -40,11 +40,14 @@ from typing import Any
 import numpy as np
 
 from dpsynth.accountant import Accountant
+from dpsynth.backends.numpy import NumpyBackend
 from dpsynth.budget import ApproxDP
 from dpsynth.encoding import encode, read_frame
 from dpsynth.events import GaussianEvent
+from dpsynth.gate import PrivateData
 from dpsynth.neural import NeuralConfig, fit_neural
 from dpsynth.noise import discrete_gaussian
+from dpsynth.randomness import MechanismKey
 from dpsynth.schema import load_schema
 from dpsynth.table import Table
 
@@ -174,7 +177,6 @@ def run_ours(kind: str, eps: float, seed: int, args: argparse.Namespace, schema:
         notes = f"rows={n}"
     elif kind in ("mst", "aim"):
         from dpsynth import api
-        from dpsynth.backends.numpy import NumpyBackend
 
         model = api.fit(NumpyBackend(train), schema, mechanism=kind,  # type: ignore[arg-type]
                         epsilon=eps, delta=args.delta, seed=seed)
@@ -191,7 +193,9 @@ def run_ours(kind: str, eps: float, seed: int, args: argparse.Namespace, schema:
                            init_from_marginals=None if args.vae_init == "default"
                            else args.vae_init == "on",
                            kl_warmup=args.vae_kl_warmup if vae else None)
-        model = fit_neural(kind, train, schema, accountant=acc, config=cfg, seed=seed)
+        # Training randomness comes from a fresh secret key; ``seed`` drives sampling only.
+        gate = PrivateData(NumpyBackend(train), acc, sensitivity=1.0)
+        model = fit_neural(kind, gate, schema, key=MechanismKey.fresh(), config=cfg)
         row["fit_s"] = time.perf_counter() - t0
         raw = model.sample(model.estimated_rows, np.random.default_rng(rng.integers(2**32)),
                            calibrate=False)

@@ -6,13 +6,19 @@ import numpy as np
 import pytest
 
 from dpsynth.accountant import Accountant
+from dpsynth.backends.numpy import NumpyBackend
 from dpsynth.budget import ZCDP, ApproxDP
 from dpsynth.errors import BudgetExceededError, ConfigError
 from dpsynth.events import GaussianEvent
+from dpsynth.gate import PrivateData
 from dpsynth.neural.calibrate import calibrated_sample, measure_one_way, rake_weights
 from dpsynth.table import Table
 
 pytestmark = pytest.mark.neural
+
+
+def _gate(table: Table, accountant: Accountant) -> PrivateData:
+    return PrivateData(NumpyBackend(table), accountant, sensitivity=1.0)
 
 
 def _weighted(codes: np.ndarray, w: np.ndarray, j: int, size: int) -> np.ndarray:
@@ -77,7 +83,7 @@ def test_measure_one_way_charges_each_column_and_estimates_the_count() -> None:
     codes = np.stack([rng.integers(0, 4, 20000), rng.integers(0, 30, 20000)], axis=1)
     table = Table(("x", "y"), (4, 30), codes)
     acc = Accountant(ApproxDP(1.0, 1e-6))
-    out = measure_one_way(table, rho=0.02, accountant=acc, label="t: 1-way")
+    out = measure_one_way(_gate(table, acc), rho=0.02, label="t: 1-way")
     events = [e.event for e in acc.ledger]
     assert [type(e) for e in events] == [GaussianEvent, GaussianEvent]
     assert [e.label for e in events] == ["t: 1-way x", "t: 1-way y"]
@@ -88,8 +94,8 @@ def test_measure_one_way_charges_each_column_and_estimates_the_count() -> None:
     assert np.allclose(out.marginals[0], np.bincount(codes[:, 0]) / 20000, atol=0.005)
     assert all(m.sum() == pytest.approx(1.0, abs=1e-5) for m in out.marginals)
     with pytest.raises(BudgetExceededError):
-        measure_one_way(table, rho=5.0, accountant=acc, label="t: 1-way")
+        measure_one_way(_gate(table, acc), rho=5.0, label="t: 1-way")
     assert len(acc.ledger) == 2  # refused before any charge or count
     empty = Table(("x",), (3,), np.zeros((0, 1), dtype=np.int64))
-    out = measure_one_way(empty, rho=0.5, accountant=Accountant(ZCDP(1.0)), label="e")
+    out = measure_one_way(_gate(empty, Accountant(ZCDP(1.0))), rho=0.5, label="e")
     assert out.marginals[0].sum() == pytest.approx(1.0, abs=1e-5) and out.n_estimate >= 0

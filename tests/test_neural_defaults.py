@@ -7,13 +7,16 @@ import pandas as pd
 import pytest
 
 from dpsynth.accountant import Accountant
+from dpsynth.backends.numpy import NumpyBackend
 from dpsynth.budget import ApproxDP
 from dpsynth.encoding import encode
 from dpsynth.errors import ConfigError
+from dpsynth.gate import PrivateData
 from dpsynth.neural import fit_neural
 from dpsynth.neural.data import layout_of_schema
 from dpsynth.neural.train import MODEL_DEFAULTS, ModelSettings, NeuralConfig
 from dpsynth.neural.vae import PROB_FLOOR, marginal_bias
+from dpsynth.randomness import MechanismKey
 from dpsynth.schema import parse_schema
 
 pytestmark = [pytest.mark.neural, pytest.mark.filterwarnings("ignore:First batch is empty")]
@@ -110,8 +113,8 @@ def _fit(table, **kwargs):  # type: ignore[no-untyped-def]
     pytest.importorskip("torch")
     pytest.importorskip("opacus")
     cfg = NeuralConfig(epochs=1, batch_size=40, hidden=(8,), threads=1, **kwargs)
-    return fit_neural("dpvae", table, SCHEMA, accountant=Accountant(ApproxDP(3.0, 1e-6)),
-                      config=cfg, seed=2)
+    gate = PrivateData(NumpyBackend(table), Accountant(ApproxDP(3.0, 1e-6)), sensitivity=1.0)
+    return fit_neural("dpvae", gate, SCHEMA, key=MechanismKey.for_audit("defaults"), config=cfg)
 
 
 def test_default_vae_fit_uses_the_vae_settings_and_records_them(table) -> None:  # type: ignore[no-untyped-def]

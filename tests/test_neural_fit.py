@@ -15,10 +15,12 @@ torch.set_num_threads(1)  # small MLPs: one thread is fastest on a shared 2-core
 
 import dpsynth.neural.vae as vae_module
 from dpsynth.accountant import Accountant
+from dpsynth.backends.numpy import NumpyBackend
 from dpsynth.budget import ZCDP, ApproxDP
 from dpsynth.encoding import decode, encode
 from dpsynth.errors import BudgetExceededError, ConfigError
 from dpsynth.events import GaussianEvent, SubsampledGaussianEvent
+from dpsynth.gate import PrivateData
 from dpsynth.neural import (
     NeuralConfig,
     NeuralModel,
@@ -28,6 +30,7 @@ from dpsynth.neural import (
     load_neural,
     save_neural,
 )
+from dpsynth.randomness import MechanismKey
 from dpsynth.schema import parse_schema
 
 pytestmark = [
@@ -49,7 +52,12 @@ SCHEMA = parse_schema(
         ]
     }
 )
+KEY = MechanismKey.for_audit("tests/test_neural_fit")
 SMALL = NeuralConfig(epochs=2, batch_size=40, hidden=(16,), latent_dim=4, threads=1)
+
+
+def _gate(table, accountant: Accountant) -> PrivateData:  # type: ignore[no-untyped-def]
+    return PrivateData(NumpyBackend(table), accountant, sensitivity=1.0)
 
 
 def _frame(n: int, seed: int = 0) -> pd.DataFrame:
@@ -78,7 +86,7 @@ def models(table):  # type: ignore[no-untyped-def]
     out = {}
     for kind in ("dpvae", "dpgan"):
         acc = Accountant(ApproxDP(3.0, 1e-6))
-        out[kind] = (fit_neural(kind, table, SCHEMA, accountant=acc, config=SMALL, seed=5), acc)
+        out[kind] = (fit_neural(kind, _gate(table, acc), SCHEMA, key=KEY, config=SMALL), acc)
     return out
 
 
@@ -117,14 +125,12 @@ def test_dpsgd_is_charged_once_before_the_first_step(table, monkeypatch) -> None
         return original(*args, **kwargs)
 
     monkeypatch.setattr(vae_module, "train_vae", spy)
-    fit_neural("dpvae", table, SCHEMA, accountant=acc, config=SMALL, seed=1)
+    fit_neural("dpvae", _gate(table, acc), SCHEMA, key=KEY, config=SMALL)
     assert seen == [["GaussianEvent"] * 4 + ["SubsampledGaussianEvent"]]
     assert len(acc.ledger) == 5
 
 
 def test_each_marginal_is_charged_before_it_is_counted(table, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from dpsynth.backends.numpy import NumpyBackend
-
     acc = Accountant(ApproxDP(2.0, 1e-6))
     seen: list[tuple[tuple[tuple[str, ...], ...], int]] = []
     original = NumpyBackend.count
@@ -134,14 +140,12 @@ def test_each_marginal_is_charged_before_it_is_counted(table, monkeypatch) -> No
         return original(self, cliques)
 
     monkeypatch.setattr(NumpyBackend, "count", spy)
-    fit_neural("dpvae", table, SCHEMA, accountant=acc, config=SMALL, seed=1)
+    fit_neural("dpvae", _gate(table, acc), SCHEMA, key=KEY, config=SMALL)
     assert seen == [((("color",),), 1), ((("size",),), 2), ((("flag",),), 3), ((("amount",),), 4)]
     assert acc.epsilon() == pytest.approx(1.99, abs=0.01)
 
 
 def test_one_way_marginals_that_do_not_fit_are_refused_before_any_count(table, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from dpsynth.backends.numpy import NumpyBackend
-
     def boom(self, cliques):  # type: ignore[no-untyped-def]
         raise AssertionError("counted although the charge does not fit")
 
@@ -150,7 +154,7 @@ def test_one_way_marginals_that_do_not_fit_are_refused_before_any_count(table, m
     config = NeuralConfig(epochs=1, batch_size=40, hidden=(8,), latent_dim=2, epsilon=2.0,
                           marginal_share=0.9)
     with pytest.raises(BudgetExceededError):
-        fit_neural("dpvae", table, SCHEMA, accountant=acc, config=config, seed=0)
+        fit_neural("dpvae", _gate(table, acc), SCHEMA, key=KEY, config=config)
     assert acc.ledger == ()
 
 
@@ -159,7 +163,7 @@ def test_overspend_is_refused_before_training(table) -> None:  # type: ignore[no
     calls: list[tuple[int, int]] = []
     config = NeuralConfig(epochs=1, batch_size=40, hidden=(8,), latent_dim=2, epsilon=2.0)
     with pytest.raises(BudgetExceededError):
-        fit_neural("dpvae", table, SCHEMA, accountant=acc, config=config, seed=0,
+        fit_neural("dpvae", _gate(table, acc), SCHEMA, key=KEY, config=config,
                    progress=lambda a, b: calls.append((a, b)))
     assert calls == []
     assert not any(isinstance(e.event, SubsampledGaussianEvent) for e in acc.ledger)
@@ -168,16 +172,16 @@ def test_overspend_is_refused_before_training(table) -> None:  # type: ignore[no
 def test_fit_dpvae_spends_at_most_the_requested_epsilon(table) -> None:  # type: ignore[no-untyped-def]
     acc = Accountant(ApproxDP(5.0, 1e-6))
     epochs: list[tuple[int, int]] = []
-    model = fit_dpvae(table, SCHEMA, accountant=acc, epsilon=1.0, delta=1e-6, epochs=2,
-                      batch_size=100, rng_seed=3, progress=lambda a, b: epochs.append((a, b)))
+    model = fit_dpvae(_gate(table, acc), SCHEMA, key=KEY, epsilon=1.0, delta=1e-6, epochs=2,
+                      batch_size=100, progress=lambda a, b: epochs.append((a, b)))
     assert epochs == [(1, 2), (2, 2)]
     assert 0.98 <= acc.epsilon() <= 1.0
     assert len(acc.ledger) == 5  # 4 marginals (25% of rho) + DP-SGD
     assert isinstance(model, NeuralModel) and model.kind == "dpvae"
     # marginal_share=0: the former path, 2% of the fit's rho on one noisy count.
     acc = Accountant(ApproxDP(5.0, 1e-6))
-    model = fit_dpvae(table, SCHEMA, accountant=acc, epsilon=1.0, delta=1e-6, epochs=1,
-                      batch_size=100, rng_seed=3, marginal_share=0.0)
+    model = fit_dpvae(_gate(table, acc), SCHEMA, key=KEY, epsilon=1.0, delta=1e-6, epochs=1,
+                      batch_size=100, marginal_share=0.0)
     assert [type(e.event) for e in acc.ledger] == [GaussianEvent, SubsampledGaussianEvent]
     count = acc.ledger[0].event
     assert isinstance(count, GaussianEvent)
@@ -192,13 +196,13 @@ def test_given_n_estimate_skips_the_count_and_zcdp_budget_is_refused(table) -> N
     acc = Accountant(ApproxDP(1.0, 1e-6))
     cfg = NeuralConfig(epochs=1, batch_size=50, hidden=(8,), latent_dim=2, n_estimate=500,
                        marginal_share=0.0)
-    model = fit_neural("dpgan", table, SCHEMA, accountant=acc, config=cfg, seed=0)
+    model = fit_neural("dpgan", _gate(table, acc), SCHEMA, key=KEY, config=cfg)
     assert [type(e.event) for e in acc.ledger] == [SubsampledGaussianEvent]
     assert model.estimated_rows == 500 and model.privacy["sample_rate"] == 0.1
     with pytest.raises(ConfigError, match="ApproxDP"):
-        fit_neural("dpvae", table, SCHEMA, accountant=Accountant(ZCDP(0.5)), config=cfg, seed=0)
+        fit_neural("dpvae", _gate(table, Accountant(ZCDP(0.5))), SCHEMA, key=KEY, config=cfg)
     with pytest.raises(ConfigError, match="kind"):
-        fit_neural("gpt", table, SCHEMA, accountant=acc, config=cfg, seed=0)  # type: ignore[arg-type]
+        fit_neural("gpt", _gate(table, acc), SCHEMA, key=KEY, config=cfg)  # type: ignore[arg-type]
 
 
 def test_empty_and_tiny_tables_fit_without_error() -> None:
@@ -206,7 +210,7 @@ def test_empty_and_tiny_tables_fit_without_error() -> None:
         t = encode(_frame(n), SCHEMA)
         acc = Accountant(ApproxDP(1.0, 1e-6))
         cfg = NeuralConfig(epochs=1, batch_size=2, hidden=(8,), latent_dim=2, n_estimate=100)
-        model = fit_neural("dpvae", t, SCHEMA, accountant=acc, config=cfg, seed=0)
+        model = fit_neural("dpvae", _gate(t, acc), SCHEMA, key=KEY, config=cfg)
         assert model.sample(10, np.random.default_rng(0)).shape == (10, 4)
 
 
@@ -264,11 +268,29 @@ def test_corrupt_or_foreign_model_dirs_are_refused(tmp_path: Path) -> None:
 def test_non_table_input_and_mismatched_schema_are_config_errors(table) -> None:  # type: ignore[no-untyped-def]
     acc = Accountant(ApproxDP(1.0, 1e-6))
     with pytest.raises(ConfigError, match="row-level"):
-        fit_dpgan(object(), SCHEMA, accountant=acc, epsilon=1.0, delta=1e-6)
+        fit_dpgan(object(), SCHEMA, key=KEY, epsilon=1.0, delta=1e-6)  # type: ignore[arg-type]
     other = parse_schema({"columns": [{"name": "x", "kind": "boolean"}]})
     with pytest.raises(ConfigError, match="domain"):
-        fit_neural("dpvae", table, other, accountant=acc, config=SMALL, seed=0)
+        fit_neural("dpvae", _gate(table, acc), other, key=KEY, config=SMALL)
     assert acc.ledger == ()  # nothing charged for configuration errors
+
+
+def test_person_level_gates_and_schemas_are_refused_before_any_charge(table) -> None:  # type: ignore[no-untyped-def]
+    acc = Accountant(ApproxDP(1.0, 1e-6))
+    person = PrivateData(NumpyBackend(table), acc, sensitivity=3.0)  # max_rows = 3 per person
+    with pytest.raises(ConfigError, match="row privacy unit"):
+        fit_neural("dpvae", person, SCHEMA, key=KEY, config=SMALL)
+    assert acc.ledger == ()
+
+
+@pytest.mark.parametrize("kind", ["dpvae", "dpgan"])
+def test_privacy_record_names_the_three_sources_of_randomness(models, kind) -> None:  # type: ignore[no-untyped-def]
+    privacy = models[kind][0].privacy
+    assert "noise_rng" not in privacy and "seed" not in privacy
+    assert "Opacus" in privacy["dp_noise"] and "secure_mode on" in privacy["dp_noise"]
+    assert "Poisson-subsampled Gaussian" in privacy["accounting"]
+    assert "per-run secret key" in privacy["training_randomness"]
+    assert "never the user's seed" in privacy["training_randomness"]
 
 
 def _l1_to_marginals(codes: np.ndarray, model: NeuralModel) -> float:

@@ -1,6 +1,7 @@
 """DP-SGD generators (DP-VAE, DP-GAN): the fit functions, charged to the dpsynth accountant.
 
-A fit reads private data in two phases, each after a charge to the accountant: (1) by default,
+A fit reads private data only through the private-data gate
+(:class:`~dpsynth.gate.PrivateData`), in two phases, each after a charge: (1) by default,
 a discrete-Gaussian noisy 1-way marginal of every column (one
 :class:`~dpsynth.events.GaussianEvent` each), whose sums give the DP row estimate that fixes
 the Poisson sample rate ``q = batch_size / n_noisy`` and the default output size, and whose
@@ -10,6 +11,11 @@ instead); (2) DP-SGD training, charged up front as ONE
 overshooting) so that everything composes within the target epsilon. The exact row count
 never enters a privacy parameter.
 
+Training randomness (initial weights, Poisson sampling, the VAE's reparameterisation noise,
+the GAN's generator noise) is in-mechanism randomness from the run's secret
+:class:`~dpsynth.randomness.MechanismKey`; a fit takes no user seed. The user's seed is used
+only at sampling time (:meth:`NeuralModel.sample`'s ``rng``).
+
 Importing this package does not import torch; fitting or sampling without the ``neural``
 extra raises :class:`~dpsynth.errors.MissingDependencyError`.
 """
@@ -18,14 +24,13 @@ from __future__ import annotations
 
 import logging
 import math
-import secrets
 import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from dpsynth.errors import BudgetExceededError, ConfigError, require
-from dpsynth.neural.data import OneHotLayout, layout_of_schema
+from dpsynth.neural.data import OneHotLayout, check_table, layout_of_schema
 from dpsynth.neural.io import NeuralModel, load_neural, save_neural
 from dpsynth.neural.train import (
     DPSGDPlan,
@@ -34,11 +39,13 @@ from dpsynth.neural.train import (
     plan_dpsgd,
     torch_threads,
 )
-from dpsynth.table import Table
 
 if TYPE_CHECKING:  # pragma: no cover
     from dpsynth.accountant import Accountant
+    from dpsynth.gate import PrivateData
+    from dpsynth.randomness import MechanismKey
     from dpsynth.schema import Schema
+    from dpsynth.table import Table
 
 __all__ = [
     "DPSGDPlan",
@@ -52,22 +59,40 @@ __all__ = [
     "load_neural",
     "plan_dpsgd",
     "save_neural",
-    "table_of",
 ]
 
 log = logging.getLogger(__name__)
 
-def table_of(table_or_backend: object) -> Table:
-    """The in-memory table of a Table or a numpy backend (DP-SGD needs row access)."""
-    if isinstance(table_or_backend, Table):
-        return table_or_backend
-    inner = getattr(table_or_backend, "_table", None)  # the in-memory numpy backend
-    if isinstance(inner, Table):
-        return inner
-    raise ConfigError(
-        f"DP-SGD needs row-level access: pass a Table or a numpy backend, not "
-        f"{type(table_or_backend).__name__}"
-    )
+#: What the privacy record says about randomness (DESIGN.md §2 rule 8).
+_DP_NOISE = ("Opacus floating-point Gaussian noise on the clipped-gradient sum, from a "
+             "torch.Generator seeded from the OS CSPRNG (never stored)")
+_ACCOUNTING = ("RDP of the Poisson-subsampled Gaussian mechanism (one SubsampledGaussianEvent "
+               "for all steps), composed with the Gaussian measurements of this fit")
+_TRAINING_RANDOMNESS = ("per-run secret key (initial weights, Poisson sampling, latent and "
+                        "Gumbel noise); never the user's seed, never stored")
+
+
+def _check_gate(kind: str, data: object, schema: Schema) -> OneHotLayout:
+    """The layout, after refusing a non-gate, a mismatched domain or a person-level unit."""
+    from dpsynth.gate import PrivateData
+
+    if not isinstance(data, PrivateData):
+        raise ConfigError(
+            f"{kind} reads private data through a PrivateData gate (row-level access via the "
+            f"numpy engine), not {type(data).__name__}"
+        )
+    layout = layout_of_schema(schema)
+    domain = data.domain
+    if tuple(domain) != layout.columns or tuple(domain.values()) != layout.sizes:
+        raise ConfigError(
+            "the data's columns and domain sizes must equal the schema's modelled columns "
+            f"({len(layout.columns)} columns)"
+        )
+    if schema.privacy_unit.kind != "row" or data.sensitivity != 1.0:
+        raise ConfigError(
+            f"{kind} supports the row privacy unit only (DP-SGD clips per row, not per person)"
+        )
+    return layout
 
 
 def _session_rdp(accountant: Accountant) -> np.ndarray[Any, np.dtype[np.float64]]:
@@ -81,34 +106,34 @@ def _session_rdp(accountant: Accountant) -> np.ndarray[Any, np.dtype[np.float64]
 
 def fit_neural(
     kind: Literal["dpvae", "dpgan"],
-    table: Table,
+    data: PrivateData,
     schema: Schema,
     *,
-    accountant: Accountant,
+    key: MechanismKey,
     config: NeuralConfig,
-    seed: int | None,
     progress: Progress | None = None,
     delta: float | None = None,
 ) -> NeuralModel:
-    """Fit a DP-VAE or DP-GAN; charge the accountant before each read of private data.
+    """Fit a DP-VAE or DP-GAN; every read of private data goes through ``data``, charged first.
 
-    Steps: (1) with ``config.marginal_share > 0``, charge one :class:`GaussianEvent` per
-    column (together ``marginal_share`` of this fit's rho) and measure noisy 1-way marginals;
-    their sums give the row estimate. Otherwise, unless ``config.n_estimate`` is given, charge
-    ``config.count_share`` of the rho and measure a noisy row count. (2) From that estimate
-    alone, fix q, steps and the smallest noise multiplier that keeps the composition (session
-    ledger, if targeting the remaining budget, + step 1 + DP-SGD) within the target epsilon;
-    (3) charge ONE :class:`SubsampledGaussianEvent`; (4) train. The target is ``config.epsilon`` for this fit, or (if ``None``) everything the
-    accountant's budget has left.
+    Steps: (1) with ``config.marginal_share > 0``, ``data.measure`` one Gaussian event per
+    column (together ``marginal_share`` of this fit's rho) for noisy 1-way marginals; their
+    sums give the row estimate. Otherwise, unless ``config.n_estimate`` is given,
+    ``data.measure_total`` spends ``config.count_share`` of the rho on a noisy row count.
+    (2) From that estimate alone, fix q, steps and the smallest noise multiplier that keeps the
+    composition (session ledger, if targeting the remaining budget, + step 1 + DP-SGD) within
+    the target epsilon; (3) ``data.train`` charges ONE :class:`SubsampledGaussianEvent` and
+    then hands the rows to the trainer. The target is ``config.epsilon`` for this fit, or (if
+    ``None``) everything the accountant's budget has left.
 
     Args:
         kind: ``"dpvae"`` or ``"dpgan"``.
-        table: The encoded private table (its domain must equal the schema's).
+        data: The private-data gate (row-level unit, numpy engine); its domain must equal the
+            schema's modelled columns. Its accountant needs an ApproxDP budget.
         schema: The public schema.
-        accountant: Charged before any private read; needs an ApproxDP budget.
+        key: The run's secret: seeds all training-time randomness (initial weights, Poisson
+            sampling, latent/Gumbel noise). Never the user's seed.
         config: Public fit settings.
-        seed: Seeds post-processing randomness only (initialisation, latent noise); ``None``
-            draws one from the OS.
         progress: Per-epoch callback ``(epochs_done, epochs_total)``.
         delta: Delta for calibration (default: the accountant budget's delta).
 
@@ -116,26 +141,21 @@ def fit_neural(
         The fitted model (no training rows inside).
 
     Raises:
-        ConfigError: Unknown kind, schema/table mismatch, person-level unit, non-ApproxDP
-            budget, or a network without exact per-sample gradients.
+        ConfigError: Unknown kind, a non-gate ``data``, schema/data mismatch, person-level
+            unit, non-ApproxDP budget, an engine without row access, or a network without
+            exact per-sample gradients.
         BudgetExceededError: If a charge does not fit; nothing was measured for it.
     """
     from dpsynth.budget import ApproxDP, epsilon_to_rho
     from dpsynth.events import GaussianEvent, SubsampledGaussianEvent
-    from dpsynth.neural.data import check_table, layout_of_schema, one_hot
-    from dpsynth.noise import discrete_gaussian
     from dpsynth.rdp import DEFAULT_ORDERS
 
     if kind not in ("dpvae", "dpgan"):
         raise ConfigError(f"kind ({kind!r}) must be 'dpvae' or 'dpgan'")
     require("torch", "neural")
     require("opacus", "neural")
-    layout = layout_of_schema(schema)
-    check_table(table, layout)
-    if schema.privacy_unit.kind != "row":
-        raise ConfigError(
-            f"{kind} supports the row privacy unit only (DP-SGD clips per row, not per person)"
-        )
+    layout = _check_gate(kind, data, schema)
+    accountant = data.accountant
     budget = accountant.budget
     if not isinstance(budget, ApproxDP):
         raise ConfigError(
@@ -147,7 +167,6 @@ def fit_neural(
     else:
         target, base = config.epsilon, np.zeros(len(DEFAULT_ORDERS))
         fit_rho = epsilon_to_rho(config.epsilon, delta)
-    seed = secrets.randbits(62) if seed is None else int(seed)
 
     count_sigma: float | None = None
     one_way = None
@@ -158,8 +177,7 @@ def fit_neural(
 
         # Charged before each count; also composed into the RDP that calibrates DP-SGD.
         one_way = measure_one_way(
-            table, rho=config.marginal_share * fit_rho, accountant=accountant,
-            label=f"{kind}: 1-way marginal",
+            data, rho=config.marginal_share * fit_rho, label=f"{kind}: 1-way marginal"
         )
         for ev in one_way.events:
             base = base + np.asarray(ev.rdp(DEFAULT_ORDERS), dtype=np.float64)
@@ -170,10 +188,9 @@ def fit_neural(
     else:
         if fit_rho <= 0:
             raise BudgetExceededError("requested a noisy row count with remaining rho=0")
-        count_sigma = math.sqrt(1.0 / (2.0 * config.count_share * fit_rho))
-        count_event = GaussianEvent(count_sigma, 1.0, label=f"{kind}: noisy row count")
-        accountant.charge(count_event)  # before the count is read
-        noisy = int(discrete_gaussian(np.array([table.num_rows], dtype=np.int64), count_sigma)[0])
+        count_sigma = data.sensitivity * math.sqrt(1.0 / (2.0 * config.count_share * fit_rho))
+        count_event = GaussianEvent(count_sigma, data.sensitivity)
+        noisy = data.measure_total(sigma=count_sigma, label=f"{kind}: noisy row count")
         base = base + np.asarray(count_event.rdp(DEFAULT_ORDERS), dtype=np.float64)
         n_est, rows = max(1, noisy), max(0, noisy)
 
@@ -189,22 +206,28 @@ def fit_neural(
     event = SubsampledGaussianEvent(
         plan.noise_multiplier, plan.sample_rate, plan.steps, label=f"{kind}: DP-SGD training"
     )
-    accountant.charge(event)  # ONE charge for all of training, before the first step
     log.info("%s: sigma=%.4g q=%.4g steps=%d", kind, plan.noise_multiplier, plan.sample_rate, plan.steps)
+    marginals = None if one_way is None else one_way.marginals
 
-    x = one_hot(table.codes, layout)
-    with torch_threads(config.threads), warnings.catch_warnings():
-        # Opacus' backward hooks fire on module outputs when inputs need no grad: expected.
-        warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        if kind == "dpvae":
-            from dpsynth.neural.vae import train_vae
+    def trainer(table: Table) -> dict[str, Any]:
+        from dpsynth.neural.data import one_hot
 
-            state = train_vae(x, layout, plan, config, seed=seed, progress=progress,
-                              marginals=None if one_way is None else one_way.marginals)
-        else:
+        check_table(table, layout)
+        x = one_hot(table.codes, layout)
+        with torch_threads(config.threads), warnings.catch_warnings():
+            # Opacus' backward hooks fire on module outputs when inputs need no grad: expected.
+            warnings.filterwarnings("ignore", message="Full backward hook is firing")
+            if kind == "dpvae":
+                from dpsynth.neural.vae import train_vae
+
+                return train_vae(x, layout, plan, config, key=key, progress=progress,
+                                 marginals=marginals)
             from dpsynth.neural.gan import train_gan
 
-            state = train_gan(x, layout, plan, config, seed=seed, progress=progress)
+            return train_gan(x, layout, plan, config, key=key, progress=progress)
+
+    # ONE charge for all of training, made by the gate before the trainer sees a row.
+    state = data.train(event, trainer)
     privacy = {
         **plan.to_json(),
         "delta": delta,
@@ -217,7 +240,12 @@ def fit_neural(
             else "dp_marginal_sums" if one_way is not None else "dp_count"
         ),
         "secure_mode": config.secure_mode,
-        "noise_rng": "torch.Generator (MT19937) seeded from the OS CSPRNG",
+        "dp_noise": _DP_NOISE + (
+            "; secure_mode on (each draw a sum of 4 Gaussians / 2, against floating-point "
+            "attacks)" if config.secure_mode else "; secure_mode off"
+        ),
+        "accounting": _ACCOUNTING,
+        "training_randomness": _TRAINING_RANDOMNESS,
         "model_settings": dict(config.settings(kind).__dict__),
     }
     return NeuralModel(
@@ -229,7 +257,7 @@ def fit_neural(
         estimated_rows=int(rows),
         privacy=privacy,
         schema_sha256=schema.sha256(),
-        marginals=None if one_way is None else one_way.marginals,
+        marginals=marginals,
         oversample=config.oversample,
         calibration_iters=config.calibration_iters,
     )
@@ -237,15 +265,14 @@ def fit_neural(
 
 def _fit_simple(
     kind: Literal["dpvae", "dpgan"],
-    table_or_backend: object,
+    data: PrivateData,
     schema: Schema,
     *,
-    accountant: Accountant,
+    key: MechanismKey,
     epsilon: float,
     delta: float,
     epochs: int,
     batch_size: int,
-    rng_seed: int | None,
     total_budget_share_for_count: float,
     marginal_share: float,
     progress: Progress | None,
@@ -257,22 +284,18 @@ def _fit_simple(
         count_share=total_budget_share_for_count,
         marginal_share=marginal_share,
     )
-    return fit_neural(
-        kind, table_of(table_or_backend), schema, accountant=accountant, config=config,
-        seed=rng_seed, progress=progress, delta=delta,
-    )
+    return fit_neural(kind, data, schema, key=key, config=config, progress=progress, delta=delta)
 
 
 def fit_dpvae(
-    table_or_backend: object,
+    data: PrivateData,
     schema: Schema,
     *,
-    accountant: Accountant,
+    key: MechanismKey,
     epsilon: float,
     delta: float,
     epochs: int = 10,
     batch_size: int = 2048,
-    rng_seed: int | None = None,
     total_budget_share_for_count: float = 0.02,
     marginal_share: float = 0.25,
     progress: Progress | None = None,
@@ -284,31 +307,28 @@ def fit_dpvae(
     noisy row count instead. The rest, in RDP, goes to DP-SGD. See :func:`fit_neural`.
     """
     return _fit_simple(
-        "dpvae", table_or_backend, schema, accountant=accountant, epsilon=epsilon, delta=delta,
-        epochs=epochs, batch_size=batch_size, rng_seed=rng_seed,
-        total_budget_share_for_count=total_budget_share_for_count,
+        "dpvae", data, schema, key=key, epsilon=epsilon, delta=delta, epochs=epochs,
+        batch_size=batch_size, total_budget_share_for_count=total_budget_share_for_count,
         marginal_share=marginal_share, progress=progress,
     )
 
 
 def fit_dpgan(
-    table_or_backend: object,
+    data: PrivateData,
     schema: Schema,
     *,
-    accountant: Accountant,
+    key: MechanismKey,
     epsilon: float,
     delta: float,
     epochs: int = 10,
     batch_size: int = 2048,
-    rng_seed: int | None = None,
     total_budget_share_for_count: float = 0.02,
     marginal_share: float = 0.25,
     progress: Progress | None = None,
 ) -> NeuralModel:
     """Fit a DP-GAN spending ``(epsilon, delta)`` in total (as :func:`fit_dpvae`)."""
     return _fit_simple(
-        "dpgan", table_or_backend, schema, accountant=accountant, epsilon=epsilon, delta=delta,
-        epochs=epochs, batch_size=batch_size, rng_seed=rng_seed,
-        total_budget_share_for_count=total_budget_share_for_count,
+        "dpgan", data, schema, key=key, epsilon=epsilon, delta=delta, epochs=epochs,
+        batch_size=batch_size, total_budget_share_for_count=total_budget_share_for_count,
         marginal_share=marginal_share, progress=progress,
     )

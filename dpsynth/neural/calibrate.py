@@ -1,8 +1,9 @@
 """Marginal calibration of the neural generators: noisy 1-way marginals and raking.
 
 At fit time, :func:`measure_one_way` spends a share of the fit's budget on a noisy 1-way
-marginal of every modelled column (through :func:`dpsynth.measure.measure_marginals`, which
-charges the accountant before each count) and derives a DP row estimate from their sums. The
+marginal of every modelled column (through the private-data gate,
+:meth:`dpsynth.gate.PrivateData.measure`, which charges the accountant before each count) and
+derives a DP row estimate from their sums. The
 normalised marginals are part of the public transcript and are stored in the model.
 
 At sampling time (post-processing only), :func:`calibrated_sample` draws ``oversample``
@@ -24,9 +25,8 @@ import numpy.typing as npt
 from dpsynth.errors import BudgetExceededError, ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dpsynth.accountant import Accountant
     from dpsynth.events import GaussianEvent
-    from dpsynth.table import Table
+    from dpsynth.gate import PrivateData
 
 __all__ = ["OneWay", "calibrated_sample", "measure_one_way", "rake_weights"]
 
@@ -56,46 +56,39 @@ class OneWay:
     events: tuple[GaussianEvent, ...]
 
 
-def measure_one_way(
-    table: Table, *, rho: float, accountant: Accountant, label: str
-) -> OneWay:
-    """Measure a noisy 1-way marginal of every column of ``table`` at total zCDP ``rho``.
+def measure_one_way(data: PrivateData, *, rho: float, label: str) -> OneWay:
+    """Measure a noisy 1-way marginal of every column behind ``data`` at total zCDP ``rho``.
 
-    Each column gets ``rho / d`` (sigma ``sqrt(d / (2 rho))``, L2 sensitivity 1 under
-    add/remove-one-row). The total is checked against the accountant before anything is
-    counted, and each marginal is charged before its count (by ``measure_marginals``).
+    Each column gets ``rho / d`` (sigma ``sensitivity * sqrt(d / (2 rho))``, where the gate's
+    sensitivity is the L2 sensitivity of a count). The total is checked against the gate's
+    accountant before anything is counted; the gate then charges each marginal before its
+    count.
 
     Raises:
         BudgetExceededError: If the ``d`` events do not fit; nothing was measured.
     """
-    from dpsynth.backends.numpy import NumpyBackend
     from dpsynth.events import GaussianEvent, ZCDPEvent
-    from dpsynth.measure import measure_marginals
 
-    d = len(table.columns)
+    domain = data.domain
+    columns, sizes = list(domain), list(domain.values())
+    d = len(columns)
     if not (math.isfinite(rho) and rho > 0):
         raise BudgetExceededError(f"requested 1-way marginals with rho={rho}")
-    sigma = math.sqrt(d / (2.0 * rho))
+    sigma = data.sensitivity * math.sqrt(d / (2.0 * rho))
     # d Gaussian events compose (in zCDP and RDP alike) to one event of their summed rho.
-    total = ZCDPEvent(d * GaussianEvent(sigma, 1.0).rho, label=f"{label} (all columns)")
+    total = ZCDPEvent(d * GaussianEvent(sigma, data.sensitivity).rho, label=f"{label} (all columns)")
+    accountant = data.accountant
     if not accountant.can_afford(total):
         raise BudgetExceededError(
             f"{label}: requested rho={total.rho:.6g}, remaining rho={accountant.remaining_rho:.6g}"
         )
     before = len(accountant.ledger)
-    backend = NumpyBackend(table)
-    try:
-        measured = measure_marginals(
-            backend, [(c,) for c in table.columns], sigma=sigma, accountant=accountant,
-            label=label,
-        )
-    finally:
-        backend.close()
+    measured = data.measure([(c,) for c in columns], sigma=sigma, label=label)
     events = tuple(
         e.event for e in accountant.ledger[before:] if isinstance(e.event, GaussianEvent)
     )
     margs, sums, inv_var = [], [], []
-    for m, size in zip(measured, table.sizes):
+    for m, size in zip(measured, sizes, strict=True):
         raw = np.asarray(m.values, dtype=np.float64)
         sums.append(float(raw.sum()))
         inv_var.append(1.0 / size)  # the sum of `size` cells has variance size * sigma^2

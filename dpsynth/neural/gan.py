@@ -16,15 +16,32 @@ Loss: the standard non-saturating GAN loss (binary cross-entropy on logits). WGA
 gradient penalty on interpolates of real and fake rows, a second-order term that per-sample
 clipping handles badly, and weight-clipped WGAN trains slowly; the logistic loss keeps every
 per-row loss bounded in its gradient and fits the DP optimiser's per-row contract.
+
+Randomness: initial weights of both networks, the Poisson sampling of real rows, and the
+generator's input and Gumbel noise during training all come from generators keyed by the
+run's secret :class:`~dpsynth.randomness.MechanismKey`; the DP noise comes from the OS CSPRNG.
+The number of fake rows per step is public (the expected batch size), so the fake rows do not
+depend on which real rows were sampled.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dpsynth.errors import ConfigError, require
-from dpsynth.neural.data import OneHotLayout, poisson_loader, torch_generator
-from dpsynth.neural.train import DPSGDPlan, NeuralConfig, Progress, privatise, secure_generator
+from dpsynth.neural.data import OneHotLayout, poisson_loader
+from dpsynth.neural.train import (
+    DPSGDPlan,
+    NeuralConfig,
+    Progress,
+    build_keyed,
+    keyed_generator,
+    privatise,
+    secure_generator,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dpsynth.randomness import MechanismKey
 
 __all__ = ["build_discriminator", "build_generator", "gumbel_softmax", "train_gan"]
 
@@ -93,7 +110,7 @@ def train_gan(
     plan: DPSGDPlan,
     config: NeuralConfig,
     *,
-    seed: int,
+    key: MechanismKey,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Train the GAN for exactly ``plan.steps`` DP discriminator steps; return G's weights.
@@ -103,8 +120,8 @@ def train_gan(
         layout: The public one-hot layout.
         plan: The charged DP-SGD plan.
         config: Architecture and optimiser settings.
-        seed: Seeds initialisation, generator noise and Gumbel noise (post-processing
-            randomness); the DP noise and Poisson sampling use the OS CSPRNG.
+        key: The run's secret: seeds the initial weights, the Poisson sampling, and the
+            generator's input and Gumbel noise (the DP noise comes from the OS CSPRNG).
         progress: Called after each epoch with ``(epochs_done, epochs_total)``.
 
     Returns:
@@ -114,17 +131,17 @@ def train_gan(
     f = torch.nn.functional
     settings = config.settings("dpgan")
     latent_dim = settings.latent_dim
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        gen_net = build_generator(latent_dim, config.hidden, layout.width)
-        disc = build_discriminator(layout.width, config.hidden)
+    init = keyed_generator(key, "dpgan init")
+    gen_net = build_keyed(lambda: build_generator(latent_dim, config.hidden, layout.width), init)
+    disc = build_keyed(lambda: build_discriminator(layout.width, config.hidden), init)
     opt_d = torch.optim.Adam(disc.parameters(), lr=settings.lr, betas=(0.5, 0.9))
     opt_g = torch.optim.Adam(gen_net.parameters(), lr=config.generator_lr, betas=(0.5, 0.9))
-    gsm, dp_opt = privatise(disc, opt_d, plan, secure_mode=config.secure_mode)
-    loader = poisson_loader(x, plan.sample_rate, secure_generator())
+    gsm, dp_opt = privatise(disc, opt_d, plan, secure_mode=config.secure_mode,
+                            noise_generator=secure_generator())
+    loader = poisson_loader(x, plan.sample_rate, keyed_generator(key, "dpgan poisson"))
     if len(loader) * plan.epochs != plan.steps:
         raise ConfigError(f"the loader would run {len(loader) * plan.epochs} steps, {plan.steps} were charged")
-    noise = torch_generator(seed + 1)
+    noise = keyed_generator(key, "dpgan training noise")
     fakes = plan.expected_batch_size
     for epoch in range(plan.epochs):
         for (real,) in loader:

@@ -85,14 +85,17 @@ class NeuralModel:
         if cached is not None:
             return cached
         torch: Any = require("torch", "neural")
-        if self.kind == "dpvae":
-            from dpsynth.neural.vae import build_decoder
+        # Construction draws throwaway initial weights from torch's global generator; fork it
+        # so sampling leaves the caller's global state alone (the stored weights replace them).
+        with torch.random.fork_rng(devices=[]):
+            if self.kind == "dpvae":
+                from dpsynth.neural.vae import build_decoder
 
-            net = build_decoder(self.latent_dim, self.hidden, self.layout.width)
-        else:
-            from dpsynth.neural.gan import build_generator
+                net = build_decoder(self.latent_dim, self.hidden, self.layout.width)
+            else:
+                from dpsynth.neural.gan import build_generator
 
-            net = build_generator(self.latent_dim, self.hidden, self.layout.width)
+                net = build_generator(self.latent_dim, self.hidden, self.layout.width)
         state = {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in self.weights.items()}
         try:
             net.load_state_dict(state, strict=True)
@@ -109,7 +112,8 @@ class NeuralModel:
 
         With ``calibrate`` (and stored marginals), ``oversample * rows`` candidates are drawn
         from the network, raked to the noisy 1-way marginals and resampled (marginal
-        calibration, docs/neural.md). The same ``rng`` state gives the same rows.
+        calibration, docs/neural.md). The same ``rng`` state gives the same rows. ``rng`` is
+        post-processing randomness (the user's seed); it never reaches training.
         """
         if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or rows < 0:
             raise ConfigError(f"rows ({rows!r}) must be an integer >= 0")

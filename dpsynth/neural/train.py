@@ -6,6 +6,13 @@ noise multiplier from a calibration that never overshoots the target epsilon. Tr
 ``DPDataLoader`` (Poisson sampling), ``GradSampleModule`` (per-sample gradients) and
 ``DPOptimizer`` (per-sample clipping and Gaussian noise), never ``PrivacyEngine``, whose
 sample rate would be computed from the exact dataset length.
+
+Randomness (DESIGN.md §2 rule 8): the DP noise is Opacus' Gaussian from a generator seeded by
+the OS CSPRNG (:func:`secure_generator`, never stored). Every other draw made while training
+reads private rows -- initial weights, Poisson sampling, the VAE's reparameterisation noise,
+the GAN's generator and Gumbel noise -- comes from a ``torch.Generator`` seeded by the run's
+:class:`~dpsynth.randomness.MechanismKey` (:func:`keyed_generator`), never from the user's seed
+and never from torch's global generator.
 """
 
 from __future__ import annotations
@@ -26,13 +33,18 @@ from dpsynth.neural.data import steps_per_epoch
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    from dpsynth.randomness import MechanismKey
+
 __all__ = [
     "MODEL_DEFAULTS",
     "DPSGDPlan",
     "ModelSettings",
     "NeuralConfig",
     "Progress",
+    "build_keyed",
     "check_module",
+    "keyed_generator",
+    "keyed_init",
     "plan_dpsgd",
     "privatise",
     "secure_generator",
@@ -281,6 +293,54 @@ def secure_generator() -> torch.Generator:
     gen = torch.Generator(device="cpu")
     gen.manual_seed(secrets.randbits(63))
     return gen  # type: ignore[no-any-return]
+
+
+def keyed_generator(key: MechanismKey, purpose: str) -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded by ``key.int_seed(purpose)`` (in-mechanism randomness).
+
+    Purposes used by the fits: ``"<kind> init"``, ``"<kind> poisson"`` and
+    ``"<kind> training noise"``, so the streams are independent of each other.
+    """
+    torch: Any = require("torch", "neural")
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(key.int_seed(purpose))
+    return gen  # type: ignore[no-any-return]
+
+
+def keyed_init(module: Any, generator: torch.Generator) -> None:
+    """Re-initialise every parameter of ``module`` from ``generator`` (torch's default scheme).
+
+    ``Linear``: weights Kaiming-uniform with ``a = sqrt(5)``, biases uniform in
+    ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]`` (what ``nn.Linear.reset_parameters`` draws from the
+    global generator); ``LayerNorm``: ones and zeros. Any other module with parameters of its
+    own is refused, so no weight is left at a globally seeded value.
+    """
+    torch: Any = require("torch", "neural")
+    nn = torch.nn
+    with torch.no_grad():
+        for sub in module.modules():
+            own = list(sub.parameters(recurse=False))
+            if isinstance(sub, nn.Linear):
+                nn.init.kaiming_uniform_(sub.weight, a=math.sqrt(5), generator=generator)
+                if sub.bias is not None:
+                    bound = 1.0 / math.sqrt(sub.in_features) if sub.in_features > 0 else 0.0
+                    sub.bias.uniform_(-bound, bound, generator=generator)
+            elif isinstance(sub, nn.LayerNorm):
+                sub.reset_parameters()  # deterministic: no randomness
+            elif own:
+                raise ConfigError(
+                    f"cannot initialise {type(sub).__name__} from the mechanism key"
+                )
+
+
+def build_keyed(factory: Callable[[], Any], generator: torch.Generator) -> Any:
+    """Build a module with ``factory`` without touching torch's global generator, then
+    initialise its parameters from ``generator`` (:func:`keyed_init`)."""
+    torch: Any = require("torch", "neural")
+    with torch.random.fork_rng(devices=[]):  # construction draws from the global RNG: discard
+        module = factory()
+    keyed_init(module, generator)
+    return module
 
 
 def privatise(

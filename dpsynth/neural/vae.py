@@ -11,22 +11,52 @@ When the fit measured noisy 1-way marginals, the decoder's output biases start a
 marginals and spends its noisy steps on the dependence between columns. The KL weight rises
 linearly from 0 to ``beta`` over the first ``kl_warmup`` fraction of the steps (KL annealing),
 which keeps the noisy early steps from collapsing the posterior onto the prior.
+
+Reparameterisation noise is in-mechanism randomness: for every batch a fresh
+``(batch, latent_dim)`` tensor is drawn from a generator keyed by the run's secret
+:class:`~dpsynth.randomness.MechanismKey` (:func:`latent_noise`), and :func:`vae_batch_loss`
+takes it as an explicit input, row ``i`` of the loss depending on row ``i`` of the batch and
+row ``i`` of the noise only. Because the key is secret, the noise rows are i.i.d. N(0, I)
+whatever the other rows of the Poisson sample are, so neighbouring datasets can be coupled so
+that every shared row keeps its noise, and adding one row changes the clipped-gradient sum by
+that row's clipped gradient alone (at most C: tests/test_neural_randomness.py). A seed the
+adversary knows would break this: noise drawn in batch order from a known stream shifts
+every later row's noise when a row is added.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from dpsynth.errors import ConfigError, require
-from dpsynth.neural.data import OneHotLayout, poisson_loader, torch_generator
-from dpsynth.neural.train import DPSGDPlan, NeuralConfig, Progress, privatise, secure_generator
+from dpsynth.neural.data import OneHotLayout, poisson_loader
+from dpsynth.neural.train import (
+    DPSGDPlan,
+    NeuralConfig,
+    Progress,
+    build_keyed,
+    keyed_generator,
+    privatise,
+    secure_generator,
+)
 
-__all__ = ["build_decoder", "build_vae", "marginal_bias", "train_vae", "vae_row_loss"]
+if TYPE_CHECKING:  # pragma: no cover
+    from dpsynth.randomness import MechanismKey
+
+__all__ = [
+    "build_decoder",
+    "build_vae",
+    "latent_noise",
+    "marginal_bias",
+    "train_vae",
+    "vae_batch_loss",
+    "vae_row_loss",
+]
 
 #: Floor on a marginal probability before its log is taken (a cell measured as 0 starts at a
 #: logit of about -9.2 relative to a certain cell, not at -inf).
@@ -99,13 +129,33 @@ def vae_row_loss(
     return loss + beta * kl
 
 
+def latent_noise(generator: Any, rows: int, latent_dim: int) -> Any:
+    """A fresh ``(rows, latent_dim)`` N(0, I) tensor from ``generator`` (one per batch)."""
+    torch: Any = require("torch", "neural")
+    return torch.randn(rows, latent_dim, generator=generator)
+
+
+def vae_batch_loss(
+    model: Any, batch: Any, noise: Any, layout: OneHotLayout, beta: float
+) -> Any:
+    """The SUM over rows of :func:`vae_row_loss` of ``model(batch, noise)``.
+
+    ``noise[i]`` is row ``i``'s reparameterisation noise: the loss of row ``i`` (hence its
+    per-sample gradient) is a function of ``batch[i]``, ``noise[i]`` and the weights only.
+    """
+    if tuple(noise.shape[:1]) != tuple(batch.shape[:1]):
+        raise ConfigError("the noise must have one row per batch row")
+    logits, mu, logvar = model(batch, noise)
+    return vae_row_loss(batch, logits, mu, logvar, layout, beta).sum()
+
+
 def train_vae(
     x: Any,
     layout: OneHotLayout,
     plan: DPSGDPlan,
     config: NeuralConfig,
     *,
-    seed: int,
+    key: MechanismKey,
     progress: Progress | None = None,
     marginals: Sequence[npt.NDArray[np.float64]] | None = None,
 ) -> dict[str, Any]:
@@ -116,8 +166,8 @@ def train_vae(
         layout: The public one-hot layout.
         plan: The charged DP-SGD plan (q, steps, noise multiplier, clipping norm).
         config: Architecture and optimiser settings.
-        seed: Seeds initialisation and the reparameterisation noise (not the DP noise, not
-            the Poisson sampling: those come from the OS CSPRNG).
+        key: The run's secret: seeds the initial weights, the Poisson sampling and the
+            reparameterisation noise (the DP noise comes from the OS CSPRNG).
         progress: Called after each epoch with ``(epochs_done, epochs_total)``.
         marginals: Noisy 1-way marginals (public transcript); when given and the settings'
             ``init_from_marginals`` is on, the decoder's output biases start at
@@ -128,18 +178,20 @@ def train_vae(
     """
     torch: Any = require("torch", "neural")
     settings = config.settings("dpvae")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = build_vae(layout.width, config.hidden, settings.latent_dim)
+    model = build_keyed(
+        lambda: build_vae(layout.width, config.hidden, settings.latent_dim),
+        keyed_generator(key, "dpvae init"),
+    )
     if marginals is not None and settings.init_from_marginals:
         with torch.no_grad():
             model.decoder[-1].bias.copy_(torch.from_numpy(marginal_bias(marginals, layout)))
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    gsm, dp_opt = privatise(model, opt, plan, secure_mode=config.secure_mode)
-    loader = poisson_loader(x, plan.sample_rate, secure_generator())
+    gsm, dp_opt = privatise(model, opt, plan, secure_mode=config.secure_mode,
+                            noise_generator=secure_generator())
+    loader = poisson_loader(x, plan.sample_rate, keyed_generator(key, "dpvae poisson"))
     if len(loader) * plan.epochs != plan.steps:
         raise ConfigError(f"the loader would run {len(loader) * plan.epochs} steps, {plan.steps} were charged")
-    noise_gen = torch_generator(seed + 1)
+    noise_gen = keyed_generator(key, "dpvae training noise")
     warmup_steps = settings.kl_warmup * plan.steps
     step = 0
     gsm.train()
@@ -148,9 +200,8 @@ def train_vae(
             step += 1
             beta = settings.beta * (min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0)
             dp_opt.zero_grad(set_to_none=True)
-            noise = torch.randn(batch.shape[0], settings.latent_dim, generator=noise_gen)
-            logits, mu, logvar = gsm(batch, noise)
-            vae_row_loss(batch, logits, mu, logvar, layout, beta).sum().backward()
+            noise = latent_noise(noise_gen, int(batch.shape[0]), settings.latent_dim)
+            vae_batch_loss(gsm, batch, noise, layout, beta).backward()
             dp_opt.step()
         if progress is not None:
             progress(epoch + 1, plan.epochs)
