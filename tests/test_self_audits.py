@@ -46,7 +46,7 @@ def fast_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Results, Path]:
 
 def test_fast_subset_passes_correct_and_catches_planted(fast_run: tuple[Results, Path]) -> None:
     res = fast_run[0]
-    assert set(res) == {"b4_primitives", "d1_mst", "d2_measure"}
+    assert set(res) == {"b4_primitives", "d1_mst", "d2_measure", "neighbours"}
     _check(res)
     variants = {(r.campaign, r.variant) for rs in res.values() for r in rs}
     for v in ("domain_from_data", "no_noise", "half_sigma", "correct"):
@@ -109,7 +109,7 @@ def test_cli_rejects_unknown_campaign(capsys: pytest.CaptureFixture[str]) -> Non
 @pytest.mark.slow
 def test_full_campaigns(tmp_path: Path) -> None:
     results = run_campaigns(fast=False, results_dir=tmp_path, seed=11)
-    assert set(results) == {"b4_primitives", "d1_mst", "d1_aim", "d2_measure"}
+    assert set(results) == {"b4_primitives", "d1_mst", "d1_aim", "d2_measure", "neighbours"}
     _check(results)
     d2 = {r.variant: r for r in results["d2_measure"]}
     assert d2["half_sigma@rho=0.02"].lower_bound > np.sqrt(2 * 0.02)

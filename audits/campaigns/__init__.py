@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from audits.campaigns import gdp_measure, primitives, transcript
+from audits.campaigns import gdp_measure, neighbours, primitives, transcript
 from audits.campaigns.common import VariantResult
 
 __all__ = ["CAMPAIGNS", "Campaign"]
@@ -39,4 +39,8 @@ CAMPAIGNS: dict[str, Campaign] = {c.name: c for c in (
     Campaign(name="d2_measure", run=gdp_measure.run,
              summary="D2: GDP audit of MST's measure step (sigma/2 must exceed the whole "
                      "budget)"),
+    Campaign(name="neighbours", run=neighbours.run,
+             summary="Issue 12: every exact read moves by <= the sensitivity on neighbouring "
+                     "datasets (all mechanisms, engines, units); seed-replay attack on "
+                     "person-level bounding"),
 )}
