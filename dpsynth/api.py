@@ -23,6 +23,7 @@ from dpsynth.backends.base import CountingBackend
 from dpsynth.budget import ZCDP, ApproxDP, epsilon_to_rho
 from dpsynth.encoding import decode, encode_column
 from dpsynth.errors import ConfigError, SchemaError
+from dpsynth.gate import PrivateData
 from dpsynth.measure import Measurement
 from dpsynth.mechanisms.aim import AIMConfig, fit_aim
 from dpsynth.mechanisms.base import MarginalFit
@@ -30,6 +31,7 @@ from dpsynth.mechanisms.compress import Compression
 from dpsynth.mechanisms.independent import fit_independent, fit_schema_only
 from dpsynth.mechanisms.mst import MSTConfig, fit_mst
 from dpsynth.pgm import Model, load_model, sample, save_model
+from dpsynth.randomness import MechanismKey
 from dpsynth.schema import Schema, parse_schema
 
 __all__ = ["MECHANISMS", "Synthesizer", "fit", "load", "schema_constraints", "privacy_caveats"]
@@ -79,12 +81,12 @@ def _budget(epsilon: float | None, delta: float, rho: float | None) -> ApproxDP 
     return ApproxDP(epsilon, delta)
 
 
-def _open(data: DataSource, schema: Schema, engine: str, seed: int | None) -> CountingBackend:
+def _open(data: DataSource, schema: Schema, engine: str, key: MechanismKey) -> CountingBackend:
     if isinstance(data, CountingBackend):
         return data
     from dpsynth.backends.factory import open_backend
 
-    return open_backend(engine, data, schema, seed=seed)
+    return open_backend(engine, data, schema, key=key)
 
 
 @dataclass(frozen=True)
@@ -293,7 +295,10 @@ def fit(
         epsilon: Budget as (epsilon, delta)-DP; or give ``rho`` for zCDP.
         delta: The delta of the guarantee.
         rho: Budget as rho-zCDP (alternative to ``epsilon``).
-        seed: Seed for non-private randomness only (contribution bounding, neural init).
+        seed: Accepted for symmetry with :meth:`Synthesizer.sample`; fitting uses none of it.
+            In-mechanism randomness (contribution bounding, DP-SGD batches and training
+            noise) comes from a fresh per-run secret, and DP noise from OpenDP; a published
+            seed can therefore never replay a fit.
         engine: Counting engine: ``numpy``, ``arrow`` (Parquet), ``duckdb`` or ``spark``.
         allow_private_schema: Accept a schema with ``private_inferred`` facts (recorded as a
             caveat of the guarantee).
@@ -329,26 +334,24 @@ def fit(
     accountant = Accountant(budget, ledger_path=Path(ledger_path) if ledger_path else None)
     total_rho = budget.rho if isinstance(budget, ZCDP) else epsilon_to_rho(budget.epsilon, budget.delta)
     sensitivity = float(unit.sensitivity_rows)
-    backend = _open(data, schema, engine, seed)
+    key = MechanismKey.fresh()  # in-mechanism randomness: secret, per run, never the seed
+    backend = _open(data, schema, engine, key)
+    gate = PrivateData(backend, accountant, sensitivity=sensitivity)
     try:
         if mechanism in ("dpvae", "dpgan"):
             from dpsynth.neural import NeuralConfig, fit_neural
-            from dpsynth.neural import table_of
 
-            neural_model = fit_neural(mechanism, table_of(backend), schema,
-                                      accountant=accountant, config=neural or NeuralConfig(),
-                                      seed=seed, delta=delta)
+            neural_model = fit_neural(mechanism, gate, schema, key=key,
+                                      config=neural or NeuralConfig(), delta=delta)
             fitted: MarginalFit | None = None
         elif mechanism == "independent":
-            fitted = fit_independent(backend, accountant, rho=total_rho, sensitivity=sensitivity,
-                                     constraints=constraints)
+            fitted = fit_independent(gate, rho=total_rho, constraints=constraints)
         elif mechanism == "mst":
-            fitted = fit_mst(backend, accountant, rho=total_rho, sensitivity=sensitivity,
-                             constraints=constraints, config=mst or MSTConfig())
+            fitted = fit_mst(gate, rho=total_rho, constraints=constraints, config=mst or MSTConfig())
         else:
-            fitted = fit_aim(backend, accountant, rho=total_rho, sensitivity=sensitivity,
-                             constraints=constraints, config=aim or AIMConfig())
+            fitted = fit_aim(gate, rho=total_rho, constraints=constraints, config=aim or AIMConfig())
     finally:
+        gate.close()
         if not isinstance(data, CountingBackend):
             backend.close()
     privacy = accountant.statement(delta)

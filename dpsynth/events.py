@@ -32,6 +32,7 @@ __all__ = [
     "SubsampledGaussianEvent",
     "ZCDPEvent",
     "all_finite",
+    "gumbel_scale_for_rho",
     "epsilon_of",
     "event_from_json",
     "rdp_of",
@@ -87,6 +88,18 @@ class GaussianEvent:
             "label": self.label,
             "rho": self.rho,
         }
+
+
+def gumbel_scale_for_rho(rho: float, sensitivity: float) -> float:
+    """Gumbel scale at which report-noisy-max over scores of L-inf ``sensitivity`` is rho-zCDP.
+
+    The exponential mechanism with ``epsilon = 2 * sensitivity / scale`` is ``epsilon**2 / 8``
+    zCDP (bounded range, Cesar and Rogers 2021), so ``scale = sensitivity / sqrt(2 * rho)``.
+    """
+    if not (rho > 0 and sensitivity > 0):
+        raise ConfigError(f"rho ({rho}) and sensitivity ({sensitivity}) must be > 0")
+    return float(sensitivity / math.sqrt(2.0 * rho))
+
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ every method first charges the accountant for a declared event and only then rea
 
 - :meth:`PrivateData.measure` — noisy marginals: one :class:`~dpsynth.events.GaussianEvent`
   per clique, then exact counts, then OpenDP's discrete Gaussian.
+- :meth:`PrivateData.measure_total` — a noisy row count (one Gaussian event).
 - :meth:`PrivateData.select` — private selection: one :class:`~dpsynth.events.NoisyMaxEvent`,
   then scores computed from exact counts *inside the gate*, then OpenDP's noisy max. Only the
   winner leaves.
@@ -34,7 +35,7 @@ import numpy.typing as npt
 from dpsynth.errors import ConfigError, PrivateAccessError
 from dpsynth.events import GaussianEvent, NoisyMaxEvent, SubsampledGaussianEvent
 from dpsynth.measure import Measurement
-from dpsynth.noise import discrete_gaussian, noisy_max
+from dpsynth import noise
 
 if TYPE_CHECKING:
     from dpsynth.accountant import Accountant
@@ -65,6 +66,8 @@ class GateRead:
         exact: The exact counts after the public transform, as the mechanism used them.
         sensitivity: The declared bound on how far one unit of privacy moves ``exact``
             (L1 and L2; integer counts with at most ``max_rows`` rows per unit).
+        transform: The public aggregation applied to the raw counts (``None``: none), so an
+            audit can replay the read on a neighbouring dataset.
     """
 
     kind: Literal["measure", "select"]
@@ -72,6 +75,7 @@ class GateRead:
     clique: Clique
     exact: Counts = field(repr=False)
     sensitivity: float
+    transform: CountTransform | None = field(default=None, repr=False)
 
 
 Observer = Callable[[GateRead], None]
@@ -140,7 +144,7 @@ class PrivateData:
         if self._observer is None or (kind, clique, transform) in self._seen:
             return
         self._seen.add((kind, clique, transform))
-        self._observer(GateRead(kind, label, clique, exact.copy(), self._sensitivity))
+        self._observer(GateRead(kind, label, clique, exact.copy(), self._sensitivity, transform))
 
     def measure(
         self,
@@ -169,8 +173,17 @@ class PrivateData:
                 sigma=sigma, sensitivity=self._sensitivity, label=f"{label} {'×'.join(clique)}"))
             (exact,) = self._counts([clique], transform)
             self._observe("measure", label, clique, transform, exact)
-            out.append(Measurement(clique, discrete_gaussian(exact, sigma), float(sigma)))
+            out.append(Measurement(clique, noise.discrete_gaussian(exact, sigma), float(sigma)))
         return out
+
+    def measure_total(self, *, sigma: float, label: str) -> int:
+        """A noisy row count: charge a Gaussian event, count all rows, add discrete Gaussian noise."""
+        self._accountant.charge(GaussianEvent(sigma=sigma, sensitivity=self._sensitivity, label=label))
+        first = (next(iter(self._domain)),)
+        (exact,) = self._counts([first], None)
+        total = np.array([int(exact.sum())], dtype=np.int64)
+        self._observe("measure", label, ("<rows>",), None, total)
+        return int(noise.discrete_gaussian(total, sigma)[0])
 
     def select(
         self,
@@ -216,7 +229,7 @@ class PrivateData:
         for c, x in zip(cands, exact, strict=True):
             self._observe("select", label, c, transform, x)
             scores.append(float(score(c, x)))
-        return cands[noisy_max(scores, scale)]
+        return cands[noise.noisy_max(scores, scale)]
 
     def train(self, event: SubsampledGaussianEvent, trainer: Callable[[Table], T]) -> T:
         """DP-SGD: charge ``event``, then run ``trainer`` on the encoded private rows.

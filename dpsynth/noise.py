@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dpsynth.errors import ConfigError
+from dpsynth.events import gumbel_scale_for_rho
 
 __all__ = ["discrete_gaussian", "noisy_max", "gumbel_scale_for_rho"]
 
@@ -63,17 +64,6 @@ def _noisy_max(scale: float) -> Any:
         dp.zero_concentrated_divergence(),
         scale=scale,
     )
-
-
-def gumbel_scale_for_rho(rho: float, sensitivity: float) -> float:
-    """Gumbel scale at which report-noisy-max over scores of L-inf ``sensitivity`` is rho-zCDP.
-
-    The exponential mechanism with ``epsilon = 2 * sensitivity / scale`` is ``epsilon**2 / 8``
-    zCDP (bounded range, Cesar and Rogers 2021), so ``scale = sensitivity / sqrt(2 * rho)``.
-    """
-    if not (rho > 0 and sensitivity > 0):
-        raise ConfigError(f"rho ({rho}) and sensitivity ({sensitivity}) must be > 0")
-    return float(sensitivity / math.sqrt(2.0 * rho))
 
 
 def noisy_max(scores: Sequence[float] | npt.NDArray[np.float64], scale: float) -> int:

@@ -16,6 +16,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from test_backends_bounding import person_frame, person_schema
+
+from dpsynth.randomness import MechanismKey
 from test_backends_cases import (
     CAT,
     CLIQUES,
@@ -90,7 +92,7 @@ def test_bounding_per_person_and_uniform(spark: Any) -> None:
     schema = person_schema([f"p{i}" for i in range(len(sizes))])
     frame = person_frame(sizes, null_rows=4)
     sdf = spark.createDataFrame(frame.astype({"label": "int64"}))
-    who, label = open_backend("spark", sdf, schema, spark=spark, seed=5).count([("who",), ("label",)])
+    who, label = open_backend("spark", sdf, schema, spark=spark, key=MechanismKey.for_audit("spark")).count([("who",), ("label",)])
     assert who.tolist() == [min(s, 2) for s in sizes] + [4]  # null ids: each its own person
     # Expected label counts under a uniform choice of 2 rows per person (labels are j % 10).
     expected = np.full(10, 300 * 2 / 10)
@@ -101,3 +103,7 @@ def test_bounding_per_person_and_uniform(spark: Any) -> None:
     assert stats.chisquare(label, expected * label.sum() / expected.sum()).pvalue > 1e-3
     first_two = np.bincount(frame.groupby("pid", dropna=False).head(2)["label"], minlength=10)
     assert stats.chisquare(first_two, expected * first_two.sum() / expected.sum()).pvalue < 1e-6
+    # One bounding rule for every engine: the same key keeps the same rows as numpy.
+    pair = open_backend("spark", sdf, schema, spark=spark, key=MechanismKey.for_audit("spark")).count([("who", "label")])[0]
+    want = open_backend("numpy", frame, schema, key=MechanismKey.for_audit("spark")).count([("who", "label")])[0]
+    np.testing.assert_array_equal(pair, want)

@@ -17,7 +17,8 @@ from dpsynth.backends.numpy import NumpyBackend
 from dpsynth.budget import ZCDP, ApproxDP, epsilon_to_rho
 from dpsynth.encoding import encode, read_frame
 from dpsynth.errors import BudgetExceededError, PrivateAccessError
-from dpsynth.measure import Measurement, measure_marginals
+from dpsynth.gate import PrivateData
+from dpsynth.measure import Measurement
 from dpsynth.mechanisms.aim import AIMConfig
 from dpsynth.pgm import estimate
 from dpsynth.schema import load_schema
@@ -138,11 +139,14 @@ class _SpyBackend(NumpyBackend):
 def test_charge_happens_before_the_count_and_overspend_measures_nothing() -> None:
     acct = Accountant(ZCDP(0.01))
     spy = _SpyBackend(encode(DATA, SCHEMA), acct)
-    measure_marginals(spy, [("age",), ("sex",)], sigma=20.0, accountant=acct)
+    gate = PrivateData(spy, acct)
+    gate.measure([("age",), ("sex",)], sigma=20.0, label="test")
     assert spy.seen == [1, 2]  # each count ran after its own charge
     before = len(acct.ledger)
     with pytest.raises(BudgetExceededError, match="remaining"):
-        measure_marginals(spy, [("race",)], sigma=1.0, accountant=acct)
+        gate.measure([("race",)], sigma=1.0, label="test")
+    with pytest.raises(BudgetExceededError, match="remaining"):
+        gate.select([("race",), ("age",)], lambda c, x: 0.0, scale=0.01, label="test")
     assert spy.seen == [1, 2] and len(acct.ledger) == before
 
 

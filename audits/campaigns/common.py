@@ -173,7 +173,7 @@ NoiseBug = Literal["none", "half_sigma", "no_noise"]
 def noise_bug(bug: NoiseBug) -> Iterator[None]:
     """Plant a noise bug in the measurement step for the duration of the block.
 
-    ``dpsynth.measure.measure_marginals`` imports :func:`dpsynth.noise.discrete_gaussian` at
+    ``dpsynth.gate.PrivateData.measure`` looks up :func:`dpsynth.noise.discrete_gaussian` at
     call time, so patching the module attribute reaches it while the accountant still charges
     the stated sigma. ``half_sigma`` adds noise at ``sigma / 2``; ``no_noise`` adds none.
     The original function is restored on exit.

@@ -2,7 +2,7 @@
 
 One real ``fit_mst`` run on the D1 worst-case data fixes the measured cliques and their noise
 scales. Then ``N`` independent replicas of the measure step run per world through
-:func:`dpsynth.measure.measure_marginals` itself (accountant charged, counts taken from a
+:meth:`dpsynth.gate.PrivateData.measure` itself (accountant charged, counts taken from a
 :class:`~dpsynth.backends.numpy.NumpyBackend`, noise from ``dpsynth.noise``). Only the
 target's cell changes between the worlds (add/remove one row), so the harness backend
 returns, for each clique, that cell's exact count repeated ``N`` times: one call to the
@@ -36,7 +36,7 @@ from dpsynth.accountant import Accountant
 from dpsynth.backends.numpy import NumpyBackend
 from dpsynth.budget import ZCDP
 from dpsynth.encoding import encode
-from dpsynth.measure import measure_marginals
+from dpsynth.gate import PrivateData
 from dpsynth.mechanisms.mst import MSTConfig, fit_mst
 
 __all__ = ["TargetCellBackend", "run"]
@@ -53,7 +53,7 @@ class TargetCellBackend:
     """Audit harness: the target's cell of each marginal, repeated ``replicas`` times.
 
     Counts come from a real :class:`NumpyBackend`; each clique's answer has shape
-    ``(replicas, 1, ..., 1)`` so :func:`measure_marginals` noises every replica
+    ``(replicas, 1, ..., 1)`` so :meth:`PrivateData.measure` noises every replica
     independently in one call.
     """
 
@@ -84,7 +84,7 @@ class TargetCellBackend:
 def _plan(rho: float) -> list[tuple[tuple[str, ...], float]]:
     """Cliques and noise scales of MST's measure step, read off one real run."""
     table = encode(frame(list(D_MINUS)), public_schema())
-    fit = fit_mst(NumpyBackend(table), Accountant(ZCDP(rho)), rho=rho, config=MSTConfig(iters=1))
+    fit = fit_mst(PrivateData(NumpyBackend(table), Accountant(ZCDP(rho))), rho=rho, config=MSTConfig(iters=1))
     return [(m.clique, m.sigma) for m in fit.measurements]
 
 
@@ -94,10 +94,10 @@ def _world_scores(rows: Sequence[Row], plan: list[tuple[tuple[str, ...], float]]
     cell = {c: schema.category_code(c, v) for c, v in zip(COLUMNS, TARGET)}
     backend = TargetCellBackend(NumpyBackend(encode(frame(rows), schema)), cell, n)
     acc = Accountant(ZCDP(rho))
+    gate = PrivateData(backend, acc)
     total = np.zeros(n)
     for clique, sigma in plan:
-        (m,) = measure_marginals(backend, [clique], sigma=sigma, accountant=acc,
-                                 label="d2 replica")
+        (m,) = gate.measure([clique], sigma=sigma, label="d2 replica")
         total += m.values.reshape(n).astype(np.float64) / m.sigma**2
     return total, acc.spent_rho
 

@@ -41,6 +41,7 @@ from audits.campaigns.common import (
 )
 from dpsynth.accountant import Accountant
 from dpsynth.backends.numpy import NumpyBackend
+from dpsynth.gate import PrivateData
 from dpsynth.budget import ZCDP, zcdp_to_epsilon
 from dpsynth.encoding import encode
 from dpsynth.errors import SchemaError
@@ -68,7 +69,7 @@ MST_FAST = Sizes(correct=60, planted=46, covered=30)
 MST_FULL = Sizes(correct=1000, planted=500)
 AIM_FULL = Sizes(correct=1000, planted=300)
 
-Fit = Callable[[NumpyBackend, Accountant], MarginalFit]
+Fit = Callable[[PrivateData], MarginalFit]
 
 
 def claimed_epsilon() -> float:
@@ -138,7 +139,7 @@ def _scores(fit: Fit, world: tuple[pd.DataFrame, Schema], n: int) -> npt.NDArray
     table = encode(df, schema)
     out = np.empty(n)
     for i in range(n):
-        out[i] = score(fit(NumpyBackend(table), Accountant(ZCDP(CLAIM_RHO))), schema)
+        out[i] = score(fit(PrivateData(NumpyBackend(table), Accountant(ZCDP(CLAIM_RHO)))), schema)
     return out
 
 
@@ -173,8 +174,8 @@ def run_mst(*, fast: bool, rng: np.random.Generator) -> list[VariantResult]:
     cfg = MSTConfig(iters=1)
     sizes = MST_FAST if fast else MST_FULL
 
-    def fit(backend: NumpyBackend, acc: Accountant) -> MarginalFit:
-        return fit_mst(backend, acc, rho=CLAIM_RHO, config=cfg)
+    def fit(data: PrivateData) -> MarginalFit:
+        return fit_mst(data, rho=CLAIM_RHO, config=cfg)
 
     info = {"mechanism": "mst", "config": {"iters": cfg.iters}}
     return [_audit("d1_mst", fit, v, sizes.of(_expect(v)), rng, info) for v in VARIANTS]
@@ -185,8 +186,8 @@ def run_aim(*, fast: bool, rng: np.random.Generator) -> list[VariantResult]:
     cfg = AIMConfig(max_rounds=4, round_iters=5, final_iters=5, degree=2)
     sizes = Sizes(correct=60, planted=46, covered=30) if fast else AIM_FULL
 
-    def fit(backend: NumpyBackend, acc: Accountant) -> MarginalFit:
-        return fit_aim(backend, acc, rho=CLAIM_RHO, config=cfg)
+    def fit(data: PrivateData) -> MarginalFit:
+        return fit_aim(data, rho=CLAIM_RHO, config=cfg)
 
     info = {"mechanism": "aim", "config": {"max_rounds": 4, "round_iters": 5,
                                            "final_iters": 5, "degree": 2}}

@@ -15,7 +15,8 @@ the same way over the whole bounded range.
 
 Person-level bounding needs all of a person's rows at once: the codes (one or two bytes a
 cell) and person ids are then gathered in memory and bounded exactly as the numpy engine does
-(:func:`~dpsynth.backends.bounding.bound_contributions`, same seed, same choice).
+(:func:`~dpsynth.backends.bounding.bound_contributions`: the run's key and the codes of every
+modelled column, so each counting pass, and every engine, keeps the same rows).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from dpsynth.backends.frames import normalise_frame
 from dpsynth.backends.tally import UnionPlan
 from dpsynth.encoding import encode_column
 from dpsynth.errors import ConfigError, SchemaError, require
+from dpsynth.randomness import MechanismKey
 from dpsynth.schema import NumericColumn, Schema
 
 __all__ = ["BATCH_ROWS", "LUT_LIMIT", "ArrowBackend"]
@@ -131,8 +133,9 @@ class ArrowBackend(CachedCounts):
         schema: The public schema; its modelled columns define the domain.
         threads: Worker threads (each reads its own row groups); all cores when None.
         batch_rows: Rows per batch a worker holds at a time.
-        seed: Seed of the contribution-bounding row choice (person-level privacy unit only);
-            the same seed chooses the same rows as the numpy engine.
+        key: The run's in-mechanism secret, which keys contribution bounding (person-level
+            privacy unit only); a fresh one when None. The same key keeps the same rows as the
+            numpy, DuckDB and Spark engines, in every counting pass.
     """
 
     def __init__(
@@ -142,7 +145,7 @@ class ArrowBackend(CachedCounts):
         *,
         threads: int | None = None,
         batch_rows: int = BATCH_ROWS,
-        seed: int | None = None,
+        key: MechanismKey | None = None,
     ) -> None:
         self._pa = cast(Any, require("pyarrow", "scale"))
         self._pc = cast(Any, require("pyarrow.compute", "scale"))
@@ -152,7 +155,7 @@ class ArrowBackend(CachedCounts):
             raise ConfigError(f"batch_rows ({batch_rows}) must be >= 1")
         self._threads = max(1, int(threads) if threads is not None else (os.cpu_count() or 1))
         self._batch = int(batch_rows)
-        self._seed = seed
+        self._key = key if key is not None else MechanismKey.fresh()
         self._cols = list(schema.modelled)
         self._arrow_table: Any = None
         self._files: list[str] = []
@@ -292,20 +295,28 @@ class ArrowBackend(CachedCounts):
         self._cache.update(zip(keys, plan.assemble_dense(tables)))
 
     def _bounded(self, needed: list[int], zeros: Callable[[], list[npt.NDArray[np.int64]]], add: Callable[..., None]) -> list[npt.NDArray[np.int64]]:
-        """Union tables after keeping at most ``max_rows`` rows per person (codes held in memory)."""
+        """Union tables after keeping at most ``max_rows`` rows per person (codes held in memory).
+
+        Every modelled column is encoded, not only the ``needed`` ones: the keyed row hash that
+        chooses a person's rows covers the whole row, so every pass keeps the same rows.
+        """
         pid = str(self._pid)
-        narrow = {j: np.uint8 if self._domain[self._cols[j].name] <= 256 else np.int32 for j in needed}
+        every = range(len(self._cols))
+        narrow = {j: np.uint8 if self._domain[self._cols[j].name] <= 256 else np.int32 for j in every}
 
         def gather(w: _Worker, batch: Any) -> tuple[Any, dict[int, npt.NDArray[Any]]]:
-            return batch.column(pid), {j: self._codes(w, j, batch.column(self._cols[j].name)).astype(narrow[j]) for j in needed}
+            return batch.column(pid), {j: self._codes(w, j, batch.column(self._cols[j].name)).astype(narrow[j]) for j in every}
 
         parts, _ = self._run(gather, zeros)
         tables = zeros()
         if not parts:
             return tables
         ids = self._pa.chunked_array([p[0] for p in parts]).to_pandas()
-        keep = bound_contributions(ids, int(self._schema.privacy_unit.max_rows or 1), np.random.default_rng(self._seed))
-        codes = {j: np.concatenate([p[1][j] for p in parts])[keep].astype(np.int32) for j in needed}
+        full = {j: np.concatenate([p[1][j] for p in parts]) for j in every}
+        matrix = np.stack([full[j].astype(np.int64) for j in every], axis=1) if full else np.zeros((len(ids), 0), np.int64)
+        keep = bound_contributions(ids, matrix, int(self._schema.privacy_unit.max_rows or 1), self._key)
+        del matrix
+        codes = {j: full[j][keep].astype(np.int32) for j in needed}
         add(tables, codes)
         return tables
 

@@ -14,7 +14,6 @@ larger than memory. Counts are cached per marginal like
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import pandas as pd
 from dpsynth.backends.frames import normalise_frame
 from dpsynth.backends.sql import DUCKDB, SQLBackend, missing_expr, source_kind
 from dpsynth.errors import ConfigError, require
+from dpsynth.randomness import MechanismKey
 from dpsynth.schema import Schema
 
 __all__ = ["DuckDBBackend"]
@@ -49,8 +49,8 @@ class DuckDBBackend(SQLBackend):
         memory_limit: DuckDB ``memory_limit`` (beyond it, operators spill to disk).
         temp_directory: Where DuckDB spills; DuckDB's default when None.
         threads: DuckDB worker threads; DuckDB's default (all cores) when None.
-        seed: Seed of the contribution-bounding row choice (person-level privacy unit only);
-            fresh randomness when None.
+        key: The run's in-mechanism secret, which keys contribution bounding (person-level
+            privacy unit only); a fresh one when None. Never the user's seed.
 
     A relation source is queried on its own connection, whose settings are left alone except
     the time zone, which is UTC during each query and restored after it.
@@ -64,13 +64,13 @@ class DuckDBBackend(SQLBackend):
         memory_limit: str = "2GB",
         temp_directory: str | None = None,
         threads: int | None = None,
-        seed: int | None = None,
+        key: MechanismKey | None = None,
     ) -> None:
         duckdb: Any = require("duckdb", "scale")
         self._init_cache(schema)
         self._dialect = DUCKDB
         self._source = "__dpsynth_src"
-        self._seed = int(seed) if seed is not None else secrets.randbits(62)
+        self._key = key if key is not None else MechanismKey.fresh()
         self._con: Any = None
         self._frame: pd.DataFrame | None = None
         self._rel: Any = None

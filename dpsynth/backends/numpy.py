@@ -51,6 +51,12 @@ class NumpyBackend:
                     raise ConfigError(f"column {col!r} is not in the encoded table")
         return [self._count_one(self._table, tuple(c)) for c in cliques]
 
+    def rows(self) -> Table:
+        """The encoded private table, for DP-SGD only (called by the gate after its charge)."""
+        if self._table is None:
+            raise PrivateAccessError("the counting backend is closed")
+        return self._table
+
     def close(self) -> None:
         self._table = None
         self._cache.clear()

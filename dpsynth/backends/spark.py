@@ -16,7 +16,6 @@ record job metrics such as row counts: treat them as confidential.
 from __future__ import annotations
 
 import logging
-import secrets
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +29,7 @@ from dpsynth.backends.sql import (
     source_kind,
 )
 from dpsynth.errors import ConfigError, require
+from dpsynth.randomness import MechanismKey
 from dpsynth.schema import Schema
 
 __all__ = ["SparkBackend", "local_session"]
@@ -76,20 +76,21 @@ class SparkBackend(SQLBackend):
             ``schema.missing_values`` become nulls.
         schema: The public schema; its modelled columns define the domain.
         spark: The Spark session; the active one (or a new default one) when None.
-        seed: Seed of the contribution-bounding row choice (person-level privacy unit only);
-            fresh randomness when None.
+        key: The run's in-mechanism secret, which keys contribution bounding (person-level
+            privacy unit only); a fresh one when None. Never the user's seed.
 
     The session time zone is set to UTC while a count runs (timestamps are read in UTC, as
     the numpy encoder does) and restored afterwards.
     """
 
-    def __init__(self, source: Any, schema: Schema, *, spark: Any = None, seed: int | None = None) -> None:
+    def __init__(self, source: Any, schema: Schema, *, spark: Any = None,
+                 key: MechanismKey | None = None) -> None:
         sql: Any = require("pyspark.sql", "scale")
         self._init_cache(schema)
         self._dialect = SPARK
         self._map_frames: dict[str, Any] = {}
         self._one_scan_maps = True
-        self._seed = int(seed) if seed is not None else secrets.randbits(62)
+        self._key = key if key is not None else MechanismKey.fresh()
         self._spark = spark or sql.SparkSession.getActiveSession() or sql.SparkSession.builder.getOrCreate()
         frame = self._open(sql, source)
         self._source = f"dpsynth_src_{uuid.uuid4().hex}"

@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dpsynth.backends.base import CachedCounts
+from dpsynth.backends.bounding import BOUNDING_PURPOSE
 from dpsynth.backends.sqlexpr import (
     DUCKDB,
     SPARK,
@@ -44,7 +45,8 @@ from dpsynth.backends.sqlexpr import (
     source_kind,
 )
 from dpsynth.backends.tally import UnionPlan, strides
-from dpsynth.errors import DPSynthError, SchemaError
+from dpsynth.errors import ConfigError, DPSynthError, SchemaError
+from dpsynth.randomness import MechanismKey
 from dpsynth.schema import CategoricalColumn, OrdinalColumn, Schema
 
 __all__ = [
@@ -71,25 +73,28 @@ MAP_LIMIT = 200_000
 
 
 def bounded_sql(
-    d: Dialect, inner: str, pid: str, code_cols: Sequence[str], k: int, seed: int
+    d: Dialect, inner: str, pid: str, code_cols: Sequence[str], k: int, subkey: str
 ) -> str:
-    """Keep at most ``k`` rows per person, a seeded pseudo-random choice; null ids are kept.
+    """Keep at most ``k`` rows per person by the keyed row hash; null ids are kept.
 
-    Each row gets a rank key hashing the seed, the person, the row's codes and the row's
-    position among the person's identical rows (``1..m`` for ``m`` copies). The key is thus a
-    function of the person's own rows and the seed only, identical copies get distinct keys
-    (so they are chosen as often as a uniform choice would), and which physical copy is kept
-    cannot change any count.
+    Each row gets the rank key of :mod:`dpsynth.backends.bounding`: the md5 of the run's
+    secret bounding sub-key, the person, the row's codes over every modelled column
+    (``code_cols``) and the row's position among the person's identical rows (``1..m``). The
+    key is a function of the person's own rows and the secret only, identical copies get
+    distinct keys, and which physical copy is kept cannot change any count. The numpy and
+    arrow engines compute the same md5, so every engine keeps the same rows.
     """
+    if not all(ch in "0123456789abcdef" for ch in subkey):
+        raise ConfigError("the bounding sub-key must be lowercase hex")
     codes = ", ".join(code_cols)
 
     def text(x: str) -> str:
         return f"CAST({x} AS {d.text_type})"
 
     parts = ", ".join(
-        [d.string(str(int(seed))), text(pid), *(text(c) for c in code_cols), text("__dup")]
+        [d.string(subkey), text(pid), *(text(c) for c in code_cols), text("__dup")]
     )
-    key = f"{d.hash_fn}(concat_ws('|', {parts}))"
+    key = f"md5(concat_ws('|', {parts}))"
     return (
         f"SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {pid} ORDER BY {key}) AS __rn "
         f"FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {pid}, {codes} ORDER BY {pid}) AS __dup "
@@ -212,7 +217,7 @@ def _ints(values: Any) -> npt.NDArray[np.int64]:
 class SQLBackend(CachedCounts):
     """Shared driver side of the SQL engines: value maps, validation, the cache, marginals.
 
-    Subclasses set ``_dialect``, ``_schema``, ``_kinds`` (source kind per column), ``_seed``,
+    Subclasses set ``_dialect``, ``_schema``, ``_kinds`` (source kind per column), ``_key``,
     ``_source`` (the SQL name of the raw source) and ``_use_maps``, and implement
     :meth:`_query`, :meth:`_make_map` and :meth:`_drop_map`.
     """
@@ -220,7 +225,7 @@ class SQLBackend(CachedCounts):
     _dialect: Dialect
     _schema: Schema
     _kinds: dict[str, str]
-    _seed: int
+    _key: MechanismKey
     _source: str
     _use_maps: bool = True
     #: Build all text columns' maps from one scan (see :meth:`_prepare_maps`).
@@ -349,7 +354,7 @@ class SQLBackend(CachedCounts):
                 "__pid",
                 [alias[c.name] for _, c in cols],
                 int(unit.max_rows or 1),
-                self._seed,
+                self._key.hex_for(BOUNDING_PURPOSE),
             )
         return sql, alias
 

@@ -16,17 +16,17 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from dpsynth.accountant import Accountant
-from dpsynth.backends.base import CountingBackend
 from dpsynth.errors import ConfigError
-from dpsynth.events import NoisyMaxEvent
-from dpsynth.measure import Measurement, measure_marginals
+from dpsynth.events import gumbel_scale_for_rho
+from dpsynth.gate import PrivateData
+from dpsynth.measure import Measurement
 from dpsynth.mechanisms.base import MarginalFit, sigma_for_rho
 from dpsynth.mechanisms.compress import Compression
-from dpsynth.noise import gumbel_scale_for_rho, noisy_max
 from dpsynth.pgm import Domain, TreeSizer, WarmStart, estimate, estimate_total
 
 __all__ = ["AIMConfig", "default_workload", "fit_aim"]
@@ -93,18 +93,17 @@ def _candidates(workload: Sequence[tuple[Clique, float]]) -> dict[Clique, float]
 
 
 def fit_aim(
-    backend: CountingBackend,
-    accountant: Accountant,
+    data: PrivateData,
     *,
     rho: float,
-    sensitivity: float = 1.0,
     constraints: Sequence[dict[str, int | Sequence[int]]] = (),
     config: AIMConfig = AIMConfig(),
 ) -> MarginalFit:
-    """Run AIM, spending exactly ``rho`` from ``accountant``."""
+    """Run AIM through the private-data gate ``data``, spending exactly ``rho``."""
     if not rho > 0:
         raise ConfigError(f"rho ({rho}) must be > 0")
-    domain = Domain.from_dict(backend.domain)
+    sensitivity = data.sensitivity
+    domain = Domain.from_dict(data.domain)
     attrs = list(domain.attrs)
     d = len(attrs)
     workload = config.workload or default_workload(attrs, config.degree)
@@ -122,15 +121,13 @@ def fit_aim(
     if ones_cost > rho:  # tiny budgets: give the 1-way marginals the whole budget
         sigma = sigma_for_rho(rho, count=d, sensitivity=sensitivity)
         ones_cost = rho
-    ones: list[Measurement] = measure_marginals(
-        backend, [(a,) for a in attrs], sigma=sigma, accountant=accountant,
-        sensitivity=sensitivity, label="aim 1-way")
+    ones: list[Measurement] = data.measure([(a,) for a in attrs], sigma=sigma, label="aim 1-way")
     used = ones_cost
     keep = sorted({c for con in constraints for c in con})
     # AIM's first measurements are much noisier than its later ones: cap the rare threshold at
     # a share of the estimated rows so that small budgets do not merge real categories.
     threshold = min(config.compress_threshold, config.compress_max_share * estimate_total(ones) / sigma)
-    comp = (Compression.from_one_way(ones, dict(backend.domain), threshold=threshold, keep=keep,
+    comp = (Compression.from_one_way(ones, data.domain, threshold=threshold, keep=keep,
                                      weighted=True)
             if config.compress and d > 1 else None)
     if comp is not None and not comp.active:
@@ -144,9 +141,6 @@ def fit_aim(
     model = estimate(domain, measurements, total=total, iters=config.round_iters,
                      constraints=constraints, max_cells=config.max_model_cells)
     cand_list = list(cands)
-    counted = backend.count(cand_list)
-    exact = {c: (comp.compress_counts(c, x) if comp is not None else x) for c, x in zip(cand_list, counted)}
-    del counted
     selected: list[Clique] = []
     measured_cliques: list[Clique] = [(a,) for a in attrs]
     sizer = TreeSizer(domain)  # junction_tree_size(domain, cliques), memoised by graph
@@ -165,17 +159,19 @@ def fit_aim(
         if not eligible:
             eligible = [c for c in cand_list if len(c) == 1]
         bias = math.sqrt(2 / math.pi) * sigma
-        answers = model.project_many(eligible)  # one calibration, shared subtables
-        scores = [cands[c] * (float(np.abs(exact[c] - f.values).sum()) - bias * domain.size(c))
-                  for c, f in zip(eligible, answers)]
+        answers = dict(zip(eligible, model.project_many(eligible)))  # one calibration, shared subtables
+
+        def score(c: Clique, exact: npt.NDArray[np.int64], answers: dict[Clique, Any] = answers,
+                  bias: float = bias) -> float:
+            return cands[c] * (float(np.abs(exact - answers[c].values).sum()) - bias * domain.size(c))
+
         scale = gumbel_scale_for_rho(eps_rho, sensitivity * max_weight)
-        accountant.charge(NoisyMaxEvent(scale=scale, sensitivity=sensitivity * max_weight,
-                                        label=f"aim select round {n_rounds + 1}"))
-        pick = eligible[noisy_max(scores, scale)]
+        pick = data.select(eligible, score, scale=scale, weight=max_weight,
+                           label=f"aim select round {n_rounds + 1}", transform=transform,
+                           count_also=cand_list)
         before = model.marginal(pick)
-        measurements += measure_marginals(backend, [pick], sigma=sigma, accountant=accountant,
-                                          sensitivity=sensitivity, label=f"aim round {n_rounds + 1}",
-                                          transform=transform)
+        measurements += data.measure([pick], sigma=sigma, label=f"aim round {n_rounds + 1}",
+                                     transform=transform)
         selected.append(pick)
         measured_cliques.append(pick)
         n_rounds += 1
@@ -184,7 +180,7 @@ def fit_aim(
         # fit: hand them over without its beliefs and query caches, and keep no reference,
         # so nothing of the old model stays alive (model-sized) while the new one is fitted.
         warm = WarmStart(dataclasses.replace(model))
-        del model, answers
+        del model, answers, score
         model = estimate(domain, measurements, total=total, iters=config.round_iters,
                          warm_start=warm, constraints=constraints, max_cells=config.max_model_cells)
         after = model.marginal(pick)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from dpsynth.accountant import Accountant
-from dpsynth.backends.base import CountingBackend
 from dpsynth.errors import ConfigError
-from dpsynth.measure import Measurement, measure_marginals
+from dpsynth.gate import PrivateData
+from dpsynth.measure import Measurement
 from dpsynth.mechanisms.base import MarginalFit, sigma_for_rho
 from dpsynth.pgm import Domain, estimate, estimate_total
 
@@ -20,21 +19,18 @@ __all__ = ["fit_independent", "fit_schema_only"]
 
 
 def fit_independent(
-    backend: CountingBackend,
-    accountant: Accountant,
+    data: PrivateData,
     *,
     rho: float,
-    sensitivity: float = 1.0,
     constraints: Sequence[dict[str, int | Sequence[int]]] = (),
     iters: int = 200,
 ) -> MarginalFit:
     """Measure every 1-way marginal with the whole budget ``rho``."""
     if not rho > 0:
         raise ConfigError(f"rho ({rho}) must be > 0")
-    domain = Domain.from_dict(backend.domain)
-    sigma = sigma_for_rho(rho, count=len(domain.attrs), sensitivity=sensitivity)
-    ones = measure_marginals(backend, [(a,) for a in domain.attrs], sigma=sigma,
-                             accountant=accountant, sensitivity=sensitivity, label="independent 1-way")
+    domain = Domain.from_dict(data.domain)
+    sigma = sigma_for_rho(rho, count=len(domain.attrs), sensitivity=data.sensitivity)
+    ones = data.measure([(a,) for a in domain.attrs], sigma=sigma, label="independent 1-way")
     total = estimate_total(ones)
     model = estimate(domain, ones, total=total, iters=iters, constraints=constraints)
     return MarginalFit("independent", domain, tuple(ones), (), model, total, {"sigma": sigma})

@@ -12,15 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
-from dpsynth.accountant import Accountant
-from dpsynth.backends.base import CountingBackend
 from dpsynth.errors import ConfigError
-from dpsynth.events import NoisyMaxEvent
-from dpsynth.measure import Measurement, measure_marginals
+from dpsynth.gate import PrivateData
+from dpsynth.measure import Measurement
+from dpsynth.events import gumbel_scale_for_rho
 from dpsynth.mechanisms.base import MarginalFit, sigma_for_rho
 from dpsynth.mechanisms.compress import Compression
-from dpsynth.noise import gumbel_scale_for_rho, noisy_max
 from dpsynth.pgm import Domain, estimate, estimate_total
 
 __all__ = ["MSTConfig", "fit_mst"]
@@ -70,36 +69,33 @@ class _Components:
 
 
 def fit_mst(
-    backend: CountingBackend,
-    accountant: Accountant,
+    data: PrivateData,
     *,
     rho: float,
-    sensitivity: float = 1.0,
     constraints: Sequence[Constraint] = (),
     config: MSTConfig = MSTConfig(),
 ) -> MarginalFit:
-    """Run MST, spending exactly ``rho`` from ``accountant``.
+    """Run MST through the private-data gate ``data``, spending exactly ``rho``.
 
     Args:
-        backend: Counting engine over the private data.
-        accountant: Charged before every measurement and selection.
+        data: The private-data gate (charged before every measurement and selection; its
+            sensitivity is the rows one unit of privacy can contribute).
         rho: zCDP budget to spend.
-        sensitivity: Rows one privacy unit can contribute (L2/L-inf sensitivity of counts).
         constraints: Forbidden value combinations (codes), enforced by the model.
         config: MST options.
     """
     if not rho > 0:
         raise ConfigError(f"rho ({rho}) must be > 0")
-    domain = Domain.from_dict(backend.domain)
+    sensitivity = data.sensitivity
+    domain = Domain.from_dict(data.domain)
     attrs = list(domain.attrs)
     d = len(attrs)
     r1, r_sel, r2 = (rho * s for s in config.split) if d > 1 else (rho, 0.0, 0.0)
     sigma1 = sigma_for_rho(r1, count=d, sensitivity=sensitivity)
-    ones = measure_marginals(backend, [(a,) for a in attrs], sigma=sigma1, accountant=accountant,
-                             sensitivity=sensitivity, label="mst 1-way")
+    ones = data.measure([(a,) for a in attrs], sigma=sigma1, label="mst 1-way")
     total = estimate_total(ones)
     keep = sorted({c for con in constraints for c in con})
-    comp = (Compression.from_one_way(ones, dict(backend.domain), threshold=config.compress_threshold, keep=keep)
+    comp = (Compression.from_one_way(ones, data.domain, threshold=config.compress_threshold, keep=keep)
             if config.compress and d > 1 else None)
     if comp is not None and not comp.active:
         comp = None
@@ -113,22 +109,22 @@ def fit_mst(
     if d > 1:
         base = estimate(domain, ones_model, total=total, iters=50, constraints=constraints)
         pairs = list(itertools.combinations(attrs, 2))
-        exact = backend.count(pairs)
-        if comp is not None:
-            exact = [comp.compress_counts(p, x) for p, x in zip(pairs, exact)]
-        scores = {p: float(np.abs(x - base.marginal(p)).sum()) for p, x in zip(pairs, exact)}
+        transform = comp.compress_counts if comp is not None else None
+        answers = {p: base.marginal(p) for p in pairs}  # public: the model of the 1-way answers
+
+        def l1_error(pair: tuple[str, ...], exact: npt.NDArray[np.int64]) -> float:
+            return float(np.abs(exact - answers[pair]).sum())
+
         scale = gumbel_scale_for_rho(r_sel / (d - 1), sensitivity)
         comps = _Components(attrs)
         for _ in range(d - 1):
             cands = [p for p in pairs if comps.find(p[0]) != comps.find(p[1])]
-            accountant.charge(NoisyMaxEvent(scale=scale, sensitivity=sensitivity, label="mst select edge"))
-            pick = cands[noisy_max([scores[p] for p in cands], scale)]
+            pick = data.select(cands, l1_error, scale=scale, label="mst select edge",
+                               transform=transform, count_also=pairs)
             selected.append(pick)
             comps.union(*pick)
         sigma2 = sigma_for_rho(r2, count=d - 1, sensitivity=sensitivity)
-        twos = measure_marginals(backend, selected, sigma=sigma2, accountant=accountant,
-                                 sensitivity=sensitivity, label="mst 2-way",
-                                 transform=comp.compress_counts if comp is not None else None)
+        twos = data.measure(selected, sigma=sigma2, label="mst 2-way", transform=transform)
     model_measurements = ones_model + twos
     total = estimate_total(model_measurements)
     model = estimate(domain, model_measurements, total=total, iters=config.iters,
