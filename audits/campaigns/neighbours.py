@@ -380,7 +380,7 @@ FAST = Plan(engines=("numpy", "arrow", "duckdb"),
             attack_releases={"numpy": 100},
             planted_releases=40, planted_mechanisms=("independent",))
 FULL = Plan(engines=("numpy", "arrow", "duckdb", "spark"),
-            attack_releases={"numpy": 400, "arrow": 300, "duckdb": 300, "spark": 60},
+            attack_releases={"numpy": 300, "arrow": 200, "duckdb": 200, "spark": 30},
             planted_releases=100, planted_mechanisms=("independent", "mst", "aim"))
 
 
