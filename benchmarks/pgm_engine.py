@@ -221,7 +221,9 @@ def aim_profile(eps: float, seed: int) -> None:
     backend = NumpyBackend(encode(train, schema))
     rho = epsilon_to_rho(eps, 1e-9)
     cpu = time.process_time()
-    fit = aim.fit_aim(backend, Accountant(ZCDP(rho)), rho=rho)
+    from dpsynth.gate import PrivateData
+
+    fit = aim.fit_aim(PrivateData(backend, Accountant(ZCDP(rho))), rho=rho)
     cpu = time.process_time() - cpu
     print(f"AIM eps={eps:g} seed={seed}: {len(fit.selected)} rounds, fit {cpu:.1f} CPU s, "
           f"peak RSS {_rss_mib()[1]:.0f} MiB")

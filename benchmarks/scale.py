@@ -81,6 +81,7 @@ def worker(engine: str, path: str) -> None:
         checksum = total
     else:
         from dpsynth.backends.factory import open_backend
+        from dpsynth.randomness import MechanismKey
 
         schema = load_schema(SCHEMA_PATH)
         options: dict[str, object] = {}
@@ -90,7 +91,7 @@ def worker(engine: str, path: str) -> None:
             from dpsynth.backends.spark import local_session
 
             options = {"spark": local_session(cores=2, driver_memory="2g")}
-        backend = open_backend(engine, path, schema, seed=0, **options)
+        backend = open_backend(engine, path, schema, key=MechanismKey.for_audit("scale benchmark"), **options)
         counts = backend.count(_pairs())
         checksum = int(sum(int(c.sum()) for c in counts))
         backend.close()

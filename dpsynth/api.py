@@ -21,9 +21,11 @@ from dpsynth.accountant import Accountant
 from dpsynth.atomic import atomic_directory, write_text_atomic
 from dpsynth.backends.base import CountingBackend
 from dpsynth.budget import ZCDP, ApproxDP, epsilon_to_rho
+from dpsynth.events import ZCDPEvent
 from dpsynth.encoding import decode, encode_column
 from dpsynth.errors import ConfigError, SchemaError
 from dpsynth.gate import PrivateData
+from dpsynth.guarantee import PrivacyStatement, no_data_statement, statement_for
 from dpsynth.measure import Measurement
 from dpsynth.mechanisms.aim import AIMConfig, fit_aim
 from dpsynth.mechanisms.base import MarginalFit
@@ -64,6 +66,11 @@ def privacy_caveats(schema: Schema, *, allow_private_schema: bool) -> list[str]:
         "Differential privacy bounds what the release reveals about any one unit; it does not "
         "prevent inferences about groups that hold in the population.",
     ]
+    dp_facts = [c for c, _ in schema.dp_fact_costs()]
+    if dp_facts:
+        caveats.append(f"Facts of columns {dp_facts} are declared as derived under differential "
+                       "privacy outside this run; their declared cost (dp_rho) is charged to the "
+                       "ledger, but dpsynth cannot check how they were derived.")
     inferred = schema.private_inferred()
     if inferred and allow_private_schema:
         caveats.insert(0, "PRIVATE SCHEMA ACCEPTED: facts of columns "
@@ -121,6 +128,12 @@ class Synthesizer:
     selected: tuple[tuple[str, ...], ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
     compression: Compression | None = field(repr=False, default=None)
+    statement: PrivacyStatement | None = field(repr=False, default=None)
+
+    @property
+    def guarantee(self) -> PrivacyStatement:
+        """How the guarantee was obtained, as built by the mechanism that ran."""
+        return self.statement if self.statement is not None else statement_for(self.mechanism)
 
     def _evidence(self, conditions: Mapping[str, object] | None) -> dict[str, list[int]] | None:
         if not conditions:
@@ -227,6 +240,7 @@ class Synthesizer:
                 "privacy": self.privacy, "estimated_rows": self.estimated_rows,
                 "selected": [list(c) for c in self.selected], "params": self.params,
                 "compression": self.compression.to_json() if self.compression is not None else None,
+                "statement": self.guarantee.to_json(),
                 "measurements": [{"clique": list(m.clique), "sigma": m.sigma, "weight": m.weight}
                                  for m in self.measurements],
             }
@@ -267,7 +281,8 @@ def load(directory: str | Path) -> Synthesizer:
     return Synthesizer(parse_schema(meta["schema"]), meta["mechanism"], meta["privacy"],
                        int(meta["estimated_rows"]), model, neural, tuple(measurements),
                        tuple(tuple(c) for c in meta["selected"]), meta["params"],
-                       Compression.from_json(comp) if comp else None)
+                       Compression.from_json(comp) if comp else None,
+                       PrivacyStatement.from_json(meta["statement"]) if meta.get("statement") else None)
 
 
 def fit(
@@ -315,17 +330,15 @@ def fit(
     constraints = schema_constraints(schema)
     unit = schema.privacy_unit
     caveats = privacy_caveats(schema, allow_private_schema=allow_private_schema)
-    if mechanism in ("dpvae", "dpgan"):
-        caveats.append(
-            "DP-SGD adds floating-point Gaussian noise (Opacus, secure_mode averaging) drawn with "
-            "torch's non-cryptographic generator seeded from the OS CSPRNG, and samples batches the "
-            "same way; the accounting is Renyi DP of the Poisson-subsampled Gaussian. This is weaker "
-            "against floating-point attacks than the exact integer noise of the marginal generators.")
     if mechanism == "schema_only":
+        if schema.dp_fact_costs():
+            raise ConfigError("mechanism 'schema_only' spends nothing, but the schema has facts "
+                              "derived under DP (dp_rho); release them with a budget-spending mechanism")
         result = fit_schema_only(schema.domain(), constraints=constraints)
         privacy = {"epsilon": 0.0, "delta": 0.0, "rho": 0.0, "conversion": "none (no private data read)",
                    "ledger": [], "unit": unit.describe(), "caveats": caveats}
-        return Synthesizer(schema, mechanism, privacy, 1000, result.model)
+        return Synthesizer(schema, mechanism, privacy, 1000, result.model,
+                           statement=no_data_statement(mechanism))
     budget = _budget(epsilon, delta, rho)
     from dpsynth.plan import plan_fit
 
@@ -333,6 +346,11 @@ def fit(
     plan_fit(schema, mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho, aim=aim, mst=mst)
     accountant = Accountant(budget, ledger_path=Path(ledger_path) if ledger_path else None)
     total_rho = budget.rho if isinstance(budget, ZCDP) else epsilon_to_rho(budget.epsilon, budget.delta)
+    # Schema facts derived under DP were read from this data too: they are charged first, so
+    # the stated epsilon covers schema and model, and the mechanism gets what is left.
+    for column, fact_rho in schema.dp_fact_costs():
+        accountant.charge(ZCDPEvent(fact_rho, label=f"schema facts of {column!r} (source: dp)"))
+        total_rho -= fact_rho
     sensitivity = float(unit.sensitivity_rows)
     key = MechanismKey.fresh()  # in-mechanism randomness: secret, per run, never the seed
     backend = _open(data, schema, engine, key)
@@ -361,7 +379,9 @@ def fit(
     privacy.update({"unit": unit.describe(), "caveats": caveats,
                     "neighbouring": "add/remove one unit of privacy"})
     if fitted is None:
+        caveats.extend(neural_model.statement.caveats)
         return Synthesizer(schema, mechanism, privacy, int(neural_model.estimated_rows), None, neural_model,
-                           params=dict(neural_model.privacy))
+                           params=dict(neural_model.privacy), statement=neural_model.statement)
     return Synthesizer(schema, mechanism, privacy, int(round(fitted.total)), fitted.model, None,
-                       fitted.measurements, fitted.selected, fitted.params, fitted.compression)
+                       fitted.measurements, fitted.selected, fitted.params, fitted.compression,
+                       fitted.statement)

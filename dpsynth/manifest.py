@@ -211,13 +211,15 @@ def build_manifest(
         The manifest as a JSON-ready dict.
     """
     p = synth.privacy
+    statement = synth.guarantee
     unit = synth.schema.privacy_unit
     inferred = synth.schema.private_inferred()
     privacy: dict[str, Any] = {
         "epsilon": p.get("epsilon"),
         "delta": p.get("delta"),
         "rho": p.get("rho"),
-        "variant": "zero-concentrated DP (rho-zCDP), converted to approximate (epsilon, delta)-DP",
+        "variant": statement.variant,
+        "accounting": statement.accounting,
         "conversion": p.get("conversion"),
         "neighbouring": p.get("neighbouring", "add/remove one unit of privacy"),
         "unit": p.get("unit", unit.describe()),
@@ -225,8 +227,10 @@ def build_manifest(
                             "max_rows": unit.sensitivity_rows},
         "requested": requested,
         "trust_model": TRUST_MODEL,
-        "noise": "exact discrete Gaussian noise and noisy-max selection from OpenDP, drawn from "
-        "a cryptographically secure, unseeded random source",
+        "noise": statement.noise,
+        "in_mechanism_randomness": statement.in_mechanism_randomness,
+        "seed_controls": list(statement.seed_controls),
+        "seed_never_touches": list(statement.seed_never_touches),
         "ledger": [_ledger_entry(e) for e in p.get("ledger", [])],
         "caveats": list(p.get("caveats", [])),
         "not_protected": list(NOT_PROTECTED),
@@ -253,8 +257,7 @@ def build_manifest(
             "selected": [list(c) for c in synth.selected],
             "measured": [{"clique": list(m.clique), "sigma": m.sigma} for m in synth.measurements],
             "post_processing_seed": seed,
-            "seed_note": "the seed drives only post-processing (sampling and decoding); the "
-            "differential-privacy noise is never seeded",
+            "seed_note": statement.seed_note,
         },
         "rows": rows.to_json(),
         "outputs": outputs,

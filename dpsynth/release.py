@@ -228,7 +228,8 @@ def release(
         delta: The delta of the guarantee.
         rho: Budget as rho-zCDP (alternative to ``epsilon``).
         rows: Number of synthetic rows; default the DP estimate of the input size.
-        seed: Seed of post-processing only (sampling, decoding); DP noise is never seeded.
+        seed: Seed of post-processing only (sampling, decoding); it never reaches DP noise,
+            contribution bounding or DP-SGD training, which use OpenDP and a per-run secret.
         engine: Counting engine: ``numpy``, ``duckdb`` or ``spark``.
         allow_private_schema: Accept ``private_inferred`` schema facts (stated as a caveat).
         ledger_path: Persistent per-dataset ledger (lifetime cap across releases).

@@ -96,6 +96,7 @@ def privacy_statement(manifest: dict[str, Any]) -> str:
         f"| delta (δ) | {_num(delta)} | The probability with which the ε bound may fail. |",
         f"| rho (ρ) | {_num(rho)} | The same guarantee in zero-concentrated DP, as accounted. |",
         f"| Variant | {p['variant']} | Conversion: {p.get('conversion') or 'none'}. |",
+        f"| Accounting | {p.get('accounting', 'see variant')} | How the charged steps compose. |",
         f"| Neighbouring datasets | {p['neighbouring']} | The change the guarantee is about. |",
         "",
         plain_epsilon(eps) + (" " + _strength(eps) if _strength(eps) else ""),
@@ -106,7 +107,14 @@ def privacy_statement(manifest: dict[str, Any]) -> str:
         "files* reveal. It does not protect the confidential data while it is held by the data "
         "controller, and it assumes the released files are the only output of the process.",
         "",
-        f"Noise: {p['noise']}. {g['seed_note'].capitalize()}.",
+        f"Noise: {p['noise']}.",
+        "",
+        "## Randomness: what the seed controls",
+        "",
+        f"In-mechanism randomness: {p.get('in_mechanism_randomness', 'not stated')}.",
+        "",
+        f"{g['seed_note'][0].upper()}{g['seed_note'][1:]}. The seed may be published: everything "
+        "it drives is computed from the differentially private measurements alone.",
         "",
         "## How the budget was spent",
         "",

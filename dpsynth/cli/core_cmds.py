@@ -194,7 +194,9 @@ def fit_cmd(
     epsilon: Optional[float] = typer.Option(None, "--epsilon"),
     delta: float = typer.Option(1e-9, "--delta"),
     rho: Optional[float] = typer.Option(None, "--rho"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    seed: Optional[int] = typer.Option(
+        None, "--seed", help="Accepted for scripts; fitting uses no seed (bounding and DP-SGD draw "
+        "from a per-run secret, DP noise from OpenDP). Pass seeds to `sample`."),
     engine: str = typer.Option("numpy", "--engine", help="numpy, arrow (Parquet), duckdb or spark."),
     allow_private_schema: bool = typer.Option(False, "--allow-private-schema"),
     ledger: Optional[Path] = typer.Option(None, "--ledger", help="Persistent ledger file with a lifetime cap."),
@@ -223,7 +225,7 @@ def sample_cmd(
     rows: Optional[int] = typer.Option(None, "--rows", help="Rows to draw (default: the DP estimate of n)."),
     condition: list[str] = typer.Option([], "--condition", help="COLUMN=VALUE; repeat for more."),
     share: list[str] = typer.Option([], "--share", help="COLUMN=VALUE:SHARE to rebalance one column; repeat."),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Post-processing seed: sampling and decoding only."),
     out: Path = typer.Option(..., "--out", help="Output .csv or .parquet"),
     independent: bool = typer.Option(False, "--independent",
                                      help="Independent rows instead of systematic sampling within the model's cliques."),

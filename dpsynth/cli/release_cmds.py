@@ -97,7 +97,7 @@ def register(app: typer.Typer) -> None:
         delta: float | None = typer.Option(None, "--delta", help="Budget delta (default 1e-9)."),
         rho: float | None = typer.Option(None, "--rho", help="Budget as rho-zCDP instead of epsilon."),
         rows: int | None = typer.Option(None, "--rows", help="Synthetic rows (default: the DP estimate of n)."),
-        seed: int | None = typer.Option(None, "--seed", help="Post-processing seed (never the DP noise)."),
+        seed: int | None = typer.Option(None, "--seed", help="Post-processing seed: sampling and decoding only (never DP noise, bounding or DP-SGD training); published in the manifest."),
         engine: str | None = typer.Option(None, "--engine", help="numpy (default), arrow (Parquet), duckdb or spark."),
         allow_private_schema: bool | None = typer.Option(
             None, "--allow-private-schema", help="Accept private_inferred schema facts (stated as a caveat)."),

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from dpsynth.guarantee import PrivacyStatement, marginal_statement
 from dpsynth.measure import Measurement
 from dpsynth.mechanisms.compress import Compression
 from dpsynth.pgm import Domain, Model
@@ -42,6 +43,11 @@ class MarginalFit:
     total: float
     params: dict[str, Any] = field(default_factory=dict)
     compression: Compression | None = None
+
+    @property
+    def statement(self) -> PrivacyStatement:
+        """How this fit's guarantee is obtained (noise, accounting, randomness)."""
+        return marginal_statement(self.mechanism)
 
 
 def sigma_for_rho(rho: float, *, count: int = 1, sensitivity: float = 1.0) -> float:

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dpsynth.atomic import write_bytes_atomic, write_text_atomic
+from dpsynth.guarantee import PrivacyStatement, dpsgd_statement
 from dpsynth.errors import ConfigError, require
 from dpsynth.neural.calibrate import calibrated_sample
 from dpsynth.neural.data import OneHotLayout, sample_codes, torch_generator
@@ -63,6 +64,11 @@ class NeuralModel:
     marginals: tuple[npt.NDArray[np.float64], ...] | None = field(default=None, repr=False)
     oversample: int = 6
     calibration_iters: int = 50
+
+    @property
+    def statement(self) -> PrivacyStatement:
+        """How this fit's guarantee is obtained: Opacus float noise, RDP accounting, keyed training."""
+        return dpsgd_statement(self.kind, secure_mode=bool(self.privacy.get("secure_mode", True)))
 
     def __post_init__(self) -> None:
         if self.kind not in ("dpvae", "dpgan"):
