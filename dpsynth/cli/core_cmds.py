@@ -47,9 +47,13 @@ def _parse_shares(items: list[str]) -> dict[str, dict[object, float]]:
 def schema_draft(
     data: Path = typer.Argument(..., help="CSV or Parquet file (read to draft; NOT private)."),
     out: Path = typer.Option(..., "-o", "--out", help="Where to write the drafted schema (YAML)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it already exists."),
 ) -> None:
     """Draft a schema from the data. Every derived fact is marked private_inferred."""
     import pandas as pd
+
+    if out.exists() and not overwrite:
+        raise ConfigError(f"schema draft: {out} already exists; pass --overwrite to replace it")
 
     from dpsynth.cli import err_console
     from dpsynth.schema import dump_schema
