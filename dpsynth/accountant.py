@@ -7,22 +7,21 @@ so a budget split into parts can be spent exactly). Subsampled-Gaussian (DP-SGD)
 finite rho; once one is in the ledger, composition is done on RDP curves and an ApproxDP budget
 is checked as "the would-be epsilon at the budget's delta does not exceed its epsilon".
 
-With ``ledger_path`` the ledger is persistent (JSON lines). Prior entries count against the
-``lifetime`` cap; each charge is appended and fsync'ed *before* ``charge`` returns (write-ahead),
-under an exclusive ``flock``, so neither a crash nor a concurrent run can cause a silent
-double spend.
+With ``ledger_path`` the ledger is persistent (:mod:`dpsynth.ledger`). All or nothing: the
+accountant first *reserves* its whole budget under the lifetime cap stored in the ledger (or
+refuses, writing nothing); each charge is then appended and fsync'ed *before* ``charge``
+returns (write-ahead), under an exclusive ``flock``; :meth:`Accountant.commit` ends the run
+and :meth:`Accountant.abort` ends a failed one. A reservation never ended counts as spent, so
+neither a crash nor a concurrent run can cause a silent double spend.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
 import logging
 import math
 import os
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from dpsynth.budget import (
     budget_from_json,
     to_rho,
 )
-from dpsynth.errors import BudgetExceededError, ConfigError
+from dpsynth.errors import BudgetExceededError, ConfigError, DPSynthError
 from dpsynth.events import (
     Event,
     GaussianEvent,
@@ -44,8 +43,16 @@ from dpsynth.events import (
     ZCDPEvent,
     all_finite,
     epsilon_of,
-    event_from_json,
     rdp_of,
+)
+from dpsynth.ledger import (
+    FORMAT,
+    LedgerEntry,
+    LedgerLock,
+    LedgerState,
+    budget_text,
+    cap_record,
+    same_budget,
 )
 from dpsynth.rdp import DEFAULT_ORDERS, rdp_to_epsilon, zcdp_room
 
@@ -55,43 +62,6 @@ logger = logging.getLogger(__name__)
 
 _SLACK = 1e-12  # relative slack on the budget, so exactly-split budgets can be fully spent
 _EVENT_TYPES = (GaussianEvent, NoisyMaxEvent, ZCDPEvent, SubsampledGaussianEvent)
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    """One charged event.
-
-    Attributes:
-        index: Position in the ledger (in the ledger file, when persistent).
-        event: The event charged.
-        rho: Its zCDP cost (``inf`` for a subsampled Gaussian, which has none).
-        time: When it was charged (UTC).
-        session: Id of the accountant that charged it.
-    """
-
-    index: int
-    event: Event
-    rho: float
-    time: datetime
-    session: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        """Serialise as a JSON-ready dict (an infinite rho is written as ``null``)."""
-        return {
-            "index": self.index,
-            "time": self.time.isoformat(),
-            "rho": self.rho if math.isfinite(self.rho) else None,
-            "label": self.event.label,
-            "event": self.event.to_json(),
-            "session": self.session,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> LedgerEntry:
-        """Rebuild an entry from :meth:`to_json` (the cost is recomputed from the event)."""
-        event = event_from_json(data["event"])
-        time = datetime.fromisoformat(str(data["time"]))
-        return cls(int(data["index"]), event, event.rho, time, str(data.get("session", "")))
 
 
 def _needs_delta(budget: Budget) -> float | None:
@@ -146,8 +116,13 @@ class Accountant:
 
     Args:
         budget: This run's budget.
-        ledger_path: A JSON-lines ledger file to read at start and write ahead to.
-        lifetime: Cap on everything ever charged to ``ledger_path`` (default: ``budget``).
+        ledger_path: A JSON-lines ledger file (:mod:`dpsynth.ledger`): the whole ``budget`` is
+            reserved in it now, or :class:`~dpsynth.errors.BudgetExceededError` is raised and
+            the file is left byte-identical (not created, if it did not exist).
+        lifetime: Cap on everything ever spent from ``ledger_path``. Stored when the ledger is
+            created (default: ``budget``); later it must be omitted or equal to the stored
+            cap (:class:`~dpsynth.errors.ConfigError` otherwise).
+        label: What the run is, recorded with its reservation (``fit``, ``release -> DIR``).
     """
 
     def __init__(
@@ -156,11 +131,17 @@ class Accountant:
         *,
         ledger_path: Path | None = None,
         lifetime: Budget | None = None,
+        label: str = "run",
     ) -> None:
-        self._setup(budget, ledger_path, lifetime, uuid.uuid4().hex)
+        self._setup(budget, ledger_path, lifetime, uuid.uuid4().hex, label)
 
     def _setup(
-        self, budget: Budget, ledger_path: Path | None, lifetime: Budget | None, session: str
+        self,
+        budget: Budget,
+        ledger_path: Path | None,
+        lifetime: Budget | None,
+        session: str,
+        label: str = "run",
     ) -> None:
         if not isinstance(budget, (PureDP, ApproxDP, ZCDP)):
             raise ConfigError(f"budget ({type(budget).__name__}) must be PureDP, ApproxDP or ZCDP")
@@ -171,66 +152,88 @@ class Accountant:
         self._cap = _Cap(budget)
         self._life_cap = self._cap if lifetime is None else _Cap(lifetime)
         self._session = session
+        self._label = label
         self._path = None if ledger_path is None else Path(ledger_path)
         self._entries: list[LedgerEntry] = []
         self._prior: list[LedgerEntry] = []
+        self._others: list[Event] = []  # what other runs count against the lifetime cap
         self._next_index = 0
+        self._own_records = 0
+        self._ended: str | None = None
         if self._path is not None:
-            with self._locked() as fd:
-                self._load(fd)
+            self._reserve(self._path, lifetime)
 
     # ----------------------------------------------------------------- persistent ledger
-    def _locked(self) -> _Lock:
-        assert self._path is not None
-        return _Lock(self._path)
+    def _reservation(self) -> ZCDPEvent:
+        return ZCDPEvent(self._cap.total_rho, label=f"reservation of run {self._session}")
 
-    def _load(self, fd: int) -> None:
-        """(Re)read the ledger file: entries of this session are ours, the rest are prior."""
-        assert self._path is not None
-        data = _read_all(fd)
-        if data and not data.endswith(b"\n"):
-            # A write torn by a crash: its charge() never returned, nothing was measured.
-            keep = data.rfind(b"\n") + 1
-            logger.warning("ledger %s: dropping a torn final line (incomplete write)", self._path)
-            os.ftruncate(fd, keep)
-            os.fsync(fd)
-            data = data[:keep]
-        own: list[LedgerEntry] = []
-        prior: list[LedgerEntry] = []
-        for lineno, line in enumerate(data.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                entry = LedgerEntry.from_json(json.loads(line))
-            except (ValueError, KeyError, TypeError, ConfigError) as exc:
+    def _reserve(self, path: Path, lifetime: Budget | None) -> None:
+        """Reserve this run's whole budget under the lifetime cap, or refuse writing nothing."""
+        if not path.exists():  # a new ledger: refuse without creating the file
+            first = _Cap(self._budget if lifetime is None else lifetime)
+            reason = first.refusal([], self._reservation(), "lifetime")
+            if reason is not None:
+                raise BudgetExceededError(f"{reason}; nothing was measured or reserved "
+                                          f"(ledger {path} not created)")
+        with LedgerLock(path) as lock:
+            state = lock.state()
+            stored = state.cap
+            if stored is not None and lifetime is not None and not same_budget(stored, lifetime):
                 raise ConfigError(
-                    f"ledger {self._path} line {lineno} is not a valid ledger entry"
-                ) from exc
-            (own if entry.session == self._session else prior).append(entry)
-        if len(own) < len(self._entries):
+                    f"ledger {path} has the lifetime cap {budget_text(stored)}, stored when it "
+                    f"was created; a different cap ({budget_text(lifetime)}) cannot be given "
+                    "later: omit it, or raise the cap explicitly with `dpsynth ledger raise-cap`")
+            cap = stored if stored is not None else (self._budget if lifetime is None else lifetime)
+            self._lifetime, self._life_cap = cap, _Cap(cap)
+            self._absorb(state)
+            if state.run(self._session) is not None:  # the same run, restored: already reserved
+                return
+            reason = self._life_cap.refusal(self._others, self._reservation(), "lifetime")
+            if reason is not None:
+                raise BudgetExceededError(f"{reason}; nothing was measured or reserved "
+                                          f"(ledger {path} unchanged)")
+            records: list[dict[str, Any]] = []
+            if stored is None:
+                why = ("set at creation" if not state.runs
+                       else "stored on first use of a format-1 ledger (no cap stored)")
+                records.append(cap_record(cap, by=f"run {self._session}", reason=why))
+            records.append({
+                "type": "reserve", "format": FORMAT, "run": self._session,
+                "time": datetime.now(UTC).isoformat(), "label": self._label,
+                "budget": self._budget.to_json(), "rho": self._cap.total_rho, "pid": os.getpid(),
+            })
+            lock.append(state, *records)
+            self._own_records = 1
+
+    def _absorb(self, state: LedgerState) -> None:
+        """Take the file's view: this run's steps are ours, the other runs count as prior."""
+        if state.own_records(self._session) < self._own_records:
             raise ConfigError(
-                f"ledger {self._path} lost entries of this run (truncated or replaced); "
+                f"ledger {state.path} lost entries of this run (truncated or replaced); "
                 "refusing to continue"
             )
-        self._entries, self._prior = own, prior
-        self._next_index = len(own) + len(prior)
+        own = state.run(self._session)
+        self._entries = [] if own is None else list(own.steps)
+        self._prior = [e for r in state.runs if r.run != self._session for e in r.steps]
+        self._others = state.counted(exclude=self._session)
+        self._next_index = state.n_charges
+        self._own_records = state.own_records(self._session)
 
     # ----------------------------------------------------------------------- charging
     def _refusal(self, event: Event) -> str | None:
         session = [e.event for e in self._entries]
         reason = self._cap.refusal(session, event, "budget")
         if reason is None and (self._path is not None or self._life_cap is not self._cap):
-            everything = [e.event for e in self._prior] + session
-            reason = self._life_cap.refusal(everything, event, "lifetime")
+            reason = self._life_cap.refusal(self._others + session, event, "lifetime")
         return reason
 
     def can_afford(self, event: Event) -> bool:
         """Whether :meth:`charge` would accept ``event`` now (nothing is recorded)."""
         _check_event(event)
         if self._path is not None:
-            with self._locked() as fd:
-                self._load(fd)
-        return self._refusal(event) is None
+            with LedgerLock(self._path) as lock:
+                self._absorb(lock.state())
+        return self._ended is None and self._refusal(event) is None
 
     def charge(self, event: Event) -> None:
         """Record ``event``, or refuse it before anything is measured.
@@ -239,27 +242,81 @@ class Accountant:
 
         Raises:
             BudgetExceededError: If the event does not fit; the ledger is left unchanged.
+            ConfigError: If this run has already ended (:meth:`commit` / :meth:`abort`).
         """
         _check_event(event)
+        if self._ended is not None:
+            raise ConfigError(f"run {self._session} has ended ({self._ended}); "
+                              "a new run needs a new accountant")
         if self._path is None:
             self._commit(event, None)
             return
-        with self._locked() as fd:
-            self._load(fd)  # see charges made by other processes since we last looked
-            self._commit(event, fd)
+        with LedgerLock(self._path) as lock:
+            state = lock.state()
+            self._absorb(state)  # see what other processes wrote since we last looked
+            self._commit(event, (lock, state))
 
-    def _commit(self, event: Event, fd: int | None) -> None:
+    def _commit(self, event: Event, sink: tuple[LedgerLock, LedgerState] | None) -> None:
         reason = self._refusal(event)
         if reason is not None:
             raise BudgetExceededError(f"{reason}; nothing was measured")
         entry = LedgerEntry(self._next_index, event, event.rho, datetime.now(UTC), self._session)
-        if fd is not None:
-            line = json.dumps(entry.to_json(), sort_keys=True, allow_nan=False) + "\n"
-            os.write(fd, line.encode("utf-8"))
-            os.fsync(fd)
+        if sink is not None:
+            sink[0].append(sink[1], {"type": "charge", "run": self._session, **entry.to_json()})
+            self._own_records += 1
         self._entries.append(entry)
         self._next_index += 1
         logger.info("charged %s rho=%.6g (%s)", type(event).__name__, event.rho, event.label)
+
+    def commit(self) -> None:
+        """End the run: its charged steps are what it spent; the rest of its reservation returns.
+
+        Idempotent; a no-op without a persistent ledger (except that the run is over).
+        """
+        self._end("committed")
+
+    def abort(self) -> None:
+        """End a failed run, never masking the failure that caused it.
+
+        Nothing charged (so nothing read): the reservation is returned (``released``).
+        Otherwise the whole reservation stays spent (``failed``). If the ledger cannot be
+        written, the reservation stays open, which also counts as spent.
+        """
+        try:
+            self._end("failed")
+        except (OSError, DPSynthError) as exc:
+            logger.warning("ledger %s: could not end run %s (%s); its reservation counts as spent",
+                           self._path, self._session, exc)
+
+    def _end(self, status: str) -> None:
+        if self._ended is not None:
+            return
+        if self._path is not None:
+            with LedgerLock(self._path) as lock:
+                state = lock.state()
+                self._absorb(state)
+                if status == "failed" and not self._entries:
+                    status = "released"
+                spent = self.spent_rho
+                lock.append(state, {
+                    "type": "end", "run": self._session, "time": datetime.now(UTC).isoformat(),
+                    "status": status, "steps": len(self._entries),
+                    "spent_rho": spent if math.isfinite(spent) else None,
+                })
+        elif status == "failed" and not self._entries:
+            status = "released"
+        self._ended = status
+        logger.info("run %s ended: %s", self._session, status)
+
+    @property
+    def run_id(self) -> str:
+        """This run's id (the ``run`` of its ledger records)."""
+        return self._session
+
+    @property
+    def ended(self) -> str | None:
+        """``committed``, ``released`` or ``failed`` once the run has ended, else ``None``."""
+        return self._ended
 
     # -------------------------------------------------------------------- inspection
     @property
@@ -269,7 +326,7 @@ class Accountant:
 
     @property
     def lifetime(self) -> Budget:
-        """The lifetime cap over the persistent ledger."""
+        """The lifetime cap over the persistent ledger (the stored one, with a ledger)."""
         return self._lifetime
 
     @property
@@ -284,8 +341,8 @@ class Accountant:
 
     @property
     def prior_rho(self) -> float:
-        """rho charged to the persistent ledger by earlier runs."""
-        return math.fsum(e.rho for e in self._prior)
+        """rho other runs count against the lifetime cap (open reservations in full)."""
+        return math.fsum(ev.rho for ev in self._others)
 
     @property
     def remaining_rho(self) -> float:
@@ -293,7 +350,7 @@ class Accountant:
         session = [e.event for e in self._entries]
         rem = self._cap.remaining_rho(session)
         if self._path is not None or self._life_cap is not self._cap:
-            rem = min(rem, self._life_cap.remaining_rho([e.event for e in self._prior] + session))
+            rem = min(rem, self._life_cap.remaining_rho(self._others + session))
         return rem
 
     def remaining_split(self, parts: int | Sequence[float]) -> tuple[float, ...]:
@@ -310,7 +367,7 @@ class Accountant:
 
     @property
     def prior_ledger(self) -> tuple[LedgerEntry, ...]:
-        """Entries read from the persistent ledger that earlier runs charged."""
+        """Entries read from the persistent ledger that other runs charged."""
         return tuple(self._prior)
 
     def _delta(self, delta: float | None) -> float:
@@ -330,8 +387,8 @@ class Accountant:
         return epsilon_of([e.event for e in self._entries], self._delta(delta))[0]
 
     def lifetime_epsilon(self, delta: float | None = None) -> float:
-        """Epsilon of everything in the persistent ledger (prior runs and this one)."""
-        events = [e.event for e in self._prior] + [e.event for e in self._entries]
+        """Epsilon of everything counted in the persistent ledger (other runs and this one)."""
+        events = self._others + [e.event for e in self._entries]
         return epsilon_of(events, self._delta(delta))[0]
 
     def statement(self, delta: float | None = None) -> dict[str, Any]:
@@ -366,21 +423,28 @@ class Accountant:
             "lifetime": self._lifetime.to_json(),
             "ledger_path": None if self._path is None else str(self._path),
             "session": self._session,
+            "label": self._label,
+            "ended": self._ended,
             "ledger": [e.to_json() for e in self._entries],
             "prior_ledger": [e.to_json() for e in self._prior],
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Accountant:
-        """Rebuild an accountant; with a ledger path, its file is re-read (it is authoritative)."""
+        """Rebuild an accountant; with a ledger path, its file is re-read (it is authoritative).
+
+        The same run (session) keeps its reservation; the cap is the one stored in the file.
+        """
         self = cls.__new__(cls)
         path = data.get("ledger_path")
         self._setup(
             budget_from_json(data["budget"]),
             None if path is None else Path(path),
-            budget_from_json(data["lifetime"]),
+            budget_from_json(data["lifetime"]) if path is None else None,
             str(data.get("session") or uuid.uuid4().hex),
+            str(data.get("label") or "run"),
         )
+        self._ended = data.get("ended")
         if path is None:
             self._entries = [LedgerEntry.from_json(d) for d in data.get("ledger", [])]
             self._prior = [LedgerEntry.from_json(d) for d in data.get("prior_ledger", [])]
@@ -391,35 +455,3 @@ class Accountant:
 def _check_event(event: object) -> None:
     if not isinstance(event, _EVENT_TYPES):
         raise ConfigError(f"event ({type(event).__name__}) must be a dpsynth.events event")
-
-
-def _read_all(fd: int) -> bytes:
-    os.lseek(fd, 0, os.SEEK_SET)
-    chunks = []
-    while chunk := os.read(fd, 1 << 20):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-class _Lock:
-    """Open the ledger file for appending and hold an exclusive ``flock`` on it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd = -1
-
-    def __enter__(self) -> int:
-        created = not self.path.exists()
-        self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-        if created:  # make the new directory entry durable too
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        return self.fd
-
-    def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)

@@ -231,21 +231,27 @@ def test_zcdp_budget_cannot_cover_subsampling() -> None:
 
 # ------------------------------------------------------------ the persistent ledger
 def test_persistent_ledger_counts_prior_spend(tmp_path: Path) -> None:
+    # Changed with reservations (issue 13): a run reserves its whole budget up front, the
+    # cap is stored at creation, and a committed run counts what it charged.
     path = tmp_path / "ledger.jsonl"
     first = Accountant(ZCDP(1.0), ledger_path=path)
     first.charge(ZCDPEvent(0.4, "run 1"))
-    lines = path.read_text().splitlines()
-    assert len(lines) == 1 and json.loads(lines[0])["label"] == "run 1"
-    second = Accountant(ZCDP(1.0), ledger_path=path)
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["type"] for r in records] == ["cap", "reserve", "charge"]
+    assert records[2]["label"] == "run 1"
+    first.commit()
+    with pytest.raises(BudgetExceededError, match="under the lifetime cap"):
+        Accountant(ZCDP(0.7), ledger_path=path)  # refused at reservation
+    second = Accountant(ZCDP(0.6), ledger_path=path)
     assert second.prior_rho == pytest.approx(0.4) and second.spent_rho == 0.0
     assert second.remaining_rho == pytest.approx(0.6)
-    with pytest.raises(BudgetExceededError, match="under the lifetime cap"):
-        second.charge(ZCDPEvent(0.7))
     second.charge(ZCDPEvent(0.6))
-    # a larger lifetime cap lets a third run continue; its own budget still binds
-    third = Accountant(ZCDP(0.5), ledger_path=path, lifetime=ZCDP(1.2))
-    assert third.remaining_rho == pytest.approx(0.2)
-    assert [e.index for e in third.prior_ledger] == [0, 1]
+    second.commit()
+    # a later run may not bring a larger cap: it was stored when the ledger was created
+    with pytest.raises(ConfigError, match="lifetime cap rho=1, stored"):
+        Accountant(ZCDP(0.2), ledger_path=path, lifetime=ZCDP(1.2))
+    with pytest.raises(BudgetExceededError, match="remaining rho=0 under the lifetime cap"):
+        Accountant(ZCDP(1e-9), ledger_path=path)
 
 
 def _child(script: str, path: Path) -> subprocess.Popen[str]:
@@ -262,8 +268,8 @@ CHARGE_THEN_CRASH = """
     from dpsynth.accountant import Accountant
     from dpsynth.budget import ZCDP
     from dpsynth.events import ZCDPEvent
-    acc = Accountant(ZCDP(1.0), ledger_path=Path({path!r}))
-    acc.charge(ZCDPEvent(0.7, "before crash"))
+    acc = Accountant(ZCDP(0.7), ledger_path=Path({path!r}), lifetime=ZCDP(1.0))
+    acc.charge(ZCDPEvent(0.5, "before crash"))
     os._exit(9)  # no flush, no atexit: only what charge() made durable survives
 """
 
@@ -273,8 +279,8 @@ CHARGE_THEN_HANG = """
     from dpsynth.accountant import Accountant
     from dpsynth.budget import ZCDP
     from dpsynth.events import ZCDPEvent
-    acc = Accountant(ZCDP(1.0), ledger_path=Path({path!r}))
-    acc.charge(ZCDPEvent(0.7, "before kill"))
+    acc = Accountant(ZCDP(0.7), ledger_path=Path({path!r}), lifetime=ZCDP(1.0))
+    acc.charge(ZCDPEvent(0.5, "before kill"))
     print("charged", flush=True)
     time.sleep(60)
 """
@@ -284,10 +290,11 @@ def test_write_ahead_ledger_survives_os_exit(tmp_path: Path) -> None:
     path = tmp_path / "ledger.jsonl"
     proc = _child(CHARGE_THEN_CRASH, path)
     assert proc.wait(timeout=60) == 9
-    rerun = Accountant(ZCDP(1.0), ledger_path=path)
-    assert rerun.prior_rho == pytest.approx(0.7)
+    # the crashed run charged 0.5 of its 0.7 reservation; all 0.7 counts as spent
     with pytest.raises(BudgetExceededError, match="remaining rho=0.3 under the lifetime cap"):
-        rerun.charge(ZCDPEvent(0.5))
+        Accountant(ZCDP(0.5), ledger_path=path)
+    rerun = Accountant(ZCDP(0.3), ledger_path=path)
+    assert rerun.prior_rho == pytest.approx(0.7)
     rerun.charge(ZCDPEvent(0.3))
 
 
@@ -298,8 +305,9 @@ def test_write_ahead_ledger_survives_kill_9(tmp_path: Path) -> None:
     assert proc.stdout.readline().strip() == "charged"
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=60) == -signal.SIGKILL
-    rerun = Accountant(ZCDP(1.0), ledger_path=path)
+    rerun = Accountant(ZCDP(0.3), ledger_path=path)
     assert [e.event.label for e in rerun.prior_ledger] == ["before kill"]
+    assert rerun.prior_rho == pytest.approx(0.7)  # the whole reservation of the killed run
     assert not rerun.can_afford(ZCDPEvent(0.31))
 
 
@@ -311,9 +319,10 @@ def test_concurrent_runs_cannot_jointly_overspend(tmp_path: Path) -> None:
         from dpsynth.budget import ZCDP
         from dpsynth.errors import BudgetExceededError
         from dpsynth.events import ZCDPEvent
-        acc = Accountant(ZCDP(1.0), ledger_path=Path({path!r}))
         try:
+            acc = Accountant(ZCDP(0.3), ledger_path=Path({path!r}), lifetime=ZCDP(1.0))
             acc.charge(ZCDPEvent(0.3))
+            acc.commit()
             print("ok")
         except BudgetExceededError:
             print("refused")
@@ -321,19 +330,21 @@ def test_concurrent_runs_cannot_jointly_overspend(tmp_path: Path) -> None:
     procs = [_child(script, path) for _ in range(4)]
     outcomes = sorted(p.communicate(timeout=120)[0].strip() for p in procs)
     assert outcomes == ["ok", "ok", "ok", "refused"]
-    assert Accountant(ZCDP(1.0), ledger_path=path).prior_rho == pytest.approx(0.9)
+    assert Accountant(ZCDP(0.1), ledger_path=path).prior_rho == pytest.approx(0.9)
 
 
 def test_torn_final_line_is_dropped_and_corruption_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "ledger.jsonl"
-    Accountant(ZCDP(1.0), ledger_path=path).charge(ZCDPEvent(0.2, "complete"))
+    first = Accountant(ZCDP(0.2), ledger_path=path, lifetime=ZCDP(1.0))
+    first.charge(ZCDPEvent(0.2, "complete"))
+    first.commit()
     with path.open("a") as fh:
         fh.write('{"index": 1, "event": {"type": "ZCDPEv')  # a write cut by a crash
-    acc = Accountant(ZCDP(1.0), ledger_path=path)
+    acc = Accountant(ZCDP(0.5), ledger_path=path)
     assert acc.prior_rho == pytest.approx(0.2)
     acc.charge(ZCDPEvent(0.1, "next"))
     entries = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [e["label"] for e in entries] == ["complete", "next"]
+    assert [e["label"] for e in entries if e["type"] == "charge"] == ["complete", "next"]
     path.write_text("not json\n" + path.read_text())
     with pytest.raises(ConfigError, match="line 1 is not a valid ledger entry"):
         Accountant(ZCDP(1.0), ledger_path=path)
