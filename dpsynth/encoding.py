@@ -10,6 +10,7 @@ column. Decoding uses only the public schema and a post-processing random genera
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ __all__ = ["read_frame", "encode", "encode_column", "decode", "validate_frame", 
 log = logging.getLogger(__name__)
 
 _TRUE = {"true", "1", "yes", "t", "y"}
+#: a number written with a currency sign, thousands separators, a unit or a percent sign
+_UNIT_NUMBER = re.compile(r"^\s*[$€£¥]?\s*([+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)\s*(?:%|°?[^\W\d_]{1,6}\.?)?\s*$")
 _FALSE = {"false", "0", "no", "f", "n"}
 
 
@@ -108,8 +111,22 @@ def _encode_categories(s: pd.Series, col: CategoricalColumn | OrdinalColumn, pr:
     return mapped[idx]
 
 
-def _encode_numeric(s: pd.Series, col: NumericColumn, pr: _Problems) -> npt.NDArray[np.int64]:
+def _to_numbers(s: pd.Series) -> pd.Series:
+    """Numbers of a column; text such as ``12 kg``, ``3.5km``, ``45%`` or ``$1,200`` is read too.
+
+    The unit or sign is dropped (``45%`` reads as 45); text that is no number stays null.
+    """
     raw = pd.to_numeric(s, errors="coerce")
+    retry = raw.isna() & s.notna()
+    if retry.any():
+        found = s[retry].astype(str).str.extract(_UNIT_NUMBER, expand=False)
+        raw = raw.astype(np.float64)
+        raw[retry] = pd.to_numeric(found.str.replace(",", "", regex=False), errors="coerce")
+    return raw
+
+
+def _encode_numeric(s: pd.Series, col: NumericColumn, pr: _Problems) -> npt.NDArray[np.int64]:
+    raw = _to_numbers(s)
     pr.add("unparseable", int((raw.isna() & s.notna()).sum()))
     v = raw.to_numpy(dtype=np.float64, na_value=np.nan)
     null = np.isnan(v)
