@@ -287,7 +287,7 @@ def load(directory: str | Path) -> Synthesizer:
 
 def fit(
     data: DataSource,
-    schema: Schema,
+    schema: Schema | str | Path,
     *,
     mechanism: Mechanism = "aim",
     epsilon: float | None = None,
@@ -297,6 +297,9 @@ def fit(
     engine: str = "numpy",
     allow_private_schema: bool = False,
     ledger_path: str | Path | None = None,
+    lifetime_epsilon: float | None = None,
+    lifetime_rho: float | None = None,
+    ledger_label: str = "fit",
     mst: MSTConfig | None = None,
     aim: AIMConfig | None = None,
     neural: Any = None,
@@ -305,7 +308,7 @@ def fit(
 
     Args:
         data: A DataFrame, a CSV/Parquet path, or an open counting backend.
-        schema: The public schema.
+        schema: The public schema, or a path to a schema file (as :func:`dpsynth.release`).
         mechanism: ``schema_only``, ``independent``, ``mst``, ``aim``, ``dpvae`` or ``dpgan``.
         epsilon: Budget as (epsilon, delta)-DP; or give ``rho`` for zCDP.
         delta: The delta of the guarantee.
@@ -317,11 +320,20 @@ def fit(
         engine: Counting engine: ``numpy``, ``arrow`` (Parquet), ``duckdb`` or ``spark``.
         allow_private_schema: Accept a schema with ``private_inferred`` facts (recorded as a
             caveat of the guarantee).
-        ledger_path: Persistent per-dataset ledger (written ahead, lifetime cap).
+        ledger_path: Persistent per-dataset ledger: the whole budget is reserved in it before
+            any read (or the fit is refused, leaving it byte-identical), then committed.
+        lifetime_epsilon: Lifetime cap (at ``delta``) stored when the ledger is created;
+            default the run's budget. A later fit may repeat it but never change it (use
+            ``dpsynth ledger raise-cap``). lifetime_rho: the same cap as rho-zCDP.
+        ledger_label: What the run is, recorded with its reservation.
         mst: MST options. aim: AIM options. neural: options of the neural generators.
     """
     if mechanism not in MECHANISMS:
         raise ConfigError(f"mechanism {mechanism!r} must be one of {list(MECHANISMS)}")
+    if not isinstance(schema, Schema):
+        from dpsynth.schema import load_schema
+
+        schema = load_schema(schema)
     inferred = schema.private_inferred()
     if inferred and not allow_private_schema:
         raise SchemaError(
@@ -344,7 +356,44 @@ def fit(
 
     # Refuse a model that cannot fit in memory from public sizes alone, before reading data.
     plan_fit(schema, mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho, aim=aim, mst=mst)
-    accountant = Accountant(budget, ledger_path=Path(ledger_path) if ledger_path else None)
+    if lifetime_epsilon is not None and lifetime_rho is not None:
+        raise ConfigError("give at most one of lifetime_epsilon or lifetime_rho")
+    lifetime = (ApproxDP(lifetime_epsilon, delta) if lifetime_epsilon is not None
+                else ZCDP(lifetime_rho) if lifetime_rho is not None else None)
+    if lifetime is not None and not ledger_path:
+        raise ConfigError("a lifetime cap (lifetime_epsilon/lifetime_rho) needs a ledger (ledger_path)")
+    # All or nothing: the whole budget is reserved in the ledger now, or the fit is refused.
+    accountant = Accountant(budget, ledger_path=Path(ledger_path) if ledger_path else None,
+                            lifetime=lifetime, label=ledger_label)
+    try:
+        fitted, neural_model = _fit_reserved(data, schema, mechanism, budget, accountant, engine,
+                                             constraints, delta, mst, aim, neural)
+    except BaseException:
+        accountant.abort()  # returns the reservation only if nothing was read
+        raise
+    accountant.commit()
+    privacy = accountant.statement(delta)
+    # Charge times track counting time, which grows with the private row count: not public.
+    ledger: list[dict[str, Any]] = privacy["ledger"]  # type: ignore[assignment]
+    privacy["ledger"] = [{k: v for k, v in e.items() if k != "time"} for e in ledger]
+    privacy.update({"unit": unit.describe(), "caveats": caveats,
+                    "neighbouring": "add/remove one unit of privacy"})
+    if fitted is None:
+        caveats.extend(neural_model.statement.caveats)
+        return Synthesizer(schema, mechanism, privacy, int(neural_model.estimated_rows), None, neural_model,
+                           params=dict(neural_model.privacy), statement=neural_model.statement)
+    return Synthesizer(schema, mechanism, privacy, int(round(fitted.total)), fitted.model, None,
+                       fitted.measurements, fitted.selected, fitted.params, fitted.compression,
+                       fitted.statement)
+
+
+def _fit_reserved(data: DataSource, schema: Schema, mechanism: Mechanism, budget: ApproxDP | ZCDP,
+                  accountant: Accountant, engine: str, constraints: list[dict[str, int | Sequence[int]]],
+                  delta: float, mst: MSTConfig | None, aim: AIMConfig | None,
+                  neural: Any) -> tuple[MarginalFit | None, Any]:
+    """Run the mechanism under ``accountant`` (its budget already reserved): the reads happen here."""
+    unit = schema.privacy_unit
+    neural_model: Any = None
     total_rho = budget.rho if isinstance(budget, ZCDP) else epsilon_to_rho(budget.epsilon, budget.delta)
     # Schema facts derived under DP were read from this data too: they are charged first, so
     # the stated epsilon covers schema and model, and the mechanism gets what is left.
@@ -372,16 +421,4 @@ def fit(
         gate.close()
         if not isinstance(data, CountingBackend):
             backend.close()
-    privacy = accountant.statement(delta)
-    # Charge times track counting time, which grows with the private row count: not public.
-    ledger: list[dict[str, Any]] = privacy["ledger"]  # type: ignore[assignment]
-    privacy["ledger"] = [{k: v for k, v in e.items() if k != "time"} for e in ledger]
-    privacy.update({"unit": unit.describe(), "caveats": caveats,
-                    "neighbouring": "add/remove one unit of privacy"})
-    if fitted is None:
-        caveats.extend(neural_model.statement.caveats)
-        return Synthesizer(schema, mechanism, privacy, int(neural_model.estimated_rows), None, neural_model,
-                           params=dict(neural_model.privacy), statement=neural_model.statement)
-    return Synthesizer(schema, mechanism, privacy, int(round(fitted.total)), fitted.model, None,
-                       fitted.measurements, fitted.selected, fitted.params, fitted.compression,
-                       fitted.statement)
+    return fitted, neural_model

@@ -211,6 +211,8 @@ def release(
     engine: str = "numpy",
     allow_private_schema: bool = False,
     ledger_path: str | Path | None = None,
+    lifetime_epsilon: float | None = None,
+    lifetime_rho: float | None = None,
     out: str | Path,
     overwrite: bool = False,
     internal_report: str | Path | None = None,
@@ -232,7 +234,10 @@ def release(
             contribution bounding or DP-SGD training, which use OpenDP and a per-run secret.
         engine: Counting engine: ``numpy``, ``duckdb`` or ``spark``.
         allow_private_schema: Accept ``private_inferred`` schema facts (stated as a caveat).
-        ledger_path: Persistent per-dataset ledger (lifetime cap across releases).
+        ledger_path: Persistent per-dataset ledger (lifetime cap across releases); the whole
+            budget is reserved in it before any read, or the release is refused.
+        lifetime_epsilon: Lifetime cap stored when the ledger is created (default: this
+            release's budget); never changed by a later call. lifetime_rho: same, as rho-zCDP.
         out: The bundle directory to create.
         overwrite: Replace an existing bundle (only once the new one is complete).
         internal_report: Where to write the CONFIDENTIAL evaluation (outside the bundle).
@@ -258,7 +263,9 @@ def release(
     step("fit")
     synth = fit(data, sch, mechanism=mechanism, epsilon=epsilon,
                 delta=delta, rho=rho, seed=seed, engine=engine,
-                allow_private_schema=allow_private_schema, ledger_path=ledger_path)
+                allow_private_schema=allow_private_schema, ledger_path=ledger_path,
+                lifetime_epsilon=lifetime_epsilon, lifetime_rho=lifetime_rho,
+                ledger_label=f"release -> {out_dir}")
     choice = RowsChoice(count=synth.estimated_rows if rows is None else int(rows),
                         source="dp_estimate" if rows is None else "user",
                         dp_estimate=int(synth.estimated_rows))

@@ -70,7 +70,8 @@ def _root(
                         format="%(levelname)s %(name)s: %(message)s")
 
 
-for _name in ("dpsynth.cli.core_cmds", "dpsynth.cli.release_cmds", "dpsynth.cli.audit_cmds"):
+for _name in ("dpsynth.cli.core_cmds", "dpsynth.cli.release_cmds", "dpsynth.cli.audit_cmds",
+              "dpsynth.cli.ledger_cmds"):
     try:
         _mod = importlib.import_module(_name)
     except ModuleNotFoundError as _exc:  # a command group not installed in this build

@@ -204,6 +204,9 @@ def fit_cmd(
     engine: str = typer.Option("numpy", "--engine", help="numpy, arrow (Parquet), duckdb or spark."),
     allow_private_schema: bool = typer.Option(False, "--allow-private-schema"),
     ledger: Optional[Path] = typer.Option(None, "--ledger", help="Persistent ledger file with a lifetime cap."),
+    lifetime_epsilon: Optional[float] = typer.Option(
+        None, "--lifetime-epsilon", help="Lifetime cap stored in a NEW ledger (default: this budget); never raised later."),
+    lifetime_rho: Optional[float] = typer.Option(None, "--lifetime-rho", help="Lifetime cap as rho-zCDP (new ledger)."),
     out: Path = typer.Option(..., "--out", help="Model directory to write."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     as_json: bool = typer.Option(False, "--json"),
@@ -217,7 +220,8 @@ def fit_cmd(
     if out.exists() and not overwrite:
         raise ConfigError(f"output {out} already exists (pass --overwrite to replace it)")
     synth = fit(data, s, mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho,  # type: ignore[arg-type]
-                seed=seed, engine=engine, allow_private_schema=allow_private_schema, ledger_path=ledger)
+                seed=seed, engine=engine, allow_private_schema=allow_private_schema, ledger_path=ledger,
+                lifetime_epsilon=lifetime_epsilon, lifetime_rho=lifetime_rho)
     synth.save(out, overwrite=overwrite)
     emit({"model": str(out), "mechanism": synth.mechanism, "epsilon": synth.privacy["epsilon"],
           "delta": synth.privacy["delta"], "rho": synth.privacy["rho"],

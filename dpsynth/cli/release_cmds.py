@@ -25,6 +25,7 @@ CONFIG_KEYS: dict[str, type] = {
     "data": str, "schema": str, "mechanism": str, "epsilon": float, "delta": float, "rho": float,
     "rows": int, "seed": int, "engine": str, "allow_private_schema": bool, "out": str,
     "overwrite": bool, "internal_report": str, "holdout": str, "target": str, "ledger": str,
+    "lifetime_epsilon": float, "lifetime_rho": float,
 }
 _PATH_KEYS = ("data", "schema", "out", "internal_report", "holdout", "ledger")
 
@@ -109,6 +110,9 @@ def register(app: typer.Typer) -> None:
         holdout: Path | None = typer.Option(None, "--holdout", help="Real rows never fitted on (evaluation)."),
         target: str | None = typer.Option(None, "--target", help="Binary column for the evaluation's AUC."),
         ledger: Path | None = typer.Option(None, "--ledger", help="Persistent per-dataset budget ledger."),
+        lifetime_epsilon: float | None = typer.Option(
+            None, "--lifetime-epsilon", help="Lifetime cap stored in a NEW ledger (default: this budget); never raised later."),
+        lifetime_rho: float | None = typer.Option(None, "--lifetime-rho", help="Lifetime cap as rho-zCDP (new ledger)."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     ) -> None:
         """Fit, sample and write a release bundle a data-sharing agreement can attach."""
@@ -118,7 +122,7 @@ def register(app: typer.Typer) -> None:
                  "delta": delta, "rho": rho, "rows": rows, "seed": seed, "engine": engine,
                  "allow_private_schema": allow_private_schema, "out": out, "overwrite": overwrite,
                  "internal_report": internal_report, "holdout": holdout, "target": target,
-                 "ledger": ledger}
+                 "ledger": ledger, "lifetime_epsilon": lifetime_epsilon, "lifetime_rho": lifetime_rho}
         opts = load_release_config(config) if config is not None else {}
         opts.update({k: v for k, v in given.items() if v is not None})
         for need in ("data", "schema", "out"):
@@ -133,6 +137,7 @@ def register(app: typer.Typer) -> None:
                 rows=opts.get("rows"), seed=opts.get("seed"), engine=opts.get("engine") or "numpy",
                 allow_private_schema=bool(opts.get("allow_private_schema")),
                 ledger_path=opts.get("ledger"), out=str(opts["out"]),
+                lifetime_epsilon=opts.get("lifetime_epsilon"), lifetime_rho=opts.get("lifetime_rho"),
                 overwrite=bool(opts.get("overwrite")), internal_report=opts.get("internal_report"),
                 holdout=opts.get("holdout"), target=opts.get("target"), progress=step,
             )
