@@ -392,6 +392,8 @@ def _sens_result(variant: str, expect: Expect, out: SensitivityOutcome, seconds:
         "sensitivity", "reads", "neighbours", "max_l1", "max_l2", "worst", "checked_pairs",
         "inconsistent_pairs")}
     details["check"] = "L1 and L2 change of every exact read <= sensitivity; reads consistent"
+    log.info("neighbours %s: max L1 %d (sensitivity %d), %d inconsistent read pair(s)", variant,
+             out.max_l1, out.sensitivity, out.inconsistent_pairs)
     # measure "l1": claim = accounted sensitivity, lower_bound = largest L1 change observed
     return VariantResult(campaign=CAMPAIGN, variant=variant, expect=expect, measure=cast(Any, "l1"),
                          claim=float(out.sensitivity), lower_bound=float(out.max_l1), verdict=verdict,
@@ -401,6 +403,7 @@ def _sens_result(variant: str, expect: Expect, out: SensitivityOutcome, seconds:
 def _attack_result(variant: str, expect: Expect, out: AttackOutcome, releases: int, seconds: float,
                    rng: np.random.Generator) -> VariantResult:
     cp, cp_details = epsilon_details(out.llr1, out.llr0, rng=rng, delta=ATTACK_DELTA)
+    log.info("neighbours %s: TPR %.3f FPR %.3f over 2x%d releases", variant, out.tpr, out.fpr, releases)
     details = {"tpr": out.tpr, "fpr": out.fpr, "threshold": 0.0, "delta": ATTACK_DELTA,
                "sigma": out.sigma, "rule": "fail when TPR > e^eps FPR + delta + 3 SE(TPR)",
                "cp_epsilon_lower_bound": cp, "cp": cp_details}
