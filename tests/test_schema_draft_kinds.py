@@ -61,7 +61,7 @@ def seattle(rng: np.random.Generator) -> pd.DataFrame:
     zips = [f"{z}-{rng.integers(1000, 9999)}" if rng.random() < 0.03 else z for z in zips]
     return pd.DataFrame({
         "license_issue_date": [d.strftime("%Y-%m-%d") if i else f"{d:%B} {d.day} {d.year}" for d, i in zip(days, iso)],
-        "license_number": [f"S{v:06d}" for v in rng.permutation(900_000)[:N]],
+        "license_number": [f"S{v:06d}" for v in rng.choice(900_000, N, replace=False)],
         "animal_s_name": [f"Pet{i}{c}" for i, c in zip(rng.permutation(N), _pick(rng, list("abcdefgh")))],
         "species": _pick(rng, ["Dog", "Cat", "Goat"]),
         "primary_breed": _pick(rng, ["Retriever, Labrador", "Domestic Shorthair", "Terrier", "Poodle"]),
@@ -96,8 +96,8 @@ def toronto(rng: np.random.Generator) -> pd.DataFrame:
     return pd.DataFrame({
         "Arrest_Year": _pick(rng, [2020, 2021]),
         "Arrest_Month": _pick(rng, months[1:]),  # January never occurs: the calendar still lists it
-        "EventID": rng.permutation(10_000_000)[:N] + 1_000_000,
-        "ArrestID": [f"{v}" for v in rng.permutation(7_000_000)[:N] + 6_000_000],
+        "EventID": rng.choice(10_000_000, N, replace=False) + 1_000_000,
+        "ArrestID": [f"{v}" for v in rng.choice(7_000_000, N, replace=False) + 6_000_000],
         "Perceived_Race": _pick(rng, ["White", "Black", "East/Southeast Asian", "Unknown or Legacy"]),
         "Sex": _pick(rng, ["M", "F", "U"]),
         "Age_group__at_arrest_": _pick(rng, ages),
