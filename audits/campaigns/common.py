@@ -85,7 +85,7 @@ class VariantResult:
     campaign: str
     variant: str
     expect: Expect
-    measure: Literal["eps", "mu"]
+    measure: Literal["eps", "mu", "l1"]
     claim: float
     lower_bound: float
     verdict: str

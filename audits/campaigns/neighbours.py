@@ -395,7 +395,7 @@ def _sens_result(variant: str, expect: Expect, out: SensitivityOutcome, seconds:
     log.info("neighbours %s: max L1 %d (sensitivity %d), %d inconsistent read pair(s)", variant,
              out.max_l1, out.sensitivity, out.inconsistent_pairs)
     # measure "l1": claim = accounted sensitivity, lower_bound = largest L1 change observed
-    return VariantResult(campaign=CAMPAIGN, variant=variant, expect=expect, measure=cast(Any, "l1"),
+    return VariantResult(campaign=CAMPAIGN, variant=variant, expect=expect, measure="l1",
                          claim=float(out.sensitivity), lower_bound=float(out.max_l1), verdict=verdict,
                          ok=ok, trials=out.neighbours, seconds=round(seconds, 3), details=details)
 

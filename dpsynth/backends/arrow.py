@@ -156,6 +156,7 @@ class ArrowBackend(CachedCounts):
         self._threads = max(1, int(threads) if threads is not None else (os.cpu_count() or 1))
         self._batch = int(batch_rows)
         self._key = key if key is not None else MechanismKey.fresh()
+        self._keep: npt.NDArray[np.bool_] | None = None  # the bounding mask, in data order
         self._cols = list(schema.modelled)
         self._arrow_table: Any = None
         self._files: list[str] = []
@@ -297,24 +298,33 @@ class ArrowBackend(CachedCounts):
     def _bounded(self, needed: list[int], zeros: Callable[[], list[npt.NDArray[np.int64]]], add: Callable[..., None]) -> list[npt.NDArray[np.int64]]:
         """Union tables after keeping at most ``max_rows`` rows per person (codes held in memory).
 
-        Every modelled column is encoded, not only the ``needed`` ones: the keyed row hash that
-        chooses a person's rows covers the whole row, so every pass keeps the same rows.
+        The first pass encodes every modelled column, not only the ``needed`` ones (the keyed
+        row hash that chooses a person's rows covers the whole row) and remembers the mask;
+        later passes read only the ``needed`` columns, in the same data order, and apply it, so
+        every pass keeps the same rows without hashing again.
         """
         pid = str(self._pid)
-        every = range(len(self._cols))
-        narrow = {j: np.uint8 if self._domain[self._cols[j].name] <= 256 else np.int32 for j in every}
+        first = self._keep is None
+        cols = range(len(self._cols)) if first else needed
+        narrow = {j: np.uint8 if self._domain[self._cols[j].name] <= 256 else np.int32 for j in cols}
 
         def gather(w: _Worker, batch: Any) -> tuple[Any, dict[int, npt.NDArray[Any]]]:
-            return batch.column(pid), {j: self._codes(w, j, batch.column(self._cols[j].name)).astype(narrow[j]) for j in every}
+            return (batch.column(pid) if first else None), {
+                j: self._codes(w, j, batch.column(self._cols[j].name)).astype(narrow[j]) for j in cols}
 
         parts, _ = self._run(gather, zeros)
         tables = zeros()
         if not parts:
             return tables
+        if not first:
+            assert self._keep is not None
+            add(tables, {j: np.concatenate([p[1][j] for p in parts])[self._keep].astype(np.int32) for j in needed})
+            return tables
         ids = self._pa.chunked_array([p[0] for p in parts]).to_pandas()
-        full = {j: np.concatenate([p[1][j] for p in parts]) for j in every}
-        matrix = np.stack([full[j].astype(np.int64) for j in every], axis=1) if full else np.zeros((len(ids), 0), np.int64)
+        full = {j: np.concatenate([p[1][j] for p in parts]) for j in cols}
+        matrix = np.stack([full[j].astype(np.int64) for j in cols], axis=1) if full else np.zeros((len(ids), 0), np.int64)
         keep = bound_contributions(ids, matrix, int(self._schema.privacy_unit.max_rows or 1), self._key)
+        self._keep = keep
         del matrix
         codes = {j: full[j][keep].astype(np.int32) for j in needed}
         add(tables, codes)
@@ -326,4 +336,5 @@ class ArrowBackend(CachedCounts):
         self._cache.clear()
         self._arrow_table = None
         self._files = []
+        self._keep = None
 

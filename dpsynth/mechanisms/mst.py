@@ -110,7 +110,7 @@ def fit_mst(
         base = estimate(domain, ones_model, total=total, iters=50, constraints=constraints)
         pairs = list(itertools.combinations(attrs, 2))
         transform = comp.compress_counts if comp is not None else None
-        answers = {p: base.marginal(p) for p in pairs}  # public: the model of the 1-way answers
+        answers: dict[tuple[str, ...], npt.NDArray[np.float64]] = {p: base.marginal(p) for p in pairs}  # public
 
         def l1_error(pair: tuple[str, ...], exact: npt.NDArray[np.int64]) -> float:
             return float(np.abs(exact - answers[pair]).sum())
