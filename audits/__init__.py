@@ -1,6 +1,6 @@
 """dpsynth's self-audits: empirical privacy lower bounds for its own mechanisms.
 
-Each campaign plays the membership game of ``reliability.md`` §d against a dpsynth mechanism
+Each campaign plays the membership game of ``docs/self-audits.md`` ("The game") against a dpsynth mechanism
 on worst-case neighbouring inputs, for the correct code and for planted privacy bugs, and
 compares a Clopper-Pearson lower bound (on epsilon, or on the Gaussian-DP mu) with the claim.
 Correct code must PASS (bound <= claim); every planted bug must be CAUGHT (bound > claim).

@@ -6,7 +6,7 @@ virtualenv under ``benchmarks/.venvs`` (created here). Peer runs go to a detache
 queue, one fit at a time, and are cached per (peer, mechanism, eps, seed) under
 ``benchmarks/.cache/peers``; a rerun reuses them and reports pending ones as such.
 
-Metrics (DESIGN.md section 5): mean k-way workload error (k = 1, 2, 3; L1 between normalised
+Metrics (docs/benchmarks.md): mean k-way workload error (k = 1, 2, 3; L1 between normalised
 real-train and synthetic marginals over all k-subsets of columns), TSTR ROC AUC for
 ``income>50K`` on the real holdout, fit wall/CPU seconds, peak RSS, and sampling rate.
 

@@ -39,8 +39,8 @@ _LAZY = {
     "Synthesizer": "dpsynth.api",
     "fit": "dpsynth.api",
     "load": "dpsynth.api",
-    "release": "dpsynth.release",
-    "verify_bundle": "dpsynth.release",
+    "release": "dpsynth.bundle",
+    "verify_bundle": "dpsynth.bundle",
 }
 
 

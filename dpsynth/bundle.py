@@ -7,6 +7,11 @@ leaves no bundle under the target name), the files a data-sharing agreement can 
 Only public things go into the bundle. An optional confidential evaluation is written to a
 separate directory. :func:`verify_bundle` recomputes every checksum and checks the bundle's
 internal consistency.
+
+Everything that can fail without looking at the data (arguments, the output location, and
+whether the schema's values can be written as CSV and Parquet) is checked before the budget
+is spent. ``dpsynth.release`` is this module's :func:`release` (the module is
+``dpsynth.bundle`` so that the package attribute is the function).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import pandas as pd
 from dpsynth.api import DataSource, Mechanism, fit
 from dpsynth.atomic import atomic_directory, write_bytes_atomic, write_text_atomic
 from dpsynth.errors import ConfigError
+from dpsynth.io import check_output, text_columns
 from dpsynth.manifest import (
     RowsChoice,
     VerifyResult,
@@ -155,6 +161,9 @@ def _check_args(out: Path, overwrite: bool, rows: int | None, internal_report: P
         raise ConfigError(f"output {out} already exists (pass overwrite / --overwrite to replace it)")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output {out} exists and is not a directory")
+    check_output(out, overwrite=overwrite)
+    if internal_report is not None:
+        check_output(internal_report, overwrite=overwrite)
     if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 1):
         raise ConfigError(f"rows ({rows!r}) must be a positive integer")
     if internal_report is not None and (_inside(internal_report, out) or _inside(out, internal_report)):
@@ -181,10 +190,45 @@ def _parquet_bytes(df: pd.DataFrame, meta: dict[str, str]) -> bytes:
     return buf.getvalue()
 
 
+def _data_bytes(synthetic: pd.DataFrame, meta: dict[str, str]) -> tuple[str, bytes]:
+    """The CSV text and Parquet bytes of the synthetic rows (mixed columns as text in both)."""
+    frame = text_columns(synthetic)
+    csv_text = escape_csv_injection(frame).to_csv(index=False, lineterminator="\n")
+    return csv_text, _parquet_bytes(frame, meta)
+
+
 def _write_data(tmp: Path, synthetic: pd.DataFrame, meta: dict[str, str]) -> None:
-    csv_text = escape_csv_injection(synthetic).to_csv(index=False, lineterminator="\n")
+    csv_text, parquet = _data_bytes(synthetic, meta)
     write_text_atomic(tmp / "synthetic.csv", csv_text)
-    write_bytes_atomic(tmp / "synthetic.parquet", _parquet_bytes(synthetic, meta))
+    write_bytes_atomic(tmp / "synthetic.parquet", parquet)
+
+
+def _preflight_writers(schema: Schema) -> None:
+    """Encode every public value of every column to CSV and Parquet in memory, before spending.
+
+    The frame comes from the schema alone (each category, ``other`` and null; each numeric
+    and date bin), so a column type the writers cannot store fails here, while nothing is
+    spent, instead of after the budget is gone.
+    """
+    import numpy as np
+
+    from dpsynth.encoding import decode
+
+    sizes = np.array([c.domain_size() for c in schema.modelled], dtype=np.int64)
+    i = np.arange(min(int(sizes.max(initial=1)), 256), dtype=np.int64)[:, None]
+    codes = np.concatenate([i % sizes, (sizes - 1 - i) % sizes])  # first and last codes: other, null
+    frame = decode(codes.reshape(len(codes), len(sizes)), schema, np.random.default_rng(0))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        frame = text_columns(frame)
+        escape_csv_injection(frame).to_csv(io.StringIO(), index=False)
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), io.BytesIO())
+    except (ValueError, TypeError) as exc:  # pyarrow.ArrowInvalid / ArrowTypeError
+        raise ConfigError(f"the schema's values cannot be written as CSV and Parquet "
+                          f"({type(exc).__name__}); nothing was spent. This is a bug: please report it "
+                          "with the schema") from None
 
 
 def _read_source(data: DataSource, schema: Schema) -> pd.DataFrame | None:
@@ -258,6 +302,7 @@ def release(
     report_dir = None if internal_report is None else Path(internal_report)
     _check_args(out_dir, overwrite, rows, report_dir)
     sch = _resolve_schema(schema)
+    _preflight_writers(sch)
     _sweep_stale_partials(out_dir)
 
     step("fit")

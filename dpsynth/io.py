@@ -1,8 +1,18 @@
-"""Writing synthetic frames: atomic CSV (with formula-injection escaping) and Parquet."""
+"""Writing outputs: atomic CSV (with formula-injection escaping) and Parquet, and checking an
+output location before any budget is spent.
+
+File modes: a release bundle is public (files 0644, directories 0755). Everything else dpsynth
+writes stays private to its owner (files 0600, directories 0700, as created by the atomic
+writer): fitted models and samples because the data steward decides when to publish them, the
+confidential evaluation and audit because they are computed on the real data without DP. See
+docs/releasing.md ("File permissions").
+"""
 
 from __future__ import annotations
 
+import errno
 import io
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +20,7 @@ import pandas as pd
 from dpsynth.atomic import write_bytes_atomic
 from dpsynth.errors import ConfigError
 
-__all__ = ["write_frame", "escape_formulas"]
+__all__ = ["write_frame", "escape_formulas", "text_columns", "check_output", "publish", "keep_private"]
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -30,18 +40,97 @@ def escape_formulas(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_frame(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``df`` atomically as CSV (escaped) or Parquet, chosen by the file suffix."""
+def text_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy where object columns holding more than one kind of value are text throughout.
+
+    A categorical column of integers with an ``other`` label mixes ``int`` and ``str``;
+    Parquet needs one type per column and CSV should spell it the same way, so such a column
+    is written as text (nulls stay null). Columns of one Python type are left as they are.
+    """
+    out = df.copy()
+    for name in out.columns:
+        s = out[name]
+        if not pd.api.types.is_object_dtype(s):
+            continue
+        kinds = {type(v) for v in s.dropna()}
+        if len(kinds) > 1:
+            out[name] = s.map(lambda v: v if v is None or (isinstance(v, float) and v != v) else str(v))
+    return out
+
+
+def _nearest_existing(p: Path) -> Path:
+    q = p.absolute()
+    while not q.exists() and q != q.parent:
+        q = q.parent
+    return q
+
+
+def check_output(out: str | Path, *, overwrite: bool = False, is_dir: bool = True) -> None:
+    """Refuse an output location that cannot be written, before anything is read or spent.
+
+    Checks that ``out`` does not exist (unless ``overwrite``), is of the right kind if it
+    does, that its nearest existing parent is a directory, and that a probe file can be
+    written there (this catches a read-only or full file system while nothing is spent yet).
+
+    Raises:
+        ConfigError: Naming the location and what to do (exit code 2).
+        OSError: If the probe cannot be written (e.g. ``ENOSPC``); the CLI prints it as one line.
+    """
+    p = Path(out)
+    what = "directory" if is_dir else "file"
+    if p.exists():
+        if not overwrite:
+            raise ConfigError(f"output {p} already exists (pass --overwrite to replace it)")
+        if p.is_dir() != is_dir:
+            raise ConfigError(f"output {p} exists and is not a {what}; choose another path")
+    base = _nearest_existing(p.parent)
+    if not base.is_dir():
+        raise ConfigError(f"output {p}: {base} is a file, not a directory; choose another path")
+    probe = base / f".dpsynth-probe-{os.getpid()}"
+    try:
+        write_bytes_atomic(probe, b"")
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise ConfigError(f"output {p}: cannot write in {base} ({exc.strerror}); "
+                              "choose a location you may write to") from None
+        raise
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+def publish(path: str | Path) -> None:
+    """Mark a DP output as publishable: files 0644, directories 0755 (recursively)."""
+    p = Path(path)
+    for q in [p, *(p.rglob("*") if p.is_dir() else [])]:
+        q.chmod(0o755 if q.is_dir() else 0o644)
+
+
+def keep_private(path: str | Path) -> None:
+    """Mark a confidential output as its owner's only: files 0600, directories 0700."""
+    p = Path(path)
+    for q in [p, *(p.rglob("*") if p.is_dir() else [])]:
+        q.chmod(0o700 if q.is_dir() else 0o600)
+
+
+def write_frame(df: pd.DataFrame, path: str | Path, *, public: bool = True) -> Path:
+    """Write ``df`` atomically as CSV (escaped) or Parquet, chosen by the file suffix.
+
+    Args:
+        df: The rows.
+        path: A ``.csv`` or ``.parquet`` file.
+        public: Mode 0644 (synthetic rows sampled from a DP model) rather than 0600.
+    """
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix == ".csv":
         buf = io.StringIO()
-        escape_formulas(df).to_csv(buf, index=False, lineterminator="\n")
+        escape_formulas(text_columns(df)).to_csv(buf, index=False, lineterminator="\n")
         write_bytes_atomic(p, buf.getvalue().encode("utf-8"))
     elif suffix in (".parquet", ".pq"):
         bio = io.BytesIO()
-        df.to_parquet(bio, index=False)
+        text_columns(df).to_parquet(bio, index=False)
         write_bytes_atomic(p, bio.getvalue())
     else:
         raise ConfigError(f"output {p.name}: unsupported format {suffix!r} (use .csv or .parquet)")
+    (publish if public else keep_private)(p)
     return p

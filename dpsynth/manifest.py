@@ -1,7 +1,7 @@
 """The release manifest: the record of what a bundle holds and guarantees, and its verification.
 
 :func:`build_manifest` turns a fitted :class:`~dpsynth.api.Synthesizer`'s public statement
-into the ``manifest.json`` of a release bundle (DESIGN.md §6), :func:`sha256_file` and
+into the ``manifest.json`` of a release bundle (docs/bundle.md), :func:`sha256_file` and
 :func:`format_sha256sums` / :func:`parse_sha256sums` handle the checksums, and
 :func:`ledger_epsilon` recomputes the guarantee from a manifest's ledger so that
 :func:`verify_bundle` (``dpsynth verify``) can check a bundle against its manifest. Nothing
@@ -52,7 +52,7 @@ REQUIRED_FILES: tuple[str, ...] = (
     "report/report.json",
     "SHA256SUMS",
 )
-"""Every file a bundle must hold (DESIGN.md §6)."""
+"""Every file a bundle must hold (docs/bundle.md)."""
 
 REQUIRED_KEYS: tuple[str, ...] = (
     "privacy.epsilon",

@@ -1,7 +1,7 @@
 """Fidelity and utility of synthetic data measured against real data (confidential, not DP).
 
 Every function here reads real rows, so its results are statistics of confidential data and
-belong in the confidential evaluation only (DESIGN.md §2 rule 7). Metrics:
+belong in the confidential evaluation only (docs/privacy-model.md, "What is not protected"). Metrics:
 
 * workload error: mean over all k-way marginals (k = 1, 2, 3) of the L1 distance between the
   normalised real and synthetic marginal tables, on codes over the public domain (0 to 2);

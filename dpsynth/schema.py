@@ -131,6 +131,10 @@ class _Categories(_Base):
         keys = [canonical_key(c) for c in self.categories]
         if len(set(keys)) != len(keys):
             raise ValueError(f"column {self.name!r}: categories must be unique after normalisation")
+        if self.other and canonical_key(self.other_label) in keys:
+            raise ValueError(f"column {self.name!r}: other_label {self.other_label!r} is also a declared "
+                             "category, so the two would be indistinguishable; set other_label to a "
+                             "name that is not a category (e.g. other_label: '(other)')")
         return self
 
     @property

@@ -94,7 +94,7 @@ def test_epsilon_lower_bound_hand_value() -> None:
     assert epsilon_lower_bound(0, 1000, 0, 1000, alpha=0.05) == pytest.approx(
         math.log((1 - p) / p), rel=1e-9)
     assert epsilon_lower_bound(500, 1000, 500, 1000) == 0.0
-    # The reliability.md trial-budget table: 500 per world, perfect attack -> about 4.91.
+    # Trial budget (docs/self-audits.md, "Measured numbers"): 500 per world, perfect attack -> about 4.91.
     assert epsilon_lower_bound(0, 500, 0, 500, alpha=0.05) == pytest.approx(4.91, abs=0.01)
     assert gdp_mu_lower_bound(500, 1000, 500, 1000) == 0.0
     assert gdp_mu_lower_bound(0, 1000, 0, 1000) > 4.0

@@ -81,7 +81,7 @@ def test_structural_constraints_never_appear(fitted: tuple[str, api.Synthesizer,
 
 
 def test_generation_uses_only_the_transcript(fitted: tuple[str, api.Synthesizer, NumpyBackend], tmp_path: Path) -> None:
-    """DESIGN.md §2 rule 5: after the last measurement the private data may raise on access."""
+    """Post-processing boundary (docs/privacy-model.md): after the last measurement the private data may raise on access."""
     name, synth, backend = fitted
     backend._table = RaisingTable(tuple(SCHEMA.domain()), tuple(SCHEMA.domain().values()))
     with pytest.raises(PrivateAccessError):
@@ -108,7 +108,7 @@ def test_model_is_a_function_of_the_measurements() -> None:
 
 
 def test_privacy_parameters_do_not_depend_on_n() -> None:
-    """reliability.md A4: fit on D and on D plus one row; the charged events are identical."""
+    """Data-independent charges: fit on D and on D plus one row; the charged events are identical."""
     plus_one = pd.concat([DATA, DATA.iloc[[0]]], ignore_index=True)
     for mech in ("independent", "mst"):
         a, _ = fit(mech)

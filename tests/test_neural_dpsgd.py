@@ -1,5 +1,5 @@
 """DP-SGD mechanics of dpsynth.neural: Poisson batches, per-sample gradients, module validation,
-calibration, and the canary-gradient audit of the DP optimiser (reliability.md E1, E2, E4, A6)."""
+calibration, and the canary-gradient audit of the DP optimiser (docs/neural.md, "Tests")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fitting, accounting, sampling and saving of the DP-VAE and DP-GAN (reliability.md E3, E5, F2)."""
+"""Fitting, accounting, sampling and saving of the DP-VAE and DP-GAN (docs/neural.md, "Tests")."""
 
 from __future__ import annotations
 

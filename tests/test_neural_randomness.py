@@ -1,4 +1,4 @@
-"""Randomness of the neural generators (DESIGN.md §2 rule 8; issue 12, finding 2).
+"""Randomness of the neural generators (docs/privacy-model.md, "Randomness"; issue 12, finding 2).
 
 - ``dpsynth/neural`` reads private data only through the gate: it imports neither the counting
   backends nor the noise module, and never seeds torch's global generator.

@@ -14,7 +14,7 @@ import pytest
 from test_release_support import CANARY_NUMBER, CANARY_TEXT, SMALL_COLUMNS, run_cli, write_inputs
 
 from dpsynth.manifest import REQUIRED_FILES, REQUIRED_KEYS
-from dpsynth.release import escape_csv_injection, verify_bundle
+from dpsynth.bundle import escape_csv_injection, verify_bundle
 
 EPSILON, DELTA = 1.0, 1e-6
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from test_release_support import ROOT, SMALL_COLUMNS, run_cli, write_inputs
 
-import dpsynth.release as rel
+import dpsynth.bundle as rel
 from dpsynth.schema import load_schema
 
 
@@ -48,7 +48,7 @@ def test_failure_with_overwrite_keeps_the_old_bundle(tmp_path: Path, monkeypatch
 _KILL_SCRIPT = """
 import sys, time
 from pathlib import Path
-import dpsynth.release as rel
+import dpsynth.bundle as rel
 real = rel._parquet_bytes
 def slow(df, meta):
     Path(sys.argv[3]).write_text("writing")

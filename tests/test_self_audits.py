@@ -61,7 +61,7 @@ def test_results_files_and_claims(fast_run: tuple[Results, Path]) -> None:
     doc = json.loads((out / "d1_mst.json").read_text())
     assert doc["ok"] and doc["alpha"] == 1e-3 and doc["mode"] == "fast"
     for v in doc["variants"]:
-        assert v["claim"] == pytest.approx(0.79431, abs=1e-4)  # reliability.md A1
+        assert v["claim"] == pytest.approx(0.79431, abs=1e-4)  # docs/self-audits.md, "Measured numbers"
         assert v["details"]["delta"] == 1e-5
     d2 = json.loads((out / "d2_measure.json").read_text())["variants"]
     correct = next(v for v in d2 if v["variant"].startswith("correct"))

@@ -1,6 +1,6 @@
 """Shared pieces of the self-audit campaigns: results, verdicts, bounds and planted noise bugs.
 
-Every campaign plays the distinguishing game of reliability.md §d: run a mechanism on two
+Every campaign plays the distinguishing game of docs/self-audits.md ("The game"): run a mechanism on two
 neighbouring inputs many times, score each run, pick a threshold on a held-out half and turn
 the error counts of the other half into a Clopper-Pearson lower bound on epsilon (or on the
 Gaussian-DP mu). A correct variant PASSES when the bound stays at or below its claim; a
@@ -120,7 +120,7 @@ def eps_verdict(*, campaign: str, variant: str, expect: Expect, measure: Literal
 
 def epsilon_details(member: npt.NDArray[np.float64], nonmember: npt.NDArray[np.float64], *,
                     rng: np.random.Generator, delta: float) -> tuple[float, dict[str, Any]]:
-    """Held-out Clopper-Pearson epsilon bound and its bookkeeping (reliability.md §d)."""
+    """Held-out Clopper-Pearson epsilon bound and its bookkeeping (docs/self-audits.md)."""
     b = empirical_epsilon(member, nonmember, rng=rng, alpha=ALPHA, delta=delta)
     return b.epsilon, {"fp": b.fp, "fn": b.fn, "n_eval_nonmember": b.n_nonmembers,
                        "n_eval_member": b.n_members, "threshold": b.threshold,

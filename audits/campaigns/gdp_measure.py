@@ -1,4 +1,4 @@
-"""D2: tight Gaussian-DP audit of MST's measure step (reliability.md §b D2, [N23]).
+"""D2: tight Gaussian-DP audit of MST's measure step (docs/self-audits.md, "Campaigns and their planted bugs").
 
 One real ``fit_mst`` run on the D1 worst-case data fixes the measured cliques and their noise
 scales. Then ``N`` independent replicas of the measure step run per world through

@@ -1,4 +1,4 @@
-"""D1: white-box, worst-case transcript audits of MST and AIM (reliability.md §b D1).
+"""D1: white-box, worst-case transcript audits of MST and AIM (docs/self-audits.md, "Campaigns and their planted bugs").
 
 World 0 is ``D-``: two rows. World 1 adds a target that disagrees with both on every column.
 The domain is public (declared in a schema), the claim is ``rho = 0.02`` converted to

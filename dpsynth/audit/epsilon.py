@@ -1,6 +1,6 @@
 """Empirical privacy lower bounds from membership-attack outcomes.
 
-Implements reliability.md §d: for a threshold test "member iff score >= t", the DP constraint
+Implements the game of docs/self-audits.md ("The game"): for a threshold test "member iff score >= t", the DP constraint
 ``FPR + e^eps * FNR >= 1 - delta`` (both directions) turns Clopper-Pearson upper bounds on the
 error rates into a lower bound on epsilon that holds with probability >= 1 - alpha. The
 threshold is chosen on one half of the trials and the bound is evaluated once on the other
@@ -59,7 +59,7 @@ class EpsilonBound:
 
 def epsilon_lower_bound(fp: int, n0: int, fn: int, n1: int, *, alpha: float = 0.05,
                         delta: float = 0.0) -> float:
-    """Clopper-Pearson lower bound on epsilon from error counts (reliability.md §d).
+    """Clopper-Pearson lower bound on epsilon from error counts (docs/self-audits.md, "The game").
 
     Args:
         fp: False positives among ``n0`` non-member trials.

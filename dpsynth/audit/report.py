@@ -2,7 +2,9 @@
 
 The HTML page has no external resources (styles inline, charts as inline SVG drawn with
 matplotlib), says CONFIDENTIAL on every page, and explains how to read each number. Both
-files are written atomically (temporary file in the same directory, then ``os.replace``).
+pages are rendered before anything is written, then both files are written atomically: an
+audit directory holds both new files or neither (an old pair is left as it was). The files are
+private to their owner (mode 0600): they are computed on the real data without DP.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import jinja2
 from matplotlib.figure import Figure
 
-from dpsynth.atomic import write_text_atomic
+from dpsynth.atomic import write_bytes_atomic, write_text_atomic
 from dpsynth.audit.runner import AuditResult
 
 __all__ = ["render_audit_html", "write_audit_report"]
@@ -58,13 +60,25 @@ def _roc_svg(result: AuditResult) -> str | None:
     return _svg(fig)
 
 
+def _finite(x: Any, default: float = 0.0) -> float:
+    """``x`` as a float, or ``default`` when it is missing or not finite."""
+    return float(x) if isinstance(x, int | float) and math.isfinite(x) else default
+
+
 def _risk_svg(js: dict[str, Any]) -> str:
     fig = Figure(figsize=(5.0, 3.0))
     ax = fig.add_subplot()
     names = ["singling_out", "linkability", "inference"]
-    vals = [js[n]["risk"]["value"] for n in names]
-    lo = [v - js[n]["risk"]["ci"][0] for v, n in zip(vals, names, strict=True)]
-    hi = [js[n]["risk"]["ci"][1] - v for v, n in zip(vals, names, strict=True)]
+    vals, lo, hi = [], [], []
+    for n in names:
+        risk = js[n]["risk"]
+        v = _finite(risk["value"])
+        ci = risk.get("ci") or [v, v]
+        vals.append(v)
+        # Error bars cannot be negative: a CI end a rounding error past the value (risk 0,
+        # lower bound 4e-19) or a missing end draws as no bar on that side.
+        lo.append(max(0.0, v - _finite(ci[0], v)))
+        hi.append(max(0.0, _finite(ci[1], v) - v))
     ax.bar(range(3), vals, yerr=[lo, hi], capsize=6, color="#4c72b0")
     ax.set_xticks(range(3), ["singling out", "linkability", "inference"])
     ax.set_ylim(0, 1)
@@ -178,10 +192,28 @@ def render_audit_html(result: AuditResult) -> str:
 
 
 def write_audit_report(result: AuditResult, out_dir: Path) -> None:
-    """Write ``audit.json`` and ``audit.html`` into ``out_dir`` (created if needed)."""
+    """Write ``audit.json`` and ``audit.html`` into ``out_dir`` (created, mode 0700, if needed).
+
+    Both are rendered first; if writing the second fails, the first is put back as it was,
+    so the directory never holds a new ``audit.json`` beside an old ``audit.html``.
+    """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     js = _clean(result.to_json())
-    write_text_atomic(out / "audit.json", json.dumps(js, indent=2, allow_nan=False,
-                                                 ensure_ascii=False) + "\n")
-    write_text_atomic(out / "audit.html", render_audit_html(result))
+    pages = {"audit.json": json.dumps(js, indent=2, allow_nan=False, ensure_ascii=False) + "\n",
+             "audit.html": render_audit_html(result)}
+    if not out.exists():
+        out.mkdir(parents=True, mode=0o700)
+    before = {name: (out / name).read_bytes() if (out / name).is_file() else None for name in pages}
+    written: list[str] = []
+    try:
+        for name, text in pages.items():
+            write_text_atomic(out / name, text)
+            written.append(name)
+    except BaseException:
+        for name in written:
+            old = before[name]
+            if old is None:
+                (out / name).unlink(missing_ok=True)
+            else:
+                write_bytes_atomic(out / name, old)
+        raise

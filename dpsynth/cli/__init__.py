@@ -1,4 +1,4 @@
-"""The ``dpsynth`` command line: the product's front door (DESIGN.md §6).
+"""The ``dpsynth`` command line: the product's front door (docs/releasing.md).
 
 Progress and messages go to stderr; ``--json`` results go to stdout. Errors print one line
 to stderr (a traceback only with ``--debug``) and exit with: 0 success, 1 policy failure or
@@ -7,6 +7,7 @@ tampered bundle, 2 usage error, 3 budget exceeded, 4 schema error.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import logging
@@ -81,11 +82,49 @@ for _name in ("dpsynth.cli.core_cmds", "dpsynth.cli.release_cmds", "dpsynth.cli.
     _mod.register(app)
 
 
+def _usage_message(exc: BaseException) -> str:
+    """One line for a command-line usage error, with where to find the fix."""
+    text = " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", None) or "dpsynth"
+    return f"{text} (run '{path} --help' for usage)"
+
+
+_OS_HINTS = {
+    errno.ENOENT: "check the path",
+    errno.EISDIR: "give a file, not a directory",
+    errno.ENOTDIR: "a parent of this path is a file, not a directory",
+    errno.EACCES: "choose a location you may write to",
+    errno.EPERM: "choose a location you may write to",
+    errno.EROFS: "the file system is read-only; choose another location",
+    errno.ENOSPC: "free disk space and run again",
+    errno.EDQUOT: "free disk space (quota exceeded) and run again",
+}
+
+
+def _os_message(exc: OSError) -> str:
+    """One line for an operating-system error: what failed, on which path, and what to do."""
+    what = exc.strerror or type(exc).__name__
+    where = f" ({exc.filename})" if exc.filename else ""
+    hint = _OS_HINTS.get(exc.errno or -1, "check the path and rerun")
+    return f"{what}{where}; {hint}"
+
+
+def _is_usage_error(exc: BaseException) -> bool:
+    """Click-style usage errors, recognised by shape (typer vendors click; click may be absent)."""
+    return isinstance(getattr(exc, "exit_code", None), int) and callable(getattr(exc, "format_message", None))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code (used by the console script)."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    """Run the CLI and return its exit code (used by the console script).
+
+    Every failure prints exactly one ``dpsynth: error: ...`` line to stderr (a traceback only
+    with ``--debug``) and returns a code of the table in ``docs/releasing.md``.
+    """
+    args = list(argv) if argv is not None else sys.argv[1:]
+    debug = "--debug" in args
     try:
-        rc = app(args=argv, standalone_mode=False)
+        rc = app(args=args, prog_name="dpsynth", standalone_mode=False)
     except DPSynthError as exc:
         if debug:
             raise
@@ -94,20 +133,26 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
     except SystemExit as exc:
-        return int(exc.code or 0) if isinstance(exc.code, int) else 1
-    except KeyboardInterrupt:
-        sys.stderr.write("dpsynth: interrupted; no partial output was written\n")
+        return int(exc.code or 0) if isinstance(exc.code, int) else 2
+    except (KeyboardInterrupt, typer.Abort):
+        sys.stderr.write("dpsynth: error: interrupted; no partial output was written\n")
         return 130
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return int(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            return 130
+    except Exception as exc:
         if debug:
             raise
-        sys.stderr.write(f"dpsynth: internal error: {type(exc).__name__} (rerun with --debug)\n")
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare command: show its help
+            exc.show()  # type: ignore[attr-defined]
+            return 2
+        if _is_usage_error(exc):
+            sys.stderr.write(f"dpsynth: error: {_usage_message(exc)}\n")
+            return int(exc.exit_code)  # type: ignore[attr-defined]
+        if isinstance(exc, UnicodeDecodeError):
+            sys.stderr.write("dpsynth: error: a file is not valid UTF-8 text; re-save it as UTF-8\n")
+            return 2
+        if isinstance(exc, OSError):
+            sys.stderr.write(f"dpsynth: error: {_os_message(exc)}\n")
+            return 2
+        sys.stderr.write(f"dpsynth: error: internal error ({type(exc).__name__}); this is a bug: "
+                         "rerun with --debug and report the traceback\n")
         return 70
     return rc if isinstance(rc, int) else 0

@@ -87,24 +87,29 @@ def audit_cmd(
     n_attacks: int = typer.Option(500, "--n-attacks"),
     seed: Optional[int] = typer.Option(None, "--seed"),
     out: Path = typer.Option(..., "--out", help="Directory for the CONFIDENTIAL audit report."),
+    sep: Optional[str] = typer.Option(None, "--sep", help="CSV delimiter of REAL and --holdout "
+                                      "(default ','), e.g. --sep ';'."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """CONFIDENTIAL release gate: attacks on real vs synthetic; exit 1 if the policy fails."""
     from dpsynth.audit import load_policy, write_audit_report
     from dpsynth.cli import emit, err_console
+    from dpsynth.cli.release_cmds import bundle_data
     from dpsynth.encoding import read_frame
+    from dpsynth.io import check_output
     from dpsynth.schema import load_schema
 
     _refuse_audit_in_bundle(out)
+    check_output(out, overwrite=True)  # an existing directory is fine: audit.json/html are replaced
     s = load_schema(schema)
     if synthetic.is_dir():
         if manifest is None and (synthetic / "manifest.json").exists():
             manifest = synthetic / "manifest.json"
-        synthetic = synthetic / "synthetic.csv"
+        synthetic = bundle_data(synthetic)
     pol = load_policy(policy) if policy else None
-    man = json.loads(manifest.read_text(encoding="utf-8")) if manifest else None
-    result = audit_frames(read_frame(real, s), read_frame(synthetic, s), s,
-                          holdout=read_frame(holdout, s) if holdout else None, policy=pol, manifest=man,
+    man = _read_manifest(manifest) if manifest else None
+    result = audit_frames(read_frame(real, s, sep=sep), read_frame(synthetic, s), s,
+                          holdout=read_frame(holdout, s, sep=sep) if holdout else None, policy=pol, manifest=man,
                           quasi_identifiers=qi or None, secrets=secret or None, n_attacks=n_attacks, seed=seed)
     write_audit_report(result, out)
     data = result.to_json()
@@ -126,6 +131,14 @@ def audit_cmd(
         console.print(f"report: {out}/audit.html")
     if not data.get("policy", {}).get("passed", False):
         raise typer.Exit(1)
+
+
+def _read_manifest(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise ConfigError(f"--manifest {path} is not a readable manifest.json; give the bundle's "
+                          "manifest.json or leave --manifest out") from None
 
 
 def register(app: typer.Typer) -> None:

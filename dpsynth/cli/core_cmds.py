@@ -3,14 +3,68 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from dpsynth.errors import ConfigError
 
-__all__ = ["register"]
+__all__ = ["register", "check_budget_flags", "load_input", "warn_if_tiny", "SEP_HELP"]
+
+SEP_HELP = "CSV delimiter of the data (default ',', tab for .tsv), e.g. --sep ';'."
+TINY_ROWS = 20
+"""Below this DP estimate of the input size, fit and release warn (never an error)."""
+
+
+def check_budget_flags(epsilon: float | None, delta: float | None, rho: float | None) -> None:
+    """Refuse a budget flag out of range (exit 2) before anything is read.
+
+    ``delta`` must lie in (0, 1) whenever it is given: it is the delta of the stated
+    (epsilon, delta) guarantee even for a rho budget, and 0 is never silently replaced.
+    """
+    for name, value in (("epsilon", epsilon), ("rho", rho)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{name} ({value}) must be > 0 and finite; pass e.g. --{name} 1")
+    if delta is not None and not (0 < delta < 1):  # NaN fails too
+        raise ConfigError(f"delta ({delta}) must be > 0 and < 1 for an (epsilon, delta) guarantee; "
+                          "use e.g. --delta 1e-9 (well below 1/rows)")
+
+
+def load_input(data: Path, schema: Any, *, sep: str | None, engine: str, mechanism: str) -> Any:
+    """The data as the fit should receive it, with every file problem found before any spend.
+
+    The numpy engine gets the frame read here (so an unreadable file fails now); other
+    engines get the path after a header check (or a frame when ``--sep`` is given, which only
+    the pandas reader supports); ``schema_only`` reads no data, so only the header is checked.
+    """
+    from dpsynth.api import MECHANISMS
+    from dpsynth.encoding import check_input, read_frame
+
+    if mechanism not in MECHANISMS:
+        raise ConfigError(f"mechanism {mechanism!r} must be one of {list(MECHANISMS)}")
+    if mechanism == "schema_only" or (engine != "numpy" and sep is None):
+        check_input(data, schema, sep=sep)
+        return data
+    if engine in ("arrow", "spark") and sep is not None:
+        raise ConfigError(f"--sep is not supported with --engine {engine}; use numpy or duckdb")
+    return read_frame(data, schema, sep=sep)
+
+
+def warn_if_tiny(estimated_rows: int, mechanism: str) -> None:
+    """Warn on stderr when the DP estimate of the input size is tiny (never an error).
+
+    The estimate is differentially private, so printing it reveals nothing more; the exact
+    row count is never checked or reported (docs/releasing.md, "Empty and tiny inputs").
+    """
+    if mechanism != "schema_only" and estimated_rows < TINY_ROWS:
+        from dpsynth.cli import err_console
+
+        err_console().print(
+            f"[yellow]warning[/yellow]: the DP estimate of the input size is {estimated_rows} rows: the "
+            "input may be (nearly) empty, or the budget too small. Check the file with "
+            "`dpsynth validate` (confidential) before using the output.")
 
 schema_app = typer.Typer(help="Draft, validate and convert public schemas.", no_args_is_help=True)
 
@@ -48,24 +102,24 @@ def schema_draft(
     data: Path = typer.Argument(..., help="CSV or Parquet file (read to draft; NOT private)."),
     out: Path = typer.Option(..., "-o", "--out", help="Where to write the drafted schema (YAML)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it already exists."),
+    sep: Optional[str] = typer.Option(None, "--sep", help=SEP_HELP),
 ) -> None:
     """Draft a schema from the data. Every derived fact is marked private_inferred."""
-    import pandas as pd
-
     if out.exists() and not overwrite:
         raise ConfigError(f"schema draft: {out} already exists; pass --overwrite to replace it")
 
     from dpsynth.cli import err_console
+    from dpsynth.encoding import read_frame
+    from dpsynth.io import check_output, keep_private
     from dpsynth.schema import dump_schema
     from dpsynth.schema_io import draft_schema
 
-    if data.suffix.lower() in (".parquet", ".pq"):
-        df = pd.read_parquet(data)
-    else:
-        df = pd.read_csv(data, dtype=str, keep_default_na=False,
-                         na_values=["", "NA", "N/A", "NaN", "null", "NULL", "None", "?"], encoding="utf-8-sig")
+    check_output(out, overwrite=True, is_dir=False)
+    df = read_frame(data, None, sep=sep,
+                    na_values=["", "NA", "N/A", "NaN", "null", "NULL", "None", "?"])
     schema, notes = draft_schema(df, name=data.stem)
     dump_schema(schema, out)
+    keep_private(out)  # its facts were read off the data without DP
     console = err_console()
     console.print("[bold red]WARNING[/bold red]: this schema was read off the data and is NOT private. "
                   "Every derived fact is marked private_inferred; fitting refuses it unless you "
@@ -136,6 +190,7 @@ def schema_export_sdv(
 def validate_cmd(
     data: Path = typer.Argument(..., help="CSV or Parquet file."),
     schema: Path = typer.Option(..., "-s", "--schema"),
+    sep: Optional[str] = typer.Option(None, "--sep", help=SEP_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """CONFIDENTIAL: what the data violates, as counts per column (never values)."""
@@ -144,7 +199,7 @@ def validate_cmd(
     from dpsynth.schema import load_schema
 
     s = load_schema(schema)
-    report = validate_frame(read_frame(data, s), s)
+    report = validate_frame(read_frame(data, s, sep=sep), s)
     if as_json:
         emit(report.to_json(), as_json=True)
         return
@@ -169,6 +224,7 @@ def budget_cmd(
 
     if (rho is None) == (epsilon is None):
         raise ConfigError("give exactly one of --rho or --epsilon")
+    check_budget_flags(epsilon, delta, rho)
     emit(budget_summary(rho=rho, epsilon=epsilon, delta=delta), as_json=as_json)
 
 
@@ -186,6 +242,7 @@ def plan_cmd(
     from dpsynth.plan import plan_fit
     from dpsynth.schema import load_schema
 
+    check_budget_flags(epsilon, delta, rho)
     p = plan_fit(load_schema(schema), mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho,
                  memory_cap_bytes=int(memory_cap_gib * 2**30))
     emit(p.to_json(), as_json=as_json)
@@ -209,20 +266,27 @@ def fit_cmd(
     lifetime_rho: Optional[float] = typer.Option(None, "--lifetime-rho", help="Lifetime cap as rho-zCDP (new ledger)."),
     out: Path = typer.Option(..., "--out", help="Model directory to write."),
     overwrite: bool = typer.Option(False, "--overwrite"),
+    sep: Optional[str] = typer.Option(None, "--sep", help=SEP_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Fit a model under a privacy budget and save it (JSON + npz)."""
     from dpsynth.api import fit
     from dpsynth.cli import emit
+    from dpsynth.io import check_output, publish
     from dpsynth.schema import load_schema
 
+    check_budget_flags(epsilon, delta, rho)
     s = load_schema(schema)
     if out.exists() and not overwrite:
         raise ConfigError(f"output {out} already exists (pass --overwrite to replace it)")
-    synth = fit(data, s, mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho,  # type: ignore[arg-type]
+    check_output(out, overwrite=overwrite)
+    source = load_input(data, s, sep=sep, engine=engine, mechanism=mechanism)
+    synth = fit(source, s, mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho,  # type: ignore[arg-type]
                 seed=seed, engine=engine, allow_private_schema=allow_private_schema, ledger_path=ledger,
                 lifetime_epsilon=lifetime_epsilon, lifetime_rho=lifetime_rho)
     synth.save(out, overwrite=overwrite)
+    publish(out)  # a fitted model is DP output (post-processing of noisy measurements)
+    warn_if_tiny(synth.estimated_rows, synth.mechanism)
     emit({"model": str(out), "mechanism": synth.mechanism, "epsilon": synth.privacy["epsilon"],
           "delta": synth.privacy["delta"], "rho": synth.privacy["rho"],
           "estimated_rows": synth.estimated_rows}, as_json=as_json)
@@ -242,8 +306,11 @@ def sample_cmd(
     """Sample synthetic rows from a fitted model (post-processing: spends nothing)."""
     from dpsynth.api import load
     from dpsynth.cli import emit
-    from dpsynth.io import write_frame
+    from dpsynth.io import check_output, write_frame
 
+    if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise ConfigError(f"--out {out.name}: unsupported format {out.suffix!r} (use .csv or .parquet)")
+    check_output(out, overwrite=True, is_dir=False)
     synth = load(model)
     df = synth.sample(rows, conditions=_parse_conditions(condition) or None,
                       rebalance=_parse_shares(share) or None, seed=seed, independent=independent)

@@ -17,15 +17,17 @@ from typing import Any
 import typer
 import yaml
 
+from dpsynth.cli.core_cmds import SEP_HELP, check_budget_flags, load_input, warn_if_tiny
 from dpsynth.errors import ConfigError
+from dpsynth.io import check_output
 
-__all__ = ["CONFIG_KEYS", "load_release_config", "register"]
+__all__ = ["CONFIG_KEYS", "bundle_data", "load_release_config", "register"]
 
 CONFIG_KEYS: dict[str, type] = {
     "data": str, "schema": str, "mechanism": str, "epsilon": float, "delta": float, "rho": float,
     "rows": int, "seed": int, "engine": str, "allow_private_schema": bool, "out": str,
     "overwrite": bool, "internal_report": str, "holdout": str, "target": str, "ledger": str,
-    "lifetime_epsilon": float, "lifetime_rho": float,
+    "lifetime_epsilon": float, "lifetime_rho": float, "sep": str,
 }
 _PATH_KEYS = ("data", "schema", "out", "internal_report", "holdout", "ledger")
 
@@ -65,7 +67,7 @@ def _progress(enabled: bool) -> Iterator[Any]:
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from dpsynth.release import STAGES
+    from dpsynth.bundle import STAGES
 
     console = Console(stderr=True)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
@@ -113,34 +115,49 @@ def register(app: typer.Typer) -> None:
         lifetime_epsilon: float | None = typer.Option(
             None, "--lifetime-epsilon", help="Lifetime cap stored in a NEW ledger (default: this budget); never raised later."),
         lifetime_rho: float | None = typer.Option(None, "--lifetime-rho", help="Lifetime cap as rho-zCDP (new ledger)."),
+        sep: str | None = typer.Option(None, "--sep", help=SEP_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     ) -> None:
         """Fit, sample and write a release bundle a data-sharing agreement can attach."""
-        from dpsynth.release import release
+        from dpsynth.bundle import release
+        from dpsynth.encoding import read_frame
+        from dpsynth.schema import load_schema
 
         given = {"data": data, "schema": schema, "mechanism": mechanism, "epsilon": epsilon,
                  "delta": delta, "rho": rho, "rows": rows, "seed": seed, "engine": engine,
                  "allow_private_schema": allow_private_schema, "out": out, "overwrite": overwrite,
                  "internal_report": internal_report, "holdout": holdout, "target": target,
-                 "ledger": ledger, "lifetime_epsilon": lifetime_epsilon, "lifetime_rho": lifetime_rho}
+                 "ledger": ledger, "lifetime_epsilon": lifetime_epsilon, "lifetime_rho": lifetime_rho,
+                 "sep": sep}
         opts = load_release_config(config) if config is not None else {}
         opts.update({k: v for k, v in given.items() if v is not None})
         for need in ("data", "schema", "out"):
             if opts.get(need) is None:
                 raise ConfigError(f"release needs {need} (as an argument/flag or in --config)")
-        if opts.get("epsilon") is None and opts.get("rho") is None:
+        mech: Any = opts.get("mechanism") or "aim"
+        if mech != "schema_only" and opts.get("epsilon") is None and opts.get("rho") is None:
             raise ConfigError("release needs a budget: --epsilon (with --delta) or --rho")
+        delta_value = 1e-9 if opts.get("delta") is None else opts["delta"]  # 0 is refused, not replaced
+        check_budget_flags(opts.get("epsilon"), delta_value, opts.get("rho"))
+        sch = load_schema(Path(str(opts["schema"])))
+        check_output(Path(str(opts["out"])), overwrite=bool(opts.get("overwrite")))
+        source = load_input(Path(str(opts["data"])), sch, sep=opts.get("sep"),
+                            engine=opts.get("engine") or "numpy", mechanism=mech)
+        hold = opts.get("holdout")
+        if hold is not None:
+            hold = read_frame(Path(str(hold)), sch, sep=opts.get("sep"))
         with _progress(sys.stderr.isatty()) as step:
             result = release(
-                str(opts["data"]), str(opts["schema"]), mechanism=opts.get("mechanism") or "aim",
-                epsilon=opts.get("epsilon"), delta=opts.get("delta") or 1e-9, rho=opts.get("rho"),
+                source, sch, mechanism=mech,
+                epsilon=opts.get("epsilon"), delta=delta_value, rho=opts.get("rho"),
                 rows=opts.get("rows"), seed=opts.get("seed"), engine=opts.get("engine") or "numpy",
                 allow_private_schema=bool(opts.get("allow_private_schema")),
                 ledger_path=opts.get("ledger"), out=str(opts["out"]),
                 lifetime_epsilon=opts.get("lifetime_epsilon"), lifetime_rho=opts.get("lifetime_rho"),
                 overwrite=bool(opts.get("overwrite")), internal_report=opts.get("internal_report"),
-                holdout=opts.get("holdout"), target=opts.get("target"), progress=step,
+                holdout=hold, target=opts.get("target"), progress=step,
             )
+        warn_if_tiny(result.estimated_rows, result.mechanism)
         human = (f"release {result.release_id}: {result.rows:,} rows, epsilon={result.epsilon:.6g}, "
                  f"delta={result.delta:g} -> {result.bundle}" if result.epsilon is not None else
                  f"release {result.release_id}: {result.rows:,} rows -> {result.bundle}")
@@ -154,7 +171,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     ) -> None:
         """Recompute every checksum of a bundle and check its consistency (exit 1 on failure)."""
-        from dpsynth.release import verify_bundle
+        from dpsynth.bundle import verify_bundle
 
         result = verify_bundle(bundle)
         if as_json:
@@ -174,24 +191,43 @@ def register(app: typer.Typer) -> None:
         target: str | None = typer.Option(None, "--target", help="Binary column for the AUC."),
         out: Path = typer.Option(..., "--out", "-o", help="Directory for the CONFIDENTIAL evaluation."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing directory."),
+        sep: str | None = typer.Option(None, "--sep", help=SEP_HELP + " Applies to REAL and --holdout."),
         as_json: bool = typer.Option(False, "--json", help="Print the evaluation as JSON on stdout."),
     ) -> None:
-        """CONFIDENTIAL: compare synthetic with real data (not DP; never put it in a bundle)."""
-        from dpsynth.evaluate import evaluate
+        """CONFIDENTIAL: compare synthetic with real data (not DP; never put it in a bundle).
+
+        SYNTHETIC is a CSV/Parquet file or a release bundle directory (its synthetic.csv).
+        """
+        from dpsynth.encoding import read_frame
+        from dpsynth.evaluate import _refuse_bundle, evaluate
         from dpsynth.schema import load_schema
 
-        result = evaluate(real, _unescaped(synthetic), load_schema(schema), holdout=holdout,
+        s = load_schema(schema)
+        _refuse_bundle(out)
+        check_output(out, overwrite=overwrite)
+        result = evaluate(read_frame(real, s, sep=sep), _unescaped(bundle_data(synthetic)), s,
+                          holdout=None if holdout is None else read_frame(holdout, s, sep=sep),
                           target=target, out=out, overwrite=overwrite)
         _emit(result, as_json, f"CONFIDENTIAL evaluation (do not share) -> {out}")
 
 
+def bundle_data(path: Path) -> Path:
+    """``path`` itself, or a bundle directory's ``synthetic.csv``."""
+    if path.is_dir():
+        if not (path / "synthetic.csv").is_file():
+            raise ConfigError(f"{path} is a directory without synthetic.csv; give a CSV/Parquet file "
+                              "or a release bundle directory")
+        return path / "synthetic.csv"
+    return path
+
+
 def _unescaped(path: Path) -> Any:
     """A released ``synthetic.csv`` with the CSV-injection apostrophes removed."""
-    if path.suffix.lower() != ".csv":
-        return path
-    import pandas as pd
+    from dpsynth.encoding import read_frame
 
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    if path.suffix.lower() != ".csv":
+        return read_frame(path, None)
+    frame = read_frame(path, None, na_values=[""])
     for name in frame.columns:
         frame[name] = frame[name].map(
             lambda v: v[1:] if isinstance(v, str) and v[:2] in ("'=", "'+", "'-", "'@", "'\t", "'\r") else v)

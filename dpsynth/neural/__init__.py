@@ -63,7 +63,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: What the privacy record says about randomness (DESIGN.md §2 rule 8).
+#: What the privacy record says about randomness (docs/privacy-model.md, "Randomness").
 _DP_NOISE = ("Opacus floating-point Gaussian noise on the clipped-gradient sum, from a "
              "torch.Generator seeded from the OS CSPRNG (never stored)")
 _ACCOUNTING = ("RDP of the Poisson-subsampled Gaussian mechanism (one SubsampledGaussianEvent "

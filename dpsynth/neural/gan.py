@@ -1,6 +1,6 @@
 """The DP-GAN: a CTGAN-style generator trained against a DP-SGD discriminator.
 
-Privacy structure (reliability.md E3): only the discriminator ever sees real rows, and only
+Privacy structure (docs/neural.md, "The models"): only the discriminator ever sees real rows, and only
 through the DP optimiser. Each discriminator step is ONE DP-SGD step on a batch made of a
 Poisson sample of real rows plus a fixed number of generated rows; every row's gradient is
 clipped to C and Gaussian noise N(0, sigma^2 C^2) is added to the sum, so adding or removing

@@ -7,7 +7,7 @@ noise multiplier from a calibration that never overshoots the target epsilon. Tr
 ``DPOptimizer`` (per-sample clipping and Gaussian noise), never ``PrivacyEngine``, whose
 sample rate would be computed from the exact dataset length.
 
-Randomness (DESIGN.md §2 rule 8): the DP noise is Opacus' Gaussian from a generator seeded by
+Randomness (docs/privacy-model.md, "Randomness"): the DP noise is Opacus' Gaussian from a generator seeded by
 the OS CSPRNG (:func:`secure_generator`, never stored). Every other draw made while training
 reads private rows -- initial weights, Poisson sampling, the VAE's reparameterisation noise,
 the GAN's generator and Gumbel noise -- comes from a ``torch.Generator`` seeded by the run's
