@@ -71,6 +71,10 @@ def _check_header(names: list[str], p: Path, sep: str, schema: Schema | None) ->
                 raise SchemaError(
                     f"input file {p.name} has one column but {expected}: the file "
                     f"looks {shown}-separated; pass --sep {shown.split()[0]}")
+    missing = [c.name for c in schema.modelled if c.name not in names] if schema is not None else []
+    if missing:
+        raise SchemaError(f"input file {p.name} lacks schema columns {missing}; check that its header "
+                          "row names them exactly, and pass --sep if the file is not comma-separated")
 
 
 def _check_path(path: str | Path, sep: str | None) -> tuple[Path, str | None]:

@@ -22,7 +22,10 @@ from dpsynth.encoding import encode, read_frame
 from dpsynth.errors import ConfigError
 from dpsynth.schema import BooleanColumn, Role, Schema
 
-__all__ = ["CONFIDENTIAL", "evaluate"]
+__all__ = ["CONFIDENTIAL", "MIN_ROWS", "evaluate"]
+
+MIN_ROWS = 10
+"""Fewer real or synthetic rows than this leave the metrics undefined: evaluate refuses."""
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,9 @@ def evaluate(
     if out_dir.exists() and not overwrite:
         raise ConfigError(f"output {out_dir} already exists (pass overwrite / --overwrite to replace it)")
     real_df, syn_df = _frame(real, schema), _frame(synthetic, schema)
+    if min(len(real_df), len(syn_df)) < MIN_ROWS:  # confidential: the steward's own data
+        raise ConfigError(f"the evaluation needs at least {MIN_ROWS} real and {MIN_ROWS} synthetic rows; "
+                          "check the files (dpsynth validate)")
     r, s = encode(real_df, schema), encode(syn_df, schema)
     target = target or _default_target(schema)
     result: dict[str, Any] = {

@@ -173,6 +173,10 @@ def register(app: typer.Typer) -> None:
         """Recompute every checksum of a bundle and check its consistency (exit 1 on failure)."""
         from dpsynth.bundle import verify_bundle
 
+        if not bundle.exists():
+            raise ConfigError(f"bundle {bundle} does not exist; check the path")
+        if not bundle.is_dir():
+            raise ConfigError(f"bundle {bundle} is a file; give the bundle directory")
         result = verify_bundle(bundle)
         if as_json:
             typer.echo(json.dumps(result.to_json(), indent=2))
