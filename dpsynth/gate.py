@@ -25,6 +25,7 @@ only; nothing on a release path sets one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeVar
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from dpsynth.backends.base import CountingBackend
     from dpsynth.table import Table
 
-__all__ = ["Clique", "CountTransform", "GateRead", "PrivateData", "Score"]
+__all__ = ["CHUNK_CELLS", "Clique", "CountTransform", "GateRead", "PrivateData", "Score"]
 
 Clique = tuple[str, ...]
 Counts = npt.NDArray[np.int64]
@@ -79,6 +80,10 @@ class GateRead:
 
 
 Observer = Callable[[GateRead], None]
+
+#: Raw cells counted per engine pass when a transform (compression) is applied: 16M int64
+#: counts, 128 MiB (see :meth:`PrivateData._counts`).
+CHUNK_CELLS = 1 << 24
 
 
 class PrivateData:
@@ -131,13 +136,37 @@ class PrivateData:
         return self._backend
 
     def _counts(self, cliques: Sequence[Clique], transform: CountTransform | None) -> list[Counts]:
-        """Exact (transformed) counts, all uncached cliques in one backend pass."""
+        """Exact (transformed) counts, all uncached cliques in as few backend passes as fit.
+
+        Without a transform the gate and the engine share the same arrays, and every uncached
+        clique is counted in one pass. With one, only the transformed counts are kept: the raw
+        counts are requested in chunks of at most :data:`CHUNK_CELLS` cells and the engine is
+        asked to forget them, so the raw and the transformed copies of a large candidate set
+        (AIM over a column with thousands of values) are never in memory together.
+        """
         backend = self._backend_or_raise()
         todo = list(dict.fromkeys(c for c in cliques if (c, transform) not in self._exact))
-        if todo:
-            for clique, raw in zip(todo, backend.count(todo), strict=True):
+        for chunk in self._chunks(todo, transform):
+            for clique, raw in zip(chunk, backend.count(chunk), strict=True):
                 self._exact[(clique, transform)] = transform(clique, raw) if transform is not None else raw
+            forget = getattr(backend, "forget", None)
+            if transform is not None and forget is not None:
+                forget(chunk)
         return [self._exact[(c, transform)] for c in cliques]
+
+    def _chunks(self, todo: list[Clique], transform: CountTransform | None) -> list[list[Clique]]:
+        if transform is None or not todo:
+            return [todo] if todo else []
+        chunks: list[list[Clique]] = [[]]
+        cells = 0
+        for clique in todo:
+            size = math.prod(self._domain[c] for c in clique)
+            if chunks[-1] and cells + size > CHUNK_CELLS:
+                chunks.append([])
+                cells = 0
+            chunks[-1].append(clique)
+            cells += size
+        return chunks
 
     def _observe(self, kind: Literal["measure", "select"], label: str, clique: Clique,
                  transform: CountTransform | None, exact: Counts) -> None:

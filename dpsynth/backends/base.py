@@ -66,6 +66,13 @@ class CachedCounts(ABC):
     def _compute(self, keys: list[tuple[str, ...]]) -> None:
         """Count ``keys`` (uncached, columns in schema order) into ``self._cache``."""
 
+    def forget(self, cliques: Sequence[tuple[str, ...]]) -> None:
+        """Drop the cached counts of ``cliques`` (their caller keeps what it needs)."""
+        order = [c.name for c in self._schema.modelled]
+        for c in cliques:
+            if all(col in order for col in c):
+                self._cache.pop(tuple(sorted(c, key=order.index)), None)
+
     def count(self, cliques: Sequence[tuple[str, ...]]) -> list[npt.NDArray[np.int64]]:
         """Exact counts of each clique (all uncached ones in one pass over the data)."""
         if self._closed:

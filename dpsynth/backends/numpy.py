@@ -51,6 +51,11 @@ class NumpyBackend:
                     raise ConfigError(f"column {col!r} is not in the encoded table")
         return [self._count_one(self._table, tuple(c)) for c in cliques]
 
+    def forget(self, cliques: Sequence[tuple[str, ...]]) -> None:
+        """Drop the cached counts of ``cliques`` (their caller keeps what it needs)."""
+        for c in cliques:
+            self._cache.pop(tuple(sorted(c)), None)
+
     def rows(self) -> Table:
         """The encoded private table, for DP-SGD only (called by the gate after its charge)."""
         if self._table is None:
