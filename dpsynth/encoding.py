@@ -415,7 +415,10 @@ def decode(codes: npt.NDArray[np.int64], schema: Schema, rng: np.random.Generato
 
     Binned numbers and dates are drawn uniformly inside their bin with ``rng`` (integers stay
     integers, dates land on their granularity). Identifier columns are dropped, or filled
-    with fresh random tokens when declared ``output: token``.
+    with fresh random tokens when declared ``output: token``. A categorical column whose
+    declared values are not all text and that has an ``other`` bucket (integer ZIP codes plus
+    "Other") decodes to text throughout, so its type follows from the schema alone and CSV
+    and Parquet spell it the same way.
     """
     modelled = schema.modelled
     if codes.ndim != 2 or codes.shape[1] != len(modelled):
