@@ -121,7 +121,9 @@ def escape_csv_injection(df: pd.DataFrame) -> pd.DataFrame:
                 return "'" + v
             return v
 
-        out[name] = s.map(fix)
+        # Rebuild with the column's own dtype: ``map`` would re-infer it, and an object column of
+        # integer categories with nulls would come back as floats ("2013.0").
+        out[name] = pd.Series([fix(v) for v in s], index=s.index, dtype=s.dtype, name=name)
     return out
 
 
