@@ -166,8 +166,8 @@ def test_csv_injection_escaped_but_numbers_kept() -> None:
 def test_integer_categories_with_nulls_stay_integers_in_csv() -> None:
     # An object column of integer categories and nulls (a nullable year or month) must not be
     # re-inferred as floats on its way to CSV ("2013.0").
-    df = pd.DataFrame({"year": pd.Series([2013, None, 2014], dtype=object)})
-    assert escape_csv_injection(df).to_csv(index=False).splitlines() == ["year", "2013", "", "2014"]
+    df = pd.DataFrame({"year": pd.Series([2013, None, 2014], dtype=object), "k": ["a", "b", "c"]})
+    assert escape_csv_injection(df).to_csv(index=False).splitlines() == ["year,k", "2013,a", ",b", "2014,c"]
 
 
 def test_public_report_is_self_contained_and_dp_only(released: dict[str, Any]) -> None:
