@@ -254,6 +254,9 @@ class Synthesizer:
                 from dpsynth.neural import save_neural
 
                 save_neural(self.neural, tmp / "neural")
+        from dpsynth.io import publish
+
+        publish(target)  # post-processing of DP outputs: public modes, as the bundle's
         return target
 
 

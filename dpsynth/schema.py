@@ -333,6 +333,8 @@ Column = Annotated[
     Union[CategoricalColumn, OrdinalColumn, NumericColumn, DatetimeColumn, BooleanColumn, IdentifierColumn],
     Field(discriminator="kind"),
 ]
+#: The column kinds a schema may declare.
+_KINDS = ("categorical", "ordinal", "numeric", "datetime", "boolean", "identifier")
 
 
 class PrivacyUnit(BaseModel):
@@ -483,7 +485,21 @@ def _parse(data: Any, origin: str) -> Schema:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
         msg = first["msg"].removeprefix("Value error, ")
+        if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            name = _column_name(data, first["loc"])
+            kinds = ", ".join(sorted(_KINDS))
+            msg = (f"column {name!r}: " if name else "") + f"kind must be one of {kinds}"
         raise SchemaError(f"{origin}: {loc or 'schema'}: {msg}") from None
+
+
+def _column_name(data: Any, loc: tuple[Any, ...]) -> str | None:
+    """The ``name`` of the column an error location points into, if it has one."""
+    if len(loc) >= 2 and loc[0] == "columns" and isinstance(loc[1], int) and isinstance(data, dict):
+        cols = data.get("columns")
+        if isinstance(cols, list) and loc[1] < len(cols) and isinstance(cols[loc[1]], dict):
+            name = cols[loc[1]].get("name")
+            return str(name) if name is not None else None
+    return None
 
 
 def load_schema(path: str | Path) -> Schema:

@@ -271,3 +271,24 @@ def test_public_outputs_are_0644_confidential_ones_0600(tmp_path: Path, capsys: 
     for private in ("ev", "au", "draft.yaml"):  # computed on the real data without DP
         assert _modes(tmp_path / private) == {0o600}, private
     assert _dir_modes(tmp_path / "ev") == {0o700} and _dir_modes(tmp_path / "au") == {0o700}
+
+
+def test_a_misspelt_kind_names_the_column_and_the_allowed_kinds() -> None:
+    from dpsynth.errors import SchemaError
+    from dpsynth.schema import parse_schema
+
+    with pytest.raises(SchemaError, match=r"column 'age': kind must be one of boolean, categorical, .*ordinal"):
+        parse_schema({"columns": [{"name": "age", "kind": "numerc"}]})
+
+
+def test_saved_models_are_public_files(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from dpsynth import api
+    from dpsynth.schema import parse_schema
+
+    schema = parse_schema({"columns": [{"name": "a", "kind": "categorical", "categories": ["x", "y"]}]})
+    synth = api.fit(pd.DataFrame({"a": ["x", "y"] * 20}), schema, mechanism="independent", epsilon=1.0, delta=1e-6)
+    path = synth.save(tmp_path / "model")
+    modes = {p.name: p.stat().st_mode & 0o777 for p in [path, *path.rglob("*")]}
+    assert modes["model"] == 0o755 and all(m in (0o644, 0o755) for m in modes.values()), modes
