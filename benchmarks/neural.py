@@ -39,17 +39,17 @@ from typing import Any
 
 import numpy as np
 
-from dpsynth.accountant import Accountant
+from dpsynth.privacy.accountant import Accountant
 from dpsynth.backends.numpy import NumpyBackend
-from dpsynth.budget import ApproxDP
-from dpsynth.encoding import encode, read_frame
-from dpsynth.events import GaussianEvent
-from dpsynth.gate import PrivateData
+from dpsynth.privacy.budget import ApproxDP
+from dpsynth.tabular.encoding import encode, read_frame
+from dpsynth.privacy.events import GaussianEvent
+from dpsynth.privacy.gate import PrivateData
 from dpsynth.neural import NeuralConfig, fit_neural
-from dpsynth.noise import discrete_gaussian
-from dpsynth.randomness import MechanismKey
-from dpsynth.schema import load_schema
-from dpsynth.table import Table
+from dpsynth.privacy.noise import discrete_gaussian
+from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.schema import load_schema
+from dpsynth.tabular.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = "income-per-year"

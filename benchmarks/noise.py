@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from dpsynth.noise import discrete_gaussian
+from dpsynth.privacy.noise import discrete_gaussian
 
 
 def _best_rate(fn: Callable[[], object], cells: int, repeats: int) -> float:

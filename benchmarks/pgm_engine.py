@@ -34,7 +34,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from dpsynth.measure import Measurement
+from dpsynth.privacy.measure import Measurement
 from dpsynth.pgm import Domain, estimate, sample
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
@@ -138,9 +138,9 @@ def mechanisms(runs: int) -> None:
 
     from dpsynth import api
     from dpsynth.backends.numpy import NumpyBackend
-    from dpsynth.encoding import encode, read_frame
-    from dpsynth.schema import load_schema
-    from dpsynth.schema_io import from_pgm_domain
+    from dpsynth.tabular.encoding import encode, read_frame
+    from dpsynth.tabular.schema import load_schema
+    from dpsynth.tabular.schema_io import from_pgm_domain
 
     root = Path(__file__).resolve().parents[1]
     schema = load_schema(root / "examples" / "adult" / "schema.yaml")
@@ -187,13 +187,13 @@ def aim_profile(eps: float, seed: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import synth
 
-    from dpsynth import noise
-    from dpsynth.accountant import Accountant
+    from dpsynth.privacy import noise
+    from dpsynth.privacy.accountant import Accountant
     from dpsynth.backends.numpy import NumpyBackend
-    from dpsynth.budget import ZCDP, epsilon_to_rho
-    from dpsynth.encoding import encode
+    from dpsynth.privacy.budget import ZCDP, epsilon_to_rho
+    from dpsynth.tabular.encoding import encode
     from dpsynth.mechanisms import aim
-    from dpsynth.schema_io import from_pgm_domain
+    from dpsynth.tabular.schema_io import from_pgm_domain
 
     fake = np.random.default_rng(1000 + seed)  # NOT private: reproducible stand-in noise
 
@@ -221,7 +221,7 @@ def aim_profile(eps: float, seed: int) -> None:
     backend = NumpyBackend(encode(train, schema))
     rho = epsilon_to_rho(eps, 1e-9)
     cpu = time.process_time()
-    from dpsynth.gate import PrivateData
+    from dpsynth.privacy.gate import PrivateData
 
     fit = aim.fit_aim(PrivateData(backend, Accountant(ZCDP(rho))), rho=rho)
     cpu = time.process_time() - cpu
@@ -239,8 +239,8 @@ def sampling(eps: float) -> None:
 
     from dpsynth import api
     from dpsynth.backends.numpy import NumpyBackend
-    from dpsynth.encoding import encode
-    from dpsynth.schema_io import from_pgm_domain
+    from dpsynth.tabular.encoding import encode
+    from dpsynth.tabular.schema_io import from_pgm_domain
 
     train, _, domain = synth.split()
     schema = from_pgm_domain(domain)

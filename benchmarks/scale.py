@@ -2,7 +2,7 @@
 
 Generates Adult-like Parquet files (10M rows; 100M with ``--big``) by resampling the coded
 rows of ``examples/adult/adult.csv``, perturbing 5% of the cells to fresh codes and decoding
-with :func:`dpsynth.encoding.decode`, one chunk at a time so memory stays low. Then, for each
+with :func:`dpsynth.tabular.encoding.decode`, one chunk at a time so memory stays low. Then, for each
 engine, one child process counts every 2-way marginal of the 15 Adult columns (105 marginals)
 and the parent samples the RSS of the child's whole process tree (the JVM included) from
 /proc. The floor is pyarrow reading the whole file and summing one column.
@@ -30,8 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dpsynth.encoding import decode, encode, read_frame
-from dpsynth.schema import load_schema
+from dpsynth.tabular.encoding import decode, encode, read_frame
+from dpsynth.tabular.schema import load_schema
 
 SCHEMA_PATH = ROOT / "examples" / "adult" / "schema.yaml"
 ADULT = ROOT / "examples" / "adult" / "adult.csv"
@@ -81,7 +81,7 @@ def worker(engine: str, path: str) -> None:
         checksum = total
     else:
         from dpsynth.backends.factory import open_backend
-        from dpsynth.randomness import MechanismKey
+        from dpsynth.privacy.randomness import MechanismKey
 
         schema = load_schema(SCHEMA_PATH)
         options: dict[str, object] = {}

@@ -129,8 +129,8 @@ def child(mechanism: str, eps: float, seed: int, out: Path, rate: bool) -> None:
     """Fit one dpsynth model in this process; write rows CSV + timings JSON next to ``out``."""
     from dpsynth import api
     from dpsynth.backends.numpy import NumpyBackend
-    from dpsynth.encoding import encode
-    from dpsynth.schema_io import from_pgm_domain
+    from dpsynth.tabular.encoding import encode
+    from dpsynth.tabular.schema_io import from_pgm_domain
 
     importlib.import_module("opendp.prelude")  # imported before the clock starts, as peers do
 
@@ -224,7 +224,7 @@ def peer_queue(jobs: list[tuple[str, str, float, int]]) -> None:
     data.mkdir(parents=True, exist_ok=True)
     train.to_csv(data / "train.csv", index=False)
     (data / "domain.json").write_text(json.dumps(domain))
-    from dpsynth.budget import epsilon_to_rho
+    from dpsynth.privacy.budget import epsilon_to_rho
 
     for peer, mech, eps, seed in jobs:
         out = peer_out(peer, mech, eps, seed)

@@ -30,17 +30,17 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Accountant": "dpsynth.accountant",
-    "ApproxDP": "dpsynth.budget",
-    "PureDP": "dpsynth.budget",
-    "ZCDP": "dpsynth.budget",
-    "Schema": "dpsynth.schema",
-    "load_schema": "dpsynth.schema",
+    "Accountant": "dpsynth.privacy.accountant",
+    "ApproxDP": "dpsynth.privacy.budget",
+    "PureDP": "dpsynth.privacy.budget",
+    "ZCDP": "dpsynth.privacy.budget",
+    "Schema": "dpsynth.tabular.schema",
+    "load_schema": "dpsynth.tabular.schema",
     "Synthesizer": "dpsynth.api",
     "fit": "dpsynth.api",
     "load": "dpsynth.api",
-    "release": "dpsynth.bundle",
-    "verify_bundle": "dpsynth.bundle",
+    "release": "dpsynth.bundle.write",
+    "verify_bundle": "dpsynth.bundle.write",
 }
 
 

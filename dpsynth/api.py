@@ -17,24 +17,24 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from dpsynth.accountant import Accountant
-from dpsynth.atomic import atomic_directory, write_text_atomic
+from dpsynth.privacy.accountant import Accountant
+from dpsynth.tabular.atomic import atomic_directory, write_text_atomic
 from dpsynth.backends.base import CountingBackend
-from dpsynth.budget import ZCDP, ApproxDP, epsilon_to_rho
-from dpsynth.events import ZCDPEvent
-from dpsynth.encoding import decode, encode_column
+from dpsynth.privacy.budget import ZCDP, ApproxDP, epsilon_to_rho
+from dpsynth.privacy.events import ZCDPEvent
+from dpsynth.tabular.encoding import decode, encode_column
 from dpsynth.errors import ConfigError, SchemaError
-from dpsynth.gate import PrivateData
-from dpsynth.guarantee import PrivacyStatement, no_data_statement, statement_for
-from dpsynth.measure import Measurement
+from dpsynth.privacy.gate import PrivateData
+from dpsynth.privacy.guarantee import PrivacyStatement, no_data_statement, statement_for
+from dpsynth.privacy.measure import Measurement
 from dpsynth.mechanisms.aim import AIMConfig, fit_aim
 from dpsynth.mechanisms.base import MarginalFit
 from dpsynth.mechanisms.compress import Compression
 from dpsynth.mechanisms.independent import fit_independent, fit_schema_only
 from dpsynth.mechanisms.mst import MSTConfig, fit_mst
 from dpsynth.pgm import Model, load_model, sample, save_model
-from dpsynth.randomness import MechanismKey
-from dpsynth.schema import Schema, parse_schema
+from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.schema import Schema, parse_schema
 
 __all__ = ["MECHANISMS", "Synthesizer", "fit", "load", "schema_constraints", "privacy_caveats"]
 
@@ -254,7 +254,7 @@ class Synthesizer:
                 from dpsynth.neural import save_neural
 
                 save_neural(self.neural, tmp / "neural")
-        from dpsynth.io import publish
+        from dpsynth.tabular.io import publish
 
         publish(target)  # post-processing of DP outputs: public modes, as the bundle's
         return target
@@ -334,7 +334,7 @@ def fit(
     if mechanism not in MECHANISMS:
         raise ConfigError(f"mechanism {mechanism!r} must be one of {list(MECHANISMS)}")
     if not isinstance(schema, Schema):
-        from dpsynth.schema import load_schema
+        from dpsynth.tabular.schema import load_schema
 
         schema = load_schema(schema)
     inferred = schema.private_inferred()
@@ -355,7 +355,7 @@ def fit(
         return Synthesizer(schema, mechanism, privacy, 1000, result.model,
                            statement=no_data_statement(mechanism))
     budget = _budget(epsilon, delta, rho)
-    from dpsynth.plan import plan_fit
+    from dpsynth.mechanisms.plan import plan_fit
 
     # Refuse a model that cannot fit in memory from public sizes alone, before reading data.
     plan_fit(schema, mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho, aim=aim, mst=mst)

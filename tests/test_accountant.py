@@ -1,4 +1,4 @@
-"""Tests of dpsynth.accountant and dpsynth.events: charge-before-measure, exact composition,
+"""Tests of dpsynth.privacy.accountant and dpsynth.privacy.events: charge-before-measure, exact composition,
 RDP accounting of DP-SGD, and the write-ahead persistent ledger (crash and concurrency)."""
 
 from __future__ import annotations
@@ -19,18 +19,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dpsynth.accountant import Accountant, LedgerEntry
-from dpsynth.budget import ZCDP, ApproxDP, PureDP, epsilon_to_rho, zcdp_to_epsilon
+from dpsynth.privacy.accountant import Accountant, LedgerEntry
+from dpsynth.privacy.budget import ZCDP, ApproxDP, PureDP, epsilon_to_rho, zcdp_to_epsilon
 from dpsynth.errors import BudgetExceededError, ConfigError
-from dpsynth.events import (
+from dpsynth.privacy.events import (
     GaussianEvent,
     NoisyMaxEvent,
     SubsampledGaussianEvent,
     ZCDPEvent,
     event_from_json,
 )
-from dpsynth.noise import gumbel_scale_for_rho
-from dpsynth.rdp import dpsgd_epsilon
+from dpsynth.privacy.noise import gumbel_scale_for_rho
+from dpsynth.privacy.rdp import dpsgd_epsilon
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,7 +53,7 @@ def test_event_costs_match_opendp() -> None:
     )
     assert NoisyMaxEvent(4.0).rho == pytest.approx(noisy_max.map(1.0))
     assert NoisyMaxEvent(4.0, sensitivity=2.0).rho == pytest.approx(noisy_max.map(2.0))
-    # dpsynth.noise's calibration is the inverse of NoisyMaxEvent's cost
+    # dpsynth.privacy.noise's calibration is the inverse of NoisyMaxEvent's cost
     assert NoisyMaxEvent(gumbel_scale_for_rho(0.01, 1.0)).rho == pytest.approx(0.01)
 
 
@@ -178,7 +178,7 @@ def test_ledger_entries_are_frozen_and_timestamped() -> None:
     assert entry.time.tzinfo is UTC
     with pytest.raises(AttributeError):
         entry.rho = 0.0  # type: ignore[misc]
-    with pytest.raises(ConfigError, match="must be a dpsynth.events event"):
+    with pytest.raises(ConfigError, match="must be a dpsynth.privacy.events event"):
         acc.charge(0.1)  # type: ignore[arg-type]
 
 
@@ -265,9 +265,9 @@ def _child(script: str, path: Path) -> subprocess.Popen[str]:
 CHARGE_THEN_CRASH = """
     import os
     from pathlib import Path
-    from dpsynth.accountant import Accountant
-    from dpsynth.budget import ZCDP
-    from dpsynth.events import ZCDPEvent
+    from dpsynth.privacy.accountant import Accountant
+    from dpsynth.privacy.budget import ZCDP
+    from dpsynth.privacy.events import ZCDPEvent
     acc = Accountant(ZCDP(0.7), ledger_path=Path({path!r}), lifetime=ZCDP(1.0))
     acc.charge(ZCDPEvent(0.5, "before crash"))
     os._exit(9)  # no flush, no atexit: only what charge() made durable survives
@@ -276,9 +276,9 @@ CHARGE_THEN_CRASH = """
 CHARGE_THEN_HANG = """
     import sys, time
     from pathlib import Path
-    from dpsynth.accountant import Accountant
-    from dpsynth.budget import ZCDP
-    from dpsynth.events import ZCDPEvent
+    from dpsynth.privacy.accountant import Accountant
+    from dpsynth.privacy.budget import ZCDP
+    from dpsynth.privacy.events import ZCDPEvent
     acc = Accountant(ZCDP(0.7), ledger_path=Path({path!r}), lifetime=ZCDP(1.0))
     acc.charge(ZCDPEvent(0.5, "before kill"))
     print("charged", flush=True)
@@ -315,10 +315,10 @@ def test_concurrent_runs_cannot_jointly_overspend(tmp_path: Path) -> None:
     path = tmp_path / "ledger.jsonl"
     script = """
         from pathlib import Path
-        from dpsynth.accountant import Accountant
-        from dpsynth.budget import ZCDP
+        from dpsynth.privacy.accountant import Accountant
+        from dpsynth.privacy.budget import ZCDP
         from dpsynth.errors import BudgetExceededError
-        from dpsynth.events import ZCDPEvent
+        from dpsynth.privacy.events import ZCDPEvent
         try:
             acc = Accountant(ZCDP(0.3), ledger_path=Path({path!r}), lifetime=ZCDP(1.0))
             acc.charge(ZCDPEvent(0.3))

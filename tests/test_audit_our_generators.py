@@ -18,9 +18,9 @@ from dpsynth import api
 from dpsynth.audit.distance import MixedEncoder
 from dpsynth.audit.membership import shadow_model_mia
 from dpsynth.audit.targets import select_outlier_targets
-from dpsynth.encoding import read_frame
+from dpsynth.tabular.encoding import read_frame
 from dpsynth.mechanisms.mst import MSTConfig
-from dpsynth.schema import parse_schema
+from dpsynth.tabular.schema import parse_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 COLS = ["age", "sex", "race", "education", "income-per-year"]
@@ -28,7 +28,7 @@ COLS = ["age", "sex", "race", "education", "income-per-year"]
 
 @pytest.fixture(scope="module")
 def setting() -> tuple[object, pd.DataFrame, pd.DataFrame]:
-    from dpsynth.schema import load_schema
+    from dpsynth.tabular.schema import load_schema
 
     full = load_schema(ROOT / "examples" / "adult" / "schema.yaml")
     data = full.to_dict()

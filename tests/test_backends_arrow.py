@@ -29,12 +29,12 @@ from test_backends_cases import (
 import dpsynth.backends.arrow as arrow_mod
 from dpsynth.backends.arrow import ArrowBackend
 from dpsynth.backends.factory import open_backend
-from dpsynth.randomness import MechanismKey
+from dpsynth.privacy.randomness import MechanismKey
 from dpsynth.backends.frames import normalise_frame
 from dpsynth.backends.numpy import NumpyBackend
-from dpsynth.encoding import encode
+from dpsynth.tabular.encoding import encode
 from dpsynth.errors import ConfigError, PrivateAccessError, SchemaError
-from dpsynth.schema import parse_schema
+from dpsynth.tabular.schema import parse_schema
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")

@@ -19,8 +19,8 @@ from scipy import stats
 from dpsynth.backends.bounding import bound_contributions, encode_bounded
 from dpsynth.backends.factory import open_backend
 from dpsynth.errors import ConfigError, SchemaError
-from dpsynth.randomness import MechanismKey
-from dpsynth.schema import parse_schema
+from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.schema import parse_schema
 
 K = 2
 KEY = MechanismKey.for_audit("bounding tests")

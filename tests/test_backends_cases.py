@@ -11,7 +11,7 @@ import pandas as pd
 from hypothesis import strategies as st
 
 from dpsynth.backends.sql import DUCKDB, SPARK, WHITESPACE, grouping_id, scatter_counts, source_kind
-from dpsynth.schema import parse_schema
+from dpsynth.tabular.schema import parse_schema
 
 CAT = "cat égorie (1)"
 ORD = "ord.2, \"quoted\""

@@ -28,9 +28,9 @@ from test_backends_cases import (
 from dpsynth.backends.duckdb import DuckDBBackend
 from dpsynth.backends.factory import open_backend
 from dpsynth.backends.numpy import NumpyBackend
-from dpsynth.encoding import encode, read_frame
+from dpsynth.tabular.encoding import encode, read_frame
 from dpsynth.errors import ConfigError, PrivateAccessError, SchemaError
-from dpsynth.schema import parse_schema
+from dpsynth.tabular.schema import parse_schema
 
 duckdb = pytest.importorskip("duckdb")
 

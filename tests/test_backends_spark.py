@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from test_backends_bounding import person_frame, person_schema
 
-from dpsynth.randomness import MechanismKey
+from dpsynth.privacy.randomness import MechanismKey
 from test_backends_cases import (
     CAT,
     CLIQUES,
@@ -30,7 +30,7 @@ from test_backends_cases import (
 
 from dpsynth.backends.factory import open_backend
 from dpsynth.backends.numpy import NumpyBackend
-from dpsynth.encoding import encode, read_frame
+from dpsynth.tabular.encoding import encode, read_frame
 from dpsynth.errors import ConfigError, PrivateAccessError
 
 pytestmark = [

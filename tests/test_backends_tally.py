@@ -16,9 +16,9 @@ import dpsynth.backends.sql as sqlmod
 from dpsynth.backends.duckdb import DuckDBBackend
 from dpsynth.backends.numpy import NumpyBackend
 from dpsynth.backends.tally import MAX_KEY, UnionPlan, plan_unions, strides
-from dpsynth.encoding import encode, read_frame
+from dpsynth.tabular.encoding import encode, read_frame
 from dpsynth.errors import DPSynthError
-from dpsynth.schema import parse_schema
+from dpsynth.tabular.schema import parse_schema
 
 
 def _direct(codes: np.ndarray, weights: np.ndarray, s: tuple[int, ...], sizes: list[int]) -> np.ndarray:

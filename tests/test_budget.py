@@ -1,4 +1,4 @@
-"""Tests of dpsynth.budget: validation, golden conversions cross-checked live against OpenDP,
+"""Tests of dpsynth.privacy.budget: validation, golden conversions cross-checked live against OpenDP,
 the never-overshooting inverse, and budget algebra."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dpsynth.budget import (
+from dpsynth.privacy.budget import (
     ZCDP,
     ApproxDP,
     PureDP,

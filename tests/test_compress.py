@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from dpsynth import api
-from dpsynth.measure import Measurement
+from dpsynth.privacy.measure import Measurement
 from dpsynth.mechanisms.compress import Compression
-from dpsynth.schema import parse_schema
+from dpsynth.tabular.schema import parse_schema
 
 
 def comp() -> Compression:

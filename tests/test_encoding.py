@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dpsynth.encoding import decode, encode, encode_column, read_frame, validate_frame
+from dpsynth.tabular.encoding import decode, encode, encode_column, read_frame, validate_frame
 from dpsynth.errors import SchemaError
-from dpsynth.schema import parse_schema
+from dpsynth.tabular.schema import parse_schema
 
 SET = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -145,7 +145,7 @@ def test_float_numeric_round_trip(lo: float, width: float, bins: int, data: st.D
 @given(cats=st.lists(st.text(min_size=1, max_size=8).filter(lambda t: t.strip() and "\x00" not in t), min_size=1, max_size=6, unique_by=lambda t: unicodedata.normalize("NFC", t).strip()),
        data=st.data())
 def test_categorical_round_trip_with_unicode(cats: list[str], data: st.DataObject) -> None:
-    from dpsynth.schema import canonical_key
+    from dpsynth.tabular.schema import canonical_key
 
     keys = [canonical_key(c) for c in cats]
     if len(set(keys)) != len(keys) or not all(keys) or "Other" in keys:  # other_label must not be a category

@@ -107,7 +107,7 @@ def test_integer_categories_with_other_are_text_in_csv_and_parquet(tmp_path: Pat
 
 
 def test_a_writer_failure_is_found_before_any_budget_is_spent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dpsynth import bundle
+    from dpsynth.bundle import write as bundle
 
     data, schema = _inputs(tmp_path)
     ledger = tmp_path / "ledger.jsonl"
@@ -218,9 +218,9 @@ def test_header_only_file_fits_and_warns_without_an_error(tmp_path: Path, capsys
 
 def test_dpsynth_release_is_the_function_and_fit_takes_a_schema_path(tmp_path: Path) -> None:
     import dpsynth
-    import dpsynth.bundle
+    import dpsynth.bundle.write
 
-    assert dpsynth.release is dpsynth.bundle.release and callable(dpsynth.release)
+    assert dpsynth.release is dpsynth.bundle.write.release and callable(dpsynth.release)
     data, schema = _inputs(tmp_path, 40)
     synth = dpsynth.fit(pd.read_csv(data, dtype=str), schema, mechanism="schema_only")
     assert list(synth.sample(5, seed=0).columns) == ["zip_code", "sex", "age", "arrested"]
@@ -275,7 +275,7 @@ def test_public_outputs_are_0644_confidential_ones_0600(tmp_path: Path, capsys: 
 
 def test_a_misspelt_kind_names_the_column_and_the_allowed_kinds() -> None:
     from dpsynth.errors import SchemaError
-    from dpsynth.schema import parse_schema
+    from dpsynth.tabular.schema import parse_schema
 
     with pytest.raises(SchemaError, match=r"column 'age': kind must be one of boolean, categorical, .*ordinal"):
         parse_schema({"columns": [{"name": "age", "kind": "numerc"}]})
@@ -285,7 +285,7 @@ def test_saved_models_are_public_files(tmp_path: Path) -> None:
     import pandas as pd
 
     from dpsynth import api
-    from dpsynth.schema import parse_schema
+    from dpsynth.tabular.schema import parse_schema
 
     schema = parse_schema({"columns": [{"name": "a", "kind": "categorical", "categories": ["x", "y"]}]})
     synth = api.fit(pd.DataFrame({"a": ["x", "y"] * 20}), schema, mechanism="independent", epsilon=1.0, delta=1e-6)

@@ -1,10 +1,12 @@
 """The import layers that keep private data behind the gate, checked on the source with ``ast``.
 
 - ``mechanisms/``, ``pgm/`` and ``neural/`` import neither :mod:`dpsynth.backends` (private
-  rows) nor :mod:`dpsynth.noise` (DP noise): they read data only through
-  :class:`dpsynth.gate.PrivateData`, whose methods charge and then read.
-- Only the gate draws DP noise; only the gate and the API (which opens the engine) import a
-  backend.
+  rows) nor :mod:`dpsynth.privacy.noise` (DP noise): they read data only through
+  :class:`dpsynth.privacy.gate.PrivateData`, whose methods charge and then read.
+- Only the gate draws DP noise; only the API (which opens the engine) imports a backend.
+- The privacy core imports nothing of dpsynth but ``errors``; the model engine (``pgm``)
+  knows nothing of privacy or engines; nothing outside ``cli`` imports it; no module imports
+  form a cycle, lazy and ``TYPE_CHECKING`` imports included.
 - Nothing reaches into a private attribute of a table or backend (``_table``), and no module
   of the package draws float noise from ``numpy.random``.
 
@@ -20,7 +22,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "dpsynth"
 SEALED = ("mechanisms", "pgm", "neural")
-FORBIDDEN_IN_SEALED = ("dpsynth.backends", "dpsynth.noise")
+FORBIDDEN_IN_SEALED = ("dpsynth.backends", "dpsynth.privacy.noise")
 NOISE_CALLS = {"normal", "laplace", "gumbel", "standard_normal", "exponential"}
 
 
@@ -40,6 +42,8 @@ def _violations(source: str, *, sealed: bool) -> list[str]:
     out = []
     for name in _imports(tree):
         if sealed and any(name == f or name.startswith(f + ".") for f in FORBIDDEN_IN_SEALED):
+            out.append(f"imports {name}")
+        if sealed and name == "dpsynth.privacy.noise":
             out.append(f"imports {name}")
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr == "_table":
@@ -74,15 +78,69 @@ def test_only_the_gate_draws_dp_noise_and_only_gate_and_api_open_backends() -> N
     noise_users, backend_users = set(), set()
     for path in _modules():
         rel = str(path.relative_to(PACKAGE))
-        if rel.startswith("backends/") or rel == "noise.py":
+        if rel.startswith("backends/") or rel == "privacy/noise.py":
             continue
         names = _imports(ast.parse(path.read_text(encoding="utf-8")))
-        if any(n == "dpsynth.noise" or n.startswith("dpsynth.noise.") for n in names):
+        if any(n == "dpsynth.privacy.noise" or n.startswith("dpsynth.privacy.noise.") for n in names):
             noise_users.add(rel)
         if any(n == "dpsynth.backends" or n.startswith("dpsynth.backends.") for n in names):
             backend_users.add(rel)
-    assert noise_users == {"gate.py"}, noise_users
-    assert backend_users <= {"gate.py", "api.py"}, backend_users
+    assert noise_users == {"privacy/gate.py"}, noise_users
+    assert backend_users <= {"api.py"}, backend_users
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _dpsynth_imports(path: Path) -> set[str]:
+    return {n for n in _imports(ast.parse(path.read_text(encoding="utf-8"))) if n.startswith("dpsynth")}
+
+
+def test_the_privacy_core_imports_nothing_of_dpsynth_but_errors() -> None:
+    bad = {}
+    for path in (PACKAGE / "privacy").rglob("*.py"):
+        found = sorted(n for n in _dpsynth_imports(path) if not n.startswith(("dpsynth.privacy", "dpsynth.errors")))
+        if found:
+            bad[path.name] = found
+    assert not bad, bad
+
+
+def test_the_model_engine_knows_nothing_of_privacy_or_engines() -> None:
+    bad = {}
+    for path in (PACKAGE / "pgm").rglob("*.py"):
+        found = sorted(n for n in _dpsynth_imports(path) if n.startswith(("dpsynth.privacy", "dpsynth.backends")))
+        if found:
+            bad[path.name] = found
+    assert not bad, bad
+
+
+def test_nothing_outside_the_cli_imports_it() -> None:
+    bad = {}
+    for path in _modules():
+        rel = str(path.relative_to(PACKAGE))
+        if rel.startswith("cli/") or rel == "__main__.py":
+            continue
+        found = sorted(n for n in _dpsynth_imports(path) if n.startswith("dpsynth.cli"))
+        if found:
+            bad[rel] = found
+    assert not bad, bad
+
+
+def test_no_import_cycles_between_modules() -> None:
+    """Every import counts, lazy and TYPE_CHECKING ones included."""
+    import networkx as nx
+
+    modules = {_module_name(p): p for p in _modules()}
+    graph = nx.DiGraph()
+    for name, path in modules.items():
+        for imp in _dpsynth_imports(path):
+            target = imp if imp in modules else imp.rsplit(".", 1)[0]
+            if target in modules and target != name and not name.startswith(target + "."):
+                graph.add_edge(name, target)
+    cycles = list(nx.simple_cycles(graph))
+    assert not cycles, cycles[:5]
 
 
 def test_no_module_reads_private_attributes_or_draws_numpy_noise() -> None:
@@ -97,8 +155,8 @@ def test_no_module_reads_private_attributes_or_draws_numpy_noise() -> None:
 
 @pytest.mark.parametrize("planted", [
     "from dpsynth.backends.numpy import NumpyBackend\n",
-    "import dpsynth.noise\n",
-    "from dpsynth import noise\n",
+    "import dpsynth.privacy.noise\n",
+    "from dpsynth.privacy import noise\n",
     "def f(b):\n    return b._table\n",
     "def f(b):\n    return getattr(b, '_table')\n",
     "import numpy as np\ndef f(rng):\n    return np.random.default_rng(0).normal(size=3)\n",

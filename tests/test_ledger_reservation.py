@@ -15,14 +15,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dpsynth.accountant import Accountant
+from dpsynth.privacy.accountant import Accountant
 from dpsynth.api import fit
-from dpsynth.budget import ZCDP, ApproxDP
+from dpsynth.privacy.budget import ZCDP, ApproxDP
 from dpsynth.cli import main
 from dpsynth.errors import BudgetExceededError, ConfigError
-from dpsynth.events import ZCDPEvent
-from dpsynth.ledger import raise_cap, read_state
-from dpsynth.schema import load_schema
+from dpsynth.privacy.events import ZCDPEvent
+from dpsynth.privacy.ledger import raise_cap, read_state
+from dpsynth.tabular.schema import load_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "examples" / "adult" / "schema.yaml"
@@ -196,8 +196,8 @@ def test_two_processes_cannot_both_reserve_past_the_cap(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from dpsynth.accountant import Accountant
-        from dpsynth.budget import ZCDP
+        from dpsynth.privacy.accountant import Accountant
+        from dpsynth.privacy.budget import ZCDP
         from dpsynth.errors import BudgetExceededError
         try:
             acc = Accountant(ZCDP(0.6), ledger_path=Path({str(ledger)!r}), lifetime=ZCDP(1.0))

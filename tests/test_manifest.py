@@ -6,17 +6,17 @@ import math
 
 import pytest
 
-from dpsynth.accountant import Accountant
-from dpsynth.budget import ApproxDP
-from dpsynth.events import GaussianEvent
-from dpsynth.manifest import (
+from dpsynth.privacy.accountant import Accountant
+from dpsynth.privacy.budget import ApproxDP
+from dpsynth.privacy.events import GaussianEvent
+from dpsynth.bundle.manifest import (
     REQUIRED_FILES,
     format_sha256sums,
     ledger_epsilon,
     ledger_rho,
     parse_sha256sums,
 )
-from dpsynth.statement import plain_epsilon
+from dpsynth.bundle.statement import plain_epsilon
 
 
 def test_sha256sums_round_trip_and_malformed_lines() -> None:

@@ -12,17 +12,17 @@ import pandas as pd
 import pytest
 
 from dpsynth import api
-from dpsynth.accountant import Accountant
+from dpsynth.privacy.accountant import Accountant
 from dpsynth.backends.numpy import NumpyBackend
-from dpsynth.budget import ZCDP, ApproxDP, epsilon_to_rho
-from dpsynth.encoding import encode, read_frame
+from dpsynth.privacy.budget import ZCDP, ApproxDP, epsilon_to_rho
+from dpsynth.tabular.encoding import encode, read_frame
 from dpsynth.errors import BudgetExceededError, PrivateAccessError
-from dpsynth.gate import PrivateData
-from dpsynth.measure import Measurement
+from dpsynth.privacy.gate import PrivateData
+from dpsynth.privacy.measure import Measurement
 from dpsynth.mechanisms.aim import AIMConfig
 from dpsynth.pgm import estimate
-from dpsynth.schema import load_schema
-from dpsynth.table import RaisingTable
+from dpsynth.tabular.schema import load_schema
+from dpsynth.tabular.table import RaisingTable
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = load_schema(ROOT / "examples" / "adult" / "schema.yaml")
@@ -196,7 +196,7 @@ def test_approx_budget_and_zcdp_budget_agree() -> None:
 
 def test_fit_refuses_a_too_large_model_before_reading_any_data() -> None:
     from dpsynth.errors import ModelTooLargeError
-    from dpsynth.schema import parse_schema
+    from dpsynth.tabular.schema import parse_schema
 
     cats = [str(i) for i in range(30000)]
     big = parse_schema({"columns": [{"name": "zip", "kind": "categorical", "categories": cats},

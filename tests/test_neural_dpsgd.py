@@ -28,7 +28,7 @@ from dpsynth.neural.data import (
 from dpsynth.neural.gan import build_discriminator, build_generator, gumbel_softmax
 from dpsynth.neural.train import DPSGDPlan, check_module, plan_dpsgd, privatise
 from dpsynth.neural.vae import build_vae, vae_row_loss
-from dpsynth.rdp import dpsgd_epsilon
+from dpsynth.privacy.rdp import dpsgd_epsilon
 
 pytestmark = [
     pytest.mark.neural,

@@ -14,13 +14,13 @@ pytest.importorskip("opacus")
 torch.set_num_threads(1)  # small MLPs: one thread is fastest on a shared 2-core machine
 
 import dpsynth.neural.vae as vae_module
-from dpsynth.accountant import Accountant
+from dpsynth.privacy.accountant import Accountant
 from dpsynth.backends.numpy import NumpyBackend
-from dpsynth.budget import ZCDP, ApproxDP
-from dpsynth.encoding import decode, encode
+from dpsynth.privacy.budget import ZCDP, ApproxDP
+from dpsynth.tabular.encoding import decode, encode
 from dpsynth.errors import BudgetExceededError, ConfigError
-from dpsynth.events import GaussianEvent, SubsampledGaussianEvent
-from dpsynth.gate import PrivateData
+from dpsynth.privacy.events import GaussianEvent, SubsampledGaussianEvent
+from dpsynth.privacy.gate import PrivateData
 from dpsynth.neural import (
     NeuralConfig,
     NeuralModel,
@@ -30,8 +30,8 @@ from dpsynth.neural import (
     load_neural,
     save_neural,
 )
-from dpsynth.randomness import MechanismKey
-from dpsynth.schema import parse_schema
+from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.schema import parse_schema
 
 pytestmark = [
     pytest.mark.neural,
@@ -98,7 +98,7 @@ def test_ledger_has_one_way_marginals_then_one_dpsgd_event_within_budget(models,
     assert [e.label for e in events[:4]] == [
         f"{kind}: 1-way marginal {c}" for c in ("color", "size", "flag", "amount")
     ]
-    from dpsynth.budget import epsilon_to_rho
+    from dpsynth.privacy.budget import epsilon_to_rho
 
     rho = sum(e.rho for e in events[:4])
     assert rho == pytest.approx(SMALL.marginal_share * epsilon_to_rho(3.0, 1e-6))
@@ -185,7 +185,7 @@ def test_fit_dpvae_spends_at_most_the_requested_epsilon(table) -> None:  # type:
     assert [type(e.event) for e in acc.ledger] == [GaussianEvent, SubsampledGaussianEvent]
     count = acc.ledger[0].event
     assert isinstance(count, GaussianEvent)
-    from dpsynth.budget import epsilon_to_rho
+    from dpsynth.privacy.budget import epsilon_to_rho
 
     assert count.rho == pytest.approx(0.02 * epsilon_to_rho(1.0, 1e-6))
     assert 0.98 <= acc.epsilon() <= 1.0

@@ -29,18 +29,18 @@ from opacus import GradSampleModule
 from opacus.optimizers import DPOptimizer
 
 import dpsynth.neural as neural_pkg
-from dpsynth.accountant import Accountant
+from dpsynth.privacy.accountant import Accountant
 from dpsynth.backends.numpy import NumpyBackend
-from dpsynth.budget import ApproxDP
-from dpsynth.encoding import encode
-from dpsynth.gate import PrivateData
+from dpsynth.privacy.budget import ApproxDP
+from dpsynth.tabular.encoding import encode
+from dpsynth.privacy.gate import PrivateData
 from dpsynth.neural import NeuralConfig, fit_dpgan, fit_dpvae, fit_neural
 from dpsynth.neural.data import OneHotLayout, one_hot, torch_generator
 from dpsynth.neural.gan import train_gan
 from dpsynth.neural.train import build_keyed, keyed_generator
 from dpsynth.neural.vae import build_vae, latent_noise, train_vae, vae_batch_loss
-from dpsynth.randomness import MechanismKey
-from dpsynth.schema import parse_schema
+from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.schema import parse_schema
 
 pytestmark = [
     pytest.mark.neural,
@@ -72,7 +72,7 @@ def test_neural_package_reaches_private_data_only_through_the_gate() -> None:
     for path in files:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for name in _imports(tree):
-            assert not name.startswith(("dpsynth.backends", "dpsynth.noise")), (path.name, name)
+            assert not name.startswith(("dpsynth.backends", "dpsynth.privacy.noise")), (path.name, name)
         for node in ast.walk(tree):
             # No reaching into a backend's private table (the former table_of).
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -85,8 +85,8 @@ def test_neural_package_reaches_private_data_only_through_the_gate() -> None:
 
 
 def test_the_scan_would_catch_a_backend_import() -> None:
-    planted = ast.parse("from dpsynth.backends.numpy import NumpyBackend\nimport dpsynth.noise\n")
-    assert {"dpsynth.backends.numpy", "dpsynth.noise"} <= set(_imports(planted))
+    planted = ast.parse("from dpsynth.backends.numpy import NumpyBackend\nimport dpsynth.privacy.noise\n")
+    assert {"dpsynth.backends.numpy", "dpsynth.privacy.noise"} <= set(_imports(planted))
 
 
 def test_no_fit_or_training_function_takes_a_seed() -> None:

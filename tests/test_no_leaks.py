@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from dpsynth import api
-from dpsynth.encoding import encode, read_frame, validate_frame
+from dpsynth.tabular.encoding import encode, read_frame, validate_frame
 from dpsynth.errors import DPSynthError
-from dpsynth.schema import load_schema, parse_schema
+from dpsynth.tabular.schema import load_schema, parse_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = load_schema(ROOT / "examples" / "adult" / "schema.yaml")

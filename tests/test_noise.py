@@ -1,4 +1,4 @@
-"""Statistical tests of dpsynth.noise (OpenDP samplers) with power: the tests accept the exact
+"""Statistical tests of dpsynth.privacy.noise (OpenDP samplers) with power: the tests accept the exact
 discrete Gaussian and the exponential mechanism's softmax, and reject noise at the wrong scale.
 
 OpenDP samples at roughly 20-50k cells/s here, so one sample per scale is drawn per module.
@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 
 from dpsynth.errors import ConfigError
-from dpsynth.noise import discrete_gaussian, gumbel_scale_for_rho, noisy_max
+from dpsynth.privacy.noise import discrete_gaussian, gumbel_scale_for_rho, noisy_max
 
 SIGMA = 3.0
 N = 100_000  # main sample

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dpsynth.errors import ConfigError, ModelTooLargeError
-from dpsynth.measure import Measurement
+from dpsynth.privacy.measure import Measurement
 from dpsynth.pgm import Domain, estimate, estimate_total
 
 DOMAIN = Domain.from_dict({"a": 3, "b": 4, "c": 2, "d": 5, "e": 3})

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from dpsynth.errors import ConfigError
-from dpsynth.measure import Measurement
+from dpsynth.privacy.measure import Measurement
 from dpsynth.pgm import Domain, WarmStart, build_junction_tree, estimate
 from dpsynth.pgm.estimate import (
     _accelerated,

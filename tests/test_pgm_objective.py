@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dpsynth.measure import Measurement
+from dpsynth.privacy.measure import Measurement
 from dpsynth.pgm import Domain, build_junction_tree
 from dpsynth.pgm.estimate import _Objective, _terms
 

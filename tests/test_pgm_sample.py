@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from dpsynth.errors import ConfigError
-from dpsynth.measure import Measurement
+from dpsynth.privacy.measure import Measurement
 from dpsynth.pgm import Domain, Model, estimate, load_model, sample, sample_with_shares, save_model
 
 DOMAIN = Domain.from_dict({"a": 3, "b": 4, "c": 2, "d": 5, "e": 3})

@@ -18,8 +18,8 @@ import pytest
 
 from dpsynth import api
 from dpsynth.mechanisms.aim import AIMConfig
-from dpsynth.plan import estimate_memory, plan_fit
-from dpsynth.schema import Schema, load_schema, parse_schema
+from dpsynth.mechanisms.plan import estimate_memory, plan_fit
+from dpsynth.tabular.schema import Schema, load_schema, parse_schema
 
 ADULT = Path(__file__).resolve().parents[1] / "examples" / "adult"
 

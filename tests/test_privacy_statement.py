@@ -15,11 +15,11 @@ import pytest
 
 from dpsynth import api
 from dpsynth.errors import BudgetExceededError, ConfigError
-from dpsynth.guarantee import SEED_NEVER_TOUCHES, PrivacyStatement, dpsgd_statement, marginal_statement
-from dpsynth.manifest import RowsChoice, build_manifest
-from dpsynth.randomness import MechanismKey
-from dpsynth.schema import parse_schema
-from dpsynth.statement import privacy_statement
+from dpsynth.privacy.guarantee import SEED_NEVER_TOUCHES, PrivacyStatement, dpsgd_statement, marginal_statement
+from dpsynth.bundle.manifest import RowsChoice, build_manifest
+from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.schema import parse_schema
+from dpsynth.bundle.statement import privacy_statement
 
 SCHEMA = parse_schema({"columns": [
     {"name": "a", "kind": "categorical", "categories": ["x", "y", "z"]},

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dpsynth import quality
-from dpsynth.encoding import encode
-from dpsynth.schema import parse_schema
+from dpsynth.evaluation import quality
+from dpsynth.tabular.encoding import encode
+from dpsynth.tabular.schema import parse_schema
 
 SCHEMA = parse_schema({"columns": [
     {"name": "a", "kind": "categorical", "categories": ["x", "y"], "role": "quasi_identifier"},

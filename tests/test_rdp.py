@@ -1,4 +1,4 @@
-"""Tests of dpsynth.rdp: Opacus' golden value, independent numerical checks of the sampled
+"""Tests of dpsynth.privacy.rdp: Opacus' golden value, independent numerical checks of the sampled
 Gaussian's RDP, conversion soundness against the exact Gaussian, monotonicity, and the
 never-overshooting noise calibration (opacus#346)."""
 
@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, stats
 
-from dpsynth.budget import zcdp_to_epsilon
+from dpsynth.privacy.budget import zcdp_to_epsilon
 from dpsynth.errors import BudgetExceededError, ConfigError
-from dpsynth.rdp import (
+from dpsynth.privacy.rdp import (
     DEFAULT_ORDERS,
     dpsgd_epsilon,
     noise_multiplier_for_epsilon,

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from test_release_support import CANARY_NUMBER, CANARY_TEXT, SMALL_COLUMNS, run_cli, write_inputs
 
-from dpsynth.manifest import REQUIRED_FILES, REQUIRED_KEYS
-from dpsynth.bundle import escape_csv_injection, verify_bundle
+from dpsynth.bundle.manifest import REQUIRED_FILES, REQUIRED_KEYS
+from dpsynth.bundle.write import escape_csv_injection, verify_bundle
 
 EPSILON, DELTA = 1.0, 1e-6
 
@@ -141,7 +141,7 @@ def test_verify_detects_tampering(released: dict[str, Any], tmp_path: Path, tamp
 
 
 def test_verify_rejects_consistent_hashes_with_a_false_epsilon(released: dict[str, Any], tmp_path: Path) -> None:
-    from dpsynth.manifest import format_sha256sums, sha256_file
+    from dpsynth.bundle.manifest import format_sha256sums, sha256_file
 
     bundle = _copy(released, tmp_path)
     m = _manifest(bundle)

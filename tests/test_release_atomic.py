@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from test_release_support import ROOT, SMALL_COLUMNS, run_cli, write_inputs
 
-import dpsynth.bundle as rel
-from dpsynth.schema import load_schema
+import dpsynth.bundle.write as rel
+from dpsynth.tabular.schema import load_schema
 
 
 def _leftovers(parent: Path, name: str) -> list[Path]:
@@ -48,7 +48,7 @@ def test_failure_with_overwrite_keeps_the_old_bundle(tmp_path: Path, monkeypatch
 _KILL_SCRIPT = """
 import sys, time
 from pathlib import Path
-import dpsynth.bundle as rel
+import dpsynth.bundle.write as rel
 real = rel._parquet_bytes
 def slow(df, meta):
     Path(sys.argv[3]).write_text("writing")
@@ -136,7 +136,7 @@ def test_internal_report_is_confidential_and_outside_the_bundle(tmp_path: Path,
     assert html.count("CONFIDENTIAL") >= 3 and "<title>CONFIDENTIAL" in html
     assert not any("evaluation" in p.name for p in (tmp_path / "b").rglob("*"))
     from dpsynth.errors import ConfigError
-    from dpsynth.evaluate import evaluate
+    from dpsynth.evaluation.evaluate import evaluate
 
     with pytest.raises(ConfigError, match="never be written into a bundle"):
         evaluate(data, tmp_path / "b" / "synthetic.csv", load_schema(schema), out=tmp_path / "b" / "x")

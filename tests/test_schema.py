@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from dpsynth.errors import SchemaError
-from dpsynth.schema import (
+from dpsynth.tabular.schema import (
     Role,
     Schema,
     Source,
@@ -18,7 +18,7 @@ from dpsynth.schema import (
     parse_schema,
     schema_json_schema,
 )
-from dpsynth.schema_io import MIN_CATEGORY_COUNT, draft_schema, from_pgm_domain, from_sdv, to_sdv
+from dpsynth.tabular.schema_io import MIN_CATEGORY_COUNT, draft_schema, from_pgm_domain, from_sdv, to_sdv
 
 ROOT = Path(__file__).resolve().parents[1]
 ADULT_SCHEMA = ROOT / "examples" / "adult" / "schema.yaml"

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from dpsynth.errors import SchemaError
-from dpsynth.schema import Role, dump_schema, load_schema, parse_schema
-from dpsynth.schema_io import set_role
+from dpsynth.tabular.schema import Role, dump_schema, load_schema, parse_schema
+from dpsynth.tabular.schema_io import set_role
 
 
 def _cols(**age: Any) -> dict[str, Any]:

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from dpsynth.cli import main
-from dpsynth.encoding import encode_column
-from dpsynth.schema import Schema, Source, dump_schema, load_schema
-from dpsynth.schema_io import draft_schema
+from dpsynth.tabular.encoding import encode_column
+from dpsynth.tabular.schema import Schema, Source, dump_schema, load_schema
+from dpsynth.tabular.schema_io import draft_schema
 
 N = 400
 NEIGHBOURHOODS = [f"{w} Park" for w in ("Cedar", "Elm", "Lake", "Hill", "Marcy", "Field", "Loring", "Como")]

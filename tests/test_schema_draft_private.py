@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dpsynth.cli import main
-from dpsynth.schema import DatetimeColumn, NumericColumn, dump_schema, load_schema
-from dpsynth.schema_io import datetime_grid_bounds, draft_schema, grid_bounds
+from dpsynth.tabular.schema import DatetimeColumn, NumericColumn, dump_schema, load_schema
+from dpsynth.tabular.schema_io import datetime_grid_bounds, draft_schema, grid_bounds
 
 PLANT_FLOAT = 987654.321
 PLANT_INT = 7345

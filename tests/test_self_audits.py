@@ -19,7 +19,7 @@ from audits import all_ok, run_campaigns
 from audits.__main__ import main
 from audits.campaigns import transcript
 from audits.campaigns.common import VariantResult, mu_holdout, noise_bug
-from dpsynth import noise
+from dpsynth.privacy import noise
 
 Results = dict[str, list[VariantResult]]
 

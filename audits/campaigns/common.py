@@ -173,7 +173,7 @@ NoiseBug = Literal["none", "half_sigma", "no_noise"]
 def noise_bug(bug: NoiseBug) -> Iterator[None]:
     """Plant a noise bug in the measurement step for the duration of the block.
 
-    ``dpsynth.gate.PrivateData.measure`` looks up :func:`dpsynth.noise.discrete_gaussian` at
+    ``dpsynth.privacy.gate.PrivateData.measure`` looks up :func:`dpsynth.privacy.noise.discrete_gaussian` at
     call time, so patching the module attribute reaches it while the accountant still charges
     the stated sigma. ``half_sigma`` adds noise at ``sigma / 2``; ``no_noise`` adds none.
     The original function is restored on exit.
@@ -181,7 +181,7 @@ def noise_bug(bug: NoiseBug) -> Iterator[None]:
     if bug == "none":
         yield
         return
-    from dpsynth import noise
+    from dpsynth.privacy import noise
 
     original: Callable[..., npt.NDArray[np.int64]] = noise.discrete_gaussian
 
@@ -191,7 +191,7 @@ def noise_bug(bug: NoiseBug) -> Iterator[None]:
     def none(counts: npt.NDArray[np.int64], sigma: float) -> npt.NDArray[np.int64]:
         return np.asarray(counts, dtype=np.int64).copy()
 
-    with mock.patch("dpsynth.noise.discrete_gaussian", half if bug == "half_sigma" else none):
+    with mock.patch("dpsynth.privacy.noise.discrete_gaussian", half if bug == "half_sigma" else none):
         yield
 
 

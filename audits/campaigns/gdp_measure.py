@@ -2,8 +2,8 @@
 
 One real ``fit_mst`` run on the D1 worst-case data fixes the measured cliques and their noise
 scales. Then ``N`` independent replicas of the measure step run per world through
-:meth:`dpsynth.gate.PrivateData.measure` itself (accountant charged, counts taken from a
-:class:`~dpsynth.backends.numpy.NumpyBackend`, noise from ``dpsynth.noise``). Only the
+:meth:`dpsynth.privacy.gate.PrivateData.measure` itself (accountant charged, counts taken from a
+:class:`~dpsynth.backends.numpy.NumpyBackend`, noise from ``dpsynth.privacy.noise``). Only the
 target's cell changes between the worlds (add/remove one row), so the harness backend
 returns, for each clique, that cell's exact count repeated ``N`` times: one call to the
 noise primitive draws all replicas at once. The score of a replica is the Gaussian
@@ -32,11 +32,11 @@ from audits.campaigns.common import (
     noise_bug,
 )
 from audits.campaigns.transcript import COLUMNS, D_MINUS, TARGET, Row, frame, public_schema
-from dpsynth.accountant import Accountant
+from dpsynth.privacy.accountant import Accountant
 from dpsynth.backends.numpy import NumpyBackend
-from dpsynth.budget import ZCDP
-from dpsynth.encoding import encode
-from dpsynth.gate import PrivateData
+from dpsynth.privacy.budget import ZCDP
+from dpsynth.tabular.encoding import encode
+from dpsynth.privacy.gate import PrivateData
 from dpsynth.mechanisms.mst import MSTConfig, fit_mst
 
 __all__ = ["TargetCellBackend", "run"]

@@ -14,7 +14,7 @@ the fix (a keyed per-row hash, :mod:`dpsynth.backends.bounding`) holds on every 
    smaller read it contains (the same rows are kept in every counting pass).
 2. **Attack.** The adversary knows ``D``, the target's rows and the published seed. Each
    release is a fresh run of ``fit_independent`` at eps = 1 with a fresh
-   :class:`~dpsynth.randomness.MechanismKey`; the adversary replays the engine with the only
+   :class:`~dpsynth.privacy.randomness.MechanismKey`; the adversary replays the engine with the only
    key it can derive (``MechanismKey.for_audit(str(seed))``) and thresholds the Gaussian
    log-likelihood ratio at 0. It fails when ``TPR > e^eps FPR + delta + 3 SE``.
 
@@ -37,18 +37,18 @@ import numpy.typing as npt
 import pandas as pd
 
 from audits.campaigns.common import Expect, Timer, VariantResult, eps_verdict, epsilon_details
-from dpsynth.accountant import Accountant
+from dpsynth.privacy.accountant import Accountant
 from dpsynth.backends.base import CountingBackend
 from dpsynth.backends.factory import open_backend
 from dpsynth.backends.numpy import NumpyBackend
-from dpsynth.budget import ZCDP, epsilon_to_rho
-from dpsynth.encoding import encode
-from dpsynth.gate import GateRead, PrivateData
+from dpsynth.privacy.budget import ZCDP, epsilon_to_rho
+from dpsynth.tabular.encoding import encode
+from dpsynth.privacy.gate import GateRead, PrivateData
 from dpsynth.mechanisms.aim import AIMConfig, fit_aim
 from dpsynth.mechanisms.independent import fit_independent
 from dpsynth.mechanisms.mst import fit_mst
-from dpsynth.randomness import MechanismKey
-from dpsynth.schema import Schema, parse_schema
+from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.schema import Schema, parse_schema
 
 __all__ = ["ATTACK_DELTA", "ATTACK_EPS", "MECHANISMS", "AttackOutcome", "BackendFactory",
            "SensitivityOutcome", "attack", "check_sensitivity", "consistency", "engine_factory",

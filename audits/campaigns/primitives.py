@@ -1,11 +1,11 @@
 """B4: Clopper-Pearson audits of dpsynth's two noise primitives on worst-case neighbours.
 
-* Discrete Gaussian on a count (``dpsynth.noise.discrete_gaussian``): neighbours hold ``0``
+* Discrete Gaussian on a count (``dpsynth.privacy.noise.discrete_gaussian``): neighbours hold ``0``
   and ``Delta``; the score is the noisy count. The claim is Gaussian-DP ``mu = Delta/sigma``
   (the accountant's ``rho = mu**2/2``), audited with the GDP bound; the pure CP epsilon bound
   is recorded too. Planted bugs: noise at ``sigma/2`` and neighbours at ``2*Delta`` (doubled
   sensitivity); both have ``mu = 2``.
-* Report-noisy-max (``dpsynth.noise.noisy_max``): score vectors at L-inf distance ``Delta``
+* Report-noisy-max (``dpsynth.privacy.noise.noisy_max``): score vectors at L-inf distance ``Delta``
   that move the audited candidate up and its ``m`` rivals down; the score is "candidate 0
   won". The claim is the pure epsilon ``2*Delta/scale`` of the exponential mechanism (which is
   the ``rho = Delta**2/(2*scale**2)`` dpsynth charges). Planted bugs: doubled sensitivity and
@@ -25,7 +25,7 @@ from audits.campaigns.common import (
     epsilon_details,
     mu_holdout,
 )
-from dpsynth.noise import discrete_gaussian, noisy_max
+from dpsynth.privacy.noise import discrete_gaussian, noisy_max
 
 __all__ = ["FAST", "FULL", "run"]
 

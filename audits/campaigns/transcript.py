@@ -2,7 +2,7 @@
 
 World 0 is ``D-``: two rows. World 1 adds a target that disagrees with both on every column.
 The domain is public (declared in a schema), the claim is ``rho = 0.02`` converted to
-epsilon at ``delta = 1e-5`` by :func:`dpsynth.budget.zcdp_to_epsilon`. Each run calls the
+epsilon at ``delta = 1e-5`` by :func:`dpsynth.privacy.budget.zcdp_to_epsilon`. Each run calls the
 mechanism (``fit_mst`` / ``fit_aim``) on a :class:`~dpsynth.backends.numpy.NumpyBackend` and
 keeps its transcript: the domain, the selected cliques and the noisy marginals. The score is
 the log-likelihood-ratio statistic of a Gaussian transcript, ``sum_m noisy_m[target cell] /
@@ -11,8 +11,8 @@ sigma_m**2``, plus a large constant when the released domain itself can represen
 Planted bugs:
 
 * ``domain_from_data``: the schema is drafted from the private rows with
-  :func:`dpsynth.schema_io.draft_schema` (its ``private_inferred`` facts accepted). ``D-``
-  holds each of its two rows :data:`~dpsynth.schema_io.MIN_CATEGORY_COUNT` times so the drafter
+  :func:`dpsynth.tabular.schema_io.draft_schema` (its ``private_inferred`` facts accepted). ``D-``
+  holds each of its two rows :data:`~dpsynth.tabular.schema_io.MIN_CATEGORY_COUNT` times so the drafter
   publishes their categories; the lone target's values are "rare", so the drafted domain
   gains an ``other`` bucket exactly when the target is present.
 * ``half_sigma``: measurement noise at ``sigma/2`` while the accountant charges ``sigma``.
@@ -39,17 +39,17 @@ from audits.campaigns.common import (
     epsilon_details,
     noise_bug,
 )
-from dpsynth.accountant import Accountant
+from dpsynth.privacy.accountant import Accountant
 from dpsynth.backends.numpy import NumpyBackend
-from dpsynth.gate import PrivateData
-from dpsynth.budget import ZCDP, zcdp_to_epsilon
-from dpsynth.encoding import encode
+from dpsynth.privacy.gate import PrivateData
+from dpsynth.privacy.budget import ZCDP, zcdp_to_epsilon
+from dpsynth.tabular.encoding import encode
 from dpsynth.errors import SchemaError
 from dpsynth.mechanisms.aim import AIMConfig, fit_aim
 from dpsynth.mechanisms.base import MarginalFit
 from dpsynth.mechanisms.mst import MSTConfig, fit_mst
-from dpsynth.schema import Schema, parse_schema
-from dpsynth.schema_io import MIN_CATEGORY_COUNT, draft_schema
+from dpsynth.tabular.schema import Schema, parse_schema
+from dpsynth.tabular.schema_io import MIN_CATEGORY_COUNT, draft_schema
 
 __all__ = ["CLAIM_DELTA", "CLAIM_RHO", "claimed_epsilon", "frame", "public_schema", "run_aim",
            "run_mst", "score"]

@@ -16,16 +16,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import yaml
 
 from dpsynth.errors import ConfigError
 
-if TYPE_CHECKING:
-    from dpsynth.audit.runner import AuditResult
 
-__all__ = ["Policy", "PolicyOutcome", "evaluate_policy", "load_policy"]
+__all__ = ["Policy", "PolicyEvidence", "PolicyOutcome", "SupportsEvidence", "evaluate_policy", "load_policy"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,32 +101,58 @@ def policy_from_mapping(data: Mapping[str, Any], *, source: str = "policy") -> P
     return Policy(**dict(data))
 
 
-def _get(d: Mapping[str, Any], *keys: str) -> Any:
-    cur: Any = d
-    for k in keys:
-        if not isinstance(cur, Mapping) or k not in cur:
-            return None
-        cur = cur[k]
-    return cur
+@dataclass(frozen=True, kw_only=True)
+class PolicyEvidence:
+    """The numbers a policy is checked against, owned here (the runner builds them).
+
+    Attributes:
+        manifest_epsilon: The release manifest's ``privacy.epsilon`` (``None``: no manifest
+            or no value; any other non-number fails the cap).
+        manifest_delta: The manifest's ``privacy.delta``.
+        membership_max_auc_ci: Interval of the strongest membership attack's AUC.
+        membership_epsilon_lb: Largest empirical epsilon lower bound of the attacks.
+        singling_out_ci, linkability_ci, inference_ci: Risk intervals.
+        rare_exact_copies: Rare real records copied verbatim (``None``: not counted).
+        rare_allowed: Copies that chance collisions explain (from the holdout).
+        k: k-anonymity of the synthetic data.
+    """
+
+    manifest_epsilon: object = None
+    manifest_delta: object = None
+    membership_max_auc_ci: tuple[float, float] | None = None
+    membership_epsilon_lb: float | None = None
+    singling_out_ci: tuple[float, float] | None = None
+    linkability_ci: tuple[float, float] | None = None
+    inference_ci: tuple[float, float] | None = None
+    rare_exact_copies: int | None = None
+    rare_allowed: float = 0.0
+    k: int | None = None
 
 
-def evaluate_policy(result: AuditResult, policy: Policy) -> PolicyOutcome:
-    """Check an audit result (and its manifest, if any) against a policy."""
+class SupportsEvidence(Protocol):
+    """Anything that can give its policy evidence (an audit result)."""
+
+    def evidence(self) -> PolicyEvidence:
+        """The evidence of this result."""
+        ...
+
+
+def evaluate_policy(result: PolicyEvidence | SupportsEvidence, policy: Policy) -> PolicyOutcome:
+    """Check audit evidence (an audit result, or its :class:`PolicyEvidence`) against a policy."""
+    ev = result if isinstance(result, PolicyEvidence) else result.evidence()
     failures: list[str] = []
     skipped: list[str] = []
-    js = result.to_json(include_policy=False)
-    manifest = result.manifest
-    for key, cap in (("epsilon", policy.max_epsilon), ("delta", policy.max_delta)):
+    for key, cap, value in (("epsilon", policy.max_epsilon, ev.manifest_epsilon),
+                            ("delta", policy.max_delta, ev.manifest_delta)):
         if cap is None:
             continue
-        value = None if manifest is None else _get(manifest, "privacy", key)
         if value is None:
             msg = f"privacy.{key} cap ({cap}) could not be checked: no manifest value"
             (failures if policy.manifest_required else skipped).append(msg)
         elif not isinstance(value, int | float) or float(value) > cap:
             failures.append(f"manifest privacy.{key} ({value}) exceeds the cap ({cap})")
 
-    def cap_upper(label: str, ci: Any, cap: float | None) -> None:
+    def cap_upper(label: str, ci: tuple[float, float] | None, cap: float | None) -> None:
         if cap is None:
             return
         if ci is None:
@@ -136,9 +160,8 @@ def evaluate_policy(result: AuditResult, policy: Policy) -> PolicyOutcome:
         elif float(ci[1]) > cap:
             failures.append(f"{label} upper bound ({float(ci[1]):.4f}) exceeds the cap ({cap})")
 
-    cap_upper("membership AUC", _get(js, "membership", "max_auc_ci"),
-              policy.max_membership_auc_upper)
-    eps = _get(js, "membership", "epsilon_lower_bound")
+    cap_upper("membership AUC", ev.membership_max_auc_ci, policy.max_membership_auc_upper)
+    eps = ev.membership_epsilon_lb
     if policy.max_membership_epsilon_lb is not None:
         if eps is None:
             failures.append("membership epsilon lower bound could not be computed, but the "
@@ -146,21 +169,20 @@ def evaluate_policy(result: AuditResult, policy: Policy) -> PolicyOutcome:
         elif float(eps) > policy.max_membership_epsilon_lb:
             failures.append(f"membership epsilon lower bound ({float(eps):.4f}) exceeds the "
                             f"cap ({policy.max_membership_epsilon_lb})")
-    for key, cap in (("singling_out", policy.max_singling_out_risk_upper),
-                     ("linkability", policy.max_linkability_risk_upper),
-                     ("inference", policy.max_inference_risk_upper)):
-        cap_upper(f"{key} risk", _get(js, key, "risk", "ci"), cap)
+    for key, ci, cap in (("singling_out", ev.singling_out_ci, policy.max_singling_out_risk_upper),
+                         ("linkability", ev.linkability_ci, policy.max_linkability_risk_upper),
+                         ("inference", ev.inference_ci, policy.max_inference_risk_upper)):
+        cap_upper(f"{key} risk", ci, cap)
     if policy.forbid_rare_exact_copies:
-        n = _get(js, "exact_copies", "rare")
-        allowed = _get(js, "exact_copies", "rare_allowed") or 0.0
+        n = ev.rare_exact_copies
         if n is None:
             failures.append("exact copies of rare records could not be counted")
-        elif int(n) > 0 and int(n) > float(allowed):
+        elif int(n) > 0 and int(n) > float(ev.rare_allowed):
             failures.append(f"{int(n)} rare real records (unique on the quasi-identifiers) "
                             "appear verbatim in the synthetic data, more than chance "
-                            f"collisions explain ({float(allowed):.1f}, from the holdout)")
+                            f"collisions explain ({float(ev.rare_allowed):.1f}, from the holdout)")
     if policy.min_k is not None:
-        k = _get(js, "k_anonymity", "k")
+        k = ev.k
         if k is None or int(k) < policy.min_k:
             failures.append(f"k-anonymity of the synthetic data ({k}) is below {policy.min_k}")
     return PolicyOutcome(passed=not failures, failures=failures, skipped=skipped,

@@ -19,7 +19,7 @@ from typing import Any
 import jinja2
 from matplotlib.figure import Figure
 
-from dpsynth.atomic import write_bytes_atomic, write_text_atomic
+from dpsynth.tabular.atomic import write_bytes_atomic, write_text_atomic
 from dpsynth.audit.runner import AuditResult
 
 __all__ = ["render_audit_html", "write_audit_report"]

@@ -22,7 +22,7 @@ from dpsynth.audit.inference import InferenceResult, inference_risk
 from dpsynth.audit.kanonymity import SyntacticReport, qi_group_ids, qi_group_sizes, syntactic_report
 from dpsynth.audit.linkage import default_split, linkability_risk
 from dpsynth.audit.membership import MembershipAttackResult, distance_mia, domias_mia
-from dpsynth.audit.policy import Policy, PolicyOutcome, evaluate_policy
+from dpsynth.audit.policy import Policy, PolicyEvidence, PolicyOutcome, evaluate_policy
 from dpsynth.audit.risk import RiskResult
 from dpsynth.audit.singling_out import SinglingOutResult, singling_out_risk
 from dpsynth.audit.targets import select_outlier_targets
@@ -81,6 +81,29 @@ class AuditResult:
             out["gdp_mu_lower_bound"] = max(r.epsilon.mu for r in self.membership.values())
         return out
 
+    def evidence(self) -> PolicyEvidence:
+        """The numbers the release policy is checked against."""
+        member = self._membership_json()
+        manifest = self.manifest
+        privacy = manifest.get("privacy") if isinstance(manifest, Mapping) else None
+        privacy = privacy if isinstance(privacy, Mapping) else {}
+
+        def ci(value: Any) -> tuple[float, float] | None:
+            return None if value is None else (float(value[0]), float(value[1]))
+
+        copies = self.exact_copies.get("rare")
+        return PolicyEvidence(
+            manifest_epsilon=privacy.get("epsilon"), manifest_delta=privacy.get("delta"),
+            membership_max_auc_ci=ci(member["max_auc_ci"]),
+            membership_epsilon_lb=member["epsilon_lower_bound"],
+            singling_out_ci=ci(_at(self.singling_out.to_json(), "risk", "ci")),
+            linkability_ci=ci(self.linkability.to_json()["ci"]),
+            inference_ci=ci(_at(self.inference.to_json(), "risk", "ci")),
+            rare_exact_copies=None if copies is None else int(copies),
+            rare_allowed=float(self.exact_copies.get("rare_allowed") or 0.0),
+            k=_at(self.k_anonymity.to_json(), "k"),
+        )
+
     def to_json(self, *, include_policy: bool = True) -> dict[str, Any]:
         """Nested JSON-ready dict (see docs/auditing.md for every key)."""
         js: dict[str, Any] = {
@@ -104,6 +127,15 @@ class AuditResult:
             js["policy"] = (self.policy.to_json() if self.policy is not None else
                             {"passed": None, "failures": [], "skipped": [], "name": None})
         return js
+
+
+def _at(d: Any, *keys: str) -> Any:
+    """``d[k1][k2]...``, or None where a level is missing."""
+    for k in keys:
+        if not isinstance(d, Mapping) or k not in d:
+            return None
+        d = d[k]
+    return d
 
 
 def _check_columns(name: str, frame: pd.DataFrame, cols: Sequence[str]) -> None:

@@ -7,7 +7,7 @@ of a few unions of the requested marginals (:class:`~dpsynth.backends.tally.Unio
 Memory is bounded by the batch size and the union tables, so files larger than memory
 stream through.
 
-Codes come from :func:`dpsynth.encoding.encode_column` itself, applied to the *distinct*
+Codes come from :func:`dpsynth.tabular.encoding.encode_column` itself, applied to the *distinct*
 values of a batch (a dictionary) rather than to its rows, so the semantics are those of the
 numpy engine by construction (nulls, undeclared categories, clamping, bin edges, unicode
 normalisation). Integer columns whose public bounds span few values use a lookup table built
@@ -38,10 +38,10 @@ from dpsynth.backends.base import CachedCounts
 from dpsynth.backends.bounding import bound_contributions
 from dpsynth.backends.frames import normalise_frame
 from dpsynth.backends.tally import UnionPlan
-from dpsynth.encoding import encode_column
+from dpsynth.tabular.encoding import encode_column
 from dpsynth.errors import ConfigError, SchemaError, require
-from dpsynth.randomness import MechanismKey
-from dpsynth.schema import NumericColumn, Schema
+from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.schema import NumericColumn, Schema
 
 __all__ = ["BATCH_ROWS", "LUT_LIMIT", "ArrowBackend"]
 

@@ -2,7 +2,7 @@
 
 A backend answers one question: the exact count tensor of each requested marginal over the
 public domain. It is the only component that touches private rows in the marginal-based
-pipeline, and it is only ever called from :mod:`dpsynth.measure`, after the accountant has
+pipeline, and it is only ever called from :mod:`dpsynth.privacy.measure`, after the accountant has
 been charged. Counts never leave the driver without noise.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dpsynth.errors import ConfigError, PrivateAccessError
-from dpsynth.schema import Schema
+from dpsynth.tabular.schema import Schema
 
 __all__ = ["CachedCounts", "CountingBackend"]
 

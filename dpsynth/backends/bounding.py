@@ -29,11 +29,11 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from dpsynth.encoding import encode
+from dpsynth.tabular.encoding import encode
 from dpsynth.errors import ConfigError, SchemaError
-from dpsynth.randomness import MechanismKey
-from dpsynth.schema import Schema
-from dpsynth.table import Table
+from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.schema import Schema
+from dpsynth.tabular.table import Table
 
 __all__ = ["BOUNDING_PURPOSE", "bound_contributions", "encode_bounded", "id_text"]
 
@@ -107,7 +107,7 @@ def bound_contributions(
 
 
 def encode_bounded(df: pd.DataFrame, schema: Schema, key: MechanismKey) -> Table:
-    """Encode ``df`` as :func:`~dpsynth.encoding.encode` does, after bounding contributions.
+    """Encode ``df`` as :func:`~dpsynth.tabular.encoding.encode` does, after bounding contributions.
 
     With a row-level privacy unit this is plain encoding. With a person-level unit, at most
     ``schema.privacy_unit.max_rows`` rows of each person are kept, chosen by the keyed row

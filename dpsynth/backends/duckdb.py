@@ -2,7 +2,7 @@
 
 The source (CSV or Parquet files, a pandas frame or a DuckDB relation) is never loaded into
 Python. Codes are built with :mod:`dpsynth.backends.sql` (value maps joined to the rows,
-expressions for the other columns), which reproduces :mod:`dpsynth.encoding` exactly; the
+expressions for the other columns), which reproduces :mod:`dpsynth.tabular.encoding` exactly; the
 rows are pre-aggregated on one packed key, and their cells in a few unions of the requested
 marginals (:class:`~dpsynth.backends.tally.UnionPlan`) are streamed here in batches, counted
 with ``bincount`` and summed down to the marginals. Under
@@ -25,8 +25,8 @@ import pandas as pd
 from dpsynth.backends.frames import normalise_frame
 from dpsynth.backends.sql import DUCKDB, SQLBackend, missing_expr, source_kind
 from dpsynth.errors import ConfigError, require
-from dpsynth.randomness import MechanismKey
-from dpsynth.schema import Schema
+from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.schema import Schema
 
 __all__ = ["DuckDBBackend"]
 

@@ -10,10 +10,10 @@ import pandas as pd
 from dpsynth.backends.base import CountingBackend
 from dpsynth.backends.bounding import encode_bounded
 from dpsynth.backends.numpy import NumpyBackend
-from dpsynth.encoding import read_frame
+from dpsynth.tabular.encoding import read_frame
 from dpsynth.errors import ConfigError
-from dpsynth.randomness import MechanismKey
-from dpsynth.schema import Schema
+from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.schema import Schema
 
 __all__ = ["ENGINES", "open_backend"]
 

@@ -2,7 +2,7 @@
 
 DuckDB and Arrow need one type per column; a pandas object column may mix strings, numbers
 and dates. Such a column is rewritten as the text each cell would be matched on by
-:mod:`dpsynth.encoding` (``canonical_key``), so the engines encode it as the numpy engine does.
+:mod:`dpsynth.tabular.encoding` (``canonical_key``), so the engines encode it as the numpy engine does.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import date, datetime
 
 import pandas as pd
 
-from dpsynth.schema import canonical_key
+from dpsynth.tabular.schema import canonical_key
 
 __all__ = ["cell_text", "normalise_frame"]
 

@@ -8,13 +8,13 @@ import numpy as np
 import numpy.typing as npt
 
 from dpsynth.errors import ConfigError, PrivateAccessError
-from dpsynth.table import Table
+from dpsynth.tabular.table import Table
 
 __all__ = ["NumpyBackend"]
 
 
 class NumpyBackend:
-    """Count marginals of an in-memory :class:`~dpsynth.table.Table`.
+    """Count marginals of an in-memory :class:`~dpsynth.tabular.table.Table`.
 
     Each marginal is counted once; a repeated request is answered from the cache (the cache
     holds exact counts and lives only as long as the backend, inside the trusted process).

@@ -2,7 +2,7 @@
 
 The source (a Spark DataFrame, a catalog table or CSV/Parquet paths) stays in the cluster.
 Codes are built with the same SQL as the DuckDB backend (:mod:`dpsynth.backends.sql`, Spark
-dialect), so the encoding is identical to :mod:`dpsynth.encoding`. Costly text columns are
+dialect), so the encoding is identical to :mod:`dpsynth.tabular.encoding`. Costly text columns are
 encoded once per distinct value into small cached map tables, broadcast to the executors and
 joined to the rows; the rows are pre-aggregated on one packed key and all requested marginals
 come from one ``GROUP BY GROUPING SETS`` job. Only the grouped counts (public-domain sized)
@@ -29,8 +29,8 @@ from dpsynth.backends.sql import (
     source_kind,
 )
 from dpsynth.errors import ConfigError, require
-from dpsynth.randomness import MechanismKey
-from dpsynth.schema import Schema
+from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.schema import Schema
 
 __all__ = ["SparkBackend", "local_session"]
 

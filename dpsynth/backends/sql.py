@@ -46,8 +46,8 @@ from dpsynth.backends.sqlexpr import (
 )
 from dpsynth.backends.tally import UnionPlan, strides
 from dpsynth.errors import ConfigError, DPSynthError, SchemaError
-from dpsynth.randomness import MechanismKey
-from dpsynth.schema import CategoricalColumn, OrdinalColumn, Schema
+from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.schema import CategoricalColumn, OrdinalColumn, Schema
 
 __all__ = [
     "DUCKDB",

@@ -1,8 +1,8 @@
 """SQL expressions that encode raw columns into codes inside an engine, with numpy's semantics.
 
-The expressions built here reproduce :mod:`dpsynth.encoding` inside a SQL engine (DuckDB or
+The expressions built here reproduce :mod:`dpsynth.tabular.encoding` inside a SQL engine (DuckDB or
 Spark SQL): nulls become the null code (or the fallback), undeclared categories become
-``other`` (or null, or the fallback), category matching uses :func:`~dpsynth.schema.canonical_key`
+``other`` (or null, or the fallback), category matching uses :func:`~dpsynth.tabular.schema.canonical_key`
 (NFC, zero-width characters removed, surrounding whitespace stripped, integral floats match
 integers), numbers are clamped to the public bounds (integers rounded half to even) and binned
 with ``searchsorted(interior_edges, v, side="right")``, and timestamps are taken to UTC units
@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from dpsynth.encoding import _fallback
+from dpsynth.tabular.encoding import _fallback
 from dpsynth.errors import DPSynthError
-from dpsynth.schema import (
+from dpsynth.tabular.schema import (
     BooleanColumn,
     CategoricalColumn,
     DatetimeColumn,

@@ -16,7 +16,7 @@ _POLICY_DIR = Path(__file__).resolve().parents[2] / "audits" / "policies"
 
 
 def _numeric_ranges(schema: Any) -> dict[str, tuple[float, float]]:
-    from dpsynth.schema import NumericColumn
+    from dpsynth.tabular.schema import NumericColumn
 
     return {c.name: (float(c.bounds[0]), float(c.bounds[1])) for c in schema.modelled
             if isinstance(c, NumericColumn)}
@@ -26,7 +26,7 @@ def _coerce(df: Any, schema: Any) -> Any:
     """Give numeric columns numeric dtypes (CSV is read as text); other columns stay text."""
     import pandas as pd
 
-    from dpsynth.schema import NumericColumn
+    from dpsynth.tabular.schema import NumericColumn
 
     out = df.copy()
     for c in schema.modelled:
@@ -39,10 +39,10 @@ def _refuse_audit_in_bundle(out: Path) -> None:
     """Refuse (ConfigError, exit 2) an ``--out`` that is, or is inside, a release bundle.
 
     The audit is computed on the real data and is confidential; a bundle is public. The
-    check is :mod:`dpsynth.evaluate`'s, run before any data are read; only its wording is
+    check is :mod:`dpsynth.evaluation.evaluate`'s, run before any data are read; only its wording is
     adapted to the audit.
     """
-    from dpsynth.evaluate import _refuse_bundle
+    from dpsynth.evaluation.evaluate import _refuse_bundle
 
     try:
         _refuse_bundle(out)
@@ -58,7 +58,7 @@ def audit_frames(real: Any, synthetic: Any, schema: Any, *, holdout: Any = None,
     import numpy as np
 
     from dpsynth.audit import run_audit
-    from dpsynth.schema import Role
+    from dpsynth.tabular.schema import Role
 
     qis = quasi_identifiers or schema.roles(Role.quasi_identifier)
     secs = secrets or schema.roles(Role.sensitive)
@@ -95,9 +95,9 @@ def audit_cmd(
     from dpsynth.audit import load_policy, write_audit_report
     from dpsynth.cli import emit, err_console
     from dpsynth.cli.release_cmds import bundle_data
-    from dpsynth.encoding import read_frame
-    from dpsynth.io import check_output
-    from dpsynth.schema import load_schema
+    from dpsynth.tabular.encoding import read_frame
+    from dpsynth.tabular.io import check_output
+    from dpsynth.tabular.schema import load_schema
 
     _refuse_audit_in_bundle(out)
     check_output(out, overwrite=True)  # an existing directory is fine: audit.json/html are replaced

@@ -40,7 +40,7 @@ def load_input(data: Path, schema: Any, *, sep: str | None, engine: str, mechani
     the pandas reader supports); ``schema_only`` reads no data, so only the header is checked.
     """
     from dpsynth.api import MECHANISMS
-    from dpsynth.encoding import check_input, read_frame
+    from dpsynth.tabular.encoding import check_input, read_frame
 
     if mechanism not in MECHANISMS:
         raise ConfigError(f"mechanism {mechanism!r} must be one of {list(MECHANISMS)}")
@@ -109,10 +109,10 @@ def schema_draft(
         raise ConfigError(f"schema draft: {out} already exists; pass --overwrite to replace it")
 
     from dpsynth.cli import err_console
-    from dpsynth.encoding import read_frame
-    from dpsynth.io import check_output, keep_private
-    from dpsynth.schema import dump_schema
-    from dpsynth.schema_io import draft_schema
+    from dpsynth.tabular.encoding import read_frame
+    from dpsynth.tabular.io import check_output, keep_private
+    from dpsynth.tabular.schema import dump_schema
+    from dpsynth.tabular.schema_io import draft_schema
 
     check_output(out, overwrite=True, is_dir=False)
     df = read_frame(data, None, sep=sep,
@@ -133,7 +133,7 @@ def schema_draft(
 def schema_validate(schema: Path = typer.Argument(..., help="Schema file (YAML/JSON or Private-PGM domain).")) -> None:
     """Check a schema file; print its public domain."""
     from dpsynth.cli import err_console
-    from dpsynth.schema import load_schema
+    from dpsynth.tabular.schema import load_schema
 
     s = load_schema(schema)
     console = err_console()
@@ -147,7 +147,7 @@ def schema_validate(schema: Path = typer.Argument(..., help="Schema file (YAML/J
 @schema_app.command("json-schema")
 def schema_json(out: Optional[Path] = typer.Option(None, "-o", "--out")) -> None:
     """Print (or write) the JSON Schema of the schema file format."""
-    from dpsynth.schema import schema_json_schema
+    from dpsynth.tabular.schema import schema_json_schema
 
     text = json.dumps(schema_json_schema(), indent=2)
     if out:
@@ -165,8 +165,8 @@ def schema_import_sdv(
     """Convert SDV metadata plus public facts into a dpsynth schema."""
     import yaml
 
-    from dpsynth.schema import dump_schema
-    from dpsynth.schema_io import from_sdv
+    from dpsynth.tabular.schema import dump_schema
+    from dpsynth.tabular.schema_io import from_sdv
 
     meta = json.loads(metadata.read_text(encoding="utf-8"))
     if "tables" in meta and len(meta["tables"]) == 1:
@@ -180,9 +180,9 @@ def schema_export_sdv(
     out: Path = typer.Option(..., "-o", "--out"),
 ) -> None:
     """Write SDV single-table metadata for a dpsynth schema."""
-    from dpsynth.atomic import write_text_atomic
-    from dpsynth.schema import load_schema
-    from dpsynth.schema_io import to_sdv
+    from dpsynth.tabular.atomic import write_text_atomic
+    from dpsynth.tabular.schema import load_schema
+    from dpsynth.tabular.schema_io import to_sdv
 
     write_text_atomic(out, json.dumps(to_sdv(load_schema(schema)), indent=2) + "\n")
 
@@ -195,8 +195,8 @@ def validate_cmd(
 ) -> None:
     """CONFIDENTIAL: what the data violates, as counts per column (never values)."""
     from dpsynth.cli import emit, err_console
-    from dpsynth.encoding import read_frame, validate_frame
-    from dpsynth.schema import load_schema
+    from dpsynth.tabular.encoding import read_frame, validate_frame
+    from dpsynth.tabular.schema import load_schema
 
     s = load_schema(schema)
     report = validate_frame(read_frame(data, s, sep=sep), s)
@@ -219,7 +219,7 @@ def budget_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Convert between zCDP rho and (epsilon, delta)."""
-    from dpsynth.budget import budget_summary
+    from dpsynth.privacy.budget import budget_summary
     from dpsynth.cli import emit
 
     if (rho is None) == (epsilon is None):
@@ -239,8 +239,8 @@ def plan_cmd(
 ) -> None:
     """Plan a fit from the schema alone: noise scales, model size, memory."""
     from dpsynth.cli import emit
-    from dpsynth.plan import plan_fit
-    from dpsynth.schema import load_schema
+    from dpsynth.mechanisms.plan import plan_fit
+    from dpsynth.tabular.schema import load_schema
 
     check_budget_flags(epsilon, delta, rho)
     p = plan_fit(load_schema(schema), mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho,
@@ -272,8 +272,8 @@ def fit_cmd(
     """Fit a model under a privacy budget and save it (JSON + npz)."""
     from dpsynth.api import fit
     from dpsynth.cli import emit
-    from dpsynth.io import check_output, publish
-    from dpsynth.schema import load_schema
+    from dpsynth.tabular.io import check_output, publish
+    from dpsynth.tabular.schema import load_schema
 
     check_budget_flags(epsilon, delta, rho)
     s = load_schema(schema)
@@ -306,7 +306,7 @@ def sample_cmd(
     """Sample synthetic rows from a fitted model (post-processing: spends nothing)."""
     from dpsynth.api import load
     from dpsynth.cli import emit
-    from dpsynth.io import check_output, write_frame
+    from dpsynth.tabular.io import check_output, write_frame
 
     if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise ConfigError(f"--out {out.name}: unsupported format {out.suffix!r} (use .csv or .parquet)")

@@ -9,11 +9,11 @@ from typing import Any
 
 import typer
 
-from dpsynth.budget import ZCDP, ApproxDP, Budget, PureDP, to_rho
+from dpsynth.privacy.budget import ZCDP, ApproxDP, Budget, PureDP, to_rho
 from dpsynth.errors import ConfigError
-from dpsynth.events import epsilon_of
-from dpsynth.ledger import LedgerState, budget_text, raise_cap, read_state
-from dpsynth.rdp import DEFAULT_ORDERS, zcdp_room
+from dpsynth.privacy.events import epsilon_of
+from dpsynth.privacy.ledger import LedgerState, budget_text, raise_cap, read_state
+from dpsynth.privacy.rdp import DEFAULT_ORDERS, zcdp_room
 
 __all__ = ["ledger_app", "register", "summary"]
 
@@ -30,7 +30,7 @@ def _remaining_rho(cap: Budget, counted: list[Any]) -> float:
     if all(math.isfinite(r) for r in rho):
         return max(0.0, to_rho(cap) - math.fsum(rho))
     if isinstance(cap, ApproxDP):
-        from dpsynth.events import rdp_of
+        from dpsynth.privacy.events import rdp_of
 
         return zcdp_room(DEFAULT_ORDERS, rdp_of(counted), cap.epsilon, cap.delta)
     return 0.0

@@ -19,7 +19,7 @@ import yaml
 
 from dpsynth.cli.core_cmds import SEP_HELP, check_budget_flags, load_input, warn_if_tiny
 from dpsynth.errors import ConfigError
-from dpsynth.io import check_output
+from dpsynth.tabular.io import check_output
 
 __all__ = ["CONFIG_KEYS", "bundle_data", "load_release_config", "register"]
 
@@ -67,7 +67,7 @@ def _progress(enabled: bool) -> Iterator[Any]:
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from dpsynth.bundle import STAGES
+    from dpsynth.bundle.write import STAGES
 
     console = Console(stderr=True)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
@@ -119,9 +119,9 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     ) -> None:
         """Fit, sample and write a release bundle a data-sharing agreement can attach."""
-        from dpsynth.bundle import release
-        from dpsynth.encoding import read_frame
-        from dpsynth.schema import load_schema
+        from dpsynth.bundle.write import release
+        from dpsynth.tabular.encoding import read_frame
+        from dpsynth.tabular.schema import load_schema
 
         given = {"data": data, "schema": schema, "mechanism": mechanism, "epsilon": epsilon,
                  "delta": delta, "rho": rho, "rows": rows, "seed": seed, "engine": engine,
@@ -171,7 +171,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     ) -> None:
         """Recompute every checksum of a bundle and check its consistency (exit 1 on failure)."""
-        from dpsynth.bundle import verify_bundle
+        from dpsynth.bundle.write import verify_bundle
 
         if not bundle.exists():
             raise ConfigError(f"bundle {bundle} does not exist; check the path")
@@ -202,9 +202,9 @@ def register(app: typer.Typer) -> None:
 
         SYNTHETIC is a CSV/Parquet file or a release bundle directory (its synthetic.csv).
         """
-        from dpsynth.encoding import read_frame
-        from dpsynth.evaluate import _refuse_bundle, evaluate
-        from dpsynth.schema import load_schema
+        from dpsynth.tabular.encoding import read_frame
+        from dpsynth.evaluation.evaluate import _refuse_bundle, evaluate
+        from dpsynth.tabular.schema import load_schema
 
         s = load_schema(schema)
         _refuse_bundle(out)
@@ -227,7 +227,7 @@ def bundle_data(path: Path) -> Path:
 
 def _unescaped(path: Path) -> Any:
     """A released ``synthetic.csv`` with the CSV-injection apostrophes removed."""
-    from dpsynth.encoding import read_frame
+    from dpsynth.tabular.encoding import read_frame
 
     if path.suffix.lower() != ".csv":
         return read_frame(path, None)

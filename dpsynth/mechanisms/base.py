@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from dpsynth.guarantee import PrivacyStatement, marginal_statement
-from dpsynth.measure import Measurement
+from dpsynth.privacy.guarantee import PrivacyStatement, marginal_statement
+from dpsynth.privacy.measure import Measurement
 from dpsynth.mechanisms.compress import Compression
 from dpsynth.pgm import Domain, Model
 

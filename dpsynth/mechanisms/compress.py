@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dpsynth.errors import ConfigError
-from dpsynth.measure import Measurement
+from dpsynth.privacy.measure import Measurement
 
 __all__ = ["Compression"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Sequence
 
 from dpsynth.errors import ConfigError
-from dpsynth.gate import PrivateData
-from dpsynth.measure import Measurement
+from dpsynth.privacy.gate import PrivateData
+from dpsynth.privacy.measure import Measurement
 from dpsynth.mechanisms.base import MarginalFit, sigma_for_rho
 from dpsynth.pgm import Domain, estimate, estimate_total
 

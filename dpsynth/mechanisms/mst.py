@@ -15,9 +15,9 @@ import numpy as np
 import numpy.typing as npt
 
 from dpsynth.errors import ConfigError
-from dpsynth.gate import PrivateData
-from dpsynth.measure import Measurement
-from dpsynth.events import gumbel_scale_for_rho
+from dpsynth.privacy.gate import PrivateData
+from dpsynth.privacy.measure import Measurement
+from dpsynth.privacy.events import gumbel_scale_for_rho
 from dpsynth.mechanisms.base import MarginalFit, sigma_for_rho
 from dpsynth.mechanisms.compress import Compression
 from dpsynth.pgm import Domain, estimate, estimate_total

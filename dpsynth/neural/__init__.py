@@ -1,19 +1,19 @@
 """DP-SGD generators (DP-VAE, DP-GAN): the fit functions, charged to the dpsynth accountant.
 
 A fit reads private data only through the private-data gate
-(:class:`~dpsynth.gate.PrivateData`), in two phases, each after a charge: (1) by default,
+(:class:`~dpsynth.privacy.gate.PrivateData`), in two phases, each after a charge: (1) by default,
 a discrete-Gaussian noisy 1-way marginal of every column (one
-:class:`~dpsynth.events.GaussianEvent` each), whose sums give the DP row estimate that fixes
+:class:`~dpsynth.privacy.events.GaussianEvent` each), whose sums give the DP row estimate that fixes
 the Poisson sample rate ``q = batch_size / n_noisy`` and the default output size, and whose
 normalised values calibrate sampling (with ``marginal_share=0``: a single noisy row count
 instead); (2) DP-SGD training, charged up front as ONE
-:class:`~dpsynth.events.SubsampledGaussianEvent` whose noise multiplier is calibrated (never
+:class:`~dpsynth.privacy.events.SubsampledGaussianEvent` whose noise multiplier is calibrated (never
 overshooting) so that everything composes within the target epsilon. The exact row count
 never enters a privacy parameter.
 
 Training randomness (initial weights, Poisson sampling, the VAE's reparameterisation noise,
 the GAN's generator noise) is in-mechanism randomness from the run's secret
-:class:`~dpsynth.randomness.MechanismKey`; a fit takes no user seed. The user's seed is used
+:class:`~dpsynth.privacy.randomness.MechanismKey`; a fit takes no user seed. The user's seed is used
 only at sampling time (:meth:`NeuralModel.sample`'s ``rng``).
 
 Importing this package does not import torch; fitting or sampling without the ``neural``
@@ -41,11 +41,11 @@ from dpsynth.neural.train import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dpsynth.accountant import Accountant
-    from dpsynth.gate import PrivateData
-    from dpsynth.randomness import MechanismKey
-    from dpsynth.schema import Schema
-    from dpsynth.table import Table
+    from dpsynth.privacy.accountant import Accountant
+    from dpsynth.privacy.gate import PrivateData
+    from dpsynth.privacy.randomness import MechanismKey
+    from dpsynth.tabular.schema import Schema
+    from dpsynth.tabular.table import Table
 
 __all__ = [
     "DPSGDPlan",
@@ -74,7 +74,7 @@ _TRAINING_RANDOMNESS = ("per-run secret key (initial weights, Poisson sampling, 
 
 def _check_gate(kind: str, data: object, schema: Schema) -> OneHotLayout:
     """The layout, after refusing a non-gate, a mismatched domain or a person-level unit."""
-    from dpsynth.gate import PrivateData
+    from dpsynth.privacy.gate import PrivateData
 
     if not isinstance(data, PrivateData):
         raise ConfigError(
@@ -96,7 +96,7 @@ def _check_gate(kind: str, data: object, schema: Schema) -> OneHotLayout:
 
 
 def _session_rdp(accountant: Accountant) -> np.ndarray[Any, np.dtype[np.float64]]:
-    from dpsynth.rdp import DEFAULT_ORDERS
+    from dpsynth.privacy.rdp import DEFAULT_ORDERS
 
     total = np.zeros(len(DEFAULT_ORDERS))
     for entry in accountant.ledger:
@@ -146,9 +146,9 @@ def fit_neural(
             exact per-sample gradients.
         BudgetExceededError: If a charge does not fit; nothing was measured for it.
     """
-    from dpsynth.budget import ApproxDP, epsilon_to_rho
-    from dpsynth.events import GaussianEvent, SubsampledGaussianEvent
-    from dpsynth.rdp import DEFAULT_ORDERS
+    from dpsynth.privacy.budget import ApproxDP, epsilon_to_rho
+    from dpsynth.privacy.events import GaussianEvent, SubsampledGaussianEvent
+    from dpsynth.privacy.rdp import DEFAULT_ORDERS
 
     if kind not in ("dpvae", "dpgan"):
         raise ConfigError(f"kind ({kind!r}) must be 'dpvae' or 'dpgan'")

@@ -2,7 +2,7 @@
 
 At fit time, :func:`measure_one_way` spends a share of the fit's budget on a noisy 1-way
 marginal of every modelled column (through the private-data gate,
-:meth:`dpsynth.gate.PrivateData.measure`, which charges the accountant before each count) and
+:meth:`dpsynth.privacy.gate.PrivateData.measure`, which charges the accountant before each count) and
 derives a DP row estimate from their sums. The
 normalised marginals are part of the public transcript and are stored in the model.
 
@@ -25,8 +25,8 @@ import numpy.typing as npt
 from dpsynth.errors import BudgetExceededError, ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dpsynth.events import GaussianEvent
-    from dpsynth.gate import PrivateData
+    from dpsynth.privacy.events import GaussianEvent
+    from dpsynth.privacy.gate import PrivateData
 
 __all__ = ["OneWay", "calibrated_sample", "measure_one_way", "rake_weights"]
 
@@ -67,7 +67,7 @@ def measure_one_way(data: PrivateData, *, rho: float, label: str) -> OneWay:
     Raises:
         BudgetExceededError: If the ``d`` events do not fit; nothing was measured.
     """
-    from dpsynth.events import GaussianEvent, ZCDPEvent
+    from dpsynth.privacy.events import GaussianEvent, ZCDPEvent
 
     domain = data.domain
     columns, sizes = list(domain), list(domain.values())

@@ -17,12 +17,12 @@ import numpy as np
 import numpy.typing as npt
 
 from dpsynth.errors import ConfigError, require
-from dpsynth.table import Table
+from dpsynth.tabular.table import Table
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from dpsynth.schema import Schema
+    from dpsynth.tabular.schema import Schema
 
 __all__ = [
     "OneHotLayout",

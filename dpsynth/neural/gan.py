@@ -19,7 +19,7 @@ per-row loss bounded in its gradient and fits the DP optimiser's per-row contrac
 
 Randomness: initial weights of both networks, the Poisson sampling of real rows, and the
 generator's input and Gumbel noise during training all come from generators keyed by the
-run's secret :class:`~dpsynth.randomness.MechanismKey`; the DP noise comes from the OS CSPRNG.
+run's secret :class:`~dpsynth.privacy.randomness.MechanismKey`; the DP noise comes from the OS CSPRNG.
 The number of fake rows per step is public (the expected batch size), so the fake rows do not
 depend on which real rows were sampled.
 """
@@ -41,7 +41,7 @@ from dpsynth.neural.train import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dpsynth.randomness import MechanismKey
+    from dpsynth.privacy.randomness import MechanismKey
 
 __all__ = ["build_discriminator", "build_generator", "gumbel_softmax", "train_gan"]
 

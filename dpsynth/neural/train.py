@@ -11,7 +11,7 @@ Randomness (docs/privacy-model.md, "Randomness"): the DP noise is Opacus' Gaussi
 the OS CSPRNG (:func:`secure_generator`, never stored). Every other draw made while training
 reads private rows -- initial weights, Poisson sampling, the VAE's reparameterisation noise,
 the GAN's generator and Gumbel noise -- comes from a ``torch.Generator`` seeded by the run's
-:class:`~dpsynth.randomness.MechanismKey` (:func:`keyed_generator`), never from the user's seed
+:class:`~dpsynth.privacy.randomness.MechanismKey` (:func:`keyed_generator`), never from the user's seed
 and never from torch's global generator.
 """
 
@@ -33,7 +33,7 @@ from dpsynth.neural.data import steps_per_epoch
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from dpsynth.randomness import MechanismKey
+    from dpsynth.privacy.randomness import MechanismKey
 
 __all__ = [
     "MODEL_DEFAULTS",
@@ -249,9 +249,9 @@ def plan_dpsgd(
 
     ``q = min(1, batch_size / n_estimate)``; the noise multiplier is the smallest one whose
     DP-SGD RDP, composed with ``extra_rdp`` (already-spent RDP at
-    :data:`dpsynth.rdp.DEFAULT_ORDERS`), converts to at most ``target_epsilon`` at ``delta``.
+    :data:`dpsynth.privacy.rdp.DEFAULT_ORDERS`), converts to at most ``target_epsilon`` at ``delta``.
     """
-    from dpsynth.rdp import noise_multiplier_for_epsilon
+    from dpsynth.privacy.rdp import noise_multiplier_for_epsilon
 
     n_est = max(1, int(n_estimate))
     q = min(1.0, batch_size / n_est)

@@ -14,7 +14,7 @@ which keeps the noisy early steps from collapsing the posterior onto the prior.
 
 Reparameterisation noise is in-mechanism randomness: for every batch a fresh
 ``(batch, latent_dim)`` tensor is drawn from a generator keyed by the run's secret
-:class:`~dpsynth.randomness.MechanismKey` (:func:`latent_noise`), and :func:`vae_batch_loss`
+:class:`~dpsynth.privacy.randomness.MechanismKey` (:func:`latent_noise`), and :func:`vae_batch_loss`
 takes it as an explicit input, row ``i`` of the loss depending on row ``i`` of the batch and
 row ``i`` of the noise only. Because the key is secret, the noise rows are i.i.d. N(0, I)
 whatever the other rows of the Poisson sample are, so neighbouring datasets can be coupled so
@@ -46,7 +46,7 @@ from dpsynth.neural.train import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dpsynth.randomness import MechanismKey
+    from dpsynth.privacy.randomness import MechanismKey
 
 __all__ = [
     "build_decoder",

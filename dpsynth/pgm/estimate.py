@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dpsynth.errors import ConfigError
-from dpsynth.measure import Measurement
+from dpsynth.pgm.measurement import Measurement
 from dpsynth.pgm.clique_vector import CliqueVector
 from dpsynth.pgm.constraints import Assignment, Normalized, assignment_mask, normalize_assignment
 from dpsynth.pgm.domain import Domain

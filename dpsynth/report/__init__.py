@@ -1,6 +1,6 @@
 """Reports: the public, differentially private report of a release bundle.
 
-The confidential evaluation (real against synthetic) lives in :mod:`dpsynth.evaluate` and is
+The confidential evaluation (real against synthetic) lives in :mod:`dpsynth.evaluation.evaluate` and is
 never written into a bundle.
 """
 

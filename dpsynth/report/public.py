@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from dpsynth.table import Table
+from dpsynth.tabular.table import Table
 
 if TYPE_CHECKING:
     from dpsynth.api import Synthesizer
@@ -245,6 +245,6 @@ def fmt_number(x: Any, digits: int = 3) -> str:
 
 def synthetic_table(df: pd.DataFrame, synth: Synthesizer) -> Table:
     """Encode released synthetic rows over the public domain (post-processing)."""
-    from dpsynth.encoding import encode
+    from dpsynth.tabular.encoding import encode
 
     return encode(df, synth.schema)

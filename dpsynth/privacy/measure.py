@@ -1,6 +1,6 @@
 """The noisy marginal measurement: the public record of one charged read of private data.
 
-Measurements are made by :meth:`dpsynth.gate.PrivateData.measure` (charge, exact count,
+Measurements are made by :meth:`dpsynth.privacy.gate.PrivateData.measure` (charge, exact count,
 OpenDP discrete Gaussian). A :class:`Measurement` is public: it is part of the transcript
 that estimation and generation work from.
 """

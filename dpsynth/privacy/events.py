@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from dpsynth.budget import CONVERSION_ZCDP, zcdp_to_epsilon
+from dpsynth.privacy.budget import CONVERSION_ZCDP, zcdp_to_epsilon
 from dpsynth.errors import ConfigError
-from dpsynth.rdp import (
+from dpsynth.privacy.rdp import (
     CONVERSION_RDP,
     DEFAULT_ORDERS,
     rdp_to_epsilon,
@@ -109,7 +109,7 @@ class NoisyMaxEvent:
     Equivalent to the exponential mechanism with ``epsilon = 2 * sensitivity / scale``, which
     is ``epsilon**2 / 8``-zCDP (Cesar and Rogers 2021), i.e. ``rho = sensitivity**2 /
     (2 * scale**2)`` -- what OpenDP's ``make_noisy_max`` reports under
-    ``zero_concentrated_divergence`` and what :func:`dpsynth.noise.gumbel_scale_for_rho` inverts.
+    ``zero_concentrated_divergence`` and what :func:`dpsynth.privacy.noise.gumbel_scale_for_rho` inverts.
     """
 
     scale: float

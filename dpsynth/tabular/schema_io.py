@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from dpsynth.errors import SchemaError
-from dpsynth.schema import (
+from dpsynth.tabular.schema import (
     BooleanColumn,
+    from_pgm_domain,
     CategoricalColumn,
     DatetimeColumn,
     IdentifierColumn,
@@ -55,19 +56,6 @@ _FALSE = {"false", "0", "no", "f", "n"}
 _MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
            "november", "december"]
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-
-
-def from_pgm_domain(domain: Mapping[str, int]) -> Schema:
-    """Schema of integer-coded data from a Private-PGM domain (``{"col": cardinality}``).
-
-    Each column becomes a categorical column with categories ``0 .. cardinality-1``.
-    """
-    cols: list[dict[str, Any]] = []
-    for name, size in domain.items():
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise SchemaError(f"domain column {name!r}: cardinality must be an integer >= 1")
-        cols.append({"name": name, "kind": "categorical", "categories": list(range(size))})
-    return parse_schema({"columns": cols}, "domain")
 
 
 def from_sdv(metadata: Mapping[str, Any], facts: Mapping[str, Mapping[str, Any]]) -> Schema:

@@ -4,7 +4,7 @@ dpsynth draws random numbers for three different purposes, and they must never m
 (docs/privacy-model.md, "Randomness: what the seed controls and what it never touches"):
 
 1. **DP noise** — the discrete Gaussian and noisy-max draws that the guarantee rests on. They
-   come from OpenDP only (:mod:`dpsynth.noise`), are unseedable, and have no type here: no
+   come from OpenDP only (:mod:`dpsynth.privacy.noise`), are unseedable, and have no type here: no
    dpsynth function accepts a generator for them.
 2. **In-mechanism randomness** — anything drawn while private data is read: which rows of a
    person contribution bounding keeps, DP-SGD's Poisson batches and training-time noise

@@ -22,7 +22,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from dpsynth.errors import ConfigError, SchemaError
-from dpsynth.schema import (
+from dpsynth.tabular.schema import (
     GRANULARITY_UNITS,
     BooleanColumn,
     CategoricalColumn,
@@ -34,7 +34,7 @@ from dpsynth.schema import (
     _to_units,
     canonical_key,
 )
-from dpsynth.table import Table
+from dpsynth.tabular.table import Table
 
 __all__ = ["read_frame", "check_input", "encode", "encode_column", "decode", "validate_frame", "ValidationReport"]
 

@@ -7,7 +7,7 @@ so a budget split into parts can be spent exactly). Subsampled-Gaussian (DP-SGD)
 finite rho; once one is in the ledger, composition is done on RDP curves and an ApproxDP budget
 is checked as "the would-be epsilon at the budget's delta does not exceed its epsilon".
 
-With ``ledger_path`` the ledger is persistent (:mod:`dpsynth.ledger`). All or nothing: the
+With ``ledger_path`` the ledger is persistent (:mod:`dpsynth.privacy.ledger`). All or nothing: the
 accountant first *reserves* its whole budget under the lifetime cap stored in the ledger (or
 refuses, writing nothing); each charge is then appended and fsync'ed *before* ``charge``
 returns (write-ahead), under an exclusive ``flock``; :meth:`Accountant.commit` ends the run
@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dpsynth.budget import (
+from dpsynth.privacy.budget import (
     ZCDP,
     ApproxDP,
     Budget,
@@ -35,7 +35,7 @@ from dpsynth.budget import (
     to_rho,
 )
 from dpsynth.errors import BudgetExceededError, ConfigError, DPSynthError
-from dpsynth.events import (
+from dpsynth.privacy.events import (
     Event,
     GaussianEvent,
     NoisyMaxEvent,
@@ -45,7 +45,7 @@ from dpsynth.events import (
     epsilon_of,
     rdp_of,
 )
-from dpsynth.ledger import (
+from dpsynth.privacy.ledger import (
     FORMAT,
     LedgerEntry,
     LedgerLock,
@@ -54,7 +54,7 @@ from dpsynth.ledger import (
     cap_record,
     same_budget,
 )
-from dpsynth.rdp import DEFAULT_ORDERS, rdp_to_epsilon, zcdp_room
+from dpsynth.privacy.rdp import DEFAULT_ORDERS, rdp_to_epsilon, zcdp_room
 
 __all__ = ["Accountant", "LedgerEntry"]
 
@@ -116,7 +116,7 @@ class Accountant:
 
     Args:
         budget: This run's budget.
-        ledger_path: A JSON-lines ledger file (:mod:`dpsynth.ledger`): the whole ``budget`` is
+        ledger_path: A JSON-lines ledger file (:mod:`dpsynth.privacy.ledger`): the whole ``budget`` is
             reserved in it now, or :class:`~dpsynth.errors.BudgetExceededError` is raised and
             the file is left byte-identical (not created, if it did not exist).
         lifetime: Cap on everything ever spent from ``ledger_path``. Stored when the ledger is
@@ -454,4 +454,4 @@ class Accountant:
 
 def _check_event(event: object) -> None:
     if not isinstance(event, _EVENT_TYPES):
-        raise ConfigError(f"event ({type(event).__name__}) must be a dpsynth.events event")
+        raise ConfigError(f"event ({type(event).__name__}) must be a dpsynth.privacy.events event")

@@ -11,7 +11,7 @@ internal consistency.
 Everything that can fail without looking at the data (arguments, the output location, and
 whether the schema's values can be written as CSV and Parquet) is checked before the budget
 is spent. ``dpsynth.release`` is this module's :func:`release` (the module is
-``dpsynth.bundle`` so that the package attribute is the function).
+``dpsynth.bundle.write`` so that the package attribute is the function).
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from typing import Any
 import pandas as pd
 
 from dpsynth.api import DataSource, Mechanism, fit
-from dpsynth.atomic import atomic_directory, write_bytes_atomic, write_text_atomic
+from dpsynth.tabular.atomic import atomic_directory, write_bytes_atomic, write_text_atomic
 from dpsynth.errors import ConfigError
-from dpsynth.io import check_output, text_columns
-from dpsynth.manifest import (
+from dpsynth.tabular.io import check_output, text_columns
+from dpsynth.bundle.manifest import (
     RowsChoice,
     VerifyResult,
     build_manifest,
@@ -42,7 +42,7 @@ from dpsynth.manifest import (
     sha256_file,
     verify_bundle,
 )
-from dpsynth.schema import Schema, dump_schema, load_schema
+from dpsynth.tabular.schema import Schema, dump_schema, load_schema
 
 __all__ = [
     "STAGES",
@@ -214,7 +214,7 @@ def _preflight_writers(schema: Schema) -> None:
     """
     import numpy as np
 
-    from dpsynth.encoding import decode
+    from dpsynth.tabular.encoding import decode
 
     sizes = np.array([c.domain_size() for c in schema.modelled], dtype=np.int64)
     i = np.arange(min(int(sizes.max(initial=1)), 256), dtype=np.int64)[:, None]
@@ -238,7 +238,7 @@ def _read_source(data: DataSource, schema: Schema) -> pd.DataFrame | None:
     if isinstance(data, pd.DataFrame):
         return data
     if isinstance(data, (str, Path)):
-        from dpsynth.encoding import read_frame
+        from dpsynth.tabular.encoding import read_frame
 
         return read_frame(data, schema)
     return None
@@ -320,7 +320,7 @@ def release(
     synthetic = synth.sample(choice.count, seed=seed)
 
     from dpsynth.report.public import build_public_report, render_public_html, synthetic_table
-    from dpsynth.statement import privacy_statement
+    from dpsynth.bundle.statement import privacy_statement
 
     manifest = build_manifest(synth, rows=choice, seed=seed, allow_private_schema=allow_private_schema,
                               requested={"epsilon": epsilon, "delta": delta, "rho": rho}, outputs=[])
@@ -350,7 +350,7 @@ def release(
 
     if report_dir is not None:
         step("evaluate")
-        from dpsynth.evaluate import evaluate
+        from dpsynth.evaluation.evaluate import evaluate
 
         real = _read_source(data, sch)
         if real is None:

@@ -4,18 +4,18 @@ A mechanism never holds a counting backend or a table. It holds a :class:`Privat
 handle, in the spirit of OpenDP's ``Measurement`` (a privacy map paired with a function):
 every method first charges the accountant for a declared event and only then reads.
 
-- :meth:`PrivateData.measure` — noisy marginals: one :class:`~dpsynth.events.GaussianEvent`
+- :meth:`PrivateData.measure` — noisy marginals: one :class:`~dpsynth.privacy.events.GaussianEvent`
   per clique, then exact counts, then OpenDP's discrete Gaussian.
 - :meth:`PrivateData.measure_total` — a noisy row count (one Gaussian event).
-- :meth:`PrivateData.select` — private selection: one :class:`~dpsynth.events.NoisyMaxEvent`,
+- :meth:`PrivateData.select` — private selection: one :class:`~dpsynth.privacy.events.NoisyMaxEvent`,
   then scores computed from exact counts *inside the gate*, then OpenDP's noisy max. Only the
   winner leaves.
-- :meth:`PrivateData.train` — DP-SGD: one :class:`~dpsynth.events.SubsampledGaussianEvent`,
+- :meth:`PrivateData.train` — DP-SGD: one :class:`~dpsynth.privacy.events.SubsampledGaussianEvent`,
   then the trainer gets the encoded rows.
 
 An overspend raises :class:`~dpsynth.errors.BudgetExceededError` before anything is read.
 ``mechanisms/``, ``pgm/`` and ``neural/`` may not import :mod:`dpsynth.backends` or
-:mod:`dpsynth.noise` (tests/test_import_layers.py checks it), so this is the only path.
+:mod:`dpsynth.privacy.noise` (tests/test_import_layers.py checks it), so this is the only path.
 
 Self-audits may attach an *observer* that sees every exact count the gate reads, with the
 sensitivity the mechanism declared for it (``audits/campaigns/neighbours.py`` checks that
@@ -28,20 +28,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from dpsynth.errors import ConfigError, PrivateAccessError
-from dpsynth.events import GaussianEvent, NoisyMaxEvent, SubsampledGaussianEvent
-from dpsynth.measure import Measurement
-from dpsynth import noise
+from dpsynth.privacy.events import GaussianEvent, NoisyMaxEvent, SubsampledGaussianEvent
+from dpsynth.privacy.measure import Measurement
+from dpsynth.privacy import noise
 
 if TYPE_CHECKING:
-    from dpsynth.accountant import Accountant
-    from dpsynth.backends.base import CountingBackend
-    from dpsynth.table import Table
+    from dpsynth.privacy.accountant import Accountant
 
 __all__ = ["CHUNK_CELLS", "Clique", "CountTransform", "GateRead", "PrivateData", "Score"]
 
@@ -80,6 +78,23 @@ class GateRead:
 
 
 Observer = Callable[[GateRead], None]
+
+
+class CountingBackend(Protocol):
+    """What the gate needs of a counting engine (``dpsynth.backends`` implements it)."""
+
+    @property
+    def domain(self) -> dict[str, int]:
+        """Public ``{column: domain size}``."""
+        ...
+
+    def count(self, cliques: Sequence[tuple[str, ...]]) -> list[npt.NDArray[np.int64]]:
+        """Exact counts of each clique."""
+        ...
+
+
+#: The encoded private rows handed to a DP-SGD trainer (a :class:`dpsynth.tabular.table.Table`).
+Table = Any
 
 #: Raw cells counted per engine pass when a transform (compression) is applied: 16M int64
 #: counts, 128 MiB (see :meth:`PrivateData._counts`).
@@ -192,7 +207,7 @@ class PrivateData:
             transform: Optional public aggregation of the exact counts before noise.
 
         Returns:
-            One public :class:`~dpsynth.measure.Measurement` per clique, in order.
+            One public :class:`~dpsynth.privacy.measure.Measurement` per clique, in order.
         """
         out: list[Measurement] = []
         for raw_clique in cliques:
@@ -266,7 +281,7 @@ class PrivateData:
         The trainer must implement exactly the mechanism ``event`` describes (Poisson sampling
         at ``sample_rate``, per-sample clipping, Gaussian noise of ``noise_multiplier``, for
         ``steps`` steps) with in-mechanism randomness from the run's
-        :class:`~dpsynth.randomness.MechanismKey`. Needs an in-memory engine.
+        :class:`~dpsynth.privacy.randomness.MechanismKey`. Needs an in-memory engine.
         """
         if not isinstance(event, SubsampledGaussianEvent):
             raise ConfigError("train needs a SubsampledGaussianEvent")

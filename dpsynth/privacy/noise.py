@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dpsynth.errors import ConfigError
-from dpsynth.events import gumbel_scale_for_rho
+from dpsynth.privacy.events import gumbel_scale_for_rho
 
 __all__ = ["discrete_gaussian", "noisy_max", "gumbel_scale_for_rho"]
 

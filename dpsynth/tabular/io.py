@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dpsynth.atomic import write_bytes_atomic
+from dpsynth.tabular.atomic import write_bytes_atomic
 from dpsynth.errors import ConfigError
 
 __all__ = ["write_frame", "escape_formulas", "text_columns", "check_output", "publish", "keep_private"]

@@ -266,7 +266,7 @@ def build_manifest(
 
 def ledger_rho(ledger: list[dict[str, Any]]) -> float:
     """Sum of the zCDP costs recomputed from each ledger entry's event (``inf`` if any has none)."""
-    from dpsynth.events import event_from_json
+    from dpsynth.privacy.events import event_from_json
 
     costs = [event_from_json(dict(e["event"])).rho for e in ledger]
     return math.fsum(costs) if costs else 0.0
@@ -274,9 +274,9 @@ def ledger_rho(ledger: list[dict[str, Any]]) -> float:
 
 def ledger_epsilon(ledger: list[dict[str, Any]], delta: float) -> float:
     """Epsilon at ``delta`` of the composition of the ledger's events, recomputed from scratch."""
-    from dpsynth.accountant import Accountant
-    from dpsynth.budget import ApproxDP
-    from dpsynth.events import event_from_json
+    from dpsynth.privacy.accountant import Accountant
+    from dpsynth.privacy.budget import ApproxDP
+    from dpsynth.privacy.events import event_from_json
 
     if not ledger:
         return 0.0
@@ -441,7 +441,7 @@ def _check_manifest(bundle: Path, manifest: dict[str, Any], fail: list[str]) -> 
              if n not in listed and n not in ("manifest.json", "SHA256SUMS")]
     _check_privacy(manifest, fail)
     try:
-        from dpsynth.schema import load_schema
+        from dpsynth.tabular.schema import load_schema
 
         if load_schema(bundle / "schema.yaml").sha256() != manifest["input"]["schema_sha256"]:
             fail.append("schema.yaml does not match manifest input.schema_sha256")

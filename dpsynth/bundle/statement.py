@@ -53,7 +53,7 @@ def privacy_statement(manifest: dict[str, Any]) -> str:
     """Markdown text of ``privacy_statement.md`` for ``manifest``.
 
     Args:
-        manifest: A manifest built by :func:`dpsynth.manifest.build_manifest`.
+        manifest: A manifest built by :func:`dpsynth.bundle.manifest.build_manifest`.
 
     Returns:
         The statement, in Markdown.

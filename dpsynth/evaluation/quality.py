@@ -26,7 +26,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from dpsynth.errors import ConfigError, require
-from dpsynth.schema import (
+from dpsynth.tabular.schema import (
     BooleanColumn,
     CategoricalColumn,
     DatetimeColumn,
@@ -34,7 +34,7 @@ from dpsynth.schema import (
     Role,
     Schema,
 )
-from dpsynth.table import Table
+from dpsynth.tabular.table import Table
 
 __all__ = [
     "column_pair_trends",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import unicodedata
+from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -476,8 +477,6 @@ def _parse(data: Any, origin: str) -> Schema:
     if isinstance(data, dict) and "columns" not in data and data and all(
         isinstance(v, int) and not isinstance(v, bool) for v in data.values()
     ):
-        from dpsynth.schema_io import from_pgm_domain
-
         return from_pgm_domain(data)
     try:
         return Schema.model_validate(data)
@@ -488,7 +487,9 @@ def _parse(data: Any, origin: str) -> Schema:
         if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
             name = _column_name(data, first["loc"])
             kinds = ", ".join(sorted(_KINDS))
-            msg = (f"column {name!r}: " if name else "") + f"kind must be one of {kinds}"
+            got = (first.get("ctx") or {}).get("tag")
+            msg = ((f"column {name!r}: " if name else "") + f"kind must be one of {kinds}"
+                   + (f" (got {got!r})" if got else " (none given)"))
         raise SchemaError(f"{origin}: {loc or 'schema'}: {msg}") from None
 
 
@@ -500,6 +501,19 @@ def _column_name(data: Any, loc: tuple[Any, ...]) -> str | None:
             name = cols[loc[1]].get("name")
             return str(name) if name is not None else None
     return None
+
+
+def from_pgm_domain(domain: Mapping[str, int]) -> Schema:
+    """Schema of integer-coded data from a Private-PGM domain (``{"col": cardinality}``).
+
+    Each column becomes a categorical column with categories ``0 .. cardinality-1``.
+    """
+    cols: list[dict[str, Any]] = []
+    for name, size in domain.items():
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise SchemaError(f"domain column {name!r}: cardinality must be an integer >= 1")
+        cols.append({"name": name, "kind": "categorical", "categories": list(range(size))})
+    return _parse({"columns": cols}, "domain")
 
 
 def load_schema(path: str | Path) -> Schema:
@@ -534,7 +548,7 @@ def dump_schema(schema: Schema, path: str | Path | None = None) -> str:
             c["bounds"] = [int(b) for b in c["bounds"]]
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     if path is not None:
-        from dpsynth.atomic import write_text_atomic
+        from dpsynth.tabular.atomic import write_text_atomic
 
         write_text_atomic(Path(path), text)
     return text

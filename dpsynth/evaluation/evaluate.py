@@ -1,6 +1,6 @@
 """The confidential evaluation: real against synthetic data, for the data controller only.
 
-:func:`evaluate` computes the metrics of :mod:`dpsynth.quality` on the real data and writes
+:func:`evaluate` computes the metrics of :mod:`dpsynth.evaluation.quality` on the real data and writes
 ``evaluation.json`` and ``evaluation.html``, both marked CONFIDENTIAL (the HTML on every
 screen and every printed page). These are not differentially private statistics of the
 confidential data, so :func:`evaluate` refuses to write into a release bundle.
@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dpsynth.atomic import atomic_directory, write_text_atomic
-from dpsynth.encoding import encode, read_frame
+from dpsynth.tabular.atomic import atomic_directory, write_text_atomic
+from dpsynth.tabular.encoding import encode, read_frame
 from dpsynth.errors import ConfigError
-from dpsynth.schema import BooleanColumn, Role, Schema
+from dpsynth.tabular.schema import BooleanColumn, Role, Schema
 
 __all__ = ["CONFIDENTIAL", "MIN_ROWS", "evaluate"]
 
@@ -79,7 +79,7 @@ def evaluate(
     Returns:
         The evaluation (the content of ``evaluation.json``).
     """
-    from dpsynth import quality
+    from dpsynth.evaluation import quality
 
     out_dir = Path(out)
     _refuse_bundle(out_dir)

@@ -1,0 +1,1 @@
+"""CONFIDENTIAL real-vs-synthetic fidelity: computed on private data, never DP, never public."""
