@@ -39,15 +39,15 @@ from typing import Any
 
 import numpy as np
 
-from dpsynth.privacy.accountant import Accountant
 from dpsynth.backends.numpy import NumpyBackend
+from dpsynth.neural import NeuralConfig, fit_neural
+from dpsynth.privacy.accountant import Accountant
 from dpsynth.privacy.budget import ApproxDP
-from dpsynth.tabular.encoding import encode, read_frame
 from dpsynth.privacy.events import GaussianEvent
 from dpsynth.privacy.gate import PrivateData
-from dpsynth.neural import NeuralConfig, fit_neural
 from dpsynth.privacy.noise import discrete_gaussian
 from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.encoding import encode, read_frame
 from dpsynth.tabular.schema import load_schema
 from dpsynth.tabular.table import Table
 

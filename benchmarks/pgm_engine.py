@@ -34,8 +34,8 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from dpsynth.privacy.measure import Measurement
 from dpsynth.pgm import Domain, estimate, sample
+from dpsynth.privacy.measure import Measurement
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 
@@ -187,12 +187,12 @@ def aim_profile(eps: float, seed: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import synth
 
+    from dpsynth.backends.numpy import NumpyBackend
+    from dpsynth.mechanisms import aim
     from dpsynth.privacy import noise
     from dpsynth.privacy.accountant import Accountant
-    from dpsynth.backends.numpy import NumpyBackend
     from dpsynth.privacy.budget import ZCDP, epsilon_to_rho
     from dpsynth.tabular.encoding import encode
-    from dpsynth.mechanisms import aim
     from dpsynth.tabular.schema_io import from_pgm_domain
 
     fake = np.random.default_rng(1000 + seed)  # NOT private: reproducible stand-in noise

@@ -15,13 +15,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 __all__ = [
-    "__version__",
+    "ZCDP",
     "Accountant",
     "ApproxDP",
     "PureDP",
-    "ZCDP",
     "Schema",
     "Synthesizer",
+    "__version__",
     "fit",
     "load",
     "load_schema",

@@ -10,33 +10,34 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from dpsynth.privacy.accountant import Accountant
-from dpsynth.tabular.atomic import atomic_directory, write_text_atomic
 from dpsynth.backends.base import CountingBackend
-from dpsynth.privacy.budget import ZCDP, ApproxDP, epsilon_to_rho
-from dpsynth.privacy.events import ZCDPEvent
-from dpsynth.tabular.encoding import decode, encode_column
 from dpsynth.errors import ConfigError, SchemaError
-from dpsynth.privacy.gate import PrivateData
-from dpsynth.privacy.guarantee import PrivacyStatement, no_data_statement, statement_for
-from dpsynth.privacy.measure import Measurement
 from dpsynth.mechanisms.aim import AIMConfig, fit_aim
 from dpsynth.mechanisms.base import MarginalFit
 from dpsynth.mechanisms.compress import Compression
 from dpsynth.mechanisms.independent import fit_independent, fit_schema_only
 from dpsynth.mechanisms.mst import MSTConfig, fit_mst
 from dpsynth.pgm import Model, load_model, sample, save_model
+from dpsynth.privacy.accountant import Accountant
+from dpsynth.privacy.budget import ZCDP, ApproxDP, epsilon_to_rho
+from dpsynth.privacy.events import ZCDPEvent
+from dpsynth.privacy.gate import PrivateData
+from dpsynth.privacy.guarantee import PrivacyStatement, no_data_statement, statement_for
+from dpsynth.privacy.measure import Measurement
 from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.atomic import atomic_directory, write_text_atomic
+from dpsynth.tabular.encoding import decode, encode_column
 from dpsynth.tabular.schema import Schema, parse_schema
 
-__all__ = ["MECHANISMS", "Synthesizer", "fit", "load", "schema_constraints", "privacy_caveats"]
+__all__ = ["MECHANISMS", "Synthesizer", "fit", "load", "privacy_caveats", "schema_constraints"]
 
 log = logging.getLogger(__name__)
 

@@ -7,14 +7,14 @@ and the constraint that failed, and never contain a value read from private data
 from __future__ import annotations
 
 __all__ = [
-    "DPSynthError",
-    "ConfigError",
-    "SchemaError",
     "BudgetExceededError",
+    "BundleError",
+    "ConfigError",
+    "DPSynthError",
     "MissingDependencyError",
     "ModelTooLargeError",
-    "BundleError",
     "PrivateAccessError",
+    "SchemaError",
 ]
 
 

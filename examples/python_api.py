@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import dpsynth
-from dpsynth.tabular.encoding import read_frame
 from dpsynth.bundle.write import release, verify_bundle
+from dpsynth.tabular.encoding import read_frame
 
 here = Path(__file__).parent / "adult"
 schema = dpsynth.load_schema(here / "schema.yaml")            # public: written by hand

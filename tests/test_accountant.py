@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dpsynth.errors import BudgetExceededError, ConfigError
 from dpsynth.privacy.accountant import Accountant, LedgerEntry
 from dpsynth.privacy.budget import ZCDP, ApproxDP, PureDP, epsilon_to_rho, zcdp_to_epsilon
-from dpsynth.errors import BudgetExceededError, ConfigError
 from dpsynth.privacy.events import (
     GaussianEvent,
     NoisyMaxEvent,

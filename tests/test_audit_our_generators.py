@@ -18,8 +18,8 @@ from dpsynth import api
 from dpsynth.audit.distance import MixedEncoder
 from dpsynth.audit.membership import shadow_model_mia
 from dpsynth.audit.targets import select_outlier_targets
-from dpsynth.tabular.encoding import read_frame
 from dpsynth.mechanisms.mst import MSTConfig
+from dpsynth.tabular.encoding import read_frame
 from dpsynth.tabular.schema import parse_schema
 
 ROOT = Path(__file__).resolve().parents[1]

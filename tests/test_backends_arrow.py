@@ -29,11 +29,11 @@ from test_backends_cases import (
 import dpsynth.backends.arrow as arrow_mod
 from dpsynth.backends.arrow import ArrowBackend
 from dpsynth.backends.factory import open_backend
-from dpsynth.privacy.randomness import MechanismKey
 from dpsynth.backends.frames import normalise_frame
 from dpsynth.backends.numpy import NumpyBackend
-from dpsynth.tabular.encoding import encode
 from dpsynth.errors import ConfigError, PrivateAccessError, SchemaError
+from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.encoding import encode
 from dpsynth.tabular.schema import parse_schema
 
 pa = pytest.importorskip("pyarrow")

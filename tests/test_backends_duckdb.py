@@ -28,8 +28,8 @@ from test_backends_cases import (
 from dpsynth.backends.duckdb import DuckDBBackend
 from dpsynth.backends.factory import open_backend
 from dpsynth.backends.numpy import NumpyBackend
-from dpsynth.tabular.encoding import encode, read_frame
 from dpsynth.errors import ConfigError, PrivateAccessError, SchemaError
+from dpsynth.tabular.encoding import encode, read_frame
 from dpsynth.tabular.schema import parse_schema
 
 duckdb = pytest.importorskip("duckdb")

@@ -16,8 +16,6 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from test_backends_bounding import person_frame, person_schema
-
-from dpsynth.privacy.randomness import MechanismKey
 from test_backends_cases import (
     CAT,
     CLIQUES,
@@ -30,8 +28,9 @@ from test_backends_cases import (
 
 from dpsynth.backends.factory import open_backend
 from dpsynth.backends.numpy import NumpyBackend
-from dpsynth.tabular.encoding import encode, read_frame
 from dpsynth.errors import ConfigError, PrivateAccessError
+from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.encoding import encode, read_frame
 
 pytestmark = [
     pytest.mark.spark,

@@ -16,8 +16,8 @@ import dpsynth.backends.sql as sqlmod
 from dpsynth.backends.duckdb import DuckDBBackend
 from dpsynth.backends.numpy import NumpyBackend
 from dpsynth.backends.tally import MAX_KEY, UnionPlan, plan_unions, strides
-from dpsynth.tabular.encoding import encode, read_frame
 from dpsynth.errors import DPSynthError
+from dpsynth.tabular.encoding import encode, read_frame
 from dpsynth.tabular.schema import parse_schema
 
 

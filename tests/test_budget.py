@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dpsynth.errors import ConfigError
 from dpsynth.privacy.budget import (
     ZCDP,
     ApproxDP,
@@ -22,7 +23,6 @@ from dpsynth.privacy.budget import (
     to_rho,
     zcdp_to_epsilon,
 )
-from dpsynth.errors import ConfigError
 
 
 @lru_cache(maxsize=1)

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from dpsynth import api
-from dpsynth.privacy.measure import Measurement
 from dpsynth.mechanisms.compress import Compression
+from dpsynth.privacy.measure import Measurement
 from dpsynth.tabular.schema import parse_schema
 
 

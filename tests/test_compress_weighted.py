@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dpsynth.privacy.measure import Measurement
 from dpsynth.mechanisms.compress import Compression
+from dpsynth.privacy.measure import Measurement
 
 
 def _comp() -> Compression:

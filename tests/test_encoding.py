@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dpsynth.tabular.encoding import decode, encode, encode_column, read_frame, validate_frame
 from dpsynth.errors import SchemaError
+from dpsynth.tabular.encoding import decode, encode, encode_column, read_frame, validate_frame
 from dpsynth.tabular.schema import parse_schema
 
 SET = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

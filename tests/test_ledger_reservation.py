@@ -15,11 +15,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dpsynth.privacy.accountant import Accountant
 from dpsynth.api import fit
-from dpsynth.privacy.budget import ZCDP, ApproxDP
 from dpsynth.cli import main
 from dpsynth.errors import BudgetExceededError, ConfigError
+from dpsynth.privacy.accountant import Accountant
+from dpsynth.privacy.budget import ZCDP, ApproxDP
 from dpsynth.privacy.events import ZCDPEvent
 from dpsynth.privacy.ledger import raise_cap, read_state
 from dpsynth.tabular.schema import load_schema

@@ -6,9 +6,6 @@ import math
 
 import pytest
 
-from dpsynth.privacy.accountant import Accountant
-from dpsynth.privacy.budget import ApproxDP
-from dpsynth.privacy.events import GaussianEvent
 from dpsynth.bundle.manifest import (
     REQUIRED_FILES,
     format_sha256sums,
@@ -17,6 +14,9 @@ from dpsynth.bundle.manifest import (
     parse_sha256sums,
 )
 from dpsynth.bundle.statement import plain_epsilon
+from dpsynth.privacy.accountant import Accountant
+from dpsynth.privacy.budget import ApproxDP
+from dpsynth.privacy.events import GaussianEvent
 
 
 def test_sha256sums_round_trip_and_malformed_lines() -> None:

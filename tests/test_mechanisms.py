@@ -12,15 +12,15 @@ import pandas as pd
 import pytest
 
 from dpsynth import api
-from dpsynth.privacy.accountant import Accountant
 from dpsynth.backends.numpy import NumpyBackend
-from dpsynth.privacy.budget import ZCDP, ApproxDP, epsilon_to_rho
-from dpsynth.tabular.encoding import encode, read_frame
 from dpsynth.errors import BudgetExceededError, PrivateAccessError
-from dpsynth.privacy.gate import PrivateData
-from dpsynth.privacy.measure import Measurement
 from dpsynth.mechanisms.aim import AIMConfig
 from dpsynth.pgm import estimate
+from dpsynth.privacy.accountant import Accountant
+from dpsynth.privacy.budget import ZCDP, ApproxDP, epsilon_to_rho
+from dpsynth.privacy.gate import PrivateData
+from dpsynth.privacy.measure import Measurement
+from dpsynth.tabular.encoding import encode, read_frame
 from dpsynth.tabular.schema import load_schema
 from dpsynth.tabular.table import RaisingTable
 

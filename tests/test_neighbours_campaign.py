@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `audits` lives at the root
 
 from audits.campaigns import neighbours as nb
-from dpsynth.privacy.accountant import Accountant
 from dpsynth.backends.factory import open_backend
+from dpsynth.privacy.accountant import Accountant
 from dpsynth.privacy.budget import ZCDP
 from dpsynth.privacy.gate import GateRead, PrivateData
 from dpsynth.privacy.randomness import MechanismKey

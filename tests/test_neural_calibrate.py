@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dpsynth.privacy.accountant import Accountant
 from dpsynth.backends.numpy import NumpyBackend
-from dpsynth.privacy.budget import ZCDP, ApproxDP
 from dpsynth.errors import BudgetExceededError, ConfigError
+from dpsynth.neural.calibrate import calibrated_sample, measure_one_way, rake_weights
+from dpsynth.privacy.accountant import Accountant
+from dpsynth.privacy.budget import ZCDP, ApproxDP
 from dpsynth.privacy.events import GaussianEvent
 from dpsynth.privacy.gate import PrivateData
-from dpsynth.neural.calibrate import calibrated_sample, measure_one_way, rake_weights
 from dpsynth.tabular.table import Table
 
 pytestmark = pytest.mark.neural

@@ -6,17 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dpsynth.privacy.accountant import Accountant
 from dpsynth.backends.numpy import NumpyBackend
-from dpsynth.privacy.budget import ApproxDP
-from dpsynth.tabular.encoding import encode
 from dpsynth.errors import ConfigError
-from dpsynth.privacy.gate import PrivateData
 from dpsynth.neural import fit_neural
 from dpsynth.neural.data import layout_of_schema
 from dpsynth.neural.train import MODEL_DEFAULTS, ModelSettings, NeuralConfig
 from dpsynth.neural.vae import PROB_FLOOR, marginal_bias
+from dpsynth.privacy.accountant import Accountant
+from dpsynth.privacy.budget import ApproxDP
+from dpsynth.privacy.gate import PrivateData
 from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.encoding import encode
 from dpsynth.tabular.schema import parse_schema
 
 pytestmark = [pytest.mark.neural, pytest.mark.filterwarnings("ignore:First batch is empty")]

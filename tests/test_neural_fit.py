@@ -14,13 +14,8 @@ pytest.importorskip("opacus")
 torch.set_num_threads(1)  # small MLPs: one thread is fastest on a shared 2-core machine
 
 import dpsynth.neural.vae as vae_module
-from dpsynth.privacy.accountant import Accountant
 from dpsynth.backends.numpy import NumpyBackend
-from dpsynth.privacy.budget import ZCDP, ApproxDP
-from dpsynth.tabular.encoding import decode, encode
 from dpsynth.errors import BudgetExceededError, ConfigError
-from dpsynth.privacy.events import GaussianEvent, SubsampledGaussianEvent
-from dpsynth.privacy.gate import PrivateData
 from dpsynth.neural import (
     NeuralConfig,
     NeuralModel,
@@ -30,7 +25,12 @@ from dpsynth.neural import (
     load_neural,
     save_neural,
 )
+from dpsynth.privacy.accountant import Accountant
+from dpsynth.privacy.budget import ZCDP, ApproxDP
+from dpsynth.privacy.events import GaussianEvent, SubsampledGaussianEvent
+from dpsynth.privacy.gate import PrivateData
 from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.encoding import decode, encode
 from dpsynth.tabular.schema import parse_schema
 
 pytestmark = [

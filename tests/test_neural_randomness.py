@@ -29,17 +29,17 @@ from opacus import GradSampleModule
 from opacus.optimizers import DPOptimizer
 
 import dpsynth.neural as neural_pkg
-from dpsynth.privacy.accountant import Accountant
 from dpsynth.backends.numpy import NumpyBackend
-from dpsynth.privacy.budget import ApproxDP
-from dpsynth.tabular.encoding import encode
-from dpsynth.privacy.gate import PrivateData
 from dpsynth.neural import NeuralConfig, fit_dpgan, fit_dpvae, fit_neural
 from dpsynth.neural.data import OneHotLayout, one_hot, torch_generator
 from dpsynth.neural.gan import train_gan
 from dpsynth.neural.train import build_keyed, keyed_generator
 from dpsynth.neural.vae import build_vae, latent_noise, train_vae, vae_batch_loss
+from dpsynth.privacy.accountant import Accountant
+from dpsynth.privacy.budget import ApproxDP
+from dpsynth.privacy.gate import PrivateData
 from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.encoding import encode
 from dpsynth.tabular.schema import parse_schema
 
 pytestmark = [

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from dpsynth import api
-from dpsynth.tabular.encoding import encode, read_frame, validate_frame
 from dpsynth.errors import DPSynthError
+from dpsynth.tabular.encoding import encode, read_frame, validate_frame
 from dpsynth.tabular.schema import load_schema, parse_schema
 
 ROOT = Path(__file__).resolve().parents[1]

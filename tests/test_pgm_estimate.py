@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from dpsynth.errors import ConfigError, ModelTooLargeError
-from dpsynth.privacy.measure import Measurement
 from dpsynth.pgm import Domain, estimate, estimate_total
+from dpsynth.privacy.measure import Measurement
 
 DOMAIN = Domain.from_dict({"a": 3, "b": 4, "c": 2, "d": 5, "e": 3})
 N = 100_000

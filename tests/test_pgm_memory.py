@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from dpsynth.errors import ConfigError
-from dpsynth.privacy.measure import Measurement
 from dpsynth.pgm import Domain, WarmStart, build_junction_tree, estimate
 from dpsynth.pgm.estimate import (
     _accelerated,
@@ -25,6 +24,7 @@ from dpsynth.pgm.estimate import (
     _warm_potentials,
 )
 from dpsynth.pgm.inference import Calibrator
+from dpsynth.privacy.measure import Measurement
 
 FloatArray = np.ndarray
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from dpsynth.privacy.measure import Measurement
 from dpsynth.pgm import Domain, build_junction_tree
 from dpsynth.pgm.estimate import _Objective, _terms
+from dpsynth.privacy.measure import Measurement
 
 
 def test_grouped_marginals_and_gradient_equal_per_term_reduction() -> None:

@@ -9,8 +9,8 @@ import pytest
 from scipy import stats
 
 from dpsynth.errors import ConfigError
-from dpsynth.privacy.measure import Measurement
 from dpsynth.pgm import Domain, Model, estimate, load_model, sample, sample_with_shares, save_model
+from dpsynth.privacy.measure import Measurement
 
 DOMAIN = Domain.from_dict({"a": 3, "b": 4, "c": 2, "d": 5, "e": 3})
 N = 100_000

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from dpsynth.privacy.measure import Measurement
 from dpsynth.pgm import Domain, Model, estimate, sample
+from dpsynth.privacy.measure import Measurement
 
 DOMAIN = Domain.from_dict({"a": 3, "b": 4, "c": 2, "d": 5, "e": 3})
 CYCLIC: list[tuple[str, ...]] = [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")]

@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 
 from dpsynth import api
+from dpsynth.bundle.manifest import RowsChoice, build_manifest
+from dpsynth.bundle.statement import privacy_statement
 from dpsynth.errors import BudgetExceededError, ConfigError
 from dpsynth.privacy.guarantee import SEED_NEVER_TOUCHES, PrivacyStatement, dpsgd_statement, marginal_statement
-from dpsynth.bundle.manifest import RowsChoice, build_manifest
 from dpsynth.privacy.randomness import MechanismKey
 from dpsynth.tabular.schema import parse_schema
-from dpsynth.bundle.statement import privacy_statement
 
 SCHEMA = parse_schema({"columns": [
     {"name": "a", "kind": "categorical", "categories": ["x", "y", "z"]},

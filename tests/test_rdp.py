@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate, stats
 
-from dpsynth.privacy.budget import zcdp_to_epsilon
 from dpsynth.errors import BudgetExceededError, ConfigError
+from dpsynth.privacy.budget import zcdp_to_epsilon
 from dpsynth.privacy.rdp import (
     DEFAULT_ORDERS,
     dpsgd_epsilon,

@@ -32,12 +32,12 @@ from audits.campaigns.common import (
     noise_bug,
 )
 from audits.campaigns.transcript import COLUMNS, D_MINUS, TARGET, Row, frame, public_schema
-from dpsynth.privacy.accountant import Accountant
 from dpsynth.backends.numpy import NumpyBackend
-from dpsynth.privacy.budget import ZCDP
-from dpsynth.tabular.encoding import encode
-from dpsynth.privacy.gate import PrivateData
 from dpsynth.mechanisms.mst import MSTConfig, fit_mst
+from dpsynth.privacy.accountant import Accountant
+from dpsynth.privacy.budget import ZCDP
+from dpsynth.privacy.gate import PrivateData
+from dpsynth.tabular.encoding import encode
 
 __all__ = ["TargetCellBackend", "run"]
 

@@ -37,17 +37,17 @@ import numpy.typing as npt
 import pandas as pd
 
 from audits.campaigns.common import Expect, Timer, VariantResult, eps_verdict, epsilon_details
-from dpsynth.privacy.accountant import Accountant
 from dpsynth.backends.base import CountingBackend
 from dpsynth.backends.factory import open_backend
 from dpsynth.backends.numpy import NumpyBackend
-from dpsynth.privacy.budget import ZCDP, epsilon_to_rho
-from dpsynth.tabular.encoding import encode
-from dpsynth.privacy.gate import GateRead, PrivateData
 from dpsynth.mechanisms.aim import AIMConfig, fit_aim
 from dpsynth.mechanisms.independent import fit_independent
 from dpsynth.mechanisms.mst import fit_mst
+from dpsynth.privacy.accountant import Accountant
+from dpsynth.privacy.budget import ZCDP, epsilon_to_rho
+from dpsynth.privacy.gate import GateRead, PrivateData
 from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.encoding import encode
 from dpsynth.tabular.schema import Schema, parse_schema
 
 __all__ = ["ATTACK_DELTA", "ATTACK_EPS", "MECHANISMS", "AttackOutcome", "BackendFactory",

@@ -39,15 +39,15 @@ from audits.campaigns.common import (
     epsilon_details,
     noise_bug,
 )
-from dpsynth.privacy.accountant import Accountant
 from dpsynth.backends.numpy import NumpyBackend
-from dpsynth.privacy.gate import PrivateData
-from dpsynth.privacy.budget import ZCDP, zcdp_to_epsilon
-from dpsynth.tabular.encoding import encode
 from dpsynth.errors import SchemaError
 from dpsynth.mechanisms.aim import AIMConfig, fit_aim
 from dpsynth.mechanisms.base import MarginalFit
 from dpsynth.mechanisms.mst import MSTConfig, fit_mst
+from dpsynth.privacy.accountant import Accountant
+from dpsynth.privacy.budget import ZCDP, zcdp_to_epsilon
+from dpsynth.privacy.gate import PrivateData
+from dpsynth.tabular.encoding import encode
 from dpsynth.tabular.schema import Schema, parse_schema
 from dpsynth.tabular.schema_io import MIN_CATEGORY_COUNT, draft_schema
 

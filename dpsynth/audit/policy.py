@@ -22,7 +22,6 @@ import yaml
 
 from dpsynth.errors import ConfigError
 
-
 __all__ = ["Policy", "PolicyEvidence", "PolicyOutcome", "SupportsEvidence", "evaluate_policy", "load_policy"]
 
 

@@ -19,8 +19,8 @@ from typing import Any
 import jinja2
 from matplotlib.figure import Figure
 
-from dpsynth.tabular.atomic import write_bytes_atomic, write_text_atomic
 from dpsynth.audit.runner import AuditResult
+from dpsynth.tabular.atomic import write_bytes_atomic, write_text_atomic
 
 __all__ = ["render_audit_html", "write_audit_report"]
 

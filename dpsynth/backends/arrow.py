@@ -38,9 +38,9 @@ from dpsynth.backends.base import CachedCounts
 from dpsynth.backends.bounding import bound_contributions
 from dpsynth.backends.frames import normalise_frame
 from dpsynth.backends.tally import UnionPlan
-from dpsynth.tabular.encoding import encode_column
 from dpsynth.errors import ConfigError, SchemaError, require
 from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.encoding import encode_column
 from dpsynth.tabular.schema import NumericColumn, Schema
 
 __all__ = ["BATCH_ROWS", "LUT_LIMIT", "ArrowBackend"]

@@ -29,9 +29,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from dpsynth.tabular.encoding import encode
 from dpsynth.errors import ConfigError, SchemaError
 from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.encoding import encode
 from dpsynth.tabular.schema import Schema
 from dpsynth.tabular.table import Table
 

@@ -10,9 +10,9 @@ import pandas as pd
 from dpsynth.backends.base import CountingBackend
 from dpsynth.backends.bounding import encode_bounded
 from dpsynth.backends.numpy import NumpyBackend
-from dpsynth.tabular.encoding import read_frame
 from dpsynth.errors import ConfigError
 from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.tabular.encoding import read_frame
 from dpsynth.tabular.schema import Schema
 
 __all__ = ["ENGINES", "open_backend"]

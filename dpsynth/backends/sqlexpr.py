@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from dpsynth.tabular.encoding import _fallback
 from dpsynth.errors import DPSynthError
+from dpsynth.tabular.encoding import _fallback
 from dpsynth.tabular.schema import (
     BooleanColumn,
     CategoricalColumn,

@@ -31,9 +31,6 @@ from typing import Any
 import pandas as pd
 
 from dpsynth.api import DataSource, Mechanism, fit
-from dpsynth.tabular.atomic import atomic_directory, write_bytes_atomic, write_text_atomic
-from dpsynth.errors import ConfigError
-from dpsynth.tabular.io import check_output, text_columns
 from dpsynth.bundle.manifest import (
     RowsChoice,
     VerifyResult,
@@ -42,6 +39,9 @@ from dpsynth.bundle.manifest import (
     sha256_file,
     verify_bundle,
 )
+from dpsynth.errors import ConfigError
+from dpsynth.tabular.atomic import atomic_directory, write_bytes_atomic, write_text_atomic
+from dpsynth.tabular.io import check_output, text_columns
 from dpsynth.tabular.schema import Schema, dump_schema, load_schema
 
 __all__ = [
@@ -319,8 +319,8 @@ def release(
     step("sample")
     synthetic = synth.sample(choice.count, seed=seed)
 
-    from dpsynth.report.public import build_public_report, render_public_html, synthetic_table
     from dpsynth.bundle.statement import privacy_statement
+    from dpsynth.report.public import build_public_report, render_public_html, synthetic_table
 
     manifest = build_manifest(synth, rows=choice, seed=seed, allow_private_schema=allow_private_schema,
                               requested={"epsilon": epsilon, "delta": delta, "rho": rho}, outputs=[])

@@ -19,7 +19,7 @@ import typer
 from dpsynth import __version__
 from dpsynth.errors import DPSynthError
 
-__all__ = ["app", "main", "emit", "err_console"]
+__all__ = ["app", "emit", "err_console", "main"]
 
 app = typer.Typer(
     name="dpsynth",

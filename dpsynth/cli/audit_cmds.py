@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
 from dpsynth.errors import ConfigError
 
-__all__ = ["register", "audit_frames"]
+__all__ = ["audit_frames", "register"]
 
 _POLICY_DIR = Path(__file__).resolve().parents[2] / "audits" / "policies"
 
@@ -79,15 +79,15 @@ def audit_cmd(
     real: Path = typer.Argument(..., help="The real (training) data: CSV or Parquet."),
     synthetic: Path = typer.Argument(..., help="The synthetic data, or a release bundle directory."),
     schema: Path = typer.Option(..., "-s", "--schema"),
-    holdout: Optional[Path] = typer.Option(None, "--holdout", help="Real rows NOT used for training."),
-    policy: Optional[Path] = typer.Option(None, "--policy", help="Policy YAML (default: the built-in default)."),
-    manifest: Optional[Path] = typer.Option(None, "--manifest", help="A release manifest.json (for epsilon caps)."),
+    holdout: Path | None = typer.Option(None, "--holdout", help="Real rows NOT used for training."),
+    policy: Path | None = typer.Option(None, "--policy", help="Policy YAML (default: the built-in default)."),
+    manifest: Path | None = typer.Option(None, "--manifest", help="A release manifest.json (for epsilon caps)."),
     qi: list[str] = typer.Option([], "--qi", help="Quasi-identifier column (repeatable; default from schema roles)."),
     secret: list[str] = typer.Option([], "--secret", help="Secret column (repeatable; default from schema roles)."),
     n_attacks: int = typer.Option(500, "--n-attacks"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    seed: int | None = typer.Option(None, "--seed"),
     out: Path = typer.Option(..., "--out", help="Directory for the CONFIDENTIAL audit report."),
-    sep: Optional[str] = typer.Option(None, "--sep", help="CSV delimiter of REAL and --holdout "
+    sep: str | None = typer.Option(None, "--sep", help="CSV delimiter of REAL and --holdout "
                                       "(default ','), e.g. --sep ';'."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
 from dpsynth.errors import ConfigError
 
-__all__ = ["register", "check_budget_flags", "load_input", "warn_if_tiny", "SEP_HELP"]
+__all__ = ["SEP_HELP", "check_budget_flags", "load_input", "register", "warn_if_tiny"]
 
 SEP_HELP = "CSV delimiter of the data (default ',', tab for .tsv), e.g. --sep ';'."
 TINY_ROWS = 20
@@ -102,7 +102,7 @@ def schema_draft(
     data: Path = typer.Argument(..., help="CSV or Parquet file (read to draft; NOT private)."),
     out: Path = typer.Option(..., "-o", "--out", help="Where to write the drafted schema (YAML)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it already exists."),
-    sep: Optional[str] = typer.Option(None, "--sep", help=SEP_HELP),
+    sep: str | None = typer.Option(None, "--sep", help=SEP_HELP),
 ) -> None:
     """Draft a schema from the data. Every derived fact is marked private_inferred."""
     if out.exists() and not overwrite:
@@ -145,7 +145,7 @@ def schema_validate(schema: Path = typer.Argument(..., help="Schema file (YAML/J
 
 
 @schema_app.command("json-schema")
-def schema_json(out: Optional[Path] = typer.Option(None, "-o", "--out")) -> None:
+def schema_json(out: Path | None = typer.Option(None, "-o", "--out")) -> None:
     """Print (or write) the JSON Schema of the schema file format."""
     from dpsynth.tabular.schema import schema_json_schema
 
@@ -190,7 +190,7 @@ def schema_export_sdv(
 def validate_cmd(
     data: Path = typer.Argument(..., help="CSV or Parquet file."),
     schema: Path = typer.Option(..., "-s", "--schema"),
-    sep: Optional[str] = typer.Option(None, "--sep", help=SEP_HELP),
+    sep: str | None = typer.Option(None, "--sep", help=SEP_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """CONFIDENTIAL: what the data violates, as counts per column (never values)."""
@@ -213,14 +213,14 @@ def validate_cmd(
 
 
 def budget_cmd(
-    rho: Optional[float] = typer.Option(None, "--rho"),
-    epsilon: Optional[float] = typer.Option(None, "--epsilon"),
+    rho: float | None = typer.Option(None, "--rho"),
+    epsilon: float | None = typer.Option(None, "--epsilon"),
     delta: float = typer.Option(..., "--delta"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Convert between zCDP rho and (epsilon, delta)."""
-    from dpsynth.privacy.budget import budget_summary
     from dpsynth.cli import emit
+    from dpsynth.privacy.budget import budget_summary
 
     if (rho is None) == (epsilon is None):
         raise ConfigError("give exactly one of --rho or --epsilon")
@@ -231,9 +231,9 @@ def budget_cmd(
 def plan_cmd(
     schema: Path = typer.Option(..., "-s", "--schema"),
     mechanism: str = typer.Option("aim", "--mechanism", "-m"),
-    epsilon: Optional[float] = typer.Option(None, "--epsilon"),
+    epsilon: float | None = typer.Option(None, "--epsilon"),
     delta: float = typer.Option(1e-9, "--delta"),
-    rho: Optional[float] = typer.Option(None, "--rho"),
+    rho: float | None = typer.Option(None, "--rho"),
     memory_cap_gib: float = typer.Option(4.0, "--memory-cap-gib"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -252,21 +252,21 @@ def fit_cmd(
     data: Path = typer.Argument(..., help="CSV or Parquet file (private)."),
     schema: Path = typer.Option(..., "-s", "--schema"),
     mechanism: str = typer.Option("aim", "--mechanism", "-m"),
-    epsilon: Optional[float] = typer.Option(None, "--epsilon"),
+    epsilon: float | None = typer.Option(None, "--epsilon"),
     delta: float = typer.Option(1e-9, "--delta"),
-    rho: Optional[float] = typer.Option(None, "--rho"),
-    seed: Optional[int] = typer.Option(
+    rho: float | None = typer.Option(None, "--rho"),
+    seed: int | None = typer.Option(
         None, "--seed", help="Accepted for scripts; fitting uses no seed (bounding and DP-SGD draw "
         "from a per-run secret, DP noise from OpenDP). Pass seeds to `sample`."),
     engine: str = typer.Option("numpy", "--engine", help="numpy, arrow (Parquet), duckdb or spark."),
     allow_private_schema: bool = typer.Option(False, "--allow-private-schema"),
-    ledger: Optional[Path] = typer.Option(None, "--ledger", help="Persistent ledger file with a lifetime cap."),
-    lifetime_epsilon: Optional[float] = typer.Option(
+    ledger: Path | None = typer.Option(None, "--ledger", help="Persistent ledger file with a lifetime cap."),
+    lifetime_epsilon: float | None = typer.Option(
         None, "--lifetime-epsilon", help="Lifetime cap stored in a NEW ledger (default: this budget); never raised later."),
-    lifetime_rho: Optional[float] = typer.Option(None, "--lifetime-rho", help="Lifetime cap as rho-zCDP (new ledger)."),
+    lifetime_rho: float | None = typer.Option(None, "--lifetime-rho", help="Lifetime cap as rho-zCDP (new ledger)."),
     out: Path = typer.Option(..., "--out", help="Model directory to write."),
     overwrite: bool = typer.Option(False, "--overwrite"),
-    sep: Optional[str] = typer.Option(None, "--sep", help=SEP_HELP),
+    sep: str | None = typer.Option(None, "--sep", help=SEP_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Fit a model under a privacy budget and save it (JSON + npz)."""
@@ -294,10 +294,10 @@ def fit_cmd(
 
 def sample_cmd(
     model: Path = typer.Argument(..., help="Model directory written by `dpsynth fit`."),
-    rows: Optional[int] = typer.Option(None, "--rows", help="Rows to draw (default: the DP estimate of n)."),
+    rows: int | None = typer.Option(None, "--rows", help="Rows to draw (default: the DP estimate of n)."),
     condition: list[str] = typer.Option([], "--condition", help="COLUMN=VALUE; repeat for more."),
     share: list[str] = typer.Option([], "--share", help="COLUMN=VALUE:SHARE to rebalance one column; repeat."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Post-processing seed: sampling and decoding only."),
+    seed: int | None = typer.Option(None, "--seed", help="Post-processing seed: sampling and decoding only."),
     out: Path = typer.Option(..., "--out", help="Output .csv or .parquet"),
     independent: bool = typer.Option(False, "--independent",
                                      help="Independent rows instead of systematic sampling within the model's cliques."),

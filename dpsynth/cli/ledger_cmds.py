@@ -9,8 +9,8 @@ from typing import Any
 
 import typer
 
-from dpsynth.privacy.budget import ZCDP, ApproxDP, Budget, PureDP, to_rho
 from dpsynth.errors import ConfigError
+from dpsynth.privacy.budget import ZCDP, ApproxDP, Budget, PureDP, to_rho
 from dpsynth.privacy.events import epsilon_of
 from dpsynth.privacy.ledger import LedgerState, budget_text, raise_cap, read_state
 from dpsynth.privacy.rdp import DEFAULT_ORDERS, zcdp_room

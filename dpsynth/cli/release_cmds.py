@@ -50,7 +50,7 @@ def load_release_config(path: Path) -> dict[str, Any]:
         kind = CONFIG_KEYS[name]
         if value is not None and kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             value = float(value)
-        if value is not None and not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        if (value is not None and not isinstance(value, kind)) or (kind is not bool and isinstance(value, bool)):
             raise ConfigError(f"config {path.name}: {name} ({value!r}) must be a {kind.__name__}")
         if name in _PATH_KEYS and value is not None:
             value = str((path.parent / str(value)) if not Path(str(value)).is_absolute() else value)
@@ -202,8 +202,8 @@ def register(app: typer.Typer) -> None:
 
         SYNTHETIC is a CSV/Parquet file or a release bundle directory (its synthetic.csv).
         """
-        from dpsynth.tabular.encoding import read_frame
         from dpsynth.evaluation.evaluate import _refuse_bundle, evaluate
+        from dpsynth.tabular.encoding import read_frame
         from dpsynth.tabular.schema import load_schema
 
         s = load_schema(schema)

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dpsynth.errors import ConfigError
 from dpsynth.tabular.atomic import atomic_directory, write_text_atomic
 from dpsynth.tabular.encoding import encode, read_frame
-from dpsynth.errors import ConfigError
 from dpsynth.tabular.schema import BooleanColumn, Role, Schema
 
 __all__ = ["CONFIDENTIAL", "MIN_ROWS", "evaluate"]

@@ -22,12 +22,12 @@ import numpy as np
 import numpy.typing as npt
 
 from dpsynth.errors import ConfigError
-from dpsynth.privacy.events import gumbel_scale_for_rho
-from dpsynth.privacy.gate import PrivateData
-from dpsynth.privacy.measure import Measurement
 from dpsynth.mechanisms.base import MarginalFit, sigma_for_rho
 from dpsynth.mechanisms.compress import Compression
 from dpsynth.pgm import Domain, TreeSizer, WarmStart, estimate, estimate_total
+from dpsynth.privacy.events import gumbel_scale_for_rho
+from dpsynth.privacy.gate import PrivateData
+from dpsynth.privacy.measure import Measurement
 
 __all__ = ["AIMConfig", "default_workload", "fit_aim"]
 

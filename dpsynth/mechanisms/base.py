@@ -11,10 +11,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from dpsynth.privacy.guarantee import PrivacyStatement, marginal_statement
-from dpsynth.privacy.measure import Measurement
 from dpsynth.mechanisms.compress import Compression
 from dpsynth.pgm import Domain, Model
+from dpsynth.privacy.guarantee import PrivacyStatement, marginal_statement
+from dpsynth.privacy.measure import Measurement
 
 __all__ = ["MarginalFit", "sigma_for_rho"]
 

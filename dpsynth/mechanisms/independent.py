@@ -7,13 +7,13 @@ uniformly over the public domain, honouring the schema's structural constraints.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from dpsynth.errors import ConfigError
-from dpsynth.privacy.gate import PrivateData
-from dpsynth.privacy.measure import Measurement
 from dpsynth.mechanisms.base import MarginalFit, sigma_for_rho
 from dpsynth.pgm import Domain, estimate, estimate_total
+from dpsynth.privacy.gate import PrivateData
+from dpsynth.privacy.measure import Measurement
 
 __all__ = ["fit_independent", "fit_schema_only"]
 

@@ -12,11 +12,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from dpsynth.privacy.budget import ZCDP, ApproxDP, epsilon_to_rho, zcdp_to_epsilon
 from dpsynth.errors import ConfigError, ModelTooLargeError
 from dpsynth.mechanisms.aim import AIMConfig
 from dpsynth.mechanisms.base import sigma_for_rho
 from dpsynth.mechanisms.mst import MSTConfig
+from dpsynth.privacy.budget import ZCDP, ApproxDP, epsilon_to_rho, zcdp_to_epsilon
 from dpsynth.tabular.schema import Schema
 
 __all__ = ["BYTES_PER_CELL", "BYTES_PER_COUNT", "MemoryEstimate", "Plan", "estimate_memory", "plan_fit"]

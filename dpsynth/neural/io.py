@@ -20,11 +20,11 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from dpsynth.tabular.atomic import write_bytes_atomic, write_text_atomic
-from dpsynth.privacy.guarantee import PrivacyStatement, dpsgd_statement
 from dpsynth.errors import ConfigError, require
 from dpsynth.neural.calibrate import calibrated_sample
 from dpsynth.neural.data import OneHotLayout, sample_codes, torch_generator
+from dpsynth.privacy.guarantee import PrivacyStatement, dpsgd_statement
+from dpsynth.tabular.atomic import write_bytes_atomic, write_text_atomic
 
 __all__ = ["FORMAT_VERSION", "NeuralModel", "load_neural", "save_neural"]
 

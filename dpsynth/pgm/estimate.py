@@ -19,13 +19,13 @@ import numpy as np
 import numpy.typing as npt
 
 from dpsynth.errors import ConfigError
-from dpsynth.pgm.measurement import Measurement
 from dpsynth.pgm.clique_vector import CliqueVector
 from dpsynth.pgm.constraints import Assignment, Normalized, assignment_mask, normalize_assignment
 from dpsynth.pgm.domain import Domain
 from dpsynth.pgm.factor import Factor
 from dpsynth.pgm.inference import Calibrator, MarginalCache, sum_axes
 from dpsynth.pgm.junction_tree import JunctionTree, build_junction_tree
+from dpsynth.pgm.measurement import Measurement
 from dpsynth.pgm.model import Model
 
 __all__ = ["WarmStart", "estimate", "estimate_total"]

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dpsynth.errors import BudgetExceededError, ConfigError, DPSynthError
 from dpsynth.privacy.budget import (
     ZCDP,
     ApproxDP,
@@ -34,7 +35,6 @@ from dpsynth.privacy.budget import (
     budget_from_json,
     to_rho,
 )
-from dpsynth.errors import BudgetExceededError, ConfigError, DPSynthError
 from dpsynth.privacy.events import (
     Event,
     GaussianEvent,

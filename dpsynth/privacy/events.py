@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from dpsynth.privacy.budget import CONVERSION_ZCDP, zcdp_to_epsilon
 from dpsynth.errors import ConfigError
+from dpsynth.privacy.budget import CONVERSION_ZCDP, zcdp_to_epsilon
 from dpsynth.privacy.rdp import (
     CONVERSION_RDP,
     DEFAULT_ORDERS,
@@ -32,9 +32,9 @@ __all__ = [
     "SubsampledGaussianEvent",
     "ZCDPEvent",
     "all_finite",
-    "gumbel_scale_for_rho",
     "epsilon_of",
     "event_from_json",
+    "gumbel_scale_for_rho",
     "rdp_of",
 ]
 

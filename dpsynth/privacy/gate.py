@@ -34,9 +34,9 @@ import numpy as np
 import numpy.typing as npt
 
 from dpsynth.errors import ConfigError, PrivateAccessError
+from dpsynth.privacy import noise
 from dpsynth.privacy.events import GaussianEvent, NoisyMaxEvent, SubsampledGaussianEvent
 from dpsynth.privacy.measure import Measurement
-from dpsynth.privacy import noise
 
 if TYPE_CHECKING:
     from dpsynth.privacy.accountant import Accountant

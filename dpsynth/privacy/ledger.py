@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
-from dpsynth.privacy.budget import ZCDP, ApproxDP, Budget, PureDP, budget_from_json, to_rho
 from dpsynth.errors import ConfigError
+from dpsynth.privacy.budget import ZCDP, ApproxDP, Budget, PureDP, budget_from_json, to_rho
 from dpsynth.privacy.events import Event, ZCDPEvent, event_from_json
 
 __all__ = [

@@ -8,8 +8,9 @@ floating-point side channel).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -17,7 +18,7 @@ import numpy.typing as npt
 from dpsynth.errors import ConfigError
 from dpsynth.privacy.events import gumbel_scale_for_rho
 
-__all__ = ["discrete_gaussian", "noisy_max", "gumbel_scale_for_rho"]
+__all__ = ["discrete_gaussian", "gumbel_scale_for_rho", "noisy_max"]
 
 
 def _dp() -> Any:

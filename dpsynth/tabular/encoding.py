@@ -36,7 +36,7 @@ from dpsynth.tabular.schema import (
 )
 from dpsynth.tabular.table import Table
 
-__all__ = ["read_frame", "check_input", "encode", "encode_column", "decode", "validate_frame", "ValidationReport"]
+__all__ = ["ValidationReport", "check_input", "decode", "encode", "encode_column", "read_frame", "validate_frame"]
 
 log = logging.getLogger(__name__)
 

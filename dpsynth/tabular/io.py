@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from dpsynth.tabular.atomic import write_bytes_atomic
 from dpsynth.errors import ConfigError
+from dpsynth.tabular.atomic import write_bytes_atomic
 
-__all__ = ["write_frame", "escape_formulas", "text_columns", "check_output", "publish", "keep_private"]
+__all__ = ["check_output", "escape_formulas", "keep_private", "publish", "text_columns", "write_frame"]
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

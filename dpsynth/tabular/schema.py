@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -25,22 +25,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from dpsynth.errors import SchemaError
 
 __all__ = [
-    "Source",
-    "Role",
-    "CategoricalColumn",
-    "OrdinalColumn",
-    "NumericColumn",
-    "DatetimeColumn",
-    "BooleanColumn",
-    "IdentifierColumn",
-    "Column",
-    "PrivacyUnit",
-    "Schema",
-    "load_schema",
-    "dump_schema",
-    "canonical_key",
-    "schema_json_schema",
     "GRANULARITY_UNITS",
+    "BooleanColumn",
+    "CategoricalColumn",
+    "Column",
+    "DatetimeColumn",
+    "IdentifierColumn",
+    "NumericColumn",
+    "OrdinalColumn",
+    "PrivacyUnit",
+    "Role",
+    "Schema",
+    "Source",
+    "canonical_key",
+    "dump_schema",
+    "load_schema",
+    "schema_json_schema",
 ]
 
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
@@ -93,7 +93,7 @@ class _Base(BaseModel):
         "required (> 0) exactly when the column has such a fact; fitting charges it"))
 
     @model_validator(mode="after")
-    def _dp_cost(self) -> "_Base":
+    def _dp_cost(self) -> _Base:
         has_dp = Source.dp in self.fact_sources()
         if self.dp_rho is not None and not (math.isfinite(self.dp_rho) and self.dp_rho > 0):
             raise ValueError(f"column {self.name!r}: dp_rho must be a finite number > 0")
@@ -128,7 +128,7 @@ class _Categories(_Base):
     other_label: str = "Other"
 
     @model_validator(mode="after")
-    def _unique(self) -> "_Categories":
+    def _unique(self) -> _Categories:
         keys = [canonical_key(c) for c in self.categories]
         if len(set(keys)) != len(keys):
             raise ValueError(f"column {self.name!r}: categories must be unique after normalisation")
@@ -194,7 +194,7 @@ class NumericColumn(_Binned):
     bounds: tuple[float, float]
 
     @model_validator(mode="after")
-    def _check(self) -> "NumericColumn":
+    def _check(self) -> NumericColumn:
         lo, hi = self.bounds
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
             raise ValueError(f"column {self.name!r}: bounds must be finite with lower < upper")
@@ -258,7 +258,7 @@ class DatetimeColumn(_Base):
     timezone: str | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "DatetimeColumn":
+    def _check(self) -> DatetimeColumn:
         try:
             lo, hi = (pd.Timestamp(b) for b in self.bounds)
         except (ValueError, TypeError):
@@ -331,7 +331,7 @@ class IdentifierColumn(_Base):
 
 
 Column = Annotated[
-    Union[CategoricalColumn, OrdinalColumn, NumericColumn, DatetimeColumn, BooleanColumn, IdentifierColumn],
+    CategoricalColumn | OrdinalColumn | NumericColumn | DatetimeColumn | BooleanColumn | IdentifierColumn,
     Field(discriminator="kind"),
 ]
 #: The column kinds a schema may declare.
@@ -347,7 +347,7 @@ class PrivacyUnit(BaseModel):
     max_rows: int | None = Field(default=None, ge=1, le=10_000)
 
     @model_validator(mode="after")
-    def _check(self) -> "PrivacyUnit":
+    def _check(self) -> PrivacyUnit:
         if self.kind == "person" and (self.column is None or self.max_rows is None):
             raise ValueError("privacy_unit of kind 'person' needs column and max_rows")
         if self.kind == "row" and (self.column is not None or self.max_rows is not None):
@@ -382,7 +382,7 @@ class Schema(BaseModel):
     constraints: list[dict[str, Any]] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _check(self) -> "Schema":
+    def _check(self) -> Schema:
         names = [c.name for c in self.columns]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import math
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,6 @@ import pandas as pd
 from dpsynth.errors import SchemaError
 from dpsynth.tabular.schema import (
     BooleanColumn,
-    from_pgm_domain,
     CategoricalColumn,
     DatetimeColumn,
     IdentifierColumn,
@@ -28,11 +28,19 @@ from dpsynth.tabular.schema import (
     Schema,
     Source,
     canonical_key,
+    from_pgm_domain,
     parse_schema,
 )
 
-__all__ = ["from_pgm_domain", "from_sdv", "to_sdv", "draft_schema", "grid_bounds", "datetime_grid_bounds",
-           "MIN_CATEGORY_COUNT"]
+__all__ = [
+    "MIN_CATEGORY_COUNT",
+    "datetime_grid_bounds",
+    "draft_schema",
+    "from_pgm_domain",
+    "from_sdv",
+    "grid_bounds",
+    "to_sdv",
+]
 
 log = logging.getLogger(__name__)
 

@@ -7,15 +7,15 @@ private, so nothing outside a charged measurement may look at them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from dpsynth.errors import ConfigError, PrivateAccessError
 
-__all__ = ["Table", "RaisingTable"]
+__all__ = ["RaisingTable", "Table"]
 
 
 @dataclass(frozen=True, eq=False)
