@@ -221,3 +221,16 @@ def test_existing_output_refused_before_spending(tmp_path: Path, capsys: pytest.
                             "--delta", "1e-6", "--ledger", ledger, "--out", tmp_path / "b"], capsys)
     assert code == 2 and "already exists" in err
     assert not ledger.exists() or ledger.read_text() == ""
+
+
+@pytest.mark.parametrize("cell, written", [("-3", "-3"), ("+1", "+1"), ("=1+1", "'=1+1"), ("@x", "'@x"),
+                                           ("-cmd", "'-cmd"), ("2.5e3", "2.5e3")])
+def test_sample_and_release_escape_csv_cells_by_one_rule(cell: str, written: str, tmp_path: Path) -> None:
+    from dpsynth.tabular.io import escape_csv_injection as io_escape
+    from dpsynth.tabular.io import write_frame
+
+    df = pd.DataFrame({"t": [cell, "ok"], "n": [1, 2]})
+    assert escape_csv_injection(df)["t"][0] == written  # the bundle's writer
+    assert io_escape(df)["t"][0] == written
+    out = write_frame(df, tmp_path / "s.csv")  # what `dpsynth sample` writes
+    assert out.read_text().splitlines()[1].split(",")[0] == written

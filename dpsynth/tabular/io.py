@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -20,23 +21,36 @@ import pandas as pd
 from dpsynth.errors import ConfigError
 from dpsynth.tabular.atomic import write_bytes_atomic
 
-__all__ = ["check_output", "escape_formulas", "keep_private", "publish", "text_columns", "write_frame"]
+__all__ = ["check_output", "escape_csv_injection", "keep_private", "publish", "text_columns", "write_frame"]
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def escape_formulas(df: pd.DataFrame) -> pd.DataFrame:
-    """Prefix text cells that a spreadsheet would run as a formula with an apostrophe.
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
-    Only text columns are touched: numbers (negative ones included) stay numbers.
+
+def escape_csv_injection(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy where text cells that a spreadsheet would run as a formula start with ``'``.
+
+    The one CSV-escaping rule of dpsynth (``sample`` and ``release`` both use it): a text cell
+    starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a leading apostrophe
+    unless the whole cell is a plain number, so ``=1+1`` and ``@x`` are defused while ``-3``
+    and ``+1`` stay numbers. Numeric, boolean and datetime columns are left as they are, and
+    every column keeps its dtype (``map`` would re-infer it: integer categories with nulls
+    would turn into floats).
     """
     out = df.copy()
-    for col in out.columns:
-        s = out[col]
-        if s.dtype == object or pd.api.types.is_string_dtype(s):
-            mask = s.map(lambda v: isinstance(v, str) and v.startswith(_FORMULA_START))
-            if mask.any():
-                out[col] = s.where(~mask, "'" + s.astype(str))
+    for name in out.columns:
+        s = out[name]
+        if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
+            continue
+
+        def fix(v: object) -> object:
+            if isinstance(v, str) and v.startswith(_FORMULA_START) and not _NUMBER.match(v):
+                return "'" + v
+            return v
+
+        out[name] = pd.Series([fix(v) for v in s], index=s.index, dtype=s.dtype, name=name)
     return out
 
 
@@ -124,7 +138,7 @@ def write_frame(df: pd.DataFrame, path: str | Path, *, public: bool = True) -> P
     suffix = p.suffix.lower()
     if suffix == ".csv":
         buf = io.StringIO()
-        escape_formulas(text_columns(df)).to_csv(buf, index=False, lineterminator="\n")
+        escape_csv_injection(text_columns(df)).to_csv(buf, index=False, lineterminator="\n")
         write_bytes_atomic(p, buf.getvalue().encode("utf-8"))
     elif suffix in (".parquet", ".pq"):
         bio = io.BytesIO()
