@@ -13,10 +13,8 @@ import pytest
 
 import dpsynth
 from dpsynth.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT / "examples" / "adult" / "schema.yaml"
-SAMPLE = ROOT / "tests" / "data" / "adult_sample.csv"
+from tests.paths import ADULT_SAMPLE as SAMPLE
+from tests.paths import ADULT_SCHEMA as SCHEMA
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -37,7 +35,9 @@ def test_public_api_is_pinned() -> None:
 def test_console_script_version_and_help() -> None:
     out = subprocess.run([sys.executable, "-m", "dpsynth.cli", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"dpsynth {dpsynth.__version__}"
-    helptext = subprocess.run([sys.executable, "-m", "dpsynth.cli", "--help"], capture_output=True, text=True, check=True).stdout
+    helptext = subprocess.run(
+        [sys.executable, "-m", "dpsynth.cli", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for cmd in ("schema", "validate", "budget", "plan", "fit", "sample", "audit"):
         assert cmd in helptext
 
@@ -57,7 +57,11 @@ def test_budget_json_golden(capsys: pytest.CaptureFixture[str]) -> None:
         (["budget", "--delta", "1e-9"], 2, "exactly one"),
         (["plan", "-s", "missing.yaml", "--epsilon", "1"], 4, "missing.yaml"),
         (["fit", "nowhere.csv", "-s", str(SCHEMA), "--epsilon", "1", "--out", "x"], 2, "does not exist"),
-        (["fit", str(SAMPLE), "-s", str(SCHEMA), "-m", "magic", "--epsilon", "1", "--out", "x"], 2, "mechanism 'magic'"),
+        (
+            ["fit", str(SAMPLE), "-s", str(SCHEMA), "-m", "magic", "--epsilon", "1", "--out", "x"],
+            2,
+            "mechanism 'magic'",
+        ),
     ],
 )
 def test_errors_are_one_line_with_exit_codes(args: list[str], code: int, fragment: str,
@@ -114,14 +118,16 @@ def test_private_schema_is_refused_unless_accepted(tmp_path: Path, capsys: pytes
     code, _, err = run(["fit", str(SAMPLE), "-s", str(drafted), "-m", "independent", "--epsilon", "1",
                         "--out", str(tmp_path / "m")], capsys)
     assert code == 4 and "private_inferred" in err
-    code, out, _ = run(["fit", str(SAMPLE), "-s", str(drafted), "-m", "independent", "--epsilon", "1",
+    code, _out, _ = run(["fit", str(SAMPLE), "-s", str(drafted), "-m", "independent", "--epsilon", "1",
                         "--allow-private-schema", "--out", str(tmp_path / "m"), "--json"], capsys)
     assert code == 0
     saved = json.loads((tmp_path / "m" / "synthesizer.json").read_text())
     assert any("PRIVATE SCHEMA ACCEPTED" in c for c in saved["privacy"]["caveats"])
 
 
-def test_persistent_ledger_refuses_to_exceed_the_lifetime_cap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_persistent_ledger_refuses_to_exceed_the_lifetime_cap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ledger = tmp_path / "ledger.jsonl"
     args = ["fit", str(SAMPLE), "-s", str(SCHEMA), "-m", "independent", "--epsilon", "1", "--ledger", str(ledger)]
     assert run([*args, "--out", str(tmp_path / "a")], capsys)[0] == 0
@@ -147,7 +153,9 @@ def test_validate_is_confidential_and_prints_no_values(tmp_path: Path, capsys: p
 
 def test_rebalance_to_a_target_share(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model = tmp_path / "model"
-    assert run(["fit", str(SAMPLE), "-s", str(SCHEMA), "-m", "mst", "--epsilon", "2", "--out", str(model)], capsys)[0] == 0
+    assert (
+        run(["fit", str(SAMPLE), "-s", str(SCHEMA), "-m", "mst", "--epsilon", "2", "--out", str(model)], capsys)[0] == 0
+    )
     csv = tmp_path / "r.csv"
     code, _, _ = run(["sample", str(model), "--rows", "4000", "--share", "income-per-year=>50K:0.5",
                       "--seed", "0", "--out", str(csv)], capsys)
@@ -176,9 +184,13 @@ def test_arrow_engine_refuses_csv_naming_the_alternative(tmp_path: Path, capsys:
     assert code == 2 and "duckdb for CSV" in err and len(err.strip().splitlines()) == 1
 
 
-def test_sample_systematic_by_default_independent_on_request(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sample_systematic_by_default_independent_on_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     model = tmp_path / "model"
-    assert run(["fit", str(SAMPLE), "-s", str(SCHEMA), "-m", "mst", "--epsilon", "2", "--out", str(model)], capsys)[0] == 0
+    assert (
+        run(["fit", str(SAMPLE), "-s", str(SCHEMA), "-m", "mst", "--epsilon", "2", "--out", str(model)], capsys)[0] == 0
+    )
     synth = dpsynth.load(model)
     p = float(synth.model.probability(("sex",))[0])
     rows = 10_000
@@ -192,7 +204,9 @@ def test_sample_systematic_by_default_independent_on_request(tmp_path: Path, cap
     # Both are unbiased for the model's share; only independent rows carry binomial noise.
     assert abs(iid.mean() - rows * p) < 4 * binomial_sd / 20**0.5
     assert abs(systematic.mean() - rows * p) < 4 * binomial_sd / 20**0.5
-    assert 0.6 * binomial_sd < iid.std(ddof=1) < 1.5 * binomial_sd
+    # The sample sd of 20 draws has a relative spread of ~16%: 0.45 is 3.4 of those below 1
+    # (a false alarm about 1 in 10,000 runs) and still far above systematic sampling's 0.3.
+    assert 0.45 * binomial_sd < iid.std(ddof=1) < 1.6 * binomial_sd
     assert systematic.std(ddof=1) < 0.3 * binomial_sd
     out = tmp_path / "iid.csv"
     code, _, _ = run(["sample", str(model), "--rows", "100", "--independent", "--seed", "1", "--out", str(out)], capsys)
