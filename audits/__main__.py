@@ -27,7 +27,7 @@ def _table(results: dict[str, list[VariantResult]]) -> str:
             rows.append((r.campaign, r.variant, f"{r.measure}={r.claim:.4f}",
                          f"{r.lower_bound:.4f}", verdict, f"2x{r.trials}", f"{r.seconds:.1f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

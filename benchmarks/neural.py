@@ -65,7 +65,7 @@ def independent(table: Table, accountant: Accountant, rows: int | None,
     """Noisy 1-way marginals (equal rho per column), columns sampled independently."""
     rhos = accountant.remaining_split(len(table.columns))
     out, n_est = [], None
-    for j, (size, rho) in enumerate(zip(table.sizes, rhos)):
+    for j, (size, rho) in enumerate(zip(table.sizes, rhos, strict=True)):
         sigma = (1.0 / (2.0 * rho)) ** 0.5
         accountant.charge(GaussianEvent(sigma, 1.0, label=f"independent: {table.columns[j]}"))
         counts = np.bincount(table.codes[:, j], minlength=size).astype(np.int64)
@@ -134,7 +134,7 @@ def run_peer(mech: str, eps: float, seed: int, train: Table, delta: float,
         data = CACHE / "data"
         data.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(train.codes, columns=list(train.columns)).to_csv(data / "train.csv", index=False)
-        (data / "domain.json").write_text(json.dumps(dict(zip(train.columns, map(int, train.sizes)))))
+        (data / "domain.json").write_text(json.dumps(dict(zip(train.columns, map(int, train.sizes), strict=True))))
         out.parent.mkdir(parents=True, exist_ok=True)
         cmd = [str(PEER_VENV / "bin" / "python"),
                str(ROOT / "benchmarks" / "peers" / "smartnoise_neural_runner.py"),

@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # the --worker child runs this file directly, from any checkout
 
-from dpsynth.tabular.encoding import decode, encode, read_frame
-from dpsynth.tabular.schema import load_schema
+from dpsynth.tabular.encoding import decode, encode, read_frame  # noqa: E402 (needs ROOT on sys.path)
+from dpsynth.tabular.schema import load_schema  # noqa: E402
 
 SCHEMA_PATH = ROOT / "examples" / "adult" / "schema.yaml"
 ADULT = ROOT / "examples" / "adult" / "adult.csv"
@@ -119,7 +119,10 @@ def measure(engine: str, path: Path, timeout: float) -> dict[str, object]:
     t0 = time.perf_counter()
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--worker", engine, str(path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        [sys.executable, __file__, "--worker", engine, str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     peak = 0
     while proc.poll() is None:
@@ -157,7 +160,10 @@ def main() -> None:
         if not path.exists():
             t = time.perf_counter()
             generate(path, rows)
-            print(f"generated {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.0f}s", file=sys.stderr)
+            print(
+                f"generated {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.0f}s",
+                file=sys.stderr,
+            )
         results = []
         for engine in args.engines.split(","):
             results.append(measure(engine, path, args.timeout))
@@ -167,7 +173,8 @@ def main() -> None:
         print(f"{'engine':<8} {'seconds':>9} {'rows/s':>12} {'x floor':>8} {'CPU s':>7} {'peak RSS':>10}  checksum")
         for r in results:
             if "seconds" not in r:
-                print(f"{r['engine']:<8} {'-':>9} {'-':>12} {'-':>8} {'-':>7} {int(r['peak_rss']) / 2**20:>8.0f}MB  {r['error']}")
+                dashes = f"{'-':>9} {'-':>12} {'-':>8} {'-':>7}"
+                print(f"{r['engine']:<8} {dashes} {int(r['peak_rss']) / 2**20:>8.0f}MB  {r['error']}")
                 continue
             sec = float(r["seconds"])  # type: ignore[arg-type]
             ratio = sec / float(floor["seconds"]) if floor else float("nan")  # type: ignore[arg-type]

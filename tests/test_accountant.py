@@ -31,8 +31,7 @@ from dpsynth.privacy.events import (
 )
 from dpsynth.privacy.noise import gumbel_scale_for_rho
 from dpsynth.privacy.rdp import dpsgd_epsilon
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.paths import REPO_ROOT
 
 
 # ---------------------------------------------------------------------------- events
@@ -178,7 +177,7 @@ def test_ledger_entries_are_frozen_and_timestamped() -> None:
     assert entry.time.tzinfo is UTC
     with pytest.raises(AttributeError):
         entry.rho = 0.0  # type: ignore[misc]
-    with pytest.raises(ConfigError, match="must be a dpsynth.privacy.events event"):
+    with pytest.raises(ConfigError, match=r"must be a dpsynth\.privacy\.events event"):
         acc.charge(0.1)  # type: ignore[arg-type]
 
 
@@ -256,9 +255,9 @@ def test_persistent_ledger_counts_prior_spend(tmp_path: Path) -> None:
 
 def _child(script: str, path: Path) -> subprocess.Popen[str]:
     code = textwrap.dedent(script).format(path=str(path))
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.Popen(
-        [sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", code], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True
     )
 
 
@@ -291,7 +290,7 @@ def test_write_ahead_ledger_survives_os_exit(tmp_path: Path) -> None:
     proc = _child(CHARGE_THEN_CRASH, path)
     assert proc.wait(timeout=60) == 9
     # the crashed run charged 0.5 of its 0.7 reservation; all 0.7 counts as spent
-    with pytest.raises(BudgetExceededError, match="remaining rho=0.3 under the lifetime cap"):
+    with pytest.raises(BudgetExceededError, match=r"remaining rho=0\.3 under the lifetime cap"):
         Accountant(ZCDP(0.5), ledger_path=path)
     rerun = Accountant(ZCDP(0.3), ledger_path=path)
     assert rerun.prior_rho == pytest.approx(0.7)

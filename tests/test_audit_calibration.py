@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,8 +10,8 @@ from dpsynth.audit import run_audit
 from dpsynth.audit.distance import MixedEncoder
 from dpsynth.audit.kanonymity import k_anonymity
 from dpsynth.audit.membership import distance_mia
+from tests.paths import ADULT_SAMPLE
 
-DATA = Path(__file__).parent / "data" / "adult_sample.csv"
 QIS = ["age", "workclass", "education", "marital-status", "occupation", "race", "sex",
        "native-country"]
 SECRETS = ["income-per-year", "hours-per-week"]
@@ -21,7 +19,7 @@ SECRETS = ["income-per-year", "hours-per-week"]
 
 @pytest.fixture(scope="module")
 def adult() -> pd.DataFrame:
-    return pd.read_csv(DATA)
+    return pd.read_csv(ADULT_SAMPLE)
 
 
 def split(df: pd.DataFrame, rng: np.random.Generator, n: int = 1000

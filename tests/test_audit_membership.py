@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,14 +9,14 @@ import pytest
 from dpsynth.audit.distance import MixedEncoder
 from dpsynth.audit.membership import distance_mia, domias_mia, shadow_model_mia
 from dpsynth.audit.targets import select_outlier_targets
+from tests.paths import ADULT_SAMPLE
 
-DATA = Path(__file__).parent / "data" / "adult_sample.csv"
 COLS = ["age", "workclass", "education", "sex", "hours-per-week", "income-per-year"]
 
 
 @pytest.fixture(scope="module")
 def adult() -> pd.DataFrame:
-    return pd.read_csv(DATA)[COLS]
+    return pd.read_csv(ADULT_SAMPLE)[COLS]
 
 
 def test_domias_copy_and_null(adult: pd.DataFrame) -> None:

@@ -8,8 +8,6 @@ to the output) the same attack must light up.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,8 +19,8 @@ from dpsynth.audit.targets import select_outlier_targets
 from dpsynth.mechanisms.mst import MSTConfig
 from dpsynth.tabular.encoding import read_frame
 from dpsynth.tabular.schema import parse_schema
+from tests.paths import ADULT_SAMPLE, ADULT_SCHEMA
 
-ROOT = Path(__file__).resolve().parents[1]
 COLS = ["age", "sex", "race", "education", "income-per-year"]
 
 
@@ -30,12 +28,12 @@ COLS = ["age", "sex", "race", "education", "income-per-year"]
 def setting() -> tuple[object, pd.DataFrame, pd.DataFrame]:
     from dpsynth.tabular.schema import load_schema
 
-    full = load_schema(ROOT / "examples" / "adult" / "schema.yaml")
+    full = load_schema(ADULT_SCHEMA)
     data = full.to_dict()
     data["columns"] = [c for c in data["columns"] if c["name"] in COLS]
     data["constraints"] = []
     schema = parse_schema(data)
-    df = read_frame(ROOT / "tests" / "data" / "adult_sample.csv", schema)[COLS].iloc[:800].reset_index(drop=True)
+    df = read_frame(ADULT_SAMPLE, schema)[COLS].iloc[:800].reset_index(drop=True)
     for c in ("age",):
         df[c] = pd.to_numeric(df[c])
     t = int(select_outlier_targets(MixedEncoder(df).encode(df), 1)[0])

@@ -9,10 +9,8 @@ from pathlib import Path
 import pytest
 
 from dpsynth.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT / "examples" / "adult" / "schema.yaml"
-SAMPLE = ROOT / "tests" / "data" / "adult_sample.csv"
+from tests.paths import ADULT_SAMPLE as SAMPLE
+from tests.paths import ADULT_SCHEMA as SCHEMA
 
 
 def _bundle(tmp_path: Path) -> Path:

@@ -11,13 +11,12 @@ import pytest
 
 from dpsynth.audit import AuditResult, Policy, evaluate_policy, load_policy, run_audit
 from dpsynth.errors import ConfigError
-
-POLICIES = Path(__file__).parent.parent / "audits" / "policies"
+from tests.paths import AUDIT_POLICIES
 
 
 def test_default_yaml_equals_builtin_default() -> None:
-    assert load_policy(POLICIES / "default.yaml") == Policy()
-    strict = load_policy(POLICIES / "strict.yaml")
+    assert load_policy(AUDIT_POLICIES / "default.yaml") == Policy()
+    strict = load_policy(AUDIT_POLICIES / "strict.yaml")
     assert strict.manifest_required and strict.max_epsilon == 1.0
 
 

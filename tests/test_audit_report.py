@@ -12,8 +12,8 @@ import pytest
 
 from dpsynth.audit import AuditResult, run_audit, write_audit_report
 from dpsynth.errors import SchemaError
+from tests.paths import ADULT_SAMPLE
 
-DATA = Path(__file__).parent / "data" / "adult_sample.csv"
 QIS = ["age", "workclass", "education", "marital-status", "sex", "race"]
 SECRETS = ["income-per-year", "hours-per-week"]
 ODD = {"age": "age (years)", "workclass": "work class", "education": "éducation",
@@ -23,7 +23,7 @@ ODD = {"age": "age (years)", "workclass": "work class", "education": "éducation
 
 @pytest.fixture(scope="module")
 def frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    df = pd.read_csv(DATA)
+    df = pd.read_csv(ADULT_SAMPLE)
     perm = np.random.default_rng(0).permutation(len(df))
     real = df.iloc[perm[:600]].reset_index(drop=True)
     hold = df.iloc[perm[600:1200]].reset_index(drop=True)
@@ -60,7 +60,7 @@ def test_missing_column_raises(frames: tuple[pd.DataFrame, ...]) -> None:
         run_audit(real, syn.drop(columns=["sex"]), holdout=hold, quasi_identifiers=QIS,
                   secrets=SECRETS, rng=np.random.default_rng(0))
     with pytest.raises(SchemaError, match="'nope'"):
-        run_audit(real, syn, holdout=hold, quasi_identifiers=QIS + ["nope"], secrets=SECRETS,
+        run_audit(real, syn, holdout=hold, quasi_identifiers=[*QIS, "nope"], secrets=SECRETS,
                   rng=np.random.default_rng(0))
 
 

@@ -45,7 +45,7 @@ def _reference(frame: pd.DataFrame, schema: Any = SCHEMA, cliques: Any = CLIQUES
 
 
 def _assert_same(got: list[np.ndarray], want: list[np.ndarray], cliques: Any = CLIQUES) -> None:
-    for clique, g, w in zip(cliques, got, want):
+    for clique, g, w in zip(cliques, got, want, strict=True):
         assert g.dtype == np.int64 and g.shape == w.shape, clique
         np.testing.assert_array_equal(g, w, err_msg=str(clique))
 
@@ -62,7 +62,9 @@ def _write_parts(frame: pd.DataFrame, folder: Path, parts: int, row_group: int) 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(text_rows(), min_size=1, max_size=40), batch=st.integers(1, 7), threads=st.integers(1, 3))
-def test_text_parquet_counts_match_numpy(rows: list[dict[str, Any]], batch: int, threads: int, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_text_parquet_counts_match_numpy(
+    rows: list[dict[str, Any]], batch: int, threads: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     frame = text_frame(rows).replace({"": None})
     folder = _write_parts(frame, tmp_path_factory.mktemp("text"), parts=3, row_group=5)
     want = _reference(pd.read_parquet(folder))
@@ -127,7 +129,7 @@ def test_one_pass_cache_order_sources_and_errors(tmp_path: Path, monkeypatch: py
     assert calls == [len(pairs)]  # one pass for every pair
     again = backend.count([(b, a) for a, b in pairs])
     assert calls == [len(pairs)]  # answered from the cache, transposed
-    for g, a in zip(got, again):
+    for g, a in zip(got, again, strict=True):
         np.testing.assert_array_equal(g.T, a)
     _assert_same(got, _reference(typed, cliques=pairs), pairs)
     with pytest.raises(ConfigError, match="not in the encoded table"):

@@ -49,8 +49,26 @@ SCHEMA = parse_schema(
 NAMES = [c.name for c in SCHEMA.modelled]
 CLIQUES = [(n,) for n in NAMES] + [(CAT, ORD), (FLT, INT), (DAY, FLAG), (HOUR, MON, EDG), (FLAG2, CAT)]
 
-_CAT_TEXT = ["é", "e\u0301", " é ", "\u200bé", "a b", "a\u200d b", "\u2060🙂\ufeff", "a  b", "\u00a0a b\u3000", "🙂", "שלום", "1", "1.0",
-             "x'y\\z", "other thing", "NA", "", None]
+_CAT_TEXT = [
+    "é",
+    "e\u0301",
+    " é ",
+    "\u200bé",
+    "a b",
+    "a\u200d b",
+    "\u2060🙂\ufeff",
+    "a  b",
+    "\u00a0a b\u3000",
+    "🙂",
+    "שלום",
+    "1",
+    "1.0",
+    "x'y\\z",
+    "other thing",
+    "NA",
+    "",
+    None,
+]
 _ORD_TEXT = ["lo", "mid", "hi", "HI", " mid", "zzz", None]
 _NUMS = [-1e9, -10.0, -3.5, -2.5, -0.5, 0.0, 0.5, 1.0, 1.5, 2.5, 4.5, 5.0, 5.5, 7.5, 9.5, 10.0, 10.25, 99.5,
          100.0, 150.0, math.inf, -math.inf, math.nan]
@@ -135,7 +153,8 @@ def typed_frames(draw: Any) -> pd.DataFrame:
 
 def fixed_typed_frame(n: int = 60) -> pd.DataFrame:
     """A deterministic typed frame cycling through every hostile value."""
-    cyc = lambda vals: [vals[i % len(vals)] for i in range(n)]
+    def cyc(vals):
+        return [vals[i % len(vals)] for i in range(n)]
     day0 = pd.Timestamp("2010-06-15")
     return pd.DataFrame(
         {
@@ -145,9 +164,24 @@ def fixed_typed_frame(n: int = 60) -> pd.DataFrame:
             FLT: pd.Series(cyc(_NUMS), dtype="float64"),
             INT: pd.Series(cyc(_NUMS[::-1]), dtype="float64"),
             EDG: pd.Series(cyc([repr(v) for v in _NUMS] + _NUM_TEXT), dtype=object),
-            DAY: pd.Series(pd.to_datetime(cyc([None, *(day0 + pd.Timedelta(days=40 * d) for d in range(-150, 150, 7))]))),
-            HOUR: pd.Series(pd.DatetimeIndex(cyc([pd.Timestamp("2005-01-02", tz="Asia/Kolkata") + pd.Timedelta(minutes=97 * h) for h in range(-40, 40)]))),
-            MON: pd.Series(pd.to_datetime(cyc([None, *(pd.Timestamp("2001-11-30") + pd.Timedelta(days=d) for d in range(0, 600, 13))]))),
+            DAY: pd.Series(
+                pd.to_datetime(cyc([None, *(day0 + pd.Timedelta(days=40 * d) for d in range(-150, 150, 7))]))
+            ),
+            HOUR: pd.Series(
+                pd.DatetimeIndex(
+                    cyc(
+                        [
+                            pd.Timestamp("2005-01-02", tz="Asia/Kolkata") + pd.Timedelta(minutes=97 * h)
+                            for h in range(-40, 40)
+                        ]
+                    )
+                )
+            ),
+            MON: pd.Series(
+                pd.to_datetime(
+                    cyc([None, *(pd.Timestamp("2001-11-30") + pd.Timedelta(days=d) for d in range(0, 600, 13))])
+                )
+            ),
             FLAG: pd.Series(cyc([True, False, None, True]), dtype="boolean"),
             FLAG2: pd.Series(cyc([True, False, False]), dtype=bool),
         }

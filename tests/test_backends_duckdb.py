@@ -40,7 +40,7 @@ def _reference(frame: pd.DataFrame) -> list[np.ndarray]:
 
 
 def _assert_same(got: list[np.ndarray], want: list[np.ndarray]) -> None:
-    for clique, g, w in zip(CLIQUES, got, want):
+    for clique, g, w in zip(CLIQUES, got, want, strict=True):
         assert g.dtype == np.int64 and g.shape == w.shape, clique
         np.testing.assert_array_equal(g, w, err_msg=str(clique))
 
@@ -99,7 +99,9 @@ def test_bom_and_spaced_header(tmp_path: Path) -> None:
                      {"name": "flag", "kind": "boolean", "nullable": True}]}
     )
     counts = DuckDBBackend(path, schema).count([("a b", "flag")])[0]
-    np.testing.assert_array_equal(counts, NumpyBackend(encode(read_frame(path, schema), schema)).count([("a b", "flag")])[0])
+    np.testing.assert_array_equal(
+        counts, NumpyBackend(encode(read_frame(path, schema), schema)).count([("a b", "flag")])[0]
+    )
     assert counts.tolist() == [[0, 1, 0], [0, 0, 1]]
 
 
@@ -121,7 +123,7 @@ def test_one_pass_cache_order_and_errors(monkeypatch: pytest.MonkeyPatch, typed:
     assert backend._maps[CAT] is not None  # text columns go through a value map
     again = backend.count([(b, a) for a, b in pairs])
     assert len(queries) == 1  # answered from the cache, transposed
-    for g, a in zip(got, again):
+    for g, a in zip(got, again, strict=True):
         np.testing.assert_array_equal(g.T, a)
     with pytest.raises(ConfigError, match="not in the encoded table"):
         backend.count([("nope",)])
@@ -144,10 +146,12 @@ def test_spills_under_a_small_memory_limit(tmp_path: Path) -> None:
         {"columns": [{"name": k, "kind": "numeric", "dtype": "int", "bounds": [0, 99], "bins": 100} for k in "abc"]}
     )
     frame.to_parquet(tmp_path / "big.parquet")
-    backend = DuckDBBackend(tmp_path / "big.parquet", schema, memory_limit="64MB", temp_directory=str(tmp_path / "spill"), threads=1)
+    backend = DuckDBBackend(
+        tmp_path / "big.parquet", schema, memory_limit="64MB", temp_directory=str(tmp_path / "spill"), threads=1
+    )
     got = backend.count([("a", "b"), ("a", "c"), ("b", "c")])
     want = NumpyBackend(encode(frame, schema)).count([("a", "b"), ("a", "c"), ("b", "c")])
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
 
 

@@ -49,14 +49,16 @@ def spark() -> Iterator[Any]:
 
 
 def _same(got: list[np.ndarray], want: list[np.ndarray]) -> None:
-    for clique, g, w in zip(CLIQUES, got, want):
+    for clique, g, w in zip(CLIQUES, got, want, strict=True):
         assert g.dtype == np.int64 and g.shape == w.shape, clique
         np.testing.assert_array_equal(g, w, err_msg=str(clique))
 
 
 @settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck), phases=[Phase.generate])
 @given(rows=st.lists(text_rows(), min_size=30, max_size=60))
-def test_csv_counts_match_numpy_and_duckdb(spark: Any, tmp_path_factory: pytest.TempPathFactory, rows: list[dict[str, Any]]) -> None:
+def test_csv_counts_match_numpy_and_duckdb(
+    spark: Any, tmp_path_factory: pytest.TempPathFactory, rows: list[dict[str, Any]]
+) -> None:
     path = write_csv(text_frame(rows), tmp_path_factory.mktemp("csv") / "data.csv")
     want = NumpyBackend(encode(read_frame(path, SCHEMA), SCHEMA)).count(CLIQUES)
     backend = open_backend("spark", path, SCHEMA, spark=spark)
@@ -75,7 +77,7 @@ def test_typed_parquet_and_dataframe_sources(spark: Any, tmp_path: Path) -> None
     backend = open_backend("spark", str(tmp_path / "typed.parquet"), SCHEMA, spark=spark)
     _same(backend.count(CLIQUES), want)
     again = backend.count([tuple(reversed(c)) for c in CLIQUES])  # cached, transposed
-    for a, w in zip(again, want):
+    for a, w in zip(again, want, strict=True):
         np.testing.assert_array_equal(a, w.transpose(list(reversed(range(w.ndim)))))
     with pytest.raises(ConfigError, match="not in the encoded table"):
         backend.count([("nope",)])
@@ -91,7 +93,9 @@ def test_bounding_per_person_and_uniform(spark: Any) -> None:
     schema = person_schema([f"p{i}" for i in range(len(sizes))])
     frame = person_frame(sizes, null_rows=4)
     sdf = spark.createDataFrame(frame.astype({"label": "int64"}))
-    who, label = open_backend("spark", sdf, schema, spark=spark, key=MechanismKey.for_audit("spark")).count([("who",), ("label",)])
+    who, label = open_backend("spark", sdf, schema, spark=spark, key=MechanismKey.for_audit("spark")).count(
+        [("who",), ("label",)]
+    )
     assert who.tolist() == [min(s, 2) for s in sizes] + [4]  # null ids: each its own person
     # Expected label counts under a uniform choice of 2 rows per person (labels are j % 10).
     expected = np.full(10, 300 * 2 / 10)
@@ -103,6 +107,8 @@ def test_bounding_per_person_and_uniform(spark: Any) -> None:
     first_two = np.bincount(frame.groupby("pid", dropna=False).head(2)["label"], minlength=10)
     assert stats.chisquare(first_two, expected * first_two.sum() / expected.sum()).pvalue < 1e-6
     # One bounding rule for every engine: the same key keeps the same rows as numpy.
-    pair = open_backend("spark", sdf, schema, spark=spark, key=MechanismKey.for_audit("spark")).count([("who", "label")])[0]
+    pair = open_backend("spark", sdf, schema, spark=spark, key=MechanismKey.for_audit("spark")).count(
+        [("who", "label")]
+    )[0]
     want = open_backend("numpy", frame, schema, key=MechanismKey.for_audit("spark")).count([("who", "label")])[0]
     np.testing.assert_array_equal(pair, want)

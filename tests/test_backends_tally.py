@@ -37,7 +37,11 @@ def _direct(codes: np.ndarray, weights: np.ndarray, s: tuple[int, ...], sizes: l
 def test_union_plan_matches_direct_counts(sizes: list[int], cap: int, seed: int, data: st.DataObject) -> None:
     k = len(sizes)
     sets = data.draw(
-        st.lists(st.permutations(range(k)).flatmap(lambda p: st.integers(1, k).map(lambda m: tuple(p[:m]))), min_size=1, max_size=12)
+        st.lists(
+            st.permutations(range(k)).flatmap(lambda p: st.integers(1, k).map(lambda m: tuple(p[:m]))),
+            min_size=1,
+            max_size=12,
+        )
     )
     rng = np.random.default_rng(seed)
     codes = np.stack([rng.integers(0, s, 300) for s in sizes], axis=1)
@@ -53,7 +57,7 @@ def test_union_plan_matches_direct_counts(sizes: list[int], cap: int, seed: int,
         uniq, inv = np.unique(idx, return_inverse=True)
         flat.append(uniq)
         counts.append(np.bincount(inv.ravel(), weights=weights).astype(np.int64))
-    for s, got in zip(sets, plan.assemble(flat, counts)):
+    for s, got in zip(sets, plan.assemble(flat, counts), strict=True):
         np.testing.assert_array_equal(got, _direct(codes, weights, s, sizes))
 
 
@@ -81,20 +85,22 @@ def test_columns_above_the_map_limit_are_encoded_row_by_row(monkeypatch: pytest.
     got = backend.count(CLIQUES)
     assert all(m is None for m in backend._maps.values())  # every map was over the limit and dropped
     assert backend._con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchall()[0][0] == 0
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
 
 
 def test_key_wider_than_62_bits_uses_grouping_sets_on_codes() -> None:
     names = [f"c{i}" for i in range(9)]
-    schema = parse_schema({"columns": [{"name": n, "kind": "categorical", "categories": list(range(200))} for n in names]})
+    schema = parse_schema(
+        {"columns": [{"name": n, "kind": "categorical", "categories": list(range(200))} for n in names]}
+    )
     rng = np.random.default_rng(3)
     frame = pd.DataFrame({n: rng.integers(0, 220, 500) for n in names})  # some values undeclared
     assert strides([200] * 9) is None
-    cliques = list(itertools.combinations(names, 2))[:10] + [(names[0],)]
+    cliques = [*list(itertools.combinations(names, 2))[:10], (names[0],)]
     got = DuckDBBackend(frame, schema).count(cliques)
     want = NumpyBackend(encode(frame, schema)).count(cliques)
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
 
 
@@ -104,7 +110,7 @@ def test_driver_and_engine_union_counting_agree() -> None:
     driver = DuckDBBackend(frame, SCHEMA)
     engine = DuckDBBackend(frame, SCHEMA)
     engine._union_keys_in_driver = False
-    for a, b in zip(driver.count(pairs), engine.count(pairs)):
+    for a, b in zip(driver.count(pairs), engine.count(pairs), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -120,7 +126,7 @@ def test_more_than_sixty_unions_are_counted_in_several_queries(monkeypatch: pyte
     monkeypatch.setattr(sqlmod, "UnionPlan", lambda sizes, sets: UnionPlan(sizes, sets, cap=1))  # one union per set
     got = backend.count(triples)
     assert len(triples) > 60 and len(queries) == -(-len(triples) // 60)
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
 
 
@@ -133,7 +139,7 @@ def test_csv_maps_come_from_one_scan_and_are_dropped(tmp_path: Path) -> None:
     got = backend.count(CLIQUES)
     assert backend._one_scan_maps and backend._extra_maps  # one stacked scan served every text column
     assert sum(m is not None for m in backend._maps.values()) > 1
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
     tables = backend._con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchall()[0][0]
     assert tables == len(backend._extra_maps) + sum(m is not None for m in backend._maps.values())

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from dpsynth import api
+from dpsynth.errors import ConfigError
 from dpsynth.mechanisms.compress import Compression
 from dpsynth.privacy.measure import Measurement
 from dpsynth.tabular.schema import parse_schema
@@ -51,5 +52,5 @@ def test_a_rare_category_can_still_be_conditioned_on() -> None:
     assert synth.compression is not None and "c" in synth.compression.maps
     out = synth.sample(200, conditions={"c": "r2"}, seed=1)
     assert (out["c"] == "r2").all()
-    with pytest.raises(Exception):
+    with pytest.raises(ConfigError, match="not in the column's public domain"):
         synth.sample(10, conditions={"c": "nope"})

@@ -48,7 +48,9 @@ def test_integer_per_value_cells_and_rounding() -> None:
 
 
 def test_datetimes_naive_and_aware_are_consistent() -> None:
-    col = one({"name": "t", "kind": "datetime", "bounds": ["2020-01-01", "2020-12-31"], "granularity": "day", "bins": 366})
+    col = one(
+        {"name": "t", "kind": "datetime", "bounds": ["2020-01-01", "2020-12-31"], "granularity": "day", "bins": 366}
+    )
     naive = pd.Series(["2020-03-01 10:00", "1900-01-01", "9999-12-31", None])
     aware = pd.Series(pd.to_datetime(["2020-03-01T10:00:00+00:00", None], utc=True))
     c1, p1 = encode_column(naive, col)
@@ -62,7 +64,7 @@ def test_unicode_nfc_and_zero_width_match() -> None:
     cafe_nfc = unicodedata.normalize("NFC", "café")
     cafe_nfd = unicodedata.normalize("NFD", "café")
     col = one({"name": "名前 (x)", "kind": "categorical", "categories": [cafe_nfc, "עברית", "🙂"]})
-    codes, problems = encode_column(pd.Series([cafe_nfd, "עב\u200bרית", "🙂"]), col)
+    codes, problems = encode_column(pd.Series([cafe_nfd, "עב\u200bרית", "🙂"]), col)  # noqa: RUF001 (Hebrew is the point)
     assert codes.tolist() == [0, 1, 2] and problems == {}
 
 
@@ -79,7 +81,14 @@ def test_missing_schema_column_is_a_schema_error_naming_it() -> None:
 
 
 def test_empty_and_one_row_frames() -> None:
-    s = parse_schema({"columns": [{"name": "a", "kind": "boolean"}, {"name": "n", "kind": "numeric", "dtype": "int", "bounds": [0, 3]}]})
+    s = parse_schema(
+        {
+            "columns": [
+                {"name": "a", "kind": "boolean"},
+                {"name": "n", "kind": "numeric", "dtype": "int", "bounds": [0, 3]},
+            ]
+        }
+    )
     assert encode(pd.DataFrame({"a": [], "n": []}), s).codes.shape == (0, 2)
     t = encode(pd.DataFrame({"a": ["true"], "n": ["2"]}), s)
     assert t.codes.tolist() == [[1, 2]]
@@ -103,7 +112,12 @@ def test_validate_counts_problems_without_values() -> None:
 
 
 def test_csv_reader_honours_missing_values_and_bom(tmp_path: Path) -> None:
-    s = parse_schema({"missing_values": ["?"], "columns": [{"name": "a", "kind": "categorical", "categories": ["x"], "nullable": True}]})
+    s = parse_schema(
+        {
+            "missing_values": ["?"],
+            "columns": [{"name": "a", "kind": "categorical", "categories": ["x"], "nullable": True}],
+        }
+    )
     p = tmp_path / "d.csv"
     p.write_bytes("\ufeffa\nx\n?\n".encode())
     df = read_frame(p, s)
@@ -115,7 +129,9 @@ def test_csv_reader_honours_missing_values_and_bom(tmp_path: Path) -> None:
 @SET
 @given(bounds=st.tuples(st.integers(-1000, 1000), st.integers(1, 2000)), bins=st.integers(1, 30),
        data=st.data())
-def test_int_numeric_every_value_decodes_into_its_own_cell(bounds: tuple[int, int], bins: int, data: st.DataObject) -> None:
+def test_int_numeric_every_value_decodes_into_its_own_cell(
+    bounds: tuple[int, int], bins: int, data: st.DataObject
+) -> None:
     lo, width = bounds
     hi = lo + width
     col = {"name": "x y", "kind": "numeric", "dtype": "int", "bounds": [lo, hi], "bins": bins}
@@ -133,7 +149,13 @@ def test_int_numeric_every_value_decodes_into_its_own_cell(bounds: tuple[int, in
 @given(lo=st.floats(-1e6, 1e6), width=st.floats(1e-3, 1e6), bins=st.integers(1, 50), data=st.data())
 def test_float_numeric_round_trip(lo: float, width: float, bins: int, data: st.DataObject) -> None:
     hi = lo + width
-    s = parse_schema({"columns": [{"name": "f", "kind": "numeric", "dtype": "float", "bounds": [lo, hi], "bins": bins, "nullable": True}]})
+    s = parse_schema(
+        {
+            "columns": [
+                {"name": "f", "kind": "numeric", "dtype": "float", "bounds": [lo, hi], "bins": bins, "nullable": True}
+            ]
+        }
+    )
     values = data.draw(st.lists(st.one_of(st.floats(lo, hi), st.none()), min_size=1, max_size=30))
     codes, _ = encode_column(pd.Series(values, dtype=object), s.columns[0])
     out = decode(codes.reshape(-1, 1), s, np.random.default_rng(1))
@@ -142,16 +164,25 @@ def test_float_numeric_round_trip(lo: float, width: float, bins: int, data: st.D
 
 
 @SET
-@given(cats=st.lists(st.text(min_size=1, max_size=8).filter(lambda t: t.strip() and "\x00" not in t), min_size=1, max_size=6, unique_by=lambda t: unicodedata.normalize("NFC", t).strip()),
-       data=st.data())
+@given(
+    cats=st.lists(
+        st.text(min_size=1, max_size=8).filter(lambda t: t.strip() and "\x00" not in t),
+        min_size=1,
+        max_size=6,
+        unique_by=lambda t: unicodedata.normalize("NFC", t).strip(),
+    ),
+    data=st.data(),
+)
 def test_categorical_round_trip_with_unicode(cats: list[str], data: st.DataObject) -> None:
     from dpsynth.tabular.schema import canonical_key
 
     keys = [canonical_key(c) for c in cats]
     if len(set(keys)) != len(keys) or not all(keys) or "Other" in keys:  # other_label must not be a category
         return
-    s = parse_schema({"columns": [{"name": "c!", "kind": "categorical", "categories": cats, "other": True, "nullable": True}]})
-    values = data.draw(st.lists(st.sampled_from(cats + [None]), min_size=1, max_size=20))
+    s = parse_schema(
+        {"columns": [{"name": "c!", "kind": "categorical", "categories": cats, "other": True, "nullable": True}]}
+    )
+    values = data.draw(st.lists(st.sampled_from([*cats, None]), min_size=1, max_size=20))
     codes, problems = encode_column(pd.Series(values, dtype=object), s.columns[0])
     assert problems == {}
     out = decode(codes.reshape(-1, 1), s, np.random.default_rng(2))
@@ -165,7 +196,20 @@ def test_categorical_round_trip_with_unicode(cats: list[str], data: st.DataObjec
 def test_datetime_round_trip(days: list[int], bins: int, tz: str | None) -> None:
     lo = "2000-01-01T00:00:00" + ("+00:00" if tz else "")
     hi = "2009-12-31T00:00:00" + ("+00:00" if tz else "")
-    s = parse_schema({"columns": [{"name": "t", "kind": "datetime", "bounds": [lo, hi], "granularity": "day", "bins": bins, "timezone": tz}]})
+    s = parse_schema(
+        {
+            "columns": [
+                {
+                    "name": "t",
+                    "kind": "datetime",
+                    "bounds": [lo, hi],
+                    "granularity": "day",
+                    "bins": bins,
+                    "timezone": tz,
+                }
+            ]
+        }
+    )
     ts = pd.Series(pd.Timestamp("2000-01-01") + pd.to_timedelta(days, unit="D"))
     codes, _ = encode_column(ts, s.columns[0])
     out = decode(codes.reshape(-1, 1), s, np.random.default_rng(3))

@@ -18,8 +18,7 @@ import pytest
 
 from dpsynth.cli import main
 from dpsynth.errors import ConfigError
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.paths import REPO_ROOT
 
 SCHEMA = """name: tiny
 columns:
@@ -130,10 +129,10 @@ def test_a_writer_failure_is_found_before_any_budget_is_spent(tmp_path: Path, mo
 
 
 def test_risk_chart_clamps_error_bars_a_rounding_error_below_zero() -> None:
-    from dpsynth.audit.report import _risk_svg
+    from dpsynth.audit.report import risk_svg
 
     risk = {"value": 0.0, "ci": [4e-19, 0.2]}
-    svg = _risk_svg({"singling_out": {"risk": risk}, "linkability": {"risk": dict(risk)},
+    svg = risk_svg({"singling_out": {"risk": risk}, "linkability": {"risk": dict(risk)},
                      "inference": {"risk": {"value": 0.1, "ci": [None, 0.3]}}})
     assert svg.startswith("<svg")
 
@@ -235,11 +234,11 @@ def test_docs_cite_only_files_in_the_repository() -> None:
     missing = ["reli" + "ability.md", "DES" + "IGN.md"]  # split so this file does not match itself
     offenders = []
     for folder in ("dpsynth", "docs", "audits", "tests"):
-        for path in (ROOT / folder).rglob("*"):
+        for path in (REPO_ROOT / folder).rglob("*"):
             if path.suffix in (".py", ".md", ".j2", ".yaml") and path.is_file():
                 text = path.read_text(encoding="utf-8", errors="replace")
-                offenders += [f"{path.relative_to(ROOT)}: {m}" for m in missing if m in text]
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+                offenders += [f"{path.relative_to(REPO_ROOT)}: {m}" for m in missing if m in text]
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     offenders += [f"README.md: {m}" for m in missing if m in readme]
     assert offenders == []
 

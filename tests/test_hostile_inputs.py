@@ -27,8 +27,8 @@ import pandas as pd
 import pytest
 
 from dpsynth.cli import main
+from tests.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 N = 40
 DP = ["-m", "independent", "--epsilon", "1", "--delta", "1e-6"]
 
@@ -61,12 +61,14 @@ columns:
   - {name: problem, kind: categorical, categories: [suspicious, traffic], role: quasi_identifier}
   - {name: citationIssued, kind: boolean, nullable: true}
   - {name: personSearch, kind: boolean, role: sensitive}
-  - {name: race, kind: categorical, categories: [White, Black, Native American, Unknown], other: true, role: quasi_identifier}
+  - {name: race, kind: categorical, categories: [White, Black, Native American, Unknown], other: true,
+     role: quasi_identifier}
   - {name: gender, kind: categorical, categories: [Male, Female, Unknown], role: quasi_identifier}
   - {name: lat, kind: numeric, bounds: [44.89, 45.06], bins: 8}
   - {name: long, kind: numeric, bounds: [-93.33, -93.19], bins: 8}
   - {name: policePrecinct, kind: categorical, categories: [1, 2, 3, 4, 5], other: true}
-  - {name: neighborhood, kind: categorical, categories: [Whittier, Near - North, Downtown West], other: true, nullable: true}
+  - {name: neighborhood, kind: categorical, categories: [Whittier, Near - North, Downtown West], other: true,
+     nullable: true}
 """
 
 
@@ -118,7 +120,8 @@ columns:
   - {name: humid, kind: numeric, bounds: [0, 100], bins: 10}
   - {name: wind_speed, kind: numeric, bounds: [0, 60], bins: 6}
   - {name: precip, kind: numeric, bounds: [0, 2], bins: 4}
-  - {name: time_hour, kind: datetime, bounds: ["2013-01-01 00:00:00", "2014-01-01 00:00:00"], granularity: hour, bins: 12}
+  - {name: time_hour, kind: datetime, bounds: ["2013-01-01 00:00:00", "2014-01-01 00:00:00"], granularity: hour,
+     bins: 12}
 """
 
 
@@ -480,7 +483,7 @@ def test_python_dash_m_dpsynth_prints_one_line(args: list[str], code: int, fragm
                                                work: dict[str, Path]) -> None:
     (work["root"] / "empty.csv").write_bytes(b"")
     argv = [a.format(empty=work["root"] / "empty.csv", schema=work["schema"]) for a in args]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.run([sys.executable, "-m", "dpsynth", *argv], capture_output=True, text=True, env=env,
                           timeout=120, check=False)
     assert proc.returncode == code

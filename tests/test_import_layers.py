@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "dpsynth"
+from tests.paths import PACKAGE_DIR
+
 SEALED = ("mechanisms", "pgm", "neural")
 FORBIDDEN_IN_SEALED = ("dpsynth.backends", "dpsynth.privacy.noise")
 NOISE_CALLS = {"normal", "laplace", "gumbel", "standard_normal", "exponential"}
@@ -57,27 +58,27 @@ def _violations(source: str, *, sealed: bool) -> list[str]:
 
 
 def _modules() -> list[Path]:
-    return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+    return sorted(p for p in PACKAGE_DIR.rglob("*.py") if "__pycache__" not in p.parts)
 
 
 def _package_of(path: Path) -> str:
-    return path.relative_to(PACKAGE).parts[0]
+    return path.relative_to(PACKAGE_DIR).parts[0]
 
 
 @pytest.mark.parametrize("layer", SEALED)
 def test_sealed_layers_reach_private_data_only_through_the_gate(layer: str) -> None:
     bad = {}
-    for path in (PACKAGE / layer).rglob("*.py"):
+    for path in (PACKAGE_DIR / layer).rglob("*.py"):
         found = _violations(path.read_text(encoding="utf-8"), sealed=True)
         if found:
-            bad[str(path.relative_to(PACKAGE))] = found
+            bad[str(path.relative_to(PACKAGE_DIR))] = found
     assert not bad, bad
 
 
 def test_only_the_gate_draws_dp_noise_and_only_gate_and_api_open_backends() -> None:
     noise_users, backend_users = set(), set()
     for path in _modules():
-        rel = str(path.relative_to(PACKAGE))
+        rel = str(path.relative_to(PACKAGE_DIR))
         if rel.startswith("backends/") or rel == "privacy/noise.py":
             continue
         names = _imports(ast.parse(path.read_text(encoding="utf-8")))
@@ -90,7 +91,7 @@ def test_only_the_gate_draws_dp_noise_and_only_gate_and_api_open_backends() -> N
 
 
 def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    parts = list(path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -100,7 +101,7 @@ def _dpsynth_imports(path: Path) -> set[str]:
 
 def test_the_privacy_core_imports_nothing_of_dpsynth_but_errors() -> None:
     bad = {}
-    for path in (PACKAGE / "privacy").rglob("*.py"):
+    for path in (PACKAGE_DIR / "privacy").rglob("*.py"):
         found = sorted(n for n in _dpsynth_imports(path) if not n.startswith(("dpsynth.privacy", "dpsynth.errors")))
         if found:
             bad[path.name] = found
@@ -109,7 +110,7 @@ def test_the_privacy_core_imports_nothing_of_dpsynth_but_errors() -> None:
 
 def test_the_model_engine_knows_nothing_of_privacy_or_engines() -> None:
     bad = {}
-    for path in (PACKAGE / "pgm").rglob("*.py"):
+    for path in (PACKAGE_DIR / "pgm").rglob("*.py"):
         found = sorted(n for n in _dpsynth_imports(path) if n.startswith(("dpsynth.privacy", "dpsynth.backends")))
         if found:
             bad[path.name] = found
@@ -119,7 +120,7 @@ def test_the_model_engine_knows_nothing_of_privacy_or_engines() -> None:
 def test_nothing_outside_the_cli_imports_it() -> None:
     bad = {}
     for path in _modules():
-        rel = str(path.relative_to(PACKAGE))
+        rel = str(path.relative_to(PACKAGE_DIR))
         if rel.startswith("cli/") or rel == "__main__.py":
             continue
         found = sorted(n for n in _dpsynth_imports(path) if n.startswith("dpsynth.cli"))
@@ -149,7 +150,7 @@ def test_no_module_reads_private_attributes_or_draws_numpy_noise() -> None:
         found = [v for v in _violations(path.read_text(encoding="utf-8"), sealed=False)
                  if not v.startswith("imports")]
         if found and _package_of(path) != "backends":
-            bad[str(path.relative_to(PACKAGE))] = found
+            bad[str(path.relative_to(PACKAGE_DIR))] = found
     assert not bad, bad
 
 

@@ -23,10 +23,9 @@ from dpsynth.privacy.budget import ZCDP, ApproxDP
 from dpsynth.privacy.events import ZCDPEvent
 from dpsynth.privacy.ledger import raise_cap, read_state
 from dpsynth.tabular.schema import load_schema
-
-ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT / "examples" / "adult" / "schema.yaml"
-SAMPLE = ROOT / "tests" / "data" / "adult_sample.csv"
+from tests.paths import ADULT_SAMPLE as SAMPLE
+from tests.paths import ADULT_SCHEMA as SCHEMA
+from tests.paths import REPO_ROOT
 
 
 def run(args: list[object], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -106,12 +105,12 @@ def test_failure_after_a_read_keeps_the_whole_reservation(tmp_path: Path) -> Non
 def test_sigkill_mid_fit_leaves_a_reservation_the_next_run_counts(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ledger = tmp_path / "ledger.jsonl"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "dpsynth", "fit", str(SAMPLE), "-s", str(SCHEMA), "-m", "aim",
          "--epsilon", "1", "--lifetime-epsilon", "2", "--ledger", str(ledger),
          "--out", str(tmp_path / "killed")],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline:
@@ -208,8 +207,8 @@ def test_two_processes_cannot_both_reserve_past_the_cap(tmp_path: Path) -> None:
         time.sleep(1.0)  # hold the reservation: nothing charged, nothing committed yet
         acc.commit()
     """)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env,
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT, env=env,
                               stdout=subprocess.PIPE, text=True) for _ in range(2)]
     outcomes = sorted(p.communicate(timeout=120)[0].strip() for p in procs)
     assert outcomes == ["refused", "reserved"]
@@ -223,7 +222,7 @@ def test_format1_ledger_is_read_and_gets_a_cap_on_first_use(
     old = {"index": 0, "time": "2026-01-01T00:00:00+00:00", "rho": 0.3, "label": "old step",
            "event": ZCDPEvent(0.3, "old step").to_json(), "session": "s1"}
     ledger.write_text(json.dumps(old) + "\n")
-    code, out, _ = run(["ledger", "show", ledger, "--json"], capsys)
+    _code, out, _ = run(["ledger", "show", ledger, "--json"], capsys)
     shown = json.loads(out)
     assert shown["format"] == 1 and shown["cap"] is None and "format-1" in shown["note"]
     assert shown["runs"][0]["status"] == "legacy" and shown["counted_rho"] == pytest.approx(0.3)

@@ -23,10 +23,10 @@ from dpsynth.privacy.measure import Measurement
 from dpsynth.tabular.encoding import encode, read_frame
 from dpsynth.tabular.schema import load_schema
 from dpsynth.tabular.table import RaisingTable
+from tests.paths import ADULT_SAMPLE, ADULT_SCHEMA
 
-ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = load_schema(ROOT / "examples" / "adult" / "schema.yaml")
-DATA = read_frame(ROOT / "tests" / "data" / "adult_sample.csv", SCHEMA)
+SCHEMA = load_schema(ADULT_SCHEMA)
+DATA = read_frame(ADULT_SAMPLE, SCHEMA)
 SMALL_AIM = AIMConfig(max_rounds=20, round_iters=30, final_iters=200, degree=2)
 MECHS = ["independent", "mst", "aim"]
 
@@ -81,7 +81,10 @@ def test_structural_constraints_never_appear(fitted: tuple[str, api.Synthesizer,
 
 
 def test_generation_uses_only_the_transcript(fitted: tuple[str, api.Synthesizer, NumpyBackend], tmp_path: Path) -> None:
-    """Post-processing boundary (docs/privacy-model.md): after the last measurement the private data may raise on access."""
+    """Post-processing boundary (docs/privacy-model.md).
+
+    After the last measurement the private data may raise on access.
+    """
     name, synth, backend = fitted
     backend._table = RaisingTable(tuple(SCHEMA.domain()), tuple(SCHEMA.domain().values()))
     with pytest.raises(PrivateAccessError):
@@ -113,7 +116,12 @@ def test_privacy_parameters_do_not_depend_on_n() -> None:
     for mech in ("independent", "mst"):
         a, _ = fit(mech)
         b, _ = fit(mech, plus_one)
-        strip = lambda s: [(e["event"]["type"], e["event"].get("sigma"), e["event"].get("scale"), e["rho"]) for e in s.privacy["ledger"]]  # noqa: E731
+        def strip(s: api.Synthesizer) -> list[tuple[object, ...]]:
+            return [
+                (e["event"]["type"], e["event"].get("sigma"), e["event"].get("scale"), e["rho"])
+                for e in s.privacy["ledger"]
+            ]
+
         assert strip(a) == strip(b)
 
 

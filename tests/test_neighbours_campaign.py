@@ -12,9 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import shutil
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,8 +20,6 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `audits` lives at the root
 
 from audits.campaigns import neighbours as nb
 from dpsynth.backends.factory import open_backend

@@ -97,7 +97,7 @@ def test_marginal_bias_reproduces_the_marginals_under_softmax() -> None:
     bias = marginal_bias(margs, layout)
     assert bias.dtype == np.float32 and bias.shape == (layout.width,)
     assert np.isfinite(bias).all()
-    for got, want in zip(_softmax_blocks(bias, layout.sizes), margs):
+    for got, want in zip(_softmax_blocks(bias, layout.sizes), margs, strict=True):
         floored = np.maximum(want, PROB_FLOOR)
         assert got == pytest.approx(floored / floored.sum(), abs=1e-6)
     with pytest.raises(ConfigError, match="marginals"):

@@ -58,7 +58,7 @@ def test_one_hot_blocks_and_sampling_stay_in_domain() -> None:
 def test_gumbel_softmax_hard_is_one_hot_per_column() -> None:
     logits = torch.randn(64, LAYOUT.width, requires_grad=True)
     y = gumbel_softmax(logits, LAYOUT, 0.5, torch_generator(3))
-    for start, size in zip(LAYOUT.offsets[:-1], LAYOUT.sizes):
+    for start, size in zip(LAYOUT.offsets[:-1], LAYOUT.sizes, strict=True):
         block = y[:, start : start + size].detach()
         assert torch.all(block.sum(dim=1) == 1.0) and torch.all((block == 0) | (block == 1))
     y.sum().backward()  # straight-through: gradient reaches the logits
@@ -105,7 +105,7 @@ def _per_sample_vs_microbatch(module: torch.nn.Module, loss_of: object, n: int) 
     for i in range(n):
         ref.zero_grad(set_to_none=True)
         loss_of(ref, [i]).backward()  # type: ignore[operator]
-        for (name, p), (_, p_ref) in zip(module.named_parameters(), ref.named_parameters()):
+        for (name, p), (_, p_ref) in zip(module.named_parameters(), ref.named_parameters(), strict=True):
             assert torch.allclose(p.grad_sample[i], p_ref.grad, atol=1e-5), name
 
 

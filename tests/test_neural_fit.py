@@ -306,7 +306,7 @@ def _l1_to_marginals(codes: np.ndarray, model: NeuralModel) -> float:
 def test_calibrated_samples_match_the_noisy_marginals_better(models, kind) -> None:  # type: ignore[no-untyped-def]
     model, _ = models[kind]
     assert model.marginals is not None and len(model.marginals) == 4
-    for m, size in zip(model.marginals, (5, 3, 2, 3)):
+    for m, size in zip(model.marginals, (5, 3, 2, 3), strict=True):
         assert m.shape == (size,) and (m >= 0).all() and m.sum() == pytest.approx(1, abs=1e-5)
     rng = np.random.default_rng(7)
     raw = model.sample(3000, rng, calibrate=False)

@@ -18,15 +18,15 @@ from dpsynth import api
 from dpsynth.errors import DPSynthError
 from dpsynth.tabular.encoding import encode, read_frame, validate_frame
 from dpsynth.tabular.schema import load_schema, parse_schema
+from tests.paths import ADULT_SAMPLE, ADULT_SCHEMA
 
-ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = load_schema(ROOT / "examples" / "adult" / "schema.yaml")
+SCHEMA = load_schema(ADULT_SCHEMA)
 CANARY_TEXT = "CANARY-Zq8v1"
 CANARY_NUM = "987654.321"
 
 
 def planted() -> pd.DataFrame:
-    df = read_frame(ROOT / "tests" / "data" / "adult_sample.csv", SCHEMA).head(600).copy()
+    df = read_frame(ADULT_SAMPLE, SCHEMA).head(600).copy()
     df.loc[3, "workclass"] = CANARY_TEXT
     df.loc[4, "native-country"] = CANARY_TEXT
     df.loc[5, "age"] = CANARY_NUM

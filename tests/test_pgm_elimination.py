@@ -68,7 +68,7 @@ def test_tree_sizer_equals_junction_tree_size_for_aim_style_candidates() -> None
         cands = [c for k in (1, 2, 3) for c in itertools.combinations(domain.attrs, k)]
         sizer = TreeSizer(domain)
         got = sizer.sizes(base, cands)
-        want = [sum(domain.size(c) for c in _reference(domain, base + [c])) for c in cands]
+        want = [sum(domain.size(c) for c in _reference(domain, [*base, c])) for c in cands]
         assert got == want
         assert sizer.size(base) == junction_tree_size(domain, base)
         assert sizer.sizes(base, cands) == want  # memoised answers are the same

@@ -97,9 +97,9 @@ def test_warm_start_continues_from_a_previous_model() -> None:
     losses: list[float] = []
     cold: list[float] = []
     warm = estimate(
-        DOMAIN, _exact(p, grown), warm_start=first, callback=lambda i, l: losses.append(l)
+        DOMAIN, _exact(p, grown), warm_start=first, callback=lambda i, loss: losses.append(loss)
     )
-    estimate(DOMAIN, _exact(p, grown), callback=lambda i, l: cold.append(l), iters=5)
+    estimate(DOMAIN, _exact(p, grown), callback=lambda i, loss: cold.append(loss), iters=5)
     assert losses[0] < cold[0]
     assert np.abs(warm.probability(("a", "c", "e")) - _marg(p, ("a", "c", "e"))).sum() < 1e-2
 

@@ -17,11 +17,11 @@ import pytest
 from dpsynth.errors import ConfigError
 from dpsynth.pgm import Domain, WarmStart, build_junction_tree, estimate
 from dpsynth.pgm.estimate import (
-    _accelerated,
-    _Objective,
-    _potentials_from_marginals,
-    _terms,
-    _warm_potentials,
+    Objective,
+    accelerated_descent,
+    measurement_terms,
+    potentials_from_marginals,
+    warm_potentials,
 )
 from dpsynth.pgm.inference import Calibrator
 from dpsynth.privacy.measure import Measurement
@@ -29,7 +29,7 @@ from dpsynth.privacy.measure import Measurement
 FloatArray = np.ndarray
 
 
-def _reference(calibrator: Calibrator, objective: _Objective, theta: list[FloatArray],
+def _reference(calibrator: Calibrator, objective: Objective, theta: list[FloatArray],
                iters: int, tol: float = 1e-3) -> list[FloatArray]:
     """The whole-model accelerated method (every iterate materialised)."""
     x = list(calibrator.calibrate(theta).probs)
@@ -40,21 +40,21 @@ def _reference(calibrator: Calibrator, objective: _Objective, theta: list[FloatA
         for _ in range(60):
             a = (1.0 + np.sqrt(1.0 + 4.0 * lip * big_a)) / (2.0 * lip)
             tau = a / (big_a + a)
-            y = [(1.0 - tau) * xc + tau * zc for xc, zc in zip(x, z)]
+            y = [(1.0 - tau) * xc + tau * zc for xc, zc in zip(x, z, strict=True)]
             y_mus = objective.marginals(y)
             f_y = objective.loss(y_mus)
             grads, per_term = objective.gradient(y_mus)
-            cand = [t - a * g for t, g in zip(theta, grads)]
+            cand = [t - a * g for t, g in zip(theta, grads, strict=True)]
             try:
                 z_new = calibrator.calibrate(cand).probs
             except ConfigError:
                 lip *= 2.0
                 continue
-            x_new = [(1.0 - tau) * xc + tau * zc for xc, zc in zip(x, z_new)]
-            dist = max(float(np.abs(xn - yc).sum()) for xn, yc in zip(x_new, y))
+            x_new = [(1.0 - tau) * xc + tau * zc for xc, zc in zip(x, z_new, strict=True)]
+            dist = max(float(np.abs(xn - yc).sum()) for xn, yc in zip(x_new, y, strict=True))
             x_new_mus = objective.marginals(x_new)
             f_new = objective.loss(x_new_mus)
-            lin = sum(float(np.sum(g * (nm - ym))) for g, nm, ym in zip(per_term, x_new_mus, y_mus))
+            lin = sum(float(np.sum(g * (nm - ym))) for g, nm, ym in zip(per_term, x_new_mus, y_mus, strict=True))
             if np.isfinite(f_new) and f_new <= f_y + lin + 0.5 * lip * dist**2 + 1e-12 * abs(f_y):
                 break
             lip *= 2.0
@@ -90,14 +90,14 @@ def test_buffer_reusing_accelerated_equals_whole_model(seed: int) -> None:
     domain, ms = _problem(seed)
     warm = estimate(domain, ms[:-3], iters=15)
     tree = build_junction_tree(domain, [m.clique for m in ms])
-    objective = _Objective(tree, _terms(tree, ms), total=20_000.0)
+    objective = Objective(tree, measurement_terms(tree, ms), total=20_000.0)
     calibrator = Calibrator(tree)
-    theta = _warm_potentials(tree, warm)
-    ours = _accelerated(calibrator, objective, [t.copy() for t in theta], 150, 1e-3, None)
+    theta = warm_potentials(tree, warm)
+    ours = accelerated_descent(calibrator, objective, [t.copy() for t in theta], 150, 1e-3, None)
     ref = _reference(calibrator, objective, [t.copy() for t in theta], 150)
-    for a, b in zip(ours, ref):
+    for a, b in zip(ours, ref, strict=True):
         np.testing.assert_array_equal(a, b)
-    for a, b in zip(_potentials_from_marginals(tree, ours), _potentials_from_marginals(tree, ref)):
+    for a, b in zip(potentials_from_marginals(tree, ours), potentials_from_marginals(tree, ref), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -111,7 +111,7 @@ def test_warm_start_holder_gives_the_same_model_and_is_single_use() -> None:
     plain = estimate(domain, ms, iters=40, warm_start=first)
     holder = WarmStart(first)
     boxed = estimate(domain, ms, iters=40, warm_start=holder)
-    for a, b in zip(_arrays(plain.log_potentials()), _arrays(boxed.log_potentials())):
+    for a, b in zip(_arrays(plain.log_potentials()), _arrays(boxed.log_potentials()), strict=True):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ConfigError, match="only one estimate"):
         holder.take()

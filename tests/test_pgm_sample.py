@@ -100,7 +100,7 @@ def test_zero_probability_evidence_is_refused() -> None:
 
 def test_constraints_never_appear_in_samples() -> None:
     forbidden = [{"a": 0, "e": [1, 2]}, {"b": 3, "d": 4}]
-    model = _model(CYCLIC + [("d", "e")], constraints=forbidden)
+    model = _model([*CYCLIC, ("d", "e")], constraints=forbidden)
     rows = sample(model, 100_000, np.random.default_rng(4))
     assert not np.any((rows[:, 0] == 0) & np.isin(rows[:, 4], [1, 2]))
     assert not np.any((rows[:, 1] == 3) & (rows[:, 3] == 4))
@@ -133,14 +133,14 @@ def test_same_seed_same_sample_and_save_load_round_trip(tmp_path: Path) -> None:
 
 
 def test_project_many_matches_brute_force() -> None:
-    model = _model(CYCLIC + [("d", "e")])
+    model = _model([*CYCLIC, ("d", "e")])
     # brute force joint from the tree factorisation
     joint = np.ones(DOMAIN.shape)
     for factor in model.potentials.values():
         joint = joint * factor.exp().expand(DOMAIN).values
     joint /= joint.sum()
     queries = [("e", "a"), ("a", "d", "e"), ("b", "e", "c"), ("a", "b", "c", "d", "e")]
-    for q, table in zip(queries, model.project_many(queries)):
+    for q, table in zip(queries, model.project_many(queries), strict=True):
         axes = tuple(i for i, a in enumerate(DOMAIN.attrs) if a not in q)
         canon = DOMAIN.canonical(q)
         expected = np.transpose(joint.sum(axis=axes), [canon.index(a) for a in q]) * model.total
@@ -155,7 +155,7 @@ def test_marginal_queries_by_upward_messages_match_brute_force(
     # the covering subtree) and check it is exact too, and that both paths agree.
     from dpsynth.pgm import inference
 
-    model = _model(CYCLIC + [("d", "e"), ("b", "e")])
+    model = _model([*CYCLIC, ("d", "e"), ("b", "e")])
     joint = np.ones(DOMAIN.shape)
     for factor in model.potentials.values():
         joint = joint * factor.exp().expand(DOMAIN).values
@@ -164,7 +164,7 @@ def test_marginal_queries_by_upward_messages_match_brute_force(
     by_elimination = [inference.marginal_of(model.beliefs, q) for q in queries]
     monkeypatch.setattr(inference, "_eliminate", lambda *args: ([], 1 << 62))
     assert len(model.cliques) > 2
-    for q, other in zip(queries, by_elimination):
+    for q, other in zip(queries, by_elimination, strict=True):
         table = inference.marginal_of(model.beliefs, q)
         axes = tuple(i for i, a in enumerate(DOMAIN.attrs) if a not in q)
         canon = DOMAIN.canonical(q)
@@ -174,20 +174,20 @@ def test_marginal_queries_by_upward_messages_match_brute_force(
 
 
 def test_guide_table_lookup_equals_a_binary_search_in_each_rows_cdf() -> None:
-    from dpsynth.pgm.sample import _Inverse
+    from dpsynth.pgm.sample import InverseCDF
 
     rng = np.random.default_rng(11)
     for configs, cells in [(1, 1), (1, 7), (40, 3), (9, 50)]:
         table = rng.random((configs, cells)) * (rng.random((configs, cells)) < 0.6)
         table[0] = 0.0  # a configuration with no mass at all
-        inverse = _Inverse.build(table)
+        inverse = InverseCDF.build(table)
         parent = rng.integers(0, configs, 20_000)
         # uniforms plus the CDF steps themselves and 0 (the searches' edge cases)
         steps = inverse.cdf.reshape(configs, cells)[parent[:500], rng.integers(0, cells, 500)]
         u = np.concatenate([rng.random(20_000 - 501), np.minimum(steps, np.nextafter(1, 0)), [0.0]])
         flat = inverse.draw(parent, u)
         cdf = inverse.cdf.reshape(configs, cells)
-        expected = np.array([np.searchsorted(cdf[p], x, side="right") for p, x in zip(parent, u)])
+        expected = np.array([np.searchsorted(cdf[p], x, side="right") for p, x in zip(parent, u, strict=True)])
         assert np.array_equal(flat - parent * cells, expected)
         drawn = table[parent[1:], (flat - parent * cells)[1:]]
         assert np.all((drawn > 0) | (table[parent[1:]].sum(axis=1) == 0))

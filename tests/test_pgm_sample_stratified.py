@@ -31,7 +31,7 @@ def _counts(rows: np.ndarray, attrs: tuple[str, ...]) -> np.ndarray:
 
 
 def test_every_clique_gets_floor_or_ceiling_counts_within_each_separator_group() -> None:
-    model = _model(CYCLIC + [("d", "e")])
+    model = _model([*CYCLIC, ("d", "e")])
     rows = sample(model, 20_011, np.random.default_rng(0), stratified=True)
     tree, probs = model.tree, model.beliefs.probs
     for node in tree.order:

@@ -10,7 +10,6 @@ compression keeps the model far below what public facts alone can promise.
 from __future__ import annotations
 
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,8 +19,7 @@ from dpsynth import api
 from dpsynth.mechanisms.aim import AIMConfig
 from dpsynth.mechanisms.plan import estimate_memory, plan_fit
 from dpsynth.tabular.schema import Schema, load_schema, parse_schema
-
-ADULT = Path(__file__).resolve().parents[1] / "examples" / "adult"
+from tests.paths import ADULT_DIR
 
 
 def _categorical(sizes: dict[str, int], rows: int, seed: int = 0) -> tuple[pd.DataFrame, Schema]:
@@ -45,8 +43,8 @@ def _peak(frame: pd.DataFrame, schema: Schema, mechanism: str, aim: AIMConfig | 
 
 @pytest.fixture(scope="module")
 def adult() -> tuple[pd.DataFrame, Schema]:
-    frame = pd.read_csv(ADULT / "adult.csv", dtype=str, skipinitialspace=True)
-    schema = load_schema(ADULT / "schema.yaml")
+    frame = pd.read_csv(ADULT_DIR / "adult.csv", dtype=str, skipinitialspace=True)
+    schema = load_schema(ADULT_DIR / "schema.yaml")
     small, small_schema = _categorical({"a": 3, "b": 3}, 50)
     for mech in ("independent", "mst", "aim"):  # warm up lazy imports outside the measurement
         api.fit(small, small_schema, mechanism=mech, epsilon=1.0, delta=1e-9,  # type: ignore[arg-type]

@@ -30,9 +30,16 @@ DATA = pd.DataFrame({"a": rng.choice(["x", "y", "z"], 400), "b": rng.choice(["tr
 
 
 def _manifest(synth: api.Synthesizer, seed: int | None = 3) -> dict[str, object]:
-    return build_manifest(synth, rows=RowsChoice(count=synth.estimated_rows, source="dp_estimate", dp_estimate=synth.estimated_rows), seed=seed,
-                          allow_private_schema=False, requested={"epsilon": 1.0, "delta": 1e-6, "rho": None},
-                          outputs=[], release_id="r", created_utc="t")
+    return build_manifest(
+        synth,
+        rows=RowsChoice(count=synth.estimated_rows, source="dp_estimate", dp_estimate=synth.estimated_rows),
+        seed=seed,
+        allow_private_schema=False,
+        requested={"epsilon": 1.0, "delta": 1e-6, "rho": None},
+        outputs=[],
+        release_id="r",
+        created_utc="t",
+    )
 
 
 def test_marginal_release_states_zcdp_opendp_and_the_seed_role() -> None:

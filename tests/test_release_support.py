@@ -8,8 +8,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-ADULT = ROOT / "examples" / "adult"
+from tests.paths import ADULT_DIR
+
 CANARY_TEXT = "ZQXCANARYPRIVATE7731"
 CANARY_NUMBER = "987654.321"
 SMALL_COLUMNS = ("age", "sex", "race", "income-per-year")
@@ -17,13 +17,13 @@ SMALL_COLUMNS = ("age", "sex", "race", "income-per-year")
 
 def adult_sample(n: int, seed: int = 0) -> pd.DataFrame:
     """``n`` rows of the UCI Adult example, read as text (as a steward's CSV would be)."""
-    df = pd.read_csv(ADULT / "adult.csv", dtype=str, keep_default_na=False)
+    df = pd.read_csv(ADULT_DIR / "adult.csv", dtype=str, keep_default_na=False)
     return df.sample(n, random_state=seed).reset_index(drop=True)
 
 
 def schema_dict(columns: tuple[str, ...] | None = None, *, identifier: bool = True) -> dict[str, Any]:
     """The Adult example schema (optionally a subset) plus an identifier column ``ssn``."""
-    data = yaml.safe_load((ADULT / "schema.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load((ADULT_DIR / "schema.yaml").read_text(encoding="utf-8"))
     if columns is not None:
         data["columns"] = [c for c in data["columns"] if c["name"] in columns]
         data["constraints"] = [k for k in data.get("constraints", []) if set(k) <= set(columns)]

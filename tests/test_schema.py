@@ -19,9 +19,7 @@ from dpsynth.tabular.schema import (
     schema_json_schema,
 )
 from dpsynth.tabular.schema_io import MIN_CATEGORY_COUNT, draft_schema, from_pgm_domain, from_sdv, to_sdv
-
-ROOT = Path(__file__).resolve().parents[1]
-ADULT_SCHEMA = ROOT / "examples" / "adult" / "schema.yaml"
+from tests.paths import ADULT_SCHEMA, REPO_ROOT
 
 
 def test_adult_schema_loads_with_public_domain() -> None:
@@ -130,7 +128,7 @@ def test_draft_marks_everything_private_and_hides_identifiers_and_rare_values() 
 
 
 def test_published_json_schema_is_current() -> None:
-    published = json.loads((ROOT / "dpsynth" / "data" / "schema.schema.json").read_text())
+    published = json.loads((REPO_ROOT / "dpsynth" / "data" / "schema.schema.json").read_text())
     assert published == json.loads(json.dumps(schema_json_schema()))
     assert "columns" in published["properties"]
 

@@ -59,15 +59,21 @@ def seattle(rng: np.random.Generator) -> pd.DataFrame:
     iso = rng.random(N) < 0.7
     zips = _pick(rng, ["98103", "98115", "98117", "98125", "02134", "00501"])
     zips = [f"{z}-{rng.integers(1000, 9999)}" if rng.random() < 0.03 else z for z in zips]
-    return pd.DataFrame({
-        "license_issue_date": [d.strftime("%Y-%m-%d") if i else f"{d:%B} {d.day} {d.year}" for d, i in zip(days, iso)],
-        "license_number": [f"S{v:06d}" for v in rng.choice(900_000, N, replace=False)],
-        "animal_s_name": [f"Pet{i}{c}" for i, c in zip(rng.permutation(N), _pick(rng, list("abcdefgh")))],
-        "species": _pick(rng, ["Dog", "Cat", "Goat"]),
-        "primary_breed": _pick(rng, ["Retriever, Labrador", "Domestic Shorthair", "Terrier", "Poodle"]),
-        "secondary_breed": _pick(rng, ["Mix", "Terrier"], null=0.6),
-        "zip_code": zips,
-    })
+    return pd.DataFrame(
+        {
+            "license_issue_date": [
+                d.strftime("%Y-%m-%d") if i else f"{d:%B} {d.day} {d.year}" for d, i in zip(days, iso, strict=True)
+            ],
+            "license_number": [f"S{v:06d}" for v in rng.choice(900_000, N, replace=False)],
+            "animal_s_name": [
+                f"Pet{i}{c}" for i, c in zip(rng.permutation(N), _pick(rng, list("abcdefgh")), strict=True)
+            ],
+            "species": _pick(rng, ["Dog", "Cat", "Goat"]),
+            "primary_breed": _pick(rng, ["Retriever, Labrador", "Domestic Shorthair", "Terrier", "Poodle"]),
+            "secondary_breed": _pick(rng, ["Mix", "Terrier"], null=0.6),
+            "zip_code": zips,
+        }
+    )
 
 
 def weather(rng: np.random.Generator) -> pd.DataFrame:
@@ -307,7 +313,7 @@ def test_numbers_with_a_consistent_unit_are_numeric_and_encode(fmt: str, values:
     codes, problems = encode_column(pd.Series(values, dtype="str"), col)
     assert "unparseable" not in problems and "out_of_bounds" not in problems
     edges = col.bin_edges()
-    for code, v in zip(codes, want):
+    for code, v in zip(codes, want, strict=True):
         assert edges[code] <= v <= edges[code + 1]
 
 

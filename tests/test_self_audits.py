@@ -7,13 +7,10 @@ campaigns (D1 for AIM, D2 at rho = 0.02 with 2 x 20 000 replicas) are marked slo
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `audits` lives at the root
 
 from audits import all_ok, run_campaigns
 from audits.__main__ import main

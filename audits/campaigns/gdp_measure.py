@@ -70,7 +70,7 @@ class TargetCellBackend:
     def count(self, cliques: Sequence[tuple[str, ...]]) -> list[npt.NDArray[np.int64]]:
         """The target cell's exact count per clique, tiled to ``(replicas, 1, ...)``."""
         out = []
-        for clique, counts in zip(cliques, self._inner.count(cliques)):
+        for clique, counts in zip(cliques, self._inner.count(cliques), strict=True):
             value = int(counts[tuple(self._cell[c] for c in clique)])
             out.append(np.full((self._replicas,) + (1,) * (len(clique) - 1), value,
                                dtype=np.int64))
@@ -91,7 +91,7 @@ def _plan(rho: float) -> list[tuple[tuple[str, ...], float]]:
 def _world_scores(rows: Sequence[Row], plan: list[tuple[tuple[str, ...], float]],
                   rho: float, n: int) -> tuple[npt.NDArray[np.float64], float]:
     schema = public_schema()
-    cell = {c: schema.category_code(c, v) for c, v in zip(COLUMNS, TARGET)}
+    cell = {c: schema.category_code(c, v) for c, v in zip(COLUMNS, TARGET, strict=True)}
     backend = TargetCellBackend(NumpyBackend(encode(frame(rows), schema)), cell, n)
     acc = Accountant(ZCDP(rho))
     gate = PrivateData(backend, acc)
@@ -106,7 +106,7 @@ def _audit(variant: NoiseBug, rho: float, n: int, rng: np.random.Generator) -> V
     plan = _plan(rho)
     with Timer() as t, noise_bug(variant):
         non, rho_measure = _world_scores(list(D_MINUS), plan, rho, n)
-        mem, _ = _world_scores(list(D_MINUS) + [TARGET], plan, rho, n)
+        mem, _ = _world_scores([*D_MINUS, TARGET], plan, rho, n)
         mu, det = mu_holdout(mem, non, rng=rng)
     mu_measure, mu_total = math.sqrt(2 * rho_measure), math.sqrt(2 * rho)
     correct = variant == "none"

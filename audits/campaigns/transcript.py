@@ -92,7 +92,7 @@ def _worlds(domain_bug: bool) -> list[tuple[pd.DataFrame, Schema]]:
     """``[(data, released schema)]`` for world 0 (``D-``) and world 1 (``D-`` + target)."""
     base = list(D_MINUS) * (MIN_CATEGORY_COUNT if domain_bug else 1)
     out = []
-    for rows in (base, base + [TARGET]):
+    for rows in (base, [*base, TARGET]):
         df = frame(rows)
         out.append((df, draft_schema(df)[0] if domain_bug else public_schema()))
     return out
@@ -101,7 +101,7 @@ def _worlds(domain_bug: bool) -> list[tuple[pd.DataFrame, Schema]]:
 def _target_cell(schema: Schema) -> dict[str, int] | None:
     """Codes of the target's cell in the released domain, or None if it cannot be encoded."""
     cell: dict[str, int] = {}
-    for col, value in zip(COLUMNS, TARGET):
+    for col, value in zip(COLUMNS, TARGET, strict=True):
         c = schema.column(col)
         try:
             cell[col] = schema.category_code(col, value)

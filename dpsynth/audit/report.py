@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from dpsynth.audit.runner import AuditResult
 from dpsynth.tabular.atomic import write_bytes_atomic, write_text_atomic
 
-__all__ = ["render_audit_html", "write_audit_report"]
+__all__ = ["render_audit_html", "risk_svg", "write_audit_report"]
 
 
 def _clean(obj: Any) -> Any:
@@ -65,7 +65,8 @@ def _finite(x: Any, default: float = 0.0) -> float:
     return float(x) if isinstance(x, int | float) and math.isfinite(x) else default
 
 
-def _risk_svg(js: dict[str, Any]) -> str:
+def risk_svg(js: dict[str, Any]) -> str:
+    """Bar chart (inline SVG) of the singling-out, linkability and inference risks in ``js``."""
     fig = Figure(figsize=(5.0, 3.0))
     ax = fig.add_subplot()
     names = ["singling_out", "linkability", "inference"]
@@ -188,7 +189,7 @@ release bundle</div>
 def render_audit_html(result: AuditResult) -> str:
     """The self-contained confidential HTML page of ``result``."""
     js = _clean(result.to_json())
-    return str(_TEMPLATE.render(js=js, roc_svg=_roc_svg(result), risk_svg=_risk_svg(js)))
+    return str(_TEMPLATE.render(js=js, roc_svg=_roc_svg(result), risk_svg=risk_svg(js)))
 
 
 def write_audit_report(result: AuditResult, out_dir: Path) -> None:

@@ -113,11 +113,12 @@ class _Worker:
         looked: dict[int, int] = {}
         if fresh:
             codes, _ = encode_column(dictionary.take(fresh).to_pandas(), self.owner._cols[j])
-            looked = dict(zip(fresh, codes.tolist()))
+            looked = dict(zip(fresh, codes.tolist(), strict=True))
             if len(known) < _KNOWN_LIMIT:
                 known.update(((kind, values[i]), c) for i, c in looked.items())
         out = np.array(
-            [looked[i] if i in looked else known[(kind, v)] for i, v in enumerate(values)] + [self.owner._null_codes[j]],
+            [looked[i] if i in looked else known[(kind, v)] for i, v in enumerate(values)]
+            + [self.owner._null_codes[j]],
             dtype=np.int32,
         )
         self.dicts[j] = (dictionary, out)
@@ -182,7 +183,9 @@ class ArrowBackend(CachedCounts):
 
     def _is_text(self, t: Any) -> bool:
         pa = self._pa
-        return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t))
+        return bool(
+            pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t)
+        )
 
     def _lut(self, col: Any, arrow_type: Any) -> tuple[int, npt.NDArray[np.int32]] | None:
         """``(offset, codes)``: the code of integer ``v`` is ``codes[clip(v - offset)]``, or None.
@@ -241,7 +244,9 @@ class ArrowBackend(CachedCounts):
             idx = idx.fill_null(mapping.size - 1)
         return cast(npt.NDArray[np.int32], np.take(mapping, idx.to_numpy(zero_copy_only=False)))
 
-    def _run(self, work: Callable[[_Worker, Any], Any], zeros: Callable[[], list[npt.NDArray[np.int64]]]) -> tuple[list[Any], list[_Worker]]:
+    def _run(
+        self, work: Callable[[_Worker, Any], Any], zeros: Callable[[], list[npt.NDArray[np.int64]]]
+    ) -> tuple[list[Any], list[_Worker]]:
         """Run ``work`` on every batch, units spread over the threads; results in data order."""
         local = threading.local()
         workers: list[_Worker] = []
@@ -271,7 +276,7 @@ class ArrowBackend(CachedCounts):
         terms = [plan.flat_terms(j) for j in range(len(plan.unions))]
 
         def add(tables: list[npt.NDArray[np.int64]], codes: dict[int, npt.NDArray[np.int32]]) -> None:
-            for table, flat_terms in zip(tables, terms):
+            for table, flat_terms in zip(tables, terms, strict=True):
                 # int32 flat indices while the union fits (cache-resident batches, ~3x faster).
                 dtype = np.int32 if table.size < 1 << 31 else np.int64
                 flat: npt.NDArray[np.signedinteger[Any]] = np.zeros(len(codes[flat_terms[0][0]]), dtype=dtype)
@@ -289,13 +294,15 @@ class ArrowBackend(CachedCounts):
             _, workers = self._run(count_batch, zeros)
             tables = zeros()
             for w in workers:
-                for t, part in zip(tables, w.tables):
+                for t, part in zip(tables, w.tables, strict=True):
                     t += part
         else:
             tables = self._bounded(needed, zeros, add)
-        self._cache.update(zip(keys, plan.assemble_dense(tables)))
+        self._cache.update(zip(keys, plan.assemble_dense(tables), strict=True))
 
-    def _bounded(self, needed: list[int], zeros: Callable[[], list[npt.NDArray[np.int64]]], add: Callable[..., None]) -> list[npt.NDArray[np.int64]]:
+    def _bounded(
+        self, needed: list[int], zeros: Callable[[], list[npt.NDArray[np.int64]]], add: Callable[..., None]
+    ) -> list[npt.NDArray[np.int64]]:
         """Union tables after keeping at most ``max_rows`` rows per person (codes held in memory).
 
         The first pass encodes every modelled column, not only the ``needed`` ones (the keyed
@@ -322,7 +329,9 @@ class ArrowBackend(CachedCounts):
             return tables
         ids = self._pa.chunked_array([p[0] for p in parts]).to_pandas()
         full = {j: np.concatenate([p[1][j] for p in parts]) for j in cols}
-        matrix = np.stack([full[j].astype(np.int64) for j in cols], axis=1) if full else np.zeros((len(ids), 0), np.int64)
+        matrix = (
+            np.stack([full[j].astype(np.int64) for j in cols], axis=1) if full else np.zeros((len(ids), 0), np.int64)
+        )
         keep = bound_contributions(ids, matrix, int(self._schema.privacy_unit.max_rows or 1), self._key)
         self._keep = keep
         del matrix

@@ -93,5 +93,5 @@ class CachedCounts(ABC):
             self._compute(todo)
         return [
             self._cache[k].transpose([k.index(c) for c in clique])
-            for clique, k in zip(cliques, keys)
+            for clique, k in zip(cliques, keys, strict=True)
         ]

@@ -77,7 +77,7 @@ class DuckDBBackend(SQLBackend):
         if isinstance(source, duckdb.DuckDBPyRelation):
             self._rel = source
             self._use_maps = False  # no temporary tables on a connection we do not own
-            described = list(zip(source.columns, map(str, source.types)))
+            described = list(zip(source.columns, map(str, source.types), strict=True))
         else:
             self._con = duckdb.connect(":memory:")
             self._con.execute(f"SET memory_limit = {DUCKDB.string(memory_limit)}")

@@ -139,11 +139,11 @@ def scatter_counts(
 ) -> list[npt.NDArray[np.int64]]:
     """Dense, zero-filled count tensors of each grouping set from the grouped rows."""
     out = []
-    for s, shape in zip(sets, shapes):
+    for s, shape in zip(sets, shapes, strict=True):
         rows = gid == grouping_id(columns, s)
         dense = np.zeros(shape, dtype=np.int64)
         idx = tuple(codes[c][rows] for c in s)
-        for axis, (i, size) in enumerate(zip(idx, shape)):
+        for axis, (i, size) in enumerate(zip(idx, shape, strict=True)):
             if i.size and (i.min() < 0 or i.max() >= size):
                 raise DPSynthError(
                     f"engine returned a code outside the domain of axis {axis} of {s}"
@@ -161,7 +161,7 @@ def packed_sql(d: Dialect, inner: str, columns: Sequence[str], sizes: Sequence[i
     st = strides(sizes)
     if st is None:
         return None
-    key = " + ".join(f"CAST({c} AS BIGINT) * {s}" for c, s in zip(columns, st))
+    key = " + ".join(f"CAST({c} AS BIGINT) * {s}" for c, s in zip(columns, st, strict=True))
     return f"SELECT __k, COUNT(*) AS __c FROM (SELECT {key} AS __k FROM ({inner}) AS __s) AS __t GROUP BY __k"
 
 
@@ -317,7 +317,11 @@ class SQLBackend(CachedCounts):
             for j, c in todo:
                 name = f"{self._source}_m{j}"
                 over = sizes.get(j, 0) > MAP_LIMIT
-                self._maps[c.name] = None if over or not self._make_map(name, f"SELECT v, code FROM {base} WHERE __i = {j}", MAP_LIMIT) else name
+                self._maps[c.name] = (
+                    None
+                    if over or not self._make_map(name, f"SELECT v, code FROM {base} WHERE __i = {j}", MAP_LIMIT)
+                    else name
+                )
         for j, c in cols:
             self._map_for(j, c)
 
@@ -369,7 +373,7 @@ class SQLBackend(CachedCounts):
             tables = [np.zeros(plan.cells(j)) for j in range(len(plan.unions))]
             for batch in self._stream(union_keys_sql(self._dialect, packed, plan, sizes)):
                 plan.accumulate(tables, [batch[f"u{j}"] for j in range(len(tables))], batch["__c"])
-            self._cache.update(zip(keys, plan.assemble_dense(tables)))
+            self._cache.update(zip(keys, plan.assemble_dense(tables), strict=True))
             return
         if packed is not None:
             plan = UnionPlan(sizes, [tuple(names.index(c) for c in k) for k in keys])
@@ -380,10 +384,10 @@ class SQLBackend(CachedCounts):
                 sql, unames = union_sets_sql(self._dialect, packed, plan, group, sizes)
                 result = self._query(sql)
                 g, n = _ints(result["__g"]), _ints(result["__n"])
-                for j, uname in zip(group, unames):
+                for j, uname in zip(group, unames, strict=True):
                     rows = g == grouping_id(unames, (uname,))
                     flat[j], counts[j] = _ints(result[uname])[rows], n[rows]
-            self._cache.update(zip(keys, plan.assemble(flat, counts)))
+            self._cache.update(zip(keys, plan.assemble(flat, counts), strict=True))
             return
         sets = [tuple(alias[c] for c in k) for k in keys]
         shapes = [tuple(self._domain[c] for c in k) for k in keys]
@@ -396,7 +400,7 @@ class SQLBackend(CachedCounts):
             sets,
             shapes,
         )
-        self._cache.update(zip(keys, grouped))
+        self._cache.update(zip(keys, grouped, strict=True))
 
     def _close_maps(self) -> None:
         for name in [*(m for m in self._maps.values() if m is not None), *self._extra_maps]:

@@ -103,7 +103,7 @@ class UnionPlan:
     ) -> list[npt.NDArray[np.int64]]:
         """The requested marginals from each union's ``(flat index, count)`` rows."""
         tables = []
-        for j, (idx, n) in enumerate(zip(flat, counts)):
+        for j, (idx, n) in enumerate(zip(flat, counts, strict=True)):
             idx = np.asarray(idx, dtype=np.int64)
             if idx.size and (idx.min() < 0 or idx.max() >= self.cells(j)):
                 raise DPSynthError("the engine returned a cell outside a union's domain")
@@ -112,14 +112,19 @@ class UnionPlan:
             tables.append(dense)
         return self.assemble_dense(tables)
 
-    def accumulate(self, tables: list[npt.NDArray[np.float64]], flat: Sequence[npt.NDArray[np.int64]], counts: npt.NDArray[np.int64]) -> None:
+    def accumulate(
+        self,
+        tables: list[npt.NDArray[np.float64]],
+        flat: Sequence[npt.NDArray[np.int64]],
+        counts: npt.NDArray[np.int64],
+    ) -> None:
         """Add a batch of rows (each union's flat index per row, and the row counts) to ``tables``.
 
         ``tables`` starts as ``[np.zeros(plan.cells(j)) for j ...]``; float64 sums of integer
         counts are exact below 2**53.
         """
         weights = np.asarray(counts, dtype=np.float64)
-        for j, (table, idx) in enumerate(zip(tables, flat)):
+        for table, idx in zip(tables, flat, strict=True):
             idx = np.asarray(idx, dtype=np.int64)
             if idx.size and (idx.min() < 0 or idx.max() >= table.size):
                 raise DPSynthError("the engine returned a cell outside a union's domain")
@@ -127,7 +132,10 @@ class UnionPlan:
 
     def assemble_dense(self, tables: Sequence[npt.NDArray[Any]]) -> list[npt.NDArray[np.int64]]:
         """The requested marginals from each union's flat dense count table."""
-        shaped = [np.rint(t).astype(np.int64).reshape([self._sizes[c] for c in u]) for t, u in zip(tables, self.unions)]
+        shaped = [
+            np.rint(t).astype(np.int64).reshape([self._sizes[c] for c in u])
+            for t, u in zip(tables, self.unions, strict=True)
+        ]
         out = []
         for s in self._sets:
             j = next(i for i, u in enumerate(self.unions) if set(s) <= set(u))

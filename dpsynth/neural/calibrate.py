@@ -138,7 +138,7 @@ def rake_weights(
             cols.append((j, np.where(hit, t / mass, 0.0), hit))
     for _ in range(max_iter):
         worst = 0.0
-        for j, t, hit in cols:
+        for j, t, _hit in cols:
             cur = np.bincount(codes[:, j], weights=w, minlength=t.size)
             worst = max(worst, float(np.abs(cur - t).max()))
             ratio = np.divide(t, cur, out=np.zeros_like(t), where=cur > 0)

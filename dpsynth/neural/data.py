@@ -55,7 +55,7 @@ class OneHotLayout:
     def __post_init__(self) -> None:
         if len(self.columns) != len(self.sizes) or not self.columns:
             raise ConfigError("a one-hot layout needs one size per column and >= 1 column")
-        for name, size in zip(self.columns, self.sizes):
+        for name, size in zip(self.columns, self.sizes, strict=True):
             if not isinstance(size, int) or size < 1:
                 raise ConfigError(f"domain size of column {name!r} ({size!r}) must be >= 1")
 
@@ -110,7 +110,7 @@ def one_hot(codes: npt.NDArray[np.int64], layout: OneHotLayout) -> torch.Tensor:
     n = codes.shape[0]
     out = np.zeros((n, layout.width), dtype=np.float32)
     rows = np.arange(n)
-    for j, (start, size) in enumerate(zip(layout.offsets[:-1], layout.sizes)):
+    for j, (start, size) in enumerate(zip(layout.offsets[:-1], layout.sizes, strict=True)):
         out[rows, start + np.clip(codes[:, j], 0, size - 1)] = 1.0
     return torch.from_numpy(out)  # type: ignore[no-any-return]
 
@@ -134,7 +134,7 @@ def sample_codes(
     if rows == 0:
         return out
     with torch.no_grad():
-        for j, (start, size) in enumerate(zip(layout.offsets[:-1], layout.sizes)):
+        for j, (start, size) in enumerate(zip(layout.offsets[:-1], layout.sizes, strict=True)):
             probs = torch.softmax(logits[:, start : start + size].double(), dim=1)
             draw = torch.multinomial(probs, 1, replacement=True, generator=generator)
             out[:, j] = draw[:, 0].numpy()

@@ -94,7 +94,7 @@ def gumbel_softmax(
     u = torch.rand(logits.shape, generator=generator).clamp(1e-10, 1.0 - 1e-10)
     y = (logits - torch.log(-torch.log(u))) / tau
     blocks = []
-    for start, size in zip(layout.offsets[:-1], layout.sizes):
+    for start, size in zip(layout.offsets[:-1], layout.sizes, strict=True):
         soft = torch.softmax(y[:, start : start + size], dim=1)
         if hard:
             idx = soft.argmax(dim=1, keepdim=True)

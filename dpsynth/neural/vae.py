@@ -121,7 +121,7 @@ def vae_row_loss(
     torch: Any = require("torch", "neural")
     f = torch.nn.functional
     loss = torch.zeros(x.shape[0], dtype=logits.dtype)
-    for start, size in zip(layout.offsets[:-1], layout.sizes):
+    for start, size in zip(layout.offsets[:-1], layout.sizes, strict=True):
         block = slice(start, start + size)
         target = x[:, block].argmax(dim=1)
         loss = loss + f.cross_entropy(logits[:, block], target, reduction="none")

@@ -30,7 +30,7 @@ class Domain:
             )
         if len(set(self.attrs)) != len(self.attrs):
             raise ConfigError(f"domain attributes {self.attrs} must be distinct")
-        for attr, size in zip(self.attrs, self.shape):
+        for attr, size in zip(self.attrs, self.shape, strict=True):
             if int(size) < 1:
                 raise ConfigError(f"size of attribute {attr!r} ({size}) must be >= 1")
 
@@ -41,7 +41,7 @@ class Domain:
 
     def to_dict(self) -> dict[str, int]:
         """Return ``{attribute: number of codes}`` in axis order."""
-        return dict(zip(self.attrs, self.shape))
+        return dict(zip(self.attrs, self.shape, strict=True))
 
     def __contains__(self, attr: object) -> bool:
         return attr in self.attrs

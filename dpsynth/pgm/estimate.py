@@ -28,7 +28,17 @@ from dpsynth.pgm.junction_tree import JunctionTree, build_junction_tree
 from dpsynth.pgm.measurement import Measurement
 from dpsynth.pgm.model import Model
 
-__all__ = ["WarmStart", "estimate", "estimate_total"]
+__all__ = [
+    "MeasurementTerm",
+    "Objective",
+    "WarmStart",
+    "accelerated_descent",
+    "estimate",
+    "estimate_total",
+    "measurement_terms",
+    "potentials_from_marginals",
+    "warm_potentials",
+]
 
 logger = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
@@ -60,7 +70,9 @@ class WarmStart:
 
 
 @dataclass(frozen=True, eq=False)
-class _Term:
+class MeasurementTerm:
+    """One measurement placed on its home clique of the junction tree (weights and axes precomputed)."""
+
     home: int  # index of the tree clique holding the measurement
     axes: tuple[int, ...]  # axes of the home clique summed out
     in_home: tuple[int, ...]  # broadcast shape of the measurement inside the home clique
@@ -98,7 +110,7 @@ def _check(domain: Domain, m: Measurement) -> None:
         raise ConfigError(f"measurement weight ({m.weight}) on {m.clique} must be >= 0")
 
 
-def _terms(tree: JunctionTree, measurements: Sequence[Measurement]) -> list[_Term]:
+def measurement_terms(tree: JunctionTree, measurements: Sequence[Measurement]) -> list[MeasurementTerm]:
     domain = tree.domain
     out = []
     for m in measurements:
@@ -109,10 +121,10 @@ def _terms(tree: JunctionTree, measurements: Sequence[Measurement]) -> list[_Ter
         shape = domain.project(clique).shape
         perm = tuple(m.clique.index(a) for a in canon)
         out.append(
-            _Term(
+            MeasurementTerm(
                 home=home,
                 axes=tuple(i for i, a in enumerate(clique) if a not in canon),
-                in_home=tuple(s if a in canon else 1 for a, s in zip(clique, shape)),
+                in_home=tuple(s if a in canon else 1 for a, s in zip(clique, shape, strict=True)),
                 y=np.ascontiguousarray(np.transpose(m.values, perm), dtype=np.float64),
                 coef=m.weight / m.sigma,
             )
@@ -136,7 +148,7 @@ def _structural_masks(
     return out
 
 
-def _warm_potentials(tree: JunctionTree, model: Model) -> list[FloatArray]:
+def warm_potentials(tree: JunctionTree, model: Model) -> list[FloatArray]:
     """Log-potentials on ``tree`` reproducing ``model``'s marginals on its cliques.
 
     The marginals come from a calibration and query cache local to this call, so nothing
@@ -155,14 +167,14 @@ def _warm_potentials(tree: JunctionTree, model: Model) -> list[FloatArray]:
                 if sep:
                     shape = tuple(
                         s if a in sep else 1
-                        for a, s in zip(clique, tree.domain.project(clique).shape)
+                        for a, s in zip(clique, tree.domain.project(clique).shape, strict=True)
                     )
                     theta = theta - np.log(np.maximum(queries.get(sep), _FLOOR)).reshape(shape)
         out.append(theta)
     return out
 
 
-class _Objective:
+class Objective:
     """Loss and gradient of all measurements given calibrated beliefs.
 
     Measurements are grouped by (home clique, attributes). A group whose attributes lie
@@ -171,7 +183,7 @@ class _Objective:
     outermost group instead of once per measurement.
     """
 
-    def __init__(self, tree: JunctionTree, terms: list[_Term], total: float) -> None:
+    def __init__(self, tree: JunctionTree, terms: list[MeasurementTerm], total: float) -> None:
         self.terms = terms
         self.total = total
         self.shapes = [tuple(tree.domain.project(c).shape) for c in tree.cliques]
@@ -215,7 +227,7 @@ class _Objective:
 
     def loss(self, mus: list[FloatArray]) -> float:
         total = 0.0
-        for t, mu in zip(self.terms, mus):
+        for t, mu in zip(self.terms, mus, strict=True):
             r = self.total * mu - t.y
             total += t.coef * _dot(r, r)
         return total
@@ -224,7 +236,7 @@ class _Objective:
         """Per-clique gradients (w.r.t. probabilities) and per-term gradients."""
         acc: list[FloatArray | None] = [None] * len(self.homes)
         per_term = []
-        for t, g_idx, mu in zip(self.terms, self.group_of, mus):
+        for t, g_idx, mu in zip(self.terms, self.group_of, mus, strict=True):
             g = (2.0 * self.total * t.coef) * (self.total * mu - t.y)
             per_term.append(g)
             prev = acc[g_idx]
@@ -292,37 +304,37 @@ def estimate(
     if warm_start is not None:
         previous = warm_start.take() if isinstance(warm_start, WarmStart) else warm_start
         warm_start = None
-        theta = _warm_potentials(tree, previous)
+        theta = warm_potentials(tree, previous)
         del previous
     else:
         theta = [np.zeros(s) for s in shapes]
     for node, add in masks.items():
         theta[node] = theta[node] + add
     calibrator = Calibrator(tree)
-    terms = _terms(tree, measurements)
+    terms = measurement_terms(tree, measurements)
     if terms and iters > 0:
         if accelerated:
-            tables = _accelerated(
-                calibrator, _Objective(tree, terms, total), theta, iters, tol, callback
+            tables = accelerated_descent(
+                calibrator, Objective(tree, terms, total), theta, iters, tol, callback
             )
             theta.clear()  # the last potentials are not needed: rebuilt from the tables
-            theta = _potentials_from_marginals(tree, tables)
+            theta = potentials_from_marginals(tree, tables)
             del tables
             for node, add in masks.items():
                 theta[node] = theta[node] + add
         else:
             theta = _mirror_descent(
-                calibrator, _Objective(tree, terms, total), theta, iters, tol, callback
+                calibrator, Objective(tree, terms, total), theta, iters, tol, callback
             )
     potentials = CliqueVector(
-        {c: Factor(domain.project(c), t) for c, t in zip(tree.cliques, theta)}
+        {c: Factor(domain.project(c), t) for c, t in zip(tree.cliques, theta, strict=True)}
     )
     return Model(domain, tree, potentials, float(total), norm)
 
 
 def _mirror_descent(
     calibrator: Calibrator,
-    objective: _Objective,
+    objective: Objective,
     theta: list[FloatArray],
     iters: int,
     tol: float,
@@ -338,10 +350,10 @@ def _mirror_descent(
     for it in range(1, iters + 1):
         alpha *= 2.0
         for _ in range(30):
-            cand = [t - alpha * g for t, g in zip(theta, grads)]
+            cand = [t - alpha * g for t, g in zip(theta, grads, strict=True)]
             new_mus = objective.marginals(calibrator.calibrate(cand).probs)
             new_loss = objective.loss(new_mus)
-            predicted = sum(_dot(g, mu - nu) for g, mu, nu in zip(per_term, mus, new_mus))
+            predicted = sum(_dot(g, mu - nu) for g, mu, nu in zip(per_term, mus, new_mus, strict=True))
             if loss - new_loss >= 0.5 * predicted:
                 break
             alpha *= 0.5
@@ -410,33 +422,33 @@ def _step_into(y: FloatArray, x: FloatArray, z: FloatArray, tau: float, tmp: Flo
     return dist
 
 
-# Loops over the cliques live in helpers: a loop variable left in ``_accelerated``'s frame
+# Loops over the cliques live in helpers: a loop variable left in ``accelerated_descent``'s frame
 # would keep a rejected trial's (possibly largest) table alive into the next trial.
 def _blend_all(ys: list[FloatArray], xs: list[FloatArray], zs: Sequence[FloatArray], tau: float,
                tmp: FloatArray) -> None:
-    for yc, xc, zc in zip(ys, xs, zs):
+    for yc, xc, zc in zip(ys, xs, zs, strict=True):
         _blend(yc, xc, zc, tau, tmp)
 
 
 def _step_all(ys: list[FloatArray], xs: list[FloatArray], zs: Sequence[FloatArray], tau: float,
               tmp: FloatArray) -> float:
     dist = 0.0
-    for yc, xc, zc in zip(ys, xs, zs):
+    for yc, xc, zc in zip(ys, xs, zs, strict=True):
         dist = max(dist, _step_into(yc, xc, zc, tau, tmp))
     return dist
 
 
 def _descend(theta: list[FloatArray], grads: list[FloatArray], a: float) -> list[FloatArray]:
     """``theta - a * grads``, written over ``grads``."""
-    for t, g in zip(theta, grads):
+    for t, g in zip(theta, grads, strict=True):
         np.multiply(g, a, out=g)
         np.subtract(t, g, out=g)
     return grads
 
 
-def _accelerated(
+def accelerated_descent(
     calibrator: Calibrator,
-    objective: _Objective,
+    objective: Objective,
     theta: list[FloatArray],
     iters: int,
     tol: float,
@@ -491,7 +503,7 @@ def _accelerated(
             dist = _step_all(y, x, z_new, tau, tmp)  # y becomes the trial point
             x_new_mus = objective.marginals(y)
             f_new = objective.loss(x_new_mus)
-            lin = sum(_dot(g, nm - ym) for g, nm, ym in zip(per_term, x_new_mus, y_mus))
+            lin = sum(_dot(g, nm - ym) for g, nm, ym in zip(per_term, x_new_mus, y_mus, strict=True))
             del x_new_mus, y_mus
             if np.isfinite(f_new) and f_new <= f_y + lin + 0.5 * lip * dist**2 + 1e-12 * abs(f_y):
                 break
@@ -511,7 +523,7 @@ def _accelerated(
     return x
 
 
-def _potentials_from_marginals(tree: JunctionTree, tables: list[FloatArray]) -> list[FloatArray]:
+def potentials_from_marginals(tree: JunctionTree, tables: list[FloatArray]) -> list[FloatArray]:
     """Log-potentials of the tree distribution whose clique marginals are ``tables``."""
     out = []
     with np.errstate(divide="ignore"):

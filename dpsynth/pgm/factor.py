@@ -80,7 +80,7 @@ class Factor:
         domain.check(self.attrs)
         ordered = tuple(a for a in domain.attrs if a in self.domain)
         moved = self.transpose(ordered).values
-        shape = tuple(s if a in self.domain else 1 for a, s in zip(domain.attrs, domain.shape))
+        shape = tuple(s if a in self.domain else 1 for a, s in zip(domain.attrs, domain.shape, strict=True))
         out = np.broadcast_to(moved.reshape(shape), domain.shape)
         return Factor(domain, np.array(out))
 
@@ -128,7 +128,7 @@ class Factor:
         """A broadcastable (not materialised) view of the values in ``domain``'s axis order."""
         ordered = tuple(a for a in domain.attrs if a in self.domain)
         moved = np.transpose(self.values, self.domain.axes(ordered))
-        shape = tuple(s if a in self.domain else 1 for a, s in zip(domain.attrs, domain.shape))
+        shape = tuple(s if a in self.domain else 1 for a, s in zip(domain.attrs, domain.shape, strict=True))
         return moved.reshape(shape)
 
     def __add__(self, other: Operand) -> Factor:

@@ -103,8 +103,8 @@ class Calibrator:
                     parent=parent,
                     up_axes=tuple(i for i, a in enumerate(ccl) if a not in sep),
                     down_axes=tuple(i for i, a in enumerate(pcl) if a not in sep),
-                    in_parent=tuple(s if a in sep else 1 for a, s in zip(pcl, self.shapes[parent])),
-                    in_child=tuple(s if a in sep else 1 for a, s in zip(ccl, self.shapes[child])),
+                    in_parent=tuple(s if a in sep else 1 for a, s in zip(pcl, self.shapes[parent], strict=True)),
+                    in_child=tuple(s if a in sep else 1 for a, s in zip(ccl, self.shapes[child], strict=True)),
                 )
             )
         self.edges = tuple(edges)
@@ -197,7 +197,7 @@ def _contract(
     """
     if len(factors) == 1 and factors[0][0] == out_attrs:
         return factors[0][1]
-    sizes = {a: n for attrs, table in factors for a, n in zip(attrs, table.shape)}
+    sizes = {a: n for attrs, table in factors for a, n in zip(attrs, table.shape, strict=True)}
     acc, rest = factors[0], list(factors[1:])
     while rest:
         options = []
@@ -345,7 +345,7 @@ def _upward(
     """
     messages: dict[int, list[tuple[tuple[str, ...], FloatArray]]] = {}
     for node in sorted(tables, key=position.__getitem__, reverse=True):
-        factors = [tables[node]] + messages.pop(node, [])
+        factors = [tables[node], *messages.pop(node, [])]
         if node == top:
             return _contract(factors, target)
         parent = tree.parent[node]

@@ -30,7 +30,7 @@ from dpsynth.errors import ConfigError
 from dpsynth.pgm.constraints import Assignment
 from dpsynth.pgm.model import Model
 
-__all__ = ["sample", "sample_with_shares"]
+__all__ = ["InverseCDF", "sample", "sample_with_shares"]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -38,7 +38,7 @@ _BELOW_ONE = float(np.nextafter(1.0, 0.0))
 
 
 @dataclass(frozen=True, eq=False)
-class _Inverse:
+class InverseCDF:
     """Inverse-CDF lookup for a ``configs x cells`` table of conditional distributions.
 
     Attributes:
@@ -54,7 +54,7 @@ class _Inverse:
     buckets: int
 
     @classmethod
-    def build(cls, table: FloatArray) -> _Inverse:
+    def build(cls, table: FloatArray) -> InverseCDF:
         """Precompute the CDFs and the guide of ``table`` (rows need not be normalised)."""
         configs, cells = table.shape
         mass = table.sum(axis=1, keepdims=True)
@@ -186,20 +186,20 @@ def sample(
         table = np.transpose(probs[node], perm).reshape(configs, cells)
         if sep:
             config = columns[sep[0]]
-            for a, size in zip(sep[1:], sep_shape[1:]):
+            for a, size in zip(sep[1:], sep_shape[1:], strict=True):
                 config = config * size
                 config += columns[a]
             u = _stratified_uniforms(config, configs, rng) if stratified else rng.random(rows)
-            flat = _Inverse.build(table).draw(config, u)
+            flat = InverseCDF.build(table).draw(config, u)
         elif stratified:
             u = np.minimum((rng.permutation(rows) + rng.random()) / max(rows, 1), _BELOW_ONE)
-            flat = _Inverse.build(table).draw(None, u)
+            flat = InverseCDF.build(table).draw(None, u)
         else:
             flat = _draw_unconditional(table[0], rows, rng)
         # ``flat`` indexes the (configs x cells) table; map it to each new attribute's code
         # with one gather from a small table of codes (no per-row unravelling arithmetic).
         grid = np.unravel_index(np.arange(configs * cells, dtype=np.int64) % cells, new_shape)
-        for a, codes in zip(new, grid):
+        for a, codes in zip(new, grid, strict=True):
             np.take(codes.astype(np.int64), flat, out=columns[a])
     return out.T
 
@@ -228,7 +228,7 @@ def sample_with_shares(
         raise ConfigError(f"shares for column {column!r} must be >= 0 and not all 0")
     counts = rng.multinomial(rows, weights / weights.sum())
     parts: list[IntArray] = []
-    for code, count in zip(codes, counts):
+    for code, count in zip(codes, counts, strict=True):
         if count > 0:
             parts.append(sample(model, int(count), rng, evidence={column: int(code)}))
     if not parts:

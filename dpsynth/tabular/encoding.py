@@ -1,10 +1,11 @@
 """Schema-driven encoding between data frames and integer-coded tables, with no fitting.
 
-Encoding is total on value-level anomalies (docs/privacy-model.md, "Value-level problems never raise inside fit"): a null becomes the null
-code (or the column's fallback code when the column is not nullable), an undeclared category
-becomes ``other`` (or null, or the fallback), and out-of-bounds or infinite numbers and dates
-are clamped. Nothing here raises because of a cell value; schema errors raise naming the
-column. Decoding uses only the public schema and a post-processing random generator.
+Encoding is total on value-level anomalies (docs/privacy-model.md, "Value-level problems never
+raise inside fit"): a null becomes the null code (or the column's fallback code when the column
+is not nullable), an undeclared category becomes ``other`` (or null, or the fallback), and
+out-of-bounds or infinite numbers and dates are clamped. Nothing here raises because of a cell
+value; schema errors raise naming the column. Decoding uses only the public schema and a
+post-processing random generator.
 """
 
 from __future__ import annotations
@@ -243,7 +244,11 @@ def _encode_numeric(s: pd.Series, col: NumericColumn, pr: _Problems) -> npt.NDAr
 
 
 def _encode_datetime(s: pd.Series, col: DatetimeColumn, pr: _Problems) -> npt.NDArray[np.int64]:
-    ts = pd.to_datetime(s, errors="coerce", utc=True, format="mixed") if not pd.api.types.is_datetime64_any_dtype(s) else s
+    ts = (
+        pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
+        if not pd.api.types.is_datetime64_any_dtype(s)
+        else s
+    )
     if getattr(ts.dt, "tz", None) is not None:
         ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
     unit = GRANULARITY_UNITS[col.granularity]

@@ -8,11 +8,12 @@ datetime ranges, nullability), its role for audits, and where each fact came fro
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import unicodedata
 from collections.abc import Mapping
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -63,7 +64,7 @@ def canonical_key(value: object) -> str:
     return unicodedata.normalize("NFC", text.translate(_ZERO_WIDTH)).strip()
 
 
-class Source(str, Enum):
+class Source(StrEnum):
     """Where a public fact came from."""
 
     declared = "declared"
@@ -71,7 +72,7 @@ class Source(str, Enum):
     private_inferred = "private_inferred"
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     """The column's role in audits."""
 
     quasi_identifier = "quasi_identifier"
@@ -174,7 +175,7 @@ class _Binned(_Base):
     def _check_edges(self, lo: float, hi: float) -> None:
         if self.edges is not None:
             e = self.edges
-            if len(e) < 2 or any(b <= a for a, b in zip(e, e[1:])):
+            if len(e) < 2 or any(b <= a for a, b in itertools.pairwise(e)):
                 raise ValueError(f"column {self.name!r}: edges must be strictly increasing (>= 2)")
             if e[0] != lo or e[-1] != hi:
                 raise ValueError(f"column {self.name!r}: edges must start and end at the bounds")
@@ -238,7 +239,10 @@ class NumericColumn(_Binned):
             out = [str(int(lo) + i) for i in range(self.n_values)]
         else:
             e = self.bin_edges()
-            out = [f"[{_fmt(a)}, {_fmt(b)}{']' if i == len(e) - 2 else ')'}" for i, (a, b) in enumerate(zip(e, e[1:]))]
+            out = [
+                f"[{_fmt(a)}, {_fmt(b)}{']' if i == len(e) - 2 else ')'}"
+                for i, (a, b) in enumerate(itertools.pairwise(e))
+            ]
         if self.nullable:
             out.append("(null)")
         return out

@@ -47,7 +47,9 @@ log = logging.getLogger(__name__)
 #: A category seen fewer times than this in the data is never copied into a drafted schema.
 MIN_CATEGORY_COUNT = 10
 
-_ID_NAME = re.compile(r"(^|[_\W])(id|uuid|guid|ssn|e-?mail|phone|tel|name|surname|address|record|mrn)([_\W]|$)", re.IGNORECASE)
+_ID_NAME = re.compile(
+    r"(^|[_\W])(id|uuid|guid|ssn|e-?mail|phone|tel|name|surname|address|record|mrn)([_\W]|$)", re.IGNORECASE
+)
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"\+?\(?\d[\d\s().-]{5,}\d")
 _SSN = re.compile(r"\d{3}-\d{2}-\d{4}")
@@ -223,7 +225,10 @@ def _calendar(name: str, text: pd.Series) -> tuple[list[str | int], str] | None:
 
 def _parse_dates(text: pd.Series) -> pd.Series | None:
     """Timestamps of text that looks like dates (ISO or common formats), else None."""
-    if _fraction(text.str.contains(_DATE_SHAPE)) < 0.98 or _fraction(pd.to_numeric(text, errors="coerce").notna()) > 0.5:
+    if (
+        _fraction(text.str.contains(_DATE_SHAPE)) < 0.98
+        or _fraction(pd.to_numeric(text, errors="coerce").notna()) > 0.5
+    ):
         return None
     uniq = pd.Series(text.unique())
     try:
@@ -233,7 +238,7 @@ def _parse_dates(text: pd.Series) -> pd.Series | None:
             parsed = pd.to_datetime(uniq, errors="coerce", format="mixed", utc=True)
         except (ValueError, TypeError, OverflowError):
             return None
-    ts = text.map(dict(zip(uniq, parsed)))
+    ts = text.map(dict(zip(uniq, parsed, strict=True)))
     if _fraction(ts.notna()) < 0.98:
         return None
     return pd.to_datetime(ts.dropna())
@@ -259,7 +264,9 @@ def _numbers(text: pd.Series) -> tuple[pd.Series, bool] | None:
         return plain.astype(float), False
     parts = text.str.extract(_UNIT_NUMBER)
     ok = parts[1].notna()
-    affixes = {(p, u.lower()) for p, u in zip(parts[0][ok].fillna(""), parts[2][ok].fillna(""))} - {("", "")}
+    affixes = {(p, u.lower()) for p, u in zip(parts[0][ok].fillna(""), parts[2][ok].fillna(""), strict=True)} - {
+        ("", "")
+    }
     if _fraction(ok) > 0.98 and len(affixes) <= 1:
         return parts[1][ok].str.replace(",", "").astype(float), True
     return (plain.dropna().astype(float), False) if _fraction(plain.notna()) > 0.98 else None

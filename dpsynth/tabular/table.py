@@ -52,7 +52,7 @@ class Table:
 
     def domain(self) -> dict[str, int]:
         """The public domain as ``{column: size}``."""
-        return dict(zip(self.columns, self.sizes))
+        return dict(zip(self.columns, self.sizes, strict=True))
 
     def shape_of(self, clique: Sequence[str]) -> tuple[int, ...]:
         """Public shape of the marginal over ``clique``."""
