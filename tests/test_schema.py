@@ -19,11 +19,10 @@ from dpsynth.tabular.schema import (
     schema_json_schema,
 )
 from dpsynth.tabular.schema_io import MIN_CATEGORY_COUNT, draft_schema, from_pgm_domain, from_sdv, to_sdv
-from tests.paths import ADULT_SCHEMA, REPO_ROOT
 
 
-def test_adult_schema_loads_with_public_domain() -> None:
-    s = load_schema(ADULT_SCHEMA)
+def test_adult_schema_loads_with_public_domain(adult_schema_path: Path) -> None:
+    s = load_schema(adult_schema_path)
     dom = s.domain()
     assert dom["sex"] == 2
     assert dom["workclass"] == 9  # 8 categories + null
@@ -75,8 +74,8 @@ def test_constraints_must_name_declared_categories() -> None:
         parse_schema({"columns": cols, "constraints": [{"a": "zzz", "b": True}]})
 
 
-def test_yaml_round_trip_preserves_the_schema(tmp_path: Path) -> None:
-    s = load_schema(ADULT_SCHEMA)
+def test_yaml_round_trip_preserves_the_schema(tmp_path: Path, adult_schema_path: Path) -> None:
+    s = load_schema(adult_schema_path)
     dump_schema(s, tmp_path / "s.yaml")
     again = load_schema(tmp_path / "s.yaml")
     assert again == s
@@ -127,8 +126,8 @@ def test_draft_marks_everything_private_and_hides_identifiers_and_rare_values() 
     assert MIN_CATEGORY_COUNT >= 5
 
 
-def test_published_json_schema_is_current() -> None:
-    published = json.loads((REPO_ROOT / "dpsynth" / "data" / "schema.schema.json").read_text())
+def test_published_json_schema_is_current(repo_root: Path) -> None:
+    published = json.loads((repo_root / "dpsynth" / "data" / "schema.schema.json").read_text())
     assert published == json.loads(json.dumps(schema_json_schema()))
     assert "columns" in published["properties"]
 
