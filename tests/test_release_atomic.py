@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_release_support import ROOT, SMALL_COLUMNS, run_cli, write_inputs
+from test_release_support import SMALL_COLUMNS, run_cli, write_inputs
 
 import dpsynth.bundle.write as rel
 from dpsynth.tabular.schema import load_schema
+from tests.paths import REPO_ROOT
 
 
 def _leftovers(parent: Path, name: str) -> list[Path]:
@@ -62,7 +63,7 @@ rel.release(sys.argv[1], sys.argv[2], mechanism="schema_only", out=sys.argv[4])
 def test_sigkill_during_writing_leaves_no_bundle(tmp_path: Path) -> None:
     data, schema = write_inputs(tmp_path, 50, SMALL_COLUMNS)
     flag, out = tmp_path / "flag", tmp_path / "bundle"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(data), str(schema), str(flag), str(out)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
