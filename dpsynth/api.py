@@ -13,24 +13,24 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from dpsynth.backends.base import CountingBackend
 from dpsynth.errors import ConfigError, SchemaError
-from dpsynth.mechanisms.aim import AIMConfig, fit_aim
+from dpsynth.mechanisms import registry
+from dpsynth.mechanisms.aim import AIMConfig
 from dpsynth.mechanisms.base import MarginalFit
 from dpsynth.mechanisms.compress import Compression
-from dpsynth.mechanisms.independent import fit_independent, fit_schema_only
-from dpsynth.mechanisms.mst import MSTConfig, fit_mst
+from dpsynth.mechanisms.mst import MSTConfig
 from dpsynth.pgm import Model, load_model, sample, save_model
 from dpsynth.privacy.accountant import Accountant
 from dpsynth.privacy.budget import ZCDP, ApproxDP, epsilon_to_rho
 from dpsynth.privacy.events import ZCDPEvent
 from dpsynth.privacy.gate import PrivateData
-from dpsynth.privacy.guarantee import PrivacyStatement, no_data_statement, statement_for
+from dpsynth.privacy.guarantee import PrivacyStatement, statement_for
 from dpsynth.privacy.measure import Measurement
 from dpsynth.privacy.randomness import MechanismKey
 from dpsynth.tabular.atomic import atomic_directory, write_text_atomic
@@ -41,8 +41,11 @@ __all__ = ["MECHANISMS", "Synthesizer", "fit", "load", "privacy_caveats", "schem
 
 log = logging.getLogger(__name__)
 
-Mechanism = Literal["schema_only", "independent", "mst", "aim", "dpvae", "dpgan"]
-MECHANISMS: tuple[str, ...] = ("schema_only", "independent", "mst", "aim", "dpvae", "dpgan")
+#: The built-in mechanisms' names (kept for compatibility; the registry,
+#: :func:`dpsynth.mechanisms.registry.names`, also lists mechanisms registered later).
+MECHANISMS: tuple[str, ...] = registry.names()
+#: A mechanism name (any name in :mod:`dpsynth.mechanisms.registry`).
+Mechanism = str
 DataSource = pd.DataFrame | str | Path | CountingBackend
 _FORMAT = 1
 
@@ -196,7 +199,7 @@ class Synthesizer:
         codes = sorted(c for c, v in target.items() if v > 0)
         counts = rng.multinomial(rows, np.array([target[c] for c in codes]) / sum(target[c] for c in codes))
         parts = [self.sample_codes(int(k), rng, {column: _Code(c)}, independent=independent)
-                 for c, k in zip(codes, counts) if k]
+                 for c, k in zip(codes, counts, strict=True) if k]
         if not parts:
             return np.zeros((0, len(self.schema.domain())), dtype=np.int64)
         stacked = np.concatenate(parts, axis=0)
@@ -274,7 +277,8 @@ def load(directory: str | Path) -> Synthesizer:
     if meta["measurements"]:
         with np.load(path / "measurements.npz", allow_pickle=False) as npz:
             for i, m in enumerate(meta["measurements"]):
-                measurements.append(Measurement(tuple(m["clique"]), npz[f"m{i}"], float(m["sigma"]), float(m["weight"])))
+                measurements.append(Measurement(tuple(m["clique"]), npz[f"m{i}"], float(m["sigma"]),
+                                                float(m["weight"])))
     model = load_model(path / "model") if (path / "model").exists() else None
     neural = None
     if (path / "neural").exists():
@@ -293,7 +297,7 @@ def fit(
     data: DataSource,
     schema: Schema | str | Path,
     *,
-    mechanism: Mechanism = "aim",
+    mechanism: str = "aim",
     epsilon: float | None = None,
     delta: float = 1e-9,
     rho: float | None = None,
@@ -304,6 +308,7 @@ def fit(
     lifetime_epsilon: float | None = None,
     lifetime_rho: float | None = None,
     ledger_label: str = "fit",
+    options: object | None = None,
     mst: MSTConfig | None = None,
     aim: AIMConfig | None = None,
     neural: Any = None,
@@ -313,7 +318,9 @@ def fit(
     Args:
         data: A DataFrame, a CSV/Parquet path, or an open counting backend.
         schema: The public schema, or a path to a schema file (as :func:`dpsynth.release`).
-        mechanism: ``schema_only``, ``independent``, ``mst``, ``aim``, ``dpvae`` or ``dpgan``.
+        mechanism: A registered mechanism (:func:`dpsynth.mechanisms.registry.names`):
+            ``schema_only``, ``independent``, ``mst``, ``aim``, ``dpvae``, ``dpgan``, or one
+            registered later.
         epsilon: Budget as (epsilon, delta)-DP; or give ``rho`` for zCDP.
         delta: The delta of the guarantee.
         rho: Budget as rho-zCDP (alternative to ``epsilon``).
@@ -330,10 +337,50 @@ def fit(
             default the run's budget. A later fit may repeat it but never change it (use
             ``dpsynth ledger raise-cap``). lifetime_rho: the same cap as rho-zCDP.
         ledger_label: What the run is, recorded with its reservation.
-        mst: MST options. aim: AIM options. neural: options of the neural generators.
+        options: The mechanism's options, an instance of its ``config_type`` (default: its
+            default options).
+        mst: MST options. aim: AIM options. neural: options of the neural generators (older
+            spellings of ``options`` for those mechanisms).
     """
-    if mechanism not in MECHANISMS:
-        raise ConfigError(f"mechanism {mechanism!r} must be one of {list(MECHANISMS)}")
+    mech = registry.get(mechanism)
+    config = registry.resolve_config(mech, _options(mechanism, options, mst=mst, aim=aim, neural=neural))
+    schema = _public_schema(schema, allow_private_schema)
+    constraints = schema_constraints(schema)
+    caveats = privacy_caveats(schema, allow_private_schema=allow_private_schema)
+    if not mech.reads_data:
+        return _fit_without_data(mech, schema, config, constraints, caveats)
+    budget = _budget(epsilon, delta, rho)
+    from dpsynth.mechanisms.plan import plan_fit
+
+    # Refuse a model that cannot fit in memory from public sizes alone, before reading data.
+    plan_fit(schema, mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho, options=config)
+    if mech.needs_approx_dp and not isinstance(budget, ApproxDP):
+        raise ConfigError(f"{mechanism} needs an ApproxDP accountant budget: DP-SGD has no finite zCDP cost")
+    accountant = _accountant(budget, delta, ledger_path, lifetime_epsilon, lifetime_rho, ledger_label)
+    try:
+        result = _fit_reserved(data, schema, mech, config, budget, accountant, engine, constraints, delta)
+    except BaseException:
+        accountant.abort()  # returns the reservation only if nothing was read
+        raise
+    accountant.commit()
+    privacy = accountant.statement(delta)
+    # Charge times track counting time, which grows with the private row count: not public.
+    ledger: list[dict[str, Any]] = privacy["ledger"]
+    privacy["ledger"] = [{k: v for k, v in e.items() if k != "time"} for e in ledger]
+    privacy.update({"unit": schema.privacy_unit.describe(), "caveats": caveats,
+                    "neighbouring": "add/remove one unit of privacy"})
+    statement = mech.statement(result)
+    if not isinstance(result, MarginalFit):  # a neural model
+        caveats.extend(statement.caveats)
+        return Synthesizer(schema, mechanism, privacy, int(result.estimated_rows), None, result,
+                           params=dict(result.privacy), statement=statement)
+    return Synthesizer(schema, mechanism, privacy, round(result.total), result.model, None,
+                       result.measurements, result.selected, result.params, result.compression,
+                       statement)
+
+
+def _public_schema(schema: Schema | str | Path, allow_private_schema: bool) -> Schema:
+    """The schema (loaded from a path if need be), refused if it has unaccepted private facts."""
     if not isinstance(schema, Schema):
         from dpsynth.tabular.schema import load_schema
 
@@ -343,61 +390,49 @@ def fit(
         raise SchemaError(
             f"the schema has private_inferred facts (columns {inferred}); declare public facts, "
             "or pass allow_private_schema=True / --allow-private-schema to accept the caveat")
-    constraints = schema_constraints(schema)
-    unit = schema.privacy_unit
-    caveats = privacy_caveats(schema, allow_private_schema=allow_private_schema)
-    if mechanism == "schema_only":
-        if schema.dp_fact_costs():
-            raise ConfigError("mechanism 'schema_only' spends nothing, but the schema has facts "
-                              "derived under DP (dp_rho); release them with a budget-spending mechanism")
-        result = fit_schema_only(schema.domain(), constraints=constraints)
-        privacy = {"epsilon": 0.0, "delta": 0.0, "rho": 0.0, "conversion": "none (no private data read)",
-                   "ledger": [], "unit": unit.describe(), "caveats": caveats}
-        return Synthesizer(schema, mechanism, privacy, 1000, result.model,
-                           statement=no_data_statement(mechanism))
-    budget = _budget(epsilon, delta, rho)
-    from dpsynth.mechanisms.plan import plan_fit
+    return schema
 
-    # Refuse a model that cannot fit in memory from public sizes alone, before reading data.
-    plan_fit(schema, mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho, aim=aim, mst=mst)
+
+def _fit_without_data(mech: registry.Mechanism, schema: Schema, config: Any,
+                      constraints: list[dict[str, int | Sequence[int]]], caveats: list[str]) -> Synthesizer:
+    """A mechanism that reads no private data: no accountant, no backend, epsilon 0."""
+    if schema.dp_fact_costs():
+        raise ConfigError(f"mechanism {mech.name!r} spends nothing, but the schema has facts "
+                          "derived under DP (dp_rho); release them with a budget-spending mechanism")
+    result = mech.fit(None, schema, rho=0.0, config=config, key=MechanismKey.fresh(),
+                      constraints=constraints, delta=0.0)
+    privacy = {"epsilon": 0.0, "delta": 0.0, "rho": 0.0, "conversion": "none (no private data read)",
+               "ledger": [], "unit": schema.privacy_unit.describe(), "caveats": caveats}
+    return Synthesizer(schema, mech.name, privacy, 1000, result.model, statement=mech.statement(result))
+
+
+def _accountant(budget: ApproxDP | ZCDP, delta: float, ledger_path: str | Path | None,
+                lifetime_epsilon: float | None, lifetime_rho: float | None, label: str) -> Accountant:
+    """A fresh accountant; with a ledger, the whole budget is reserved in it now (or refused)."""
     if lifetime_epsilon is not None and lifetime_rho is not None:
         raise ConfigError("give at most one of lifetime_epsilon or lifetime_rho")
     lifetime = (ApproxDP(lifetime_epsilon, delta) if lifetime_epsilon is not None
                 else ZCDP(lifetime_rho) if lifetime_rho is not None else None)
     if lifetime is not None and not ledger_path:
         raise ConfigError("a lifetime cap (lifetime_epsilon/lifetime_rho) needs a ledger (ledger_path)")
-    # All or nothing: the whole budget is reserved in the ledger now, or the fit is refused.
-    accountant = Accountant(budget, ledger_path=Path(ledger_path) if ledger_path else None,
-                            lifetime=lifetime, label=ledger_label)
-    try:
-        fitted, neural_model = _fit_reserved(data, schema, mechanism, budget, accountant, engine,
-                                             constraints, delta, mst, aim, neural)
-    except BaseException:
-        accountant.abort()  # returns the reservation only if nothing was read
-        raise
-    accountant.commit()
-    privacy = accountant.statement(delta)
-    # Charge times track counting time, which grows with the private row count: not public.
-    ledger: list[dict[str, Any]] = privacy["ledger"]  # type: ignore[assignment]
-    privacy["ledger"] = [{k: v for k, v in e.items() if k != "time"} for e in ledger]
-    privacy.update({"unit": unit.describe(), "caveats": caveats,
-                    "neighbouring": "add/remove one unit of privacy"})
-    if fitted is None:
-        caveats.extend(neural_model.statement.caveats)
-        return Synthesizer(schema, mechanism, privacy, int(neural_model.estimated_rows), None, neural_model,
-                           params=dict(neural_model.privacy), statement=neural_model.statement)
-    return Synthesizer(schema, mechanism, privacy, int(round(fitted.total)), fitted.model, None,
-                       fitted.measurements, fitted.selected, fitted.params, fitted.compression,
-                       fitted.statement)
+    return Accountant(budget, ledger_path=Path(ledger_path) if ledger_path else None,
+                      lifetime=lifetime, label=label)
 
 
-def _fit_reserved(data: DataSource, schema: Schema, mechanism: Mechanism, budget: ApproxDP | ZCDP,
-                  accountant: Accountant, engine: str, constraints: list[dict[str, int | Sequence[int]]],
-                  delta: float, mst: MSTConfig | None, aim: AIMConfig | None,
-                  neural: Any) -> tuple[MarginalFit | None, Any]:
+def _options(mechanism: str, options: object | None, *, mst: object | None, aim: object | None,
+             neural: object | None) -> object | None:
+    """``options``, or the older per-mechanism keyword for ``mechanism`` (others are ignored)."""
+    legacy = {"mst": mst, "aim": aim, "dpvae": neural, "dpgan": neural}.get(mechanism)
+    if options is not None and legacy is not None:
+        raise ConfigError(f"give the options of mechanism {mechanism!r} once: options= or its own keyword")
+    return options if options is not None else legacy
+
+
+def _fit_reserved(data: DataSource, schema: Schema, mech: registry.Mechanism, config: Any,
+                  budget: ApproxDP | ZCDP, accountant: Accountant, engine: str,
+                  constraints: list[dict[str, int | Sequence[int]]], delta: float) -> Any:
     """Run the mechanism under ``accountant`` (its budget already reserved): the reads happen here."""
     unit = schema.privacy_unit
-    neural_model: Any = None
     total_rho = budget.rho if isinstance(budget, ZCDP) else epsilon_to_rho(budget.epsilon, budget.delta)
     # Schema facts derived under DP were read from this data too: they are charged first, so
     # the stated epsilon covers schema and model, and the mechanism gets what is left.
@@ -409,20 +444,9 @@ def _fit_reserved(data: DataSource, schema: Schema, mechanism: Mechanism, budget
     backend = _open(data, schema, engine, key)
     gate = PrivateData(backend, accountant, sensitivity=sensitivity)
     try:
-        if mechanism in ("dpvae", "dpgan"):
-            from dpsynth.neural import NeuralConfig, fit_neural
-
-            neural_model = fit_neural(mechanism, gate, schema, key=key,
-                                      config=neural or NeuralConfig(), delta=delta)
-            fitted: MarginalFit | None = None
-        elif mechanism == "independent":
-            fitted = fit_independent(gate, rho=total_rho, constraints=constraints)
-        elif mechanism == "mst":
-            fitted = fit_mst(gate, rho=total_rho, constraints=constraints, config=mst or MSTConfig())
-        else:
-            fitted = fit_aim(gate, rho=total_rho, constraints=constraints, config=aim or AIMConfig())
+        return mech.fit(gate, schema, rho=total_rho, config=config, key=key, constraints=constraints,
+                        delta=delta)
     finally:
         gate.close()
         if not isinstance(data, CountingBackend):
             backend.close()
-    return fitted, neural_model

@@ -30,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from dpsynth.api import DataSource, Mechanism, fit
+from dpsynth.api import DataSource, fit
 from dpsynth.bundle.manifest import (
     RowsChoice,
     VerifyResult,
@@ -40,6 +40,7 @@ from dpsynth.bundle.manifest import (
     verify_bundle,
 )
 from dpsynth.errors import ConfigError
+from dpsynth.mechanisms import registry
 from dpsynth.tabular.atomic import atomic_directory, write_bytes_atomic, write_text_atomic
 from dpsynth.tabular.io import check_output, text_columns
 from dpsynth.tabular.schema import Schema, dump_schema, load_schema
@@ -248,7 +249,8 @@ def release(
     data: DataSource,
     schema: Schema | str | Path,
     *,
-    mechanism: Mechanism = "aim",
+    mechanism: str = "aim",
+    options: object | None = None,
     epsilon: float | None = None,
     delta: float = 1e-9,
     rho: float | None = None,
@@ -271,7 +273,11 @@ def release(
     Args:
         data: The confidential input: a DataFrame or a CSV/Parquet path (never modified).
         schema: The public schema (or a path to it).
-        mechanism: ``schema_only``, ``independent``, ``mst``, ``aim``, ``dpvae`` or ``dpgan``.
+        mechanism: A registered mechanism (:func:`dpsynth.mechanisms.registry.names`):
+            ``schema_only``, ``independent``, ``mst``, ``aim``, ``dpvae``, ``dpgan``, or one
+            registered later.
+        options: The mechanism's options, an instance of its ``config_type`` (e.g.
+            ``AIMConfig``, ``MSTConfig``, ``NeuralConfig``); default its default options.
         epsilon: Budget as (epsilon, delta)-DP; or give ``rho``.
         delta: The delta of the guarantee.
         rho: Budget as rho-zCDP (alternative to ``epsilon``).
@@ -303,12 +309,13 @@ def release(
     out_dir = Path(out)
     report_dir = None if internal_report is None else Path(internal_report)
     _check_args(out_dir, overwrite, rows, report_dir)
+    registry.resolve_config(registry.get(mechanism), options)  # unknown name or wrong options: before any spend
     sch = _resolve_schema(schema)
     _preflight_writers(sch)
     _sweep_stale_partials(out_dir)
 
     step("fit")
-    synth = fit(data, sch, mechanism=mechanism, epsilon=epsilon,
+    synth = fit(data, sch, mechanism=mechanism, options=options, epsilon=epsilon,
                 delta=delta, rho=rho, seed=seed, engine=engine,
                 allow_private_schema=allow_private_schema, ledger_path=ledger_path,
                 lifetime_epsilon=lifetime_epsilon, lifetime_rho=lifetime_rho,

@@ -10,10 +10,13 @@ from typing import Any
 import typer
 
 from dpsynth.errors import ConfigError
+from dpsynth.mechanisms import registry
 
-__all__ = ["SEP_HELP", "check_budget_flags", "load_input", "register", "warn_if_tiny"]
+__all__ = ["MECHANISM_HELP", "SEP_HELP", "check_budget_flags", "load_input", "register", "warn_if_tiny"]
 
 SEP_HELP = "CSV delimiter of the data (default ',', tab for .tsv), e.g. --sep ';'."
+MECHANISM_HELP = ("Mechanism: " + ", ".join(registry.names())
+                  + " (the registered ones; aim is the default).")
 TINY_ROWS = 20
 """Below this DP estimate of the input size, fit and release warn (never an error)."""
 
@@ -37,14 +40,13 @@ def load_input(data: Path, schema: Any, *, sep: str | None, engine: str, mechani
 
     The numpy engine gets the frame read here (so an unreadable file fails now); other
     engines get the path after a header check (or a frame when ``--sep`` is given, which only
-    the pandas reader supports); ``schema_only`` reads no data, so only the header is checked.
+    the pandas reader supports); a mechanism that reads no data (``schema_only``) gets only a
+    header check.
     """
-    from dpsynth.api import MECHANISMS
     from dpsynth.tabular.encoding import check_input, read_frame
 
-    if mechanism not in MECHANISMS:
-        raise ConfigError(f"mechanism {mechanism!r} must be one of {list(MECHANISMS)}")
-    if mechanism == "schema_only" or (engine != "numpy" and sep is None):
+    reads_data = registry.get(mechanism).reads_data  # unknown names: ConfigError listing the registered ones
+    if not reads_data or (engine != "numpy" and sep is None):
         check_input(data, schema, sep=sep)
         return data
     if engine in ("arrow", "spark") and sep is not None:
@@ -58,7 +60,7 @@ def warn_if_tiny(estimated_rows: int, mechanism: str) -> None:
     The estimate is differentially private, so printing it reveals nothing more; the exact
     row count is never checked or reported (docs/releasing.md, "Empty and tiny inputs").
     """
-    if mechanism != "schema_only" and estimated_rows < TINY_ROWS:
+    if registry.get(mechanism).reads_data and estimated_rows < TINY_ROWS:
         from dpsynth.cli import err_console
 
         err_console().print(
@@ -230,7 +232,7 @@ def budget_cmd(
 
 def plan_cmd(
     schema: Path = typer.Option(..., "-s", "--schema"),
-    mechanism: str = typer.Option("aim", "--mechanism", "-m"),
+    mechanism: str = typer.Option("aim", "--mechanism", "-m", help=MECHANISM_HELP),
     epsilon: float | None = typer.Option(None, "--epsilon"),
     delta: float = typer.Option(1e-9, "--delta"),
     rho: float | None = typer.Option(None, "--rho"),
@@ -251,7 +253,7 @@ def plan_cmd(
 def fit_cmd(
     data: Path = typer.Argument(..., help="CSV or Parquet file (private)."),
     schema: Path = typer.Option(..., "-s", "--schema"),
-    mechanism: str = typer.Option("aim", "--mechanism", "-m"),
+    mechanism: str = typer.Option("aim", "--mechanism", "-m", help=MECHANISM_HELP),
     epsilon: float | None = typer.Option(None, "--epsilon"),
     delta: float = typer.Option(1e-9, "--delta"),
     rho: float | None = typer.Option(None, "--rho"),
@@ -281,7 +283,7 @@ def fit_cmd(
         raise ConfigError(f"output {out} already exists (pass --overwrite to replace it)")
     check_output(out, overwrite=overwrite)
     source = load_input(data, s, sep=sep, engine=engine, mechanism=mechanism)
-    synth = fit(source, s, mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho,  # type: ignore[arg-type]
+    synth = fit(source, s, mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho,
                 seed=seed, engine=engine, allow_private_schema=allow_private_schema, ledger_path=ledger,
                 lifetime_epsilon=lifetime_epsilon, lifetime_rho=lifetime_rho)
     synth.save(out, overwrite=overwrite)

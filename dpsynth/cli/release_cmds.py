@@ -17,8 +17,9 @@ from typing import Any
 import typer
 import yaml
 
-from dpsynth.cli.core_cmds import SEP_HELP, check_budget_flags, load_input, warn_if_tiny
+from dpsynth.cli.core_cmds import MECHANISM_HELP, SEP_HELP, check_budget_flags, load_input, warn_if_tiny
 from dpsynth.errors import ConfigError
+from dpsynth.mechanisms import registry
 from dpsynth.tabular.io import check_output
 
 __all__ = ["CONFIG_KEYS", "bundle_data", "load_release_config", "register"]
@@ -94,8 +95,7 @@ def register(app: typer.Typer) -> None:
     def release_cmd(
         data: Path | None = typer.Argument(None, help="Confidential input (CSV or Parquet)."),
         schema: Path | None = typer.Option(None, "--schema", "-s", help="Public schema file."),
-        mechanism: str | None = typer.Option(None, "--mechanism", "-m",
-                                                help="schema_only, independent, mst, aim (default), dpvae or dpgan."),
+        mechanism: str | None = typer.Option(None, "--mechanism", "-m", help=MECHANISM_HELP),
         epsilon: float | None = typer.Option(None, "--epsilon", help="Budget epsilon."),
         delta: float | None = typer.Option(None, "--delta", help="Budget delta (default 1e-9)."),
         rho: float | None = typer.Option(None, "--rho", help="Budget as rho-zCDP instead of epsilon."),
@@ -135,7 +135,7 @@ def register(app: typer.Typer) -> None:
             if opts.get(need) is None:
                 raise ConfigError(f"release needs {need} (as an argument/flag or in --config)")
         mech: Any = opts.get("mechanism") or "aim"
-        if mech != "schema_only" and opts.get("epsilon") is None and opts.get("rho") is None:
+        if registry.get(mech).reads_data and opts.get("epsilon") is None and opts.get("rho") is None:
             raise ConfigError("release needs a budget: --epsilon (with --delta) or --rho")
         delta_value = 1e-9 if opts.get("delta") is None else opts["delta"]  # 0 is refused, not replaced
         check_budget_flags(opts.get("epsilon"), delta_value, opts.get("rho"))

@@ -8,8 +8,10 @@ selection steps, and the ``d - 1`` measurements of the selected edges.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -17,14 +19,19 @@ import numpy.typing as npt
 from dpsynth.errors import ConfigError
 from dpsynth.mechanisms.base import MarginalFit, sigma_for_rho
 from dpsynth.mechanisms.compress import Compression
+from dpsynth.mechanisms.plan import largest_cells, largest_pairs
+from dpsynth.mechanisms.registry import Constraints, MechanismPlan, ModelSize
 from dpsynth.pgm import Domain, estimate, estimate_total
 from dpsynth.privacy.events import gumbel_scale_for_rho
 from dpsynth.privacy.gate import PrivateData
+from dpsynth.privacy.guarantee import PrivacyStatement, marginal_statement
 from dpsynth.privacy.measure import Measurement
 
-__all__ = ["MSTConfig", "fit_mst"]
+if TYPE_CHECKING:  # pragma: no cover
+    from dpsynth.privacy.randomness import MechanismKey
+    from dpsynth.tabular.schema import Schema
 
-Constraint = dict[str, "int | Sequence[int]"]
+__all__ = ["MSTConfig", "MSTMechanism", "fit_mst"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,7 +79,7 @@ def fit_mst(
     data: PrivateData,
     *,
     rho: float,
-    constraints: Sequence[Constraint] = (),
+    constraints: Constraints = (),
     config: MSTConfig = MSTConfig(),
 ) -> MarginalFit:
     """Run MST through the private-data gate ``data``, spending exactly ``rho``.
@@ -132,3 +139,52 @@ def fit_mst(
     params = {"split": list(config.split), "iters": config.iters, "sigma_1way": sigma1,
               "compressed_columns": sorted(comp.maps) if comp is not None else []}
     return MarginalFit("mst", domain, tuple(ones + twos), tuple(selected), model, total, params, comp)
+
+
+class MSTMechanism:
+    """MST in the mechanism registry (:mod:`dpsynth.mechanisms.registry`)."""
+
+    name = "mst"
+    reads_data = True
+    needs_approx_dp = False
+
+    @property
+    def config_type(self) -> type[MSTConfig]:
+        """MST's options."""
+        return MSTConfig
+
+    def plan(self, schema: Schema, rho: float, config: MSTConfig) -> MechanismPlan:
+        """1-way and spanning-tree 2-way noise scales (selection takes the middle share)."""
+        d = len(schema.domain())
+        sens = float(schema.privacy_unit.sensitivity_rows)
+        r1, _, r2 = (rho * s for s in config.split) if d > 1 else (rho, 0.0, 0.0)
+        meas: list[dict[str, Any]] = [{"what": "every 1-way marginal", "count": d,
+                                       "sigma": sigma_for_rho(r1, count=d, sensitivity=sens)}]
+        if d > 1:
+            meas.append({"what": "2-way marginals of the spanning tree", "count": d - 1,
+                         "sigma": sigma_for_rho(r2, count=d - 1, sensitivity=sens)})
+        return MechanismPlan(meas, [])
+
+    def size(self, schema: Schema, config: MSTConfig) -> ModelSize:
+        """A tree of the largest pairs; all pairs' counts (raw and compressed) are cached."""
+        domain = schema.domain()
+        d = len(domain)
+        full = math.prod(domain.values()) if domain else 0
+        one_way = sum(domain.values())
+        pairs = sum(a * b for a, b in itertools.combinations(domain.values(), 2))
+        top = largest_cells(domain, 2, d - 1) if d > 1 else 0
+        model = min(top + one_way, config.max_model_cells, full)
+        counts = one_way + pairs * (3 if config.compress else 2)
+        tree = largest_pairs(domain, max(d - 1, 1))
+        plan_cells = min(sum(c for _, c in tree) if d > 1 else one_way, config.max_model_cells)
+        return ModelSize(model, model, counts, plan_cells, largest=tree[0] if tree else None)
+
+    def fit(self, gate: PrivateData | None, schema: Schema, *, rho: float, config: MSTConfig,
+            key: MechanismKey, constraints: Constraints, delta: float) -> MarginalFit:
+        """:func:`fit_mst`."""
+        assert gate is not None
+        return fit_mst(gate, rho=rho, constraints=constraints, config=config)
+
+    def statement(self, result: MarginalFit) -> PrivacyStatement:
+        """The marginal-based statement."""
+        return marginal_statement(self.name)

@@ -13,13 +13,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from dpsynth.errors import ConfigError, ModelTooLargeError
-from dpsynth.mechanisms.aim import AIMConfig
-from dpsynth.mechanisms.base import sigma_for_rho
-from dpsynth.mechanisms.mst import MSTConfig
+from dpsynth.mechanisms.registry import ModelSize, get, resolve_config
 from dpsynth.privacy.budget import ZCDP, ApproxDP, epsilon_to_rho, zcdp_to_epsilon
 from dpsynth.tabular.schema import Schema
 
-__all__ = ["BYTES_PER_CELL", "BYTES_PER_COUNT", "MemoryEstimate", "Plan", "estimate_memory", "plan_fit"]
+__all__ = [
+    "BYTES_PER_CELL",
+    "BYTES_PER_COUNT",
+    "MemoryEstimate",
+    "Plan",
+    "closure_cells",
+    "estimate_memory",
+    "largest_cells",
+    "largest_pairs",
+    "plan_fit",
+]
 
 #: Working memory per model cell: accelerated mirror descent keeps six model-sized float64
 #: table sets (potentials, beliefs, gradient, the trial point and two momentum iterates).
@@ -77,7 +85,7 @@ class MemoryEstimate:
                 "csv_read_per_million_rows_mib": round(self.read_per_row_bytes * 1e6 / mib, 1)}
 
 
-def _closure_cells(domain: dict[str, int], degree: int) -> int:
+def closure_cells(domain: dict[str, int], degree: int) -> int:
     """Cells of every marginal of up to ``degree`` columns (AIM's candidate set)."""
     sizes = list(domain.values())
     total = 0
@@ -86,48 +94,47 @@ def _closure_cells(domain: dict[str, int], degree: int) -> int:
     return total
 
 
-def _largest(domain: dict[str, int], degree: int, k: int) -> int:
+def largest_cells(domain: dict[str, int], degree: int, k: int) -> int:
     """Cells of the ``k`` largest ``degree``-way marginals."""
     sizes = sorted((math.prod(c) for c in itertools.combinations(domain.values(), min(degree, len(domain)))),
                    reverse=True)
     return sum(sizes[:k])
 
 
-def estimate_memory(schema: Schema, mechanism: str, *, aim: AIMConfig | None = None,
-                    mst: MSTConfig | None = None) -> MemoryEstimate:
+def largest_pairs(domain: dict[str, int], k: int) -> list[tuple[tuple[str, str], int]]:
+    """The ``k`` largest 2-way marginals with their cells."""
+    pairs = [((a, b), domain[a] * domain[b]) for a, b in itertools.combinations(domain, 2)]
+    return sorted(pairs, key=lambda p: -p[1])[:k]
+
+
+def _options(mechanism: str, options: object | None, aim: object | None, mst: object | None) -> object | None:
+    """``options``, or the older per-mechanism keyword (``aim=``, ``mst=``) for its mechanism."""
+    if options is not None:
+        return options
+    return {"aim": aim, "mst": mst}.get(mechanism)
+
+
+def estimate_memory(schema: Schema, mechanism: str, *, aim: object | None = None,
+                    mst: object | None = None, options: object | None = None) -> MemoryEstimate:
     """Peak working memory of fitting ``mechanism`` on data with ``schema`` (public inputs only).
 
-    Model: cells times :data:`BYTES_PER_CELL` — MST's tree of the largest pairs; for AIM
-    typically about one clique per column of the largest ``degree``-way marginals, at most its
-    cap or the full domain. Counts: the exact marginals the engine and the gate hold (all pairs
-    for MST, the workload's downward closure for AIM; a raw and a compressed copy when
-    compression is on, plus MST's model answers). Rows: :data:`BYTES_PER_CODE` per cell, and
+    Model: cells (the mechanism's :meth:`~dpsynth.mechanisms.registry.Mechanism.size`) times
+    :data:`BYTES_PER_CELL`. Counts: the exact marginals the engine and the gate hold, times
+    :data:`BYTES_PER_COUNT`. Rows: :data:`BYTES_PER_CODE` per cell, and
     :data:`BYTES_PER_TEXT_CELL` more when the input is read from CSV.
     """
-    domain = schema.domain()
-    d = len(domain)
-    full = math.prod(domain.values()) if domain else 0
-    one_way = sum(domain.values())
-    pairs = sum(a * b for a, b in itertools.combinations(domain.values(), 2))
-    if mechanism in ("schema_only", "independent", "dpvae", "dpgan"):
-        model = bound = counts = one_way
-    elif mechanism == "mst":
-        cfg = mst or MSTConfig()
-        top = _largest(domain, 2, d - 1) if d > 1 else 0
-        model = bound = min(top + one_way, cfg.max_model_cells, full)
-        counts = one_way + pairs * (3 if cfg.compress else 2)
-    elif mechanism == "aim":
-        acfg = aim or AIMConfig()
-        bound = min(acfg.max_model_cells, full)
-        model = min(bound, _largest(domain, acfg.degree, d) + one_way)
-        counts = one_way + min(_closure_cells(domain, acfg.degree), 1 << 24) + (
-            _closure_cells(domain, acfg.degree) if acfg.compress else 0)
-    else:
-        raise ConfigError(f"mechanism {mechanism!r} is not known")
-    count_bytes = counts * BYTES_PER_COUNT + BASE_BYTES
-    return MemoryEstimate(int(model), int(bound), int(counts), int(model * BYTES_PER_CELL + count_bytes),
-                          int(bound * BYTES_PER_CELL + count_bytes), int(max(d, 1) * BYTES_PER_CODE),
-                          int(max(d, 1) * BYTES_PER_TEXT_CELL))
+    mech = get(mechanism)
+    size = mech.size(schema, resolve_config(mech, _options(mechanism, options, aim, mst)))
+    return _memory(schema, size)
+
+
+def _memory(schema: Schema, size: ModelSize) -> MemoryEstimate:
+    d = len(schema.domain())
+    count_bytes = size.count_cells * BYTES_PER_COUNT + BASE_BYTES
+    return MemoryEstimate(int(size.model_cells), int(size.model_cells_bound), int(size.count_cells),
+                          int(size.model_cells * BYTES_PER_CELL + count_bytes),
+                          int(size.model_cells_bound * BYTES_PER_CELL + count_bytes),
+                          int(max(d, 1) * BYTES_PER_CODE), int(max(d, 1) * BYTES_PER_TEXT_CELL))
 
 
 @dataclass(frozen=True)
@@ -158,11 +165,6 @@ class Plan:
         }
 
 
-def _largest_pairs(domain: dict[str, int], k: int) -> list[tuple[tuple[str, str], int]]:
-    pairs = [((a, b), domain[a] * domain[b]) for a, b in itertools.combinations(domain, 2)]
-    return sorted(pairs, key=lambda p: -p[1])[:k]
-
-
 def plan_fit(
     schema: Schema,
     *,
@@ -171,20 +173,29 @@ def plan_fit(
     delta: float = 1e-9,
     rho: float | None = None,
     memory_cap_bytes: int = 4 * 2**30,
-    aim: AIMConfig | None = None,
-    mst: MSTConfig | None = None,
+    aim: object | None = None,
+    mst: object | None = None,
+    options: object | None = None,
 ) -> Plan:
     """Plan a fit; raise :class:`ModelTooLargeError` (naming columns) if it cannot fit.
 
+    The measurements, notes and sizes come from the registered mechanism's ``plan`` and
+    ``size`` (:mod:`dpsynth.mechanisms.registry`), the same functions its fit uses.
+
     Args:
         schema: The public schema.
-        mechanism: Mechanism name.
+        mechanism: A registered mechanism name.
         epsilon: Budget in (epsilon, delta); or ``rho``.
         delta: The guarantee's delta.
         rho: Budget in zCDP.
         memory_cap_bytes: Refuse plans whose model would need more working memory.
+        aim: AIM options (older spelling of ``options`` for ``aim``).
+        mst: MST options (older spelling of ``options`` for ``mst``).
+        options: The mechanism's options (an instance of its ``config_type``).
     """
-    if (epsilon is None) == (rho is None) and mechanism != "schema_only":
+    mech = get(mechanism)
+    config = resolve_config(mech, _options(mechanism, options, aim, mst))
+    if (epsilon is None) == (rho is None) and mech.reads_data:
         raise ConfigError("give exactly one of epsilon or rho")
     budget_rho = 0.0
     if rho is not None:
@@ -194,57 +205,19 @@ def plan_fit(
         budget_rho = epsilon_to_rho(epsilon, delta)
     eps = zcdp_to_epsilon(budget_rho, delta) if budget_rho > 0 else 0.0
     domain = schema.domain()
-    d = len(domain)
-    sens = float(schema.privacy_unit.sensitivity_rows)
-    notes: list[str] = []
-    meas: list[dict[str, Any]] = []
-    biggest = max(domain, key=lambda c: domain[c])
-    if mechanism == "schema_only":
-        cells = max(domain.values())
-        notes.append("reads no private data; spends nothing")
-    elif mechanism == "independent":
-        cells = sum(domain.values())
-        meas.append({"what": "every 1-way marginal", "count": d,
-                     "sigma": sigma_for_rho(budget_rho, count=d, sensitivity=sens)})
-    elif mechanism == "mst":
-        mcfg = mst or MSTConfig()
-        r1, _, r2 = (budget_rho * s for s in mcfg.split)
-        meas.append({"what": "every 1-way marginal", "count": d, "sigma": sigma_for_rho(r1, count=d, sensitivity=sens)})
-        if d > 1:
-            meas.append({"what": "2-way marginals of the spanning tree", "count": d - 1,
-                         "sigma": sigma_for_rho(r2, count=d - 1, sensitivity=sens)})
-        top = _largest_pairs(domain, max(d - 1, 1))
-        cells = sum(c for _, c in top) if d > 1 else sum(domain.values())
-        if top and top[0][1] * BYTES_PER_CELL > memory_cap_bytes:
-            (a, b), c = top[0]
-            raise ModelTooLargeError(
-                f"columns {a!r} x {b!r} make a {c:,}-cell marginal, over the memory cap; "
-                "coarsen their bins or categories")
-        cells = min(cells, mcfg.max_model_cells)
-    elif mechanism == "aim":
-        cfg = aim or AIMConfig()
-        rounds = cfg.max_rounds or 16 * d
-        sigma0 = sigma_for_rho(cfg.alpha * budget_rho / rounds, sensitivity=sens)
-        meas.append({"what": "every 1-way marginal", "count": d, "sigma": sigma0})
-        meas.append({"what": f"adaptively chosen marginals (up to {cfg.degree}-way)", "count": f"<= {rounds}",
-                     "sigma": f"starts at {sigma0:.4g}, halves when a round stops helping"})
-        cells = cfg.max_model_cells
-        for combo in itertools.combinations(sorted(domain, key=lambda c: -domain[c]), min(cfg.degree, d)):
-            size = math.prod(domain[c] for c in combo)
-            if size > cfg.max_model_cells:
-                notes.append(f"the {cfg.degree}-way marginal over {list(combo)} ({size:,} cells) exceeds "
-                             "the model cap; AIM will skip it")
-            break
-    elif mechanism in ("dpvae", "dpgan"):
-        cells = sum(domain.values())
-        notes.append("DP-SGD training; noise multiplier calibrated from the training share of the budget")
-    else:
-        raise ConfigError(f"mechanism {mechanism!r} is not known")
-    estimate = estimate_memory(schema, mechanism, aim=aim, mst=mst)
-    memory = estimate.bound_bytes if mechanism != "aim" else estimate.fixed_bytes
+    steps = mech.plan(schema, budget_rho, config)
+    size = mech.size(schema, config)
+    if size.largest is not None and size.largest[1] * BYTES_PER_CELL > memory_cap_bytes:
+        cols, cells = size.largest
+        raise ModelTooLargeError(
+            f"columns {' x '.join(repr(c) for c in cols)} make a {cells:,}-cell marginal, over the "
+            "memory cap; coarsen their bins or categories")
+    estimate = _memory(schema, size)
+    memory = estimate.bound_bytes if size.refuse_on_bound else estimate.fixed_bytes
     if memory > memory_cap_bytes:
+        biggest = max(domain, key=lambda c: domain[c])
         raise ModelTooLargeError(
             f"the model would need about {memory / 2**30:.1f} GiB (cap {memory_cap_bytes / 2**30:.1f} GiB); "
             f"the largest column is {biggest!r} with {domain[biggest]} codes")
-    return Plan(mechanism, budget_rho, eps if budget_rho > 0 else 0.0, delta, d, domain, int(cells),
-                memory, meas, notes, estimate)
+    return Plan(mechanism, budget_rho, eps if budget_rho > 0 else 0.0, delta, len(domain), domain,
+                int(size.plan_cells), memory, list(steps.measurements), list(steps.notes), estimate)

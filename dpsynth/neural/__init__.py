@@ -16,36 +16,29 @@ the GAN's generator noise) is in-mechanism randomness from the run's secret
 :class:`~dpsynth.privacy.randomness.MechanismKey`; a fit takes no user seed. The user's seed is used
 only at sampling time (:meth:`NeuralModel.sample`'s ``rng``).
 
-Importing this package does not import torch; fitting or sampling without the ``neural``
+:func:`fit_neural` lives in :mod:`dpsynth.neural.fit` and is re-exported here. Importing
+this package does not import torch; fitting or sampling without the ``neural``
 extra raises :class:`~dpsynth.errors.MissingDependencyError`.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import warnings
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-
-from dpsynth.errors import BudgetExceededError, ConfigError, require
-from dpsynth.neural.data import OneHotLayout, check_table, layout_of_schema
+from dpsynth.neural.data import OneHotLayout, layout_of_schema
+from dpsynth.neural.fit import fit_neural
 from dpsynth.neural.io import NeuralModel, load_neural, save_neural
 from dpsynth.neural.train import (
     DPSGDPlan,
     NeuralConfig,
     Progress,
     plan_dpsgd,
-    torch_threads,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dpsynth.privacy.accountant import Accountant
     from dpsynth.privacy.gate import PrivateData
     from dpsynth.privacy.randomness import MechanismKey
     from dpsynth.tabular.schema import Schema
-    from dpsynth.tabular.table import Table
 
 __all__ = [
     "DPSGDPlan",
@@ -60,207 +53,6 @@ __all__ = [
     "plan_dpsgd",
     "save_neural",
 ]
-
-log = logging.getLogger(__name__)
-
-#: What the privacy record says about randomness (docs/privacy-model.md, "Randomness").
-_DP_NOISE = ("Opacus floating-point Gaussian noise on the clipped-gradient sum, from a "
-             "torch.Generator seeded from the OS CSPRNG (never stored)")
-_ACCOUNTING = ("RDP of the Poisson-subsampled Gaussian mechanism (one SubsampledGaussianEvent "
-               "for all steps), composed with the Gaussian measurements of this fit")
-_TRAINING_RANDOMNESS = ("per-run secret key (initial weights, Poisson sampling, latent and "
-                        "Gumbel noise); never the user's seed, never stored")
-
-
-def _check_gate(kind: str, data: object, schema: Schema) -> OneHotLayout:
-    """The layout, after refusing a non-gate, a mismatched domain or a person-level unit."""
-    from dpsynth.privacy.gate import PrivateData
-
-    if not isinstance(data, PrivateData):
-        raise ConfigError(
-            f"{kind} reads private data through a PrivateData gate (row-level access via the "
-            f"numpy engine), not {type(data).__name__}"
-        )
-    layout = layout_of_schema(schema)
-    domain = data.domain
-    if tuple(domain) != layout.columns or tuple(domain.values()) != layout.sizes:
-        raise ConfigError(
-            "the data's columns and domain sizes must equal the schema's modelled columns "
-            f"({len(layout.columns)} columns)"
-        )
-    if schema.privacy_unit.kind != "row" or data.sensitivity != 1.0:
-        raise ConfigError(
-            f"{kind} supports the row privacy unit only (DP-SGD clips per row, not per person)"
-        )
-    return layout
-
-
-def _session_rdp(accountant: Accountant) -> np.ndarray[Any, np.dtype[np.float64]]:
-    from dpsynth.privacy.rdp import DEFAULT_ORDERS
-
-    total = np.zeros(len(DEFAULT_ORDERS))
-    for entry in accountant.ledger:
-        total = total + np.asarray(entry.event.rdp(DEFAULT_ORDERS), dtype=np.float64)
-    return total
-
-
-def fit_neural(
-    kind: Literal["dpvae", "dpgan"],
-    data: PrivateData,
-    schema: Schema,
-    *,
-    key: MechanismKey,
-    config: NeuralConfig,
-    progress: Progress | None = None,
-    delta: float | None = None,
-) -> NeuralModel:
-    """Fit a DP-VAE or DP-GAN; every read of private data goes through ``data``, charged first.
-
-    Steps: (1) with ``config.marginal_share > 0``, ``data.measure`` one Gaussian event per
-    column (together ``marginal_share`` of this fit's rho) for noisy 1-way marginals; their
-    sums give the row estimate. Otherwise, unless ``config.n_estimate`` is given,
-    ``data.measure_total`` spends ``config.count_share`` of the rho on a noisy row count.
-    (2) From that estimate alone, fix q, steps and the smallest noise multiplier that keeps the
-    composition (session ledger, if targeting the remaining budget, + step 1 + DP-SGD) within
-    the target epsilon; (3) ``data.train`` charges ONE :class:`SubsampledGaussianEvent` and
-    then hands the rows to the trainer. The target is ``config.epsilon`` for this fit, or (if
-    ``None``) everything the accountant's budget has left.
-
-    Args:
-        kind: ``"dpvae"`` or ``"dpgan"``.
-        data: The private-data gate (row-level unit, numpy engine); its domain must equal the
-            schema's modelled columns. Its accountant needs an ApproxDP budget.
-        schema: The public schema.
-        key: The run's secret: seeds all training-time randomness (initial weights, Poisson
-            sampling, latent/Gumbel noise). Never the user's seed.
-        config: Public fit settings.
-        progress: Per-epoch callback ``(epochs_done, epochs_total)``.
-        delta: Delta for calibration (default: the accountant budget's delta).
-
-    Returns:
-        The fitted model (no training rows inside).
-
-    Raises:
-        ConfigError: Unknown kind, a non-gate ``data``, schema/data mismatch, person-level
-            unit, non-ApproxDP budget, an engine without row access, or a network without
-            exact per-sample gradients.
-        BudgetExceededError: If a charge does not fit; nothing was measured for it.
-    """
-    from dpsynth.privacy.budget import ApproxDP, epsilon_to_rho
-    from dpsynth.privacy.events import GaussianEvent, SubsampledGaussianEvent
-    from dpsynth.privacy.rdp import DEFAULT_ORDERS
-
-    if kind not in ("dpvae", "dpgan"):
-        raise ConfigError(f"kind ({kind!r}) must be 'dpvae' or 'dpgan'")
-    require("torch", "neural")
-    require("opacus", "neural")
-    layout = _check_gate(kind, data, schema)
-    accountant = data.accountant
-    budget = accountant.budget
-    if not isinstance(budget, ApproxDP):
-        raise ConfigError(
-            f"{kind} needs an ApproxDP accountant budget: DP-SGD has no finite zCDP cost"
-        )
-    delta = budget.delta if delta is None else float(delta)
-    if config.epsilon is None:
-        target, base, fit_rho = budget.epsilon, _session_rdp(accountant), accountant.remaining_rho
-    else:
-        target, base = config.epsilon, np.zeros(len(DEFAULT_ORDERS))
-        fit_rho = epsilon_to_rho(config.epsilon, delta)
-
-    count_sigma: float | None = None
-    one_way = None
-    if config.marginal_share > 0:
-        if fit_rho <= 0:
-            raise BudgetExceededError("requested 1-way marginals with remaining rho=0")
-        from dpsynth.neural.calibrate import measure_one_way
-
-        # Charged before each count; also composed into the RDP that calibrates DP-SGD.
-        one_way = measure_one_way(
-            data, rho=config.marginal_share * fit_rho, label=f"{kind}: 1-way marginal"
-        )
-        for ev in one_way.events:
-            base = base + np.asarray(ev.rdp(DEFAULT_ORDERS), dtype=np.float64)
-    if config.n_estimate is not None:
-        n_est = rows = config.n_estimate
-    elif one_way is not None:
-        n_est, rows = max(1, one_way.n_estimate), one_way.n_estimate
-    else:
-        if fit_rho <= 0:
-            raise BudgetExceededError("requested a noisy row count with remaining rho=0")
-        count_sigma = data.sensitivity * math.sqrt(1.0 / (2.0 * config.count_share * fit_rho))
-        count_event = GaussianEvent(count_sigma, data.sensitivity)
-        noisy = data.measure_total(sigma=count_sigma, label=f"{kind}: noisy row count")
-        base = base + np.asarray(count_event.rdp(DEFAULT_ORDERS), dtype=np.float64)
-        n_est, rows = max(1, noisy), max(0, noisy)
-
-    plan = plan_dpsgd(
-        n_estimate=n_est,
-        batch_size=config.batch_size,
-        epochs=config.epochs,
-        max_grad_norm=config.max_grad_norm,
-        target_epsilon=target,
-        delta=delta,
-        extra_rdp=base,
-    )
-    event = SubsampledGaussianEvent(
-        plan.noise_multiplier, plan.sample_rate, plan.steps, label=f"{kind}: DP-SGD training"
-    )
-    log.info("%s: sigma=%.4g q=%.4g steps=%d", kind, plan.noise_multiplier, plan.sample_rate, plan.steps)
-    marginals = None if one_way is None else one_way.marginals
-
-    def trainer(table: Table) -> dict[str, Any]:
-        from dpsynth.neural.data import one_hot
-
-        check_table(table, layout)
-        x = one_hot(table.codes, layout)
-        with torch_threads(config.threads), warnings.catch_warnings():
-            # Opacus' backward hooks fire on module outputs when inputs need no grad: expected.
-            warnings.filterwarnings("ignore", message="Full backward hook is firing")
-            if kind == "dpvae":
-                from dpsynth.neural.vae import train_vae
-
-                return train_vae(x, layout, plan, config, key=key, progress=progress,
-                                 marginals=marginals)
-            from dpsynth.neural.gan import train_gan
-
-            return train_gan(x, layout, plan, config, key=key, progress=progress)
-
-    # ONE charge for all of training, made by the gate before the trainer sees a row.
-    state = data.train(event, trainer)
-    privacy = {
-        **plan.to_json(),
-        "delta": delta,
-        "epsilon_target": target,
-        "count_sigma": count_sigma,
-        "marginal_sigma": None if one_way is None else one_way.sigma,
-        "marginal_share": config.marginal_share if one_way is not None else 0.0,
-        "rows_source": (
-            "given" if config.n_estimate is not None
-            else "dp_marginal_sums" if one_way is not None else "dp_count"
-        ),
-        "secure_mode": config.secure_mode,
-        "dp_noise": _DP_NOISE + (
-            "; secure_mode on (each draw a sum of 4 Gaussians / 2, against floating-point "
-            "attacks)" if config.secure_mode else "; secure_mode off"
-        ),
-        "accounting": _ACCOUNTING,
-        "training_randomness": _TRAINING_RANDOMNESS,
-        "model_settings": dict(config.settings(kind).__dict__),
-    }
-    return NeuralModel(
-        kind=kind,
-        layout=layout,
-        hidden=tuple(config.hidden),
-        latent_dim=config.settings(kind).latent_dim,
-        weights={k: v.numpy().astype(np.float32) for k, v in state.items()},
-        estimated_rows=int(rows),
-        privacy=privacy,
-        schema_sha256=schema.sha256(),
-        marginals=marginals,
-        oversample=config.oversample,
-        calibration_iters=config.calibration_iters,
-    )
 
 
 def _fit_simple(
