@@ -20,7 +20,6 @@ import io
 import json
 import logging
 import os
-import re
 import shutil
 import time
 from collections.abc import Callable
@@ -42,7 +41,7 @@ from dpsynth.bundle.manifest import (
 from dpsynth.errors import ConfigError
 from dpsynth.mechanisms import registry
 from dpsynth.tabular.atomic import atomic_directory, write_bytes_atomic, write_text_atomic
-from dpsynth.tabular.io import check_output, text_columns
+from dpsynth.tabular.io import check_output, escape_csv_injection, text_columns
 from dpsynth.tabular.schema import Schema, dump_schema, load_schema
 
 __all__ = [
@@ -60,8 +59,6 @@ Progress = Callable[[str], None]
 STAGES: tuple[str, ...] = ("fit", "sample", "write data", "report", "checksums", "evaluate")
 """Stage names passed to the ``progress`` callback, in order (``evaluate`` only if asked)."""
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _WRITER_MARK = ".dpsynth-writer"
 
 
@@ -102,30 +99,6 @@ class ReleaseResult:
         out["files"] = list(self.files)
         out["internal_report"] = None if self.internal_report is None else str(self.internal_report)
         return out
-
-
-def escape_csv_injection(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy where text cells that a spreadsheet would run as a formula start with ``'``.
-
-    Only text cells are touched: a cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage
-    return gets a leading apostrophe unless the whole cell is a plain number (so ``-3`` and
-    ``-2.5e3`` stay numbers). Numeric, boolean and datetime columns are left as they are.
-    """
-    out = df.copy()
-    for name in out.columns:
-        s = out[name]
-        if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
-            continue
-
-        def fix(v: object) -> object:
-            if isinstance(v, str) and v.startswith(_FORMULA_START) and not _NUMBER.match(v):
-                return "'" + v
-            return v
-
-        # Rebuild with the column's own dtype: ``map`` would re-infer it, and an object column of
-        # integer categories with nulls would come back as floats ("2013.0").
-        out[name] = pd.Series([fix(v) for v in s], index=s.index, dtype=s.dtype, name=name)
-    return out
 
 
 def _resolve_schema(schema: Schema | str | Path) -> Schema:
