@@ -264,7 +264,8 @@ def fit_cmd(
     allow_private_schema: bool = typer.Option(False, "--allow-private-schema"),
     ledger: Path | None = typer.Option(None, "--ledger", help="Persistent ledger file with a lifetime cap."),
     lifetime_epsilon: float | None = typer.Option(
-        None, "--lifetime-epsilon", help="Lifetime cap stored in a NEW ledger (default: this budget); never raised later."),
+        None, "--lifetime-epsilon",
+        help="Lifetime cap stored in a NEW ledger (default: this budget); never raised later."),
     lifetime_rho: float | None = typer.Option(None, "--lifetime-rho", help="Lifetime cap as rho-zCDP (new ledger)."),
     out: Path = typer.Option(..., "--out", help="Model directory to write."),
     overwrite: bool = typer.Option(False, "--overwrite"),
@@ -301,8 +302,8 @@ def sample_cmd(
     share: list[str] = typer.Option([], "--share", help="COLUMN=VALUE:SHARE to rebalance one column; repeat."),
     seed: int | None = typer.Option(None, "--seed", help="Post-processing seed: sampling and decoding only."),
     out: Path = typer.Option(..., "--out", help="Output .csv or .parquet"),
-    independent: bool = typer.Option(False, "--independent",
-                                     help="Independent rows instead of systematic sampling within the model's cliques."),
+    independent: bool = typer.Option(
+        False, "--independent", help="Independent rows instead of systematic sampling within the model's cliques."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Sample synthetic rows from a fitted model (post-processing: spends nothing)."""

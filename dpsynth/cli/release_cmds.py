@@ -100,8 +100,12 @@ def register(app: typer.Typer) -> None:
         delta: float | None = typer.Option(None, "--delta", help="Budget delta (default 1e-9)."),
         rho: float | None = typer.Option(None, "--rho", help="Budget as rho-zCDP instead of epsilon."),
         rows: int | None = typer.Option(None, "--rows", help="Synthetic rows (default: the DP estimate of n)."),
-        seed: int | None = typer.Option(None, "--seed", help="Post-processing seed: sampling and decoding only (never DP noise, bounding or DP-SGD training); published in the manifest."),
-        engine: str | None = typer.Option(None, "--engine", help="numpy (default), arrow (Parquet), duckdb or spark."),
+        seed: int | None = typer.Option(
+            None, "--seed",
+            help="Post-processing seed: sampling and decoding only (never DP noise, bounding or DP-SGD training); "
+            "published in the manifest."),
+        engine: str | None = typer.Option(
+            None, "--engine", help="numpy (default), arrow (Parquet), duckdb or spark."),
         allow_private_schema: bool | None = typer.Option(
             None, "--allow-private-schema", help="Accept private_inferred schema facts (stated as a caveat)."),
         out: Path | None = typer.Option(None, "--out", "-o", help="Bundle directory to create."),
@@ -113,8 +117,10 @@ def register(app: typer.Typer) -> None:
         target: str | None = typer.Option(None, "--target", help="Binary column for the evaluation's AUC."),
         ledger: Path | None = typer.Option(None, "--ledger", help="Persistent per-dataset budget ledger."),
         lifetime_epsilon: float | None = typer.Option(
-            None, "--lifetime-epsilon", help="Lifetime cap stored in a NEW ledger (default: this budget); never raised later."),
-        lifetime_rho: float | None = typer.Option(None, "--lifetime-rho", help="Lifetime cap as rho-zCDP (new ledger)."),
+            None, "--lifetime-epsilon",
+            help="Lifetime cap stored in a NEW ledger (default: this budget); never raised later."),
+        lifetime_rho: float | None = typer.Option(
+            None, "--lifetime-rho", help="Lifetime cap as rho-zCDP (new ledger)."),
         sep: str | None = typer.Option(None, "--sep", help=SEP_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     ) -> None:
