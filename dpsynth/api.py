@@ -32,7 +32,7 @@ from dpsynth.privacy.events import ZCDPEvent
 from dpsynth.privacy.gate import PrivateData
 from dpsynth.privacy.guarantee import PrivacyStatement, statement_for
 from dpsynth.privacy.measure import Measurement
-from dpsynth.privacy.randomness import MechanismKey
+from dpsynth.privacy.randomness import MechanismKey, PostProcessingSeed
 from dpsynth.tabular.atomic import atomic_directory, write_text_atomic
 from dpsynth.tabular.encoding import decode, encode_column
 from dpsynth.tabular.schema import Schema, parse_schema
@@ -225,7 +225,7 @@ class Synthesizer:
                 far less sampling noise (rows are exchangeable, not independent); DP-SGD
                 models always draw independent rows.
         """
-        rng = np.random.default_rng(seed)
+        rng = PostProcessingSeed(seed).generator()  # the user's seed: post-processing only
         n = self.estimated_rows if rows is None else int(rows)
         if rebalance:
             if conditions:

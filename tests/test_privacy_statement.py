@@ -123,3 +123,20 @@ def test_dp_schema_facts_are_charged_to_the_ledger() -> None:
         api.fit(DATA, DP_SCHEMA, mechanism="independent", rho=0.005)
     with pytest.raises(ConfigError, match="schema_only"):
         api.fit(DATA, DP_SCHEMA, mechanism="schema_only")
+
+
+def test_randomness_types_keep_their_roles() -> None:
+    from dpsynth.privacy.randomness import PostProcessingSeed
+
+    a, b = MechanismKey.fresh(), MechanismKey.fresh()
+    assert a.hex_for("x") != b.hex_for("x") and a != b  # fresh secrets; equality is identity
+    assert MechanismKey.for_audit("t").hex_for("x") == MechanismKey.for_audit("t").hex_for("x")
+    assert a.hex_for("bounding") != a.hex_for("training")  # independent sub-keys per purpose
+    assert a.hex_for("x") not in repr(a) and "secret" in repr(a)
+    # The user's seed drives post-processing, reproducibly; numpy integers are accepted.
+    draws = [PostProcessingSeed(np.int64(5)).generator().integers(0, 10**9) for _ in range(2)]
+    assert draws[0] == draws[1]
+    with pytest.raises(ConfigError, match="seed"):
+        PostProcessingSeed(True)
+    synth = api.fit(DATA, SCHEMA, mechanism="independent", epsilon=1.0, delta=1e-6)
+    pd.testing.assert_frame_equal(synth.sample(50, seed=3), synth.sample(50, seed=3))

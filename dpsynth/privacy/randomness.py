@@ -24,6 +24,7 @@ makes that mistake visible in review and testable.
 from __future__ import annotations
 
 import hashlib
+import operator
 import secrets
 from dataclasses import dataclass, field
 
@@ -103,8 +104,14 @@ class PostProcessingSeed:
     value: int | None = None
 
     def __post_init__(self) -> None:
-        if self.value is not None and (not isinstance(self.value, int) or isinstance(self.value, bool)):
+        if self.value is None:
+            return
+        if isinstance(self.value, bool):
             raise ConfigError(f"seed ({self.value!r}) must be an integer")
+        try:
+            object.__setattr__(self, "value", operator.index(self.value))  # numpy ints too
+        except TypeError:
+            raise ConfigError(f"seed ({self.value!r}) must be an integer") from None
 
     def generator(self) -> np.random.Generator:
         """A numpy generator from the seed (fresh entropy when no seed was given)."""
