@@ -22,8 +22,8 @@ from dpsynth.neural.data import (
     one_hot,
     poisson_loader,
     sample_codes,
+    sampling_generator,
     steps_per_epoch,
-    torch_generator,
 )
 from dpsynth.neural.gan import build_discriminator, build_generator, gumbel_softmax
 from dpsynth.neural.train import DPSGDPlan, check_module, plan_dpsgd, privatise
@@ -48,16 +48,16 @@ def test_one_hot_blocks_and_sampling_stay_in_domain() -> None:
     assert x.shape == (2, 10)
     assert x.sum(dim=1).tolist() == [3.0, 3.0]
     assert x[0, [0, 3 + 4, 8 + 1]].tolist() == [1.0, 1.0, 1.0]
-    logits = torch.randn(500, LAYOUT.width, generator=torch_generator(0))
-    drawn = sample_codes(logits, LAYOUT, torch_generator(1))
+    logits = torch.randn(500, LAYOUT.width, generator=sampling_generator(0))
+    drawn = sample_codes(logits, LAYOUT, sampling_generator(1))
     assert drawn.shape == (500, 3)
     assert (drawn >= 0).all() and (drawn < np.array(LAYOUT.sizes)).all()
-    assert np.array_equal(drawn, sample_codes(logits, LAYOUT, torch_generator(1)))
+    assert np.array_equal(drawn, sample_codes(logits, LAYOUT, sampling_generator(1)))
 
 
 def test_gumbel_softmax_hard_is_one_hot_per_column() -> None:
     logits = torch.randn(64, LAYOUT.width, requires_grad=True)
-    y = gumbel_softmax(logits, LAYOUT, 0.5, torch_generator(3))
+    y = gumbel_softmax(logits, LAYOUT, 0.5, sampling_generator(3))
     for start, size in zip(LAYOUT.offsets[:-1], LAYOUT.sizes, strict=True):
         block = y[:, start : start + size].detach()
         assert torch.all(block.sum(dim=1) == 1.0) and torch.all((block == 0) | (block == 1))
@@ -67,7 +67,7 @@ def test_gumbel_softmax_hard_is_one_hot_per_column() -> None:
 
 def test_poisson_batches_have_binomial_sizes() -> None:
     n, q, batches = 1000, 0.02, 2000
-    loader = poisson_loader(torch.arange(n, dtype=torch.float32)[:, None], q, torch_generator(11))
+    loader = poisson_loader(torch.arange(n, dtype=torch.float32)[:, None], q, sampling_generator(11))
     assert len(loader) == steps_per_epoch(q) == 50
     sizes, hits = [], np.zeros(n)
     while len(sizes) < batches:
@@ -85,11 +85,11 @@ def test_poisson_batches_have_binomial_sizes() -> None:
 
 
 def test_empty_batches_do_not_crash() -> None:
-    loader = poisson_loader(torch.zeros(3, 4), 0.01, torch_generator(0))
+    loader = poisson_loader(torch.zeros(3, 4), 0.01, sampling_generator(0))
     shapes = [b.shape for (b,) in loader]
     assert len(shapes) == 100 and any(s[0] == 0 for s in shapes)
     assert all(s[1] == 4 for s in shapes)
-    empty_table = poisson_loader(torch.zeros(0, 4), 0.5, torch_generator(0))
+    empty_table = poisson_loader(torch.zeros(0, 4), 0.5, sampling_generator(0))
     assert [b.shape[0] for (b,) in empty_table] == [0, 0]
 
 
@@ -200,7 +200,7 @@ def _dp_final_params(canary: bool, runs: int, steps: int, sigma: float, clip: fl
     p = torch.nn.Parameter(torch.zeros(runs))
     opt = optimiser(
         torch.optim.SGD([p], lr=1.0), noise_multiplier=sigma, max_grad_norm=clip,
-        expected_batch_size=runs, loss_reduction="sum", generator=torch_generator(seed),
+        expected_batch_size=runs, loss_reduction="sum", generator=sampling_generator(seed),
         secure_mode=True,
     )
     grads = torch.eye(runs) * (10.0 * clip) if canary else torch.zeros(runs, runs)

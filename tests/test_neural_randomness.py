@@ -31,7 +31,7 @@ from opacus.optimizers import DPOptimizer
 import dpsynth.neural as neural_pkg
 from dpsynth.backends.numpy import NumpyBackend
 from dpsynth.neural import NeuralConfig, fit_dpgan, fit_dpvae, fit_neural
-from dpsynth.neural.data import OneHotLayout, one_hot, torch_generator
+from dpsynth.neural.data import OneHotLayout, one_hot, sampling_generator
 from dpsynth.neural.gan import train_gan
 from dpsynth.neural.train import build_keyed, keyed_generator
 from dpsynth.neural.vae import build_vae, latent_noise, train_vae, vae_batch_loss
@@ -82,6 +82,22 @@ def test_neural_package_reaches_private_data_only_through_the_gate() -> None:
                     and node.func.attr == "manual_seed"):
                 assert not (isinstance(node.func.value, ast.Name) and node.func.value.id == "torch"), path.name
     assert not hasattr(neural_pkg, "table_of")
+
+
+TRAINING_MODULES = ("fit.py", "train.py", "vae.py", "gan.py", "calibrate.py")
+
+
+def _calls(tree: ast.AST, name: str) -> bool:
+    return any(isinstance(n, ast.Call) and ast.unparse(n.func).split(".")[-1] == name for n in ast.walk(tree))
+
+
+def test_training_never_uses_the_post_processing_generator() -> None:
+    """Seeded generators are for sampling a trained model; training draws from the secret key."""
+    for name in TRAINING_MODULES:
+        tree = ast.parse((NEURAL_DIR / name).read_text(encoding="utf-8"))
+        assert not _calls(tree, "sampling_generator"), name
+    assert _calls(ast.parse((NEURAL_DIR / "io.py").read_text(encoding="utf-8")), "sampling_generator")
+    assert _calls(ast.parse("g = data.sampling_generator(3)\n"), "sampling_generator")  # the scan has teeth
 
 
 def test_the_scan_would_catch_a_backend_import() -> None:
@@ -143,13 +159,13 @@ def _changes(planted: bool) -> dict[str, float]:
     gen = keyed_generator(MechanismKey.for_audit("tests/test_neural_randomness noise"), "noise")
     noise, extra_noise = latent_noise(gen, ROWS, LATENT), latent_noise(gen, 1, LATENT)
     if planted:  # the old scheme: each batch's noise re-drawn in batch order from a known seed
-        noise = latent_noise(torch_generator(1234), ROWS, LATENT)
+        noise = latent_noise(sampling_generator(1234), ROWS, LATENT)
     base = _clipped_sum(gsm, opt, batch, noise)
     out = {}
     for name, pos in POSITIONS.items():
         bigger = _insert(batch, pos, extra)
         if planted:
-            noise2 = latent_noise(torch_generator(1234), ROWS + 1, LATENT)
+            noise2 = latent_noise(sampling_generator(1234), ROWS + 1, LATENT)
         else:  # the coupling: shared rows keep their noise, the new row brings its own
             noise2 = _insert(noise, pos, extra_noise)
         out[name] = float((_clipped_sum(gsm, opt, bigger, noise2) - base).norm())
@@ -221,7 +237,7 @@ def fixed_dp_noise(monkeypatch: pytest.MonkeyPatch) -> None:
     import dpsynth.neural.vae as vae_module
 
     for module in (vae_module, gan_module):
-        monkeypatch.setattr(module, "secure_generator", lambda: torch_generator(0))
+        monkeypatch.setattr(module, "secure_generator", lambda: sampling_generator(0))
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -31,8 +31,8 @@ __all__ = [
     "one_hot",
     "poisson_loader",
     "sample_codes",
+    "sampling_generator",
     "steps_per_epoch",
-    "torch_generator",
 ]
 
 
@@ -141,8 +141,14 @@ def sample_codes(
     return out
 
 
-def torch_generator(seed: int) -> torch.Generator:
-    """A CPU ``torch.Generator`` seeded with ``seed`` (never the global one)."""
+def sampling_generator(seed: int) -> torch.Generator:
+    """A CPU ``torch.Generator`` for drawing rows from a trained model (post-processing only).
+
+    ``seed`` comes from the user's post-processing generator (:meth:`NeuralModel.sample`). Every
+    generator used while private rows are read (initial weights, Poisson batches, training
+    noise) comes instead from the run's secret key (:func:`dpsynth.neural.train.keyed_generator`);
+    tests/test_neural_randomness.py checks that no training module calls this function.
+    """
     torch = _torch()
     gen = torch.Generator(device="cpu")
     gen.manual_seed(int(seed) % (2**63))

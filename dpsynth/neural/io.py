@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from dpsynth.errors import ConfigError, require
 from dpsynth.neural.calibrate import calibrated_sample
-from dpsynth.neural.data import OneHotLayout, sample_codes, torch_generator
+from dpsynth.neural.data import OneHotLayout, sample_codes, sampling_generator
 from dpsynth.privacy.guarantee import PrivacyStatement, dpsgd_statement
 from dpsynth.tabular.atomic import write_bytes_atomic, write_text_atomic
 
@@ -123,7 +123,7 @@ class NeuralModel:
         """
         if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or rows < 0:
             raise ConfigError(f"rows ({rows!r}) must be an integer >= 0")
-        gen = torch_generator(int(rng.integers(0, 2**63 - 1)))
+        gen = sampling_generator(int(rng.integers(0, 2**63 - 1)))
         if not calibrate or self.marginals is None:
             return self._draw(int(rows), gen)
         return calibrated_sample(
