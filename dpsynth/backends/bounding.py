@@ -90,15 +90,15 @@ def bound_contributions(
     heavy = np.flatnonzero((groups >= 0) & (sizes[np.maximum(groups, 0)] > k))
     if heavy.size == 0:
         return keep
-    text = id_text(series).to_numpy(dtype=object)
+    text = id_text(series.iloc[heavy]).tolist()  # only the rows that are hashed
     frame = pd.DataFrame(codes[heavy], copy=False)
     frame.insert(0, "__pid", groups[heavy])
     dup = frame.groupby(list(frame.columns), sort=False).cumcount().to_numpy() + 1
     subkey = key.hex_for(BOUNDING_PURPOSE)
     rows = codes[heavy].tolist()
     hashes = [
-        hashlib.md5("|".join([subkey, text[i], *map(str, row), str(j)]).encode("utf-8")).hexdigest()
-        for i, row, j in zip(heavy.tolist(), rows, dup.tolist(), strict=True)
+        hashlib.md5("|".join([subkey, pid, *map(str, row), str(j)]).encode("utf-8")).hexdigest()
+        for pid, row, j in zip(text, rows, dup.tolist(), strict=True)
     ]
     order = pd.DataFrame({"g": groups[heavy], "h": hashes}).sort_values(["g", "h"], kind="stable")
     rank = order.groupby("g", sort=False).cumcount().to_numpy()
