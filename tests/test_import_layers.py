@@ -4,7 +4,9 @@
   rows) nor :mod:`dpsynth.privacy.noise` (DP noise): they read data only through
   :class:`dpsynth.privacy.gate.PrivateData`, whose methods charge and then read.
 - Only the gate draws DP noise; only the API (which opens the engine) imports a backend.
-- The privacy core imports nothing of dpsynth but ``errors``; the model engine (``pgm``)
+- :mod:`dpsynth.arrays` (the typed array aliases) is a leaf that imports nothing of dpsynth,
+  so every layer may use it.
+- The privacy core imports nothing of dpsynth but ``errors`` and ``arrays``; the model engine (``pgm``)
   knows nothing of privacy or engines; nothing outside ``cli`` imports it; no module imports
   form a cycle, lazy and ``TYPE_CHECKING`` imports included.
 - Nothing reaches into a private attribute of a table or backend (``_table``), and no module
@@ -25,6 +27,7 @@ from tests.paths import PACKAGE_DIR
 SEALED = ("mechanisms", "pgm", "neural")
 FORBIDDEN_IN_SEALED = ("dpsynth.backends", "dpsynth.privacy.noise")
 NOISE_CALLS = {"normal", "laplace", "gumbel", "standard_normal", "exponential"}
+LEAVES = ("dpsynth.errors", "dpsynth.arrays")  # modules every layer may import
 
 
 def _imports(tree: ast.AST) -> set[str]:
@@ -99,10 +102,17 @@ def _dpsynth_imports(path: Path) -> set[str]:
     return {n for n in _imports(ast.parse(path.read_text(encoding="utf-8"))) if n.startswith("dpsynth")}
 
 
-def test_the_privacy_core_imports_nothing_of_dpsynth_but_errors() -> None:
+def test_the_array_aliases_are_a_leaf() -> None:
+    path = PACKAGE_DIR / "arrays.py"
+    assert _dpsynth_imports(path) == set()
+    assert _imports(ast.parse(path.read_text(encoding="utf-8"))) <= {"numpy", "numpy.typing", "__future__",
+                                                                    "__future__.annotations"}
+
+
+def test_the_privacy_core_imports_nothing_of_dpsynth_but_the_leaves() -> None:
     bad = {}
     for path in (PACKAGE_DIR / "privacy").rglob("*.py"):
-        found = sorted(n for n in _dpsynth_imports(path) if not n.startswith(("dpsynth.privacy", "dpsynth.errors")))
+        found = sorted(n for n in _dpsynth_imports(path) if not n.startswith(("dpsynth.privacy", *LEAVES)))
         if found:
             bad[path.name] = found
     assert not bad, bad

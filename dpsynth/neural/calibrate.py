@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from dpsynth.arrays import FloatArray
 from dpsynth.errors import BudgetExceededError, ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,7 +31,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["OneWay", "calibrated_sample", "measure_one_way", "rake_weights"]
 
-FloatArray = npt.NDArray[np.float64]
 CodeArray = npt.NDArray[np.int64]
 
 #: Decimals kept of each stored marginal probability (public; keeps model.json compact).

@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
+from dpsynth.arrays import FloatArray
 from dpsynth.errors import ConfigError
 from dpsynth.pgm.clique_vector import CliqueVector
 from dpsynth.pgm.constraints import Assignment, Normalized, assignment_mask, normalize_assignment
@@ -41,7 +41,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-FloatArray = npt.NDArray[np.float64]
 _WINDOW = 10
 _FLOOR = 1e-30
 

@@ -13,12 +13,12 @@ from typing import Union
 import numpy as np
 import numpy.typing as npt
 
+from dpsynth.arrays import FloatArray
 from dpsynth.errors import ConfigError
 from dpsynth.pgm.domain import Domain
 
 __all__ = ["Factor", "logsumexp_axes"]
 
-FloatArray = npt.NDArray[np.float64]
 Operand = Union["Factor", float, int]
 
 

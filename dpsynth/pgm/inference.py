@@ -14,14 +14,13 @@ from functools import lru_cache
 from math import prod
 
 import numpy as np
-import numpy.typing as npt
 
+from dpsynth.arrays import FloatArray
 from dpsynth.errors import ConfigError
 from dpsynth.pgm.junction_tree import JunctionTree
 
 __all__ = ["Beliefs", "Calibrator", "marginal_of", "sum_axes"]
 
-FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, eq=False)

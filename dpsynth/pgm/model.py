@@ -14,8 +14,8 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
+from dpsynth.arrays import FloatArray
 from dpsynth.errors import ConfigError
 from dpsynth.pgm.clique_vector import CliqueVector
 from dpsynth.pgm.constraints import Assignment, Normalized, assignment_mask, normalize_assignment
@@ -27,7 +27,6 @@ from dpsynth.pgm.junction_tree import JunctionTree
 __all__ = ["FORMAT_VERSION", "Model", "load_model", "save_model"]
 
 FORMAT_VERSION = 1
-FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, eq=False)

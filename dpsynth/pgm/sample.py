@@ -24,16 +24,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
+from dpsynth.arrays import FloatArray, IntArray
 from dpsynth.errors import ConfigError
 from dpsynth.pgm.constraints import Assignment
 from dpsynth.pgm.model import Model
 
 __all__ = ["InverseCDF", "sample", "sample_with_shares"]
 
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
 _BELOW_ONE = float(np.nextafter(1.0, 0.0))
 
 

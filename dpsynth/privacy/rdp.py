@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
-import numpy.typing as npt
 from scipy import special
 
+from dpsynth.arrays import FloatArray
 from dpsynth.errors import BudgetExceededError, ConfigError
 
 __all__ = [
@@ -41,8 +41,6 @@ DEFAULT_ORDERS: tuple[float, ...] = tuple(
     + [float(a) for a in range(11, 64)]
     + [64.0, 80.0, 96.0, 128.0, 160.0, 192.0, 256.0]
 )
-
-FloatArray = npt.NDArray[np.float64]
 
 
 def _signed_logsumexp(log_abs: FloatArray, sign: FloatArray) -> tuple[FloatArray, FloatArray]:
