@@ -21,19 +21,25 @@ from dpsynth.privacy.events import gumbel_scale_for_rho
 __all__ = ["discrete_gaussian", "gumbel_scale_for_rho", "noisy_max"]
 
 
-def _dp() -> Any:
-    import opendp.prelude as dp
+def _enable_contrib() -> None:
+    """Enable OpenDP's ``contrib`` features (what ``dp.enable_features("contrib")`` does).
 
-    dp.enable_features("contrib")
-    return dp
+    Only the OpenDP modules used here are imported, never ``opendp.prelude``: the prelude
+    imports ``opendp.extras`` and with it scikit-learn (1-5 s of start-up per process).
+    """
+    from opendp.mod import enable_features
+
+    enable_features("contrib")
 
 
 @lru_cache(maxsize=256)
 def _gaussian_vector(scale: float) -> Any:
-    dp = _dp()
-    return dp.m.make_gaussian(
-        dp.vector_domain(dp.atom_domain(T=int)), dp.l2_distance(T=int), scale=scale
-    )
+    from opendp.domains import atom_domain, vector_domain
+    from opendp.measurements import make_gaussian
+    from opendp.metrics import l2_distance
+
+    _enable_contrib()
+    return make_gaussian(vector_domain(atom_domain(T=int)), l2_distance(T=int), scale=scale)
 
 
 def discrete_gaussian(counts: npt.NDArray[np.int64], sigma: float) -> npt.NDArray[np.int64]:
@@ -58,11 +64,16 @@ def discrete_gaussian(counts: npt.NDArray[np.int64], sigma: float) -> npt.NDArra
 
 @lru_cache(maxsize=256)
 def _noisy_max(scale: float) -> Any:
-    dp = _dp()
-    return dp.m.make_noisy_max(
-        dp.vector_domain(dp.atom_domain(T=float, nan=False)),
-        dp.linf_distance(T=float, monotonic=False),
-        dp.zero_concentrated_divergence(),
+    from opendp.domains import atom_domain, vector_domain
+    from opendp.measurements import make_noisy_max
+    from opendp.measures import zero_concentrated_divergence
+    from opendp.metrics import linf_distance
+
+    _enable_contrib()
+    return make_noisy_max(
+        vector_domain(atom_domain(T=float, nan=False)),
+        linf_distance(T=float, monotonic=False),
+        zero_concentrated_divergence(),
         scale=scale,
     )
 
