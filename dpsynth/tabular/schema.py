@@ -4,26 +4,37 @@ A schema declares each column's kind and public domain (categories, bounds, bin 
 datetime ranges, nullability), its role for audits, and where each fact came from
 (``declared``, ``dp`` or ``private_inferred``). Fitting refuses a schema holding
 ``private_inferred`` facts unless the caller explicitly accepts that caveat.
+
+This module holds the :class:`Schema` container (columns, privacy unit, constraints) and its
+file format (load, parse, dump, JSON Schema). The column kinds live in
+:mod:`dpsynth.tabular.columns` and are re-exported here.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-import math
-import unicodedata
 from collections.abc import Mapping
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dpsynth.errors import SchemaError
+from dpsynth.tabular.columns import (
+    GRANULARITY_UNITS,
+    KINDS,
+    BooleanColumn,
+    CategoricalColumn,
+    Column,
+    DatetimeColumn,
+    IdentifierColumn,
+    NumericColumn,
+    OrdinalColumn,
+    Role,
+    Source,
+    canonical_key,
+)
 
 __all__ = [
     "GRANULARITY_UNITS",
@@ -43,303 +54,6 @@ __all__ = [
     "load_schema",
     "schema_json_schema",
 ]
-
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
-GRANULARITY_UNITS = {"year": "Y", "month": "M", "day": "D", "hour": "h", "minute": "m", "second": "s"}
-
-
-def canonical_key(value: object) -> str:
-    """The matching key of a category value: NFC text without zero-width characters.
-
-    Integers and integral floats match their decimal form, so a category declared as ``1``
-    matches the data values ``1``, ``1.0`` and ``"1"``.
-    """
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
-        return str(int(value))
-    text = str(value)
-    return unicodedata.normalize("NFC", text.translate(_ZERO_WIDTH)).strip()
-
-
-class Source(StrEnum):
-    """Where a public fact came from."""
-
-    declared = "declared"
-    dp = "dp"
-    private_inferred = "private_inferred"
-
-
-class Role(StrEnum):
-    """The column's role in audits."""
-
-    quasi_identifier = "quasi_identifier"
-    sensitive = "sensitive"
-    none = "none"
-
-
-class _Base(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str = Field(min_length=1)
-    nullable: bool = False
-    role: Role = Role.none
-    source: Source = Source.declared
-    sources: dict[str, Source] = Field(default_factory=dict)
-    description: str | None = None
-    dp_rho: float | None = Field(default=None, description=(
-        "zCDP cost (rho) spent outside dpsynth to derive this column's facts of source 'dp'; "
-        "required (> 0) exactly when the column has such a fact; fitting charges it"))
-
-    @model_validator(mode="after")
-    def _dp_cost(self) -> _Base:
-        has_dp = Source.dp in self.fact_sources()
-        if self.dp_rho is not None and not (math.isfinite(self.dp_rho) and self.dp_rho > 0):
-            raise ValueError(f"column {self.name!r}: dp_rho must be a finite number > 0")
-        if has_dp and self.dp_rho is None:
-            raise ValueError(f"column {self.name!r}: source 'dp' needs dp_rho > 0 "
-                             "(the zCDP cost spent to derive it)")
-        if not has_dp and self.dp_rho is not None:
-            raise ValueError(f"column {self.name!r}: dp_rho is set but no fact has source 'dp'")
-        return self
-
-    def fact_sources(self) -> set[Source]:
-        """The sources of all of this column's facts."""
-        return {self.source, *self.sources.values()}
-
-    @property
-    def modelled(self) -> bool:
-        """Whether the column is part of the model's domain."""
-        return True
-
-    def domain_size(self) -> int:  # pragma: no cover - overridden
-        """Number of codes: values, then ``other`` if declared, then null if nullable."""
-        raise SchemaError(f"column {self.name!r} has no domain")
-
-    def labels(self) -> list[str]:  # pragma: no cover - overridden
-        """One public label per code, for reports."""
-        raise SchemaError(f"column {self.name!r} has no domain")
-
-
-class _Categories(_Base):
-    categories: list[str | int] = Field(min_length=1)
-    other: bool = False
-    other_label: str = "Other"
-
-    @model_validator(mode="after")
-    def _unique(self) -> _Categories:
-        keys = [canonical_key(c) for c in self.categories]
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"column {self.name!r}: categories must be unique after normalisation")
-        if self.other and canonical_key(self.other_label) in keys:
-            raise ValueError(f"column {self.name!r}: other_label {self.other_label!r} is also a declared "
-                             "category, so the two would be indistinguishable; set other_label to a "
-                             "name that is not a category (e.g. other_label: '(other)')")
-        return self
-
-    @property
-    def n_values(self) -> int:
-        """Number of declared categories."""
-        return len(self.categories)
-
-    def domain_size(self) -> int:
-        return len(self.categories) + int(self.other) + int(self.nullable)
-
-    def labels(self) -> list[str]:
-        out = [str(c) for c in self.categories]
-        if self.other:
-            out.append("(other)")
-        if self.nullable:
-            out.append("(null)")
-        return out
-
-
-class CategoricalColumn(_Categories):
-    """Unordered categories declared in the schema, with an optional ``other`` bucket."""
-
-    kind: Literal["categorical"] = "categorical"
-
-
-class OrdinalColumn(_Categories):
-    """Ordered categories (order as listed)."""
-
-    kind: Literal["ordinal"] = "ordinal"
-
-
-class _Binned(_Base):
-    bins: int | None = Field(default=None, ge=1, le=100_000)
-    edges: list[float] | None = None
-
-    def _check_edges(self, lo: float, hi: float) -> None:
-        if self.edges is not None:
-            e = self.edges
-            if len(e) < 2 or any(b <= a for a, b in itertools.pairwise(e)):
-                raise ValueError(f"column {self.name!r}: edges must be strictly increasing (>= 2)")
-            if e[0] != lo or e[-1] != hi:
-                raise ValueError(f"column {self.name!r}: edges must start and end at the bounds")
-            if self.bins is not None and self.bins != len(e) - 1:
-                raise ValueError(f"column {self.name!r}: bins must equal len(edges) - 1")
-
-
-class NumericColumn(_Binned):
-    """A number within public bounds, modelled by bins (equal width or declared edges).
-
-    An integer column without ``bins`` or ``edges`` whose range holds at most 64 values gets
-    one cell per integer.
-    """
-
-    kind: Literal["numeric"] = "numeric"
-    dtype: Literal["int", "float"] = "float"
-    bounds: tuple[float, float]
-
-    @model_validator(mode="after")
-    def _check(self) -> NumericColumn:
-        lo, hi = self.bounds
-        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-            raise ValueError(f"column {self.name!r}: bounds must be finite with lower < upper")
-        self._check_edges(lo, hi)
-        if self.dtype == "float" and self.bins is None and self.edges is None:
-            raise ValueError(f"column {self.name!r}: a float column needs bins or edges")
-        if self.dtype == "int" and self.bins is None and self.edges is None and hi - lo + 1 > 64:
-            raise ValueError(
-                f"column {self.name!r}: an integer range of more than 64 values needs bins or edges"
-            )
-        return self
-
-    def bin_edges(self) -> npt.NDArray[np.float64]:
-        """The public bin edges, from ``bounds[0]`` to ``bounds[1]``."""
-        lo, hi = self.bounds
-        if self.edges is not None:
-            return np.asarray(self.edges, dtype=np.float64)
-        if self.bins is None:  # one cell per integer
-            return np.arange(lo, hi + 2, dtype=np.float64)
-        return np.linspace(lo, hi, self.bins + 1)
-
-    @property
-    def per_integer(self) -> bool:
-        """Whether each integer in the bounds has its own cell."""
-        return self.dtype == "int" and self.bins is None and self.edges is None
-
-    @property
-    def n_values(self) -> int:
-        """Number of value cells (without null)."""
-        lo, hi = self.bounds
-        if self.per_integer:
-            return int(hi - lo + 1)
-        return len(self.bin_edges()) - 1
-
-    def domain_size(self) -> int:
-        return self.n_values + int(self.nullable)
-
-    def labels(self) -> list[str]:
-        lo, _ = self.bounds
-        if self.per_integer:
-            out = [str(int(lo) + i) for i in range(self.n_values)]
-        else:
-            e = self.bin_edges()
-            out = [
-                f"[{_fmt(a)}, {_fmt(b)}{']' if i == len(e) - 2 else ')'}"
-                for i, (a, b) in enumerate(itertools.pairwise(e))
-            ]
-        if self.nullable:
-            out.append("(null)")
-        return out
-
-
-def _fmt(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:.4g}"
-
-
-class DatetimeColumn(_Base):
-    """A timestamp within public bounds, at a public granularity, binned in time."""
-
-    kind: Literal["datetime"] = "datetime"
-    bounds: tuple[str, str]
-    granularity: Literal["year", "month", "day", "hour", "minute", "second"] = "day"
-    bins: int = Field(default=32, ge=1, le=100_000)
-    timezone: str | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> DatetimeColumn:
-        try:
-            lo, hi = (pd.Timestamp(b) for b in self.bounds)
-        except (ValueError, TypeError):
-            raise ValueError(f"column {self.name!r}: bounds must be ISO timestamps") from None
-        if (lo.tzinfo is None) != (hi.tzinfo is None) or not lo < hi:
-            raise ValueError(f"column {self.name!r}: bounds must satisfy lower < upper, same tz-ness")
-        return self
-
-    def unit_bounds(self) -> tuple[int, int]:
-        """Bounds as integers counted in granularity units since the epoch (UTC)."""
-        lo, hi = (_to_units(pd.Timestamp(b), self.granularity) for b in self.bounds)
-        return lo, hi
-
-    @property
-    def n_values(self) -> int:
-        """Number of time bins (at most the number of granularity steps in the bounds)."""
-        lo, hi = self.unit_bounds()
-        return int(min(self.bins, hi - lo + 1))
-
-    def domain_size(self) -> int:
-        return self.n_values + int(self.nullable)
-
-    def labels(self) -> list[str]:
-        lo, hi = self.unit_bounds()
-        edges = np.linspace(lo, hi + 1, self.n_values + 1)
-        out = [str(_from_units(int(np.ceil(e)), self.granularity, None).date()) for e in edges[:-1]]
-        if self.nullable:
-            out.append("(null)")
-        return out
-
-
-def _to_units(ts: pd.Timestamp, granularity: str) -> int:
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return int(np.datetime64(ts.to_datetime64(), GRANULARITY_UNITS[granularity]).astype(np.int64))  # type: ignore[call-overload]
-
-
-def _from_units(units: int, granularity: str, tz: str | None) -> pd.Timestamp:
-    ts = pd.Timestamp(np.datetime64(int(units), GRANULARITY_UNITS[granularity]))  # type: ignore[call-overload]
-    return ts.tz_localize("UTC").tz_convert(tz) if tz else ts
-
-
-class BooleanColumn(_Base):
-    """True/false (codes 0 = false, 1 = true)."""
-
-    kind: Literal["boolean"] = "boolean"
-
-    def domain_size(self) -> int:
-        return 2 + int(self.nullable)
-
-    def labels(self) -> list[str]:
-        return ["false", "true"] + (["(null)"] if self.nullable else [])
-
-
-class IdentifierColumn(_Base):
-    """A direct identifier: never modelled; dropped, or replaced by fresh random tokens."""
-
-    kind: Literal["identifier"] = "identifier"
-    output: Literal["drop", "token"] = "drop"
-
-    @property
-    def modelled(self) -> bool:
-        return False
-
-    def domain_size(self) -> int:
-        raise SchemaError(f"column {self.name!r} is an identifier and has no domain")
-
-    def labels(self) -> list[str]:
-        return []
-
-
-Column = Annotated[
-    CategoricalColumn | OrdinalColumn | NumericColumn | DatetimeColumn | BooleanColumn | IdentifierColumn,
-    Field(discriminator="kind"),
-]
-#: The column kinds a schema may declare.
-_KINDS = ("categorical", "ordinal", "numeric", "datetime", "boolean", "identifier")
 
 
 class PrivacyUnit(BaseModel):
@@ -490,7 +204,7 @@ def _parse(data: Any, origin: str) -> Schema:
         msg = first["msg"].removeprefix("Value error, ")
         if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
             name = _column_name(data, first["loc"])
-            kinds = ", ".join(sorted(_KINDS))
+            kinds = ", ".join(sorted(KINDS))
             got = (first.get("ctx") or {}).get("tag")
             msg = ((f"column {name!r}: " if name else "") + f"kind must be one of {kinds}"
                    + (f" (got {got!r})" if got else " (none given)"))
