@@ -16,14 +16,10 @@ import pytest
 
 from dpsynth.errors import ConfigError
 from dpsynth.pgm import Domain, WarmStart, build_junction_tree, estimate
-from dpsynth.pgm.estimate import (
-    Objective,
-    accelerated_descent,
-    measurement_terms,
-    potentials_from_marginals,
-    warm_potentials,
-)
+from dpsynth.pgm.estimate import potentials_from_marginals, warm_potentials
 from dpsynth.pgm.inference import Calibrator
+from dpsynth.pgm.objective import Objective, measurement_terms
+from dpsynth.pgm.optimizers import accelerated_descent
 from dpsynth.privacy.measure import Measurement
 
 FloatArray = np.ndarray

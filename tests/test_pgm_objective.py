@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dpsynth.pgm import Domain, build_junction_tree
-from dpsynth.pgm.estimate import Objective, measurement_terms
+from dpsynth.pgm.objective import Objective, measurement_terms
 from dpsynth.privacy.measure import Measurement
 
 
