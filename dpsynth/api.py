@@ -27,12 +27,13 @@ from dpsynth.mechanisms.compress import Compression
 from dpsynth.mechanisms.mst import MSTConfig
 from dpsynth.pgm import Model, load_model, sample, save_model
 from dpsynth.privacy.accountant import Accountant
-from dpsynth.privacy.budget import ZCDP, ApproxDP, epsilon_to_rho
+from dpsynth.privacy.budget import ZCDP, ApproxDP, budget_of
 from dpsynth.privacy.events import ZCDPEvent
 from dpsynth.privacy.gate import PrivateData
 from dpsynth.privacy.guarantee import PrivacyStatement, statement_for
 from dpsynth.privacy.measure import Measurement
 from dpsynth.privacy.randomness import MechanismKey, PostProcessingSeed
+from dpsynth.privacy.spend import PrivacySpend
 from dpsynth.tabular.atomic import atomic_directory, write_text_atomic
 from dpsynth.tabular.encoding import decode, encode_column
 from dpsynth.tabular.schema import Schema, parse_schema
@@ -83,15 +84,6 @@ def privacy_caveats(schema: Schema, *, allow_private_schema: bool) -> list[str]:
     return caveats
 
 
-def _budget(epsilon: float | None, delta: float, rho: float | None) -> ApproxDP | ZCDP:
-    if (epsilon is None) == (rho is None):
-        raise ConfigError("give exactly one of epsilon or rho")
-    if rho is not None:
-        return ZCDP(rho)
-    assert epsilon is not None
-    return ApproxDP(epsilon, delta)
-
-
 def _open(data: DataSource, schema: Schema, engine: str, key: MechanismKey) -> CountingBackend:
     if isinstance(data, CountingBackend):
         return data
@@ -114,8 +106,8 @@ class Synthesizer:
     Attributes:
         schema: The public schema.
         mechanism: The mechanism's name.
-        privacy: The accountant's statement (epsilon, delta, rho, conversion, ledger), plus
-            the unit of privacy and caveats.
+        privacy: What the fit spent (epsilon, delta, rho, conversion, charged steps), with the
+            unit of privacy and the caveats.
         estimated_rows: DP estimate of the input's row count (the default output size).
         measurements: The noisy marginals measured (empty for neural generators).
         selected: Cliques chosen by private selection.
@@ -124,7 +116,7 @@ class Synthesizer:
 
     schema: Schema
     mechanism: str
-    privacy: dict[str, Any]
+    privacy: PrivacySpend
     estimated_rows: int
     model: Model | None = field(repr=False, default=None)
     neural: Any = field(repr=False, default=None)
@@ -241,7 +233,7 @@ class Synthesizer:
         with atomic_directory(target, overwrite=overwrite) as tmp:
             meta = {
                 "format": _FORMAT, "mechanism": self.mechanism, "schema": self.schema.to_dict(),
-                "privacy": self.privacy, "estimated_rows": self.estimated_rows,
+                "privacy": self.privacy.to_json(), "estimated_rows": self.estimated_rows,
                 "selected": [list(c) for c in self.selected], "params": self.params,
                 "compression": self.compression.to_json() if self.compression is not None else None,
                 "statement": self.guarantee.to_json(),
@@ -286,7 +278,7 @@ def load(directory: str | Path) -> Synthesizer:
 
         neural = load_neural(path / "neural")
     comp = meta.get("compression")
-    return Synthesizer(parse_schema(meta["schema"]), meta["mechanism"], meta["privacy"],
+    return Synthesizer(parse_schema(meta["schema"]), meta["mechanism"], PrivacySpend.from_json(meta["privacy"]),
                        int(meta["estimated_rows"]), model, neural, tuple(measurements),
                        tuple(tuple(c) for c in meta["selected"]), meta["params"],
                        Compression.from_json(comp) if comp else None,
@@ -349,7 +341,7 @@ def fit(
     caveats = privacy_caveats(schema, allow_private_schema=allow_private_schema)
     if not mech.reads_data:
         return _fit_without_data(mech, schema, config, constraints, caveats)
-    budget = _budget(epsilon, delta, rho)
+    budget = budget_of(epsilon=epsilon, delta=delta, rho=rho)
     from dpsynth.mechanisms.plan import plan_fit
 
     # Refuse a model that cannot fit in memory from public sizes alone, before reading data.
@@ -363,15 +355,13 @@ def fit(
         accountant.abort()  # returns the reservation only if nothing was read
         raise
     accountant.commit()
-    privacy = accountant.statement(delta)
-    # Charge times track counting time, which grows with the private row count: not public.
-    ledger: list[dict[str, Any]] = privacy["ledger"]
-    privacy["ledger"] = [{k: v for k, v in e.items() if k != "time"} for e in ledger]
-    privacy.update({"unit": schema.privacy_unit.describe(), "caveats": caveats,
-                    "neighbouring": "add/remove one unit of privacy"})
     statement = mech.statement(result)
     if not isinstance(result, MarginalFit):  # a neural model
         caveats.extend(statement.caveats)
+    # The spend's ledger holds no charge times: they track counting time, which grows with the
+    # private row count.
+    privacy = accountant.spend(delta).with_context(unit=schema.privacy_unit.describe(), caveats=caveats)
+    if not isinstance(result, MarginalFit):
         return Synthesizer(schema, mechanism, privacy, int(result.estimated_rows), None, result,
                            params=dict(result.privacy), statement=statement)
     return Synthesizer(schema, mechanism, privacy, round(result.total), result.model, None,
@@ -401,8 +391,7 @@ def _fit_without_data(mech: registry.Mechanism, schema: Schema, config: Any,
                           "derived under DP (dp_rho); release them with a budget-spending mechanism")
     result = mech.fit(None, schema, rho=0.0, config=config, key=MechanismKey.fresh(),
                       constraints=constraints, delta=0.0)
-    privacy = {"epsilon": 0.0, "delta": 0.0, "rho": 0.0, "conversion": "none (no private data read)",
-               "ledger": [], "unit": schema.privacy_unit.describe(), "caveats": caveats}
+    privacy = PrivacySpend.nothing_read(schema.privacy_unit.describe(), caveats)
     return Synthesizer(schema, mech.name, privacy, 1000, result.model, statement=mech.statement(result))
 
 
@@ -433,7 +422,7 @@ def _fit_reserved(data: DataSource, schema: Schema, mech: registry.Mechanism, co
                   constraints: list[dict[str, int | Sequence[int]]], delta: float) -> Any:
     """Run the mechanism under ``accountant`` (its budget already reserved): the reads happen here."""
     unit = schema.privacy_unit
-    total_rho = budget.rho if isinstance(budget, ZCDP) else epsilon_to_rho(budget.epsilon, budget.delta)
+    total_rho = budget.rho  # every budget type converts itself (ApproxDP: the tight rho at its delta)
     # Schema facts derived under DP were read from this data too: they are charged first, so
     # the stated epsilon covers schema and model, and the mechanism gets what is left.
     for column, fact_rho in schema.dp_fact_costs():

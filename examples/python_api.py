@@ -11,7 +11,7 @@ schema = dpsynth.load_schema(here / "schema.yaml")            # public: written 
 data = read_frame(here / "adult.csv", schema).sample(5000, random_state=0)
 
 synth = dpsynth.fit(data, schema, mechanism="mst", epsilon=1.0, delta=1e-9)
-print(synth.privacy["epsilon"], synth.estimated_rows)           # the guarantee, a DP row count
+print(synth.privacy.epsilon, synth.estimated_rows)           # the guarantee, a DP row count
 print(synth.sample(5, seed=1))                                  # post-processing: free
 
 result = release(data, schema, mechanism="mst", epsilon=1.0, delta=1e-9, seed=1,

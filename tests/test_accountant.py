@@ -31,6 +31,7 @@ from dpsynth.privacy.events import (
 )
 from dpsynth.privacy.noise import gumbel_scale_for_rho
 from dpsynth.privacy.rdp import dpsgd_epsilon
+from dpsynth.privacy.spend import PrivacySpend
 from tests.paths import REPO_ROOT
 
 
@@ -185,13 +186,16 @@ def test_statement_and_json_round_trip() -> None:
     acc = Accountant(ApproxDP(2.0, 1e-6))
     acc.charge(GaussianEvent(10.0, label="1-way"))
     acc.charge(NoisyMaxEvent(8.0, label="select"))
-    st_ = acc.statement()
-    assert st_["delta"] == 1e-6
-    assert st_["rho"] == pytest.approx(1 / 200 + 1 / 128)
-    assert st_["epsilon"] == pytest.approx(zcdp_to_epsilon(1 / 200 + 1 / 128, 1e-6))
-    assert "Canonne" in st_["conversion"]
-    assert [e["label"] for e in st_["ledger"]] == ["1-way", "select"]
-    json.dumps(st_)  # JSON-ready
+    spend = acc.spend()
+    assert spend.delta == 1e-6
+    assert spend.rho == pytest.approx(1 / 200 + 1 / 128)
+    assert spend.epsilon == pytest.approx(zcdp_to_epsilon(1 / 200 + 1 / 128, 1e-6))
+    assert spend.conversion is not None and "Canonne" in spend.conversion
+    assert [e.label for e in spend.ledger] == ["1-way", "select"]
+    assert spend.budget == ApproxDP(2.0, 1e-6)
+    as_json = json.loads(json.dumps(spend.to_json()))  # JSON-ready, and no charge time is published
+    assert all("time" not in e for e in as_json["ledger"])
+    assert PrivacySpend.from_json(as_json) == spend
     back = Accountant.from_json(json.loads(json.dumps(acc.to_json())))
     assert back.ledger == acc.ledger
     assert back.spent_rho == acc.spent_rho and back.budget == acc.budget
@@ -215,9 +219,10 @@ def test_subsampled_gaussian_is_checked_in_rdp() -> None:
         acc.charge(ZCDPEvent(room * 1.01))
     acc.charge(ZCDPEvent(room, "after training"))
     assert acc.epsilon() <= 8.0
-    statement = acc.statement()
-    assert statement["rho"] is None and "Balle" in statement["conversion"]
-    json.dumps(statement)
+    spend = acc.spend()
+    assert spend.rho is None and spend.conversion is not None and "Balle" in spend.conversion
+    assert spend.ledger[0].rho is None  # the subsampled Gaussian has no finite rho
+    assert PrivacySpend.from_json(json.loads(json.dumps(spend.to_json()))) == spend
 
 
 def test_zcdp_budget_cannot_cover_subsampling() -> None:

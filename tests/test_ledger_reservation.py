@@ -72,7 +72,7 @@ def test_refused_api_run_leaves_the_ledger_byte_identical(tmp_path: Path) -> Non
         fit(df, schema, mechanism="independent", rho=0.05, ledger_path=ledger)
     assert ledger.read_bytes() == before
     synth = fit(df, schema, mechanism="independent", rho=0.03, ledger_path=ledger)
-    assert synth.privacy["rho"] == pytest.approx(0.03)
+    assert synth.privacy.rho == pytest.approx(0.03)
     state = read_state(ledger)
     assert [r.status for r in state.runs] == ["committed", "committed"]
     assert state.runs[0].label == "fit" and len(state.runs[0].steps) == 15

@@ -31,7 +31,7 @@ def test_ledger_epsilon_matches_the_accountant() -> None:
     acc = Accountant(ApproxDP(2.0, 1e-6))
     for sigma in (5.0, 7.5, 12.0):
         acc.charge(GaussianEvent(sigma=sigma, label=f"m{sigma}"))
-    ledger = acc.statement(1e-6)["ledger"]
+    ledger = acc.spend(1e-6).to_json()["ledger"]
     assert ledger_rho(ledger) == pytest.approx(math.fsum(1 / (2 * s * s) for s in (5.0, 7.5, 12.0)))
     assert ledger_epsilon(ledger, 1e-6) == pytest.approx(acc.epsilon(1e-6), rel=1e-12)
     assert ledger_epsilon([], 1e-6) == 0.0

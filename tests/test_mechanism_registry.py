@@ -145,11 +145,11 @@ def test_plan_uses_the_registered_mechanisms_plan(halves: Halves) -> None:
 def test_fit_runs_the_toy_and_spends_exactly_the_budget(halves: Halves) -> None:
     synth = api.fit(DATA, SCHEMA, mechanism="halves", epsilon=1.0, options=HalvesConfig(iters=20))
     d = len(SCHEMA.domain())
-    ledger = synth.privacy["ledger"]
+    ledger = synth.privacy.ledger
     assert synth.mechanism == "halves" and synth.guarantee.mechanism == "halves"
-    assert len(ledger) == 2 * d and {e["label"].split()[1] for e in ledger} == {"first", "second"}
-    assert synth.privacy["rho"] == pytest.approx(epsilon_to_rho(1.0, 1e-9), rel=1e-9)
-    assert synth.privacy["epsilon"] <= 1.0
+    assert len(ledger) == 2 * d and {e.label.split()[1] for e in ledger} == {"first", "second"}
+    assert synth.privacy.rho == pytest.approx(epsilon_to_rho(1.0, 1e-9), rel=1e-9)
+    assert synth.privacy.epsilon is not None and synth.privacy.epsilon <= 1.0
     assert abs(synth.estimated_rows - len(DATA)) < 300  # sigma ~ 32 per measurement, 30 of them
     rows = synth.sample(50, seed=1)
     assert list(rows.columns) == list(DATA.columns) and len(rows) == 50

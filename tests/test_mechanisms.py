@@ -48,11 +48,11 @@ def fitted(request: pytest.FixtureRequest) -> tuple[str, api.Synthesizer, NumpyB
 def test_spends_exactly_the_budget_and_never_more(fitted: tuple[str, api.Synthesizer, NumpyBackend]) -> None:
     _, synth, _ = fitted
     budget_rho = epsilon_to_rho(1.0, 1e-9)
-    spent = sum(e["rho"] for e in synth.privacy["ledger"])
+    spent = sum(e.rho or 0.0 for e in synth.privacy.ledger)
     assert spent <= budget_rho * (1 + 1e-12)
     assert spent == pytest.approx(budget_rho, rel=1e-9)
-    assert synth.privacy["epsilon"] <= 1.0 + 1e-12
-    assert synth.privacy["rho"] == pytest.approx(budget_rho, rel=1e-9)
+    assert synth.privacy.epsilon is not None and synth.privacy.epsilon <= 1.0 + 1e-12
+    assert synth.privacy.rho == pytest.approx(budget_rho, rel=1e-9)
 
 
 def test_samples_stay_in_domain(fitted: tuple[str, api.Synthesizer, NumpyBackend]) -> None:
@@ -119,7 +119,7 @@ def test_privacy_parameters_do_not_depend_on_n() -> None:
         def strip(s: api.Synthesizer) -> list[tuple[object, ...]]:
             return [
                 (e["event"]["type"], e["event"].get("sigma"), e["event"].get("scale"), e["rho"])
-                for e in s.privacy["ledger"]
+                for e in (step.to_json() for step in s.privacy.ledger)
             ]
 
         assert strip(a) == strip(b)
@@ -169,7 +169,7 @@ def test_schema_only_spends_nothing_and_reads_nothing() -> None:
             raise AssertionError("schema_only must not read data")
 
     synth = api.fit(Explodes(encode(DATA.head(3), SCHEMA)), SCHEMA, mechanism="schema_only")
-    assert synth.privacy["epsilon"] == 0 and synth.privacy["ledger"] == []
+    assert synth.privacy.epsilon == 0 and synth.privacy.ledger == ()
     out = synth.sample(3000, seed=0)
     assert not ((out["sex"] == "Male") & (out["relationship"] == "Wife")).any()
     # roughly uniform over the declared categories
@@ -198,7 +198,7 @@ def test_approx_budget_and_zcdp_budget_agree() -> None:
     rho = epsilon_to_rho(1.0, 1e-9)
     a, _ = fit("independent")
     b, _ = fit("independent", epsilon=None, rho=rho)
-    assert a.privacy["rho"] == pytest.approx(b.privacy["rho"], rel=1e-12)
+    assert a.privacy.rho == pytest.approx(b.privacy.rho, rel=1e-12)
     assert ApproxDP(1.0, 1e-9).epsilon == 1.0
 
 

@@ -114,11 +114,11 @@ DP_SCHEMA = parse_schema({"columns": [
 
 def test_dp_schema_facts_are_charged_to_the_ledger() -> None:
     synth = api.fit(DATA, DP_SCHEMA, mechanism="independent", rho=0.05)
-    ledger = synth.privacy["ledger"]
+    ledger = [step.to_json() for step in synth.privacy.ledger]
     first = ledger[0]
     assert "schema facts of 'a'" in first["event"]["label"] and first["event"]["rho"] == pytest.approx(0.01)
     assert sum(e["event"]["rho"] for e in ledger) == pytest.approx(0.05)  # schema + model = the budget
-    assert any("dp_rho" in c for c in synth.privacy["caveats"])
+    assert any("dp_rho" in c for c in synth.privacy.caveats)
     with pytest.raises(BudgetExceededError):
         api.fit(DATA, DP_SCHEMA, mechanism="independent", rho=0.005)
     with pytest.raises(ConfigError, match="schema_only"):

@@ -167,12 +167,6 @@ def software_versions() -> dict[str, str | None]:
     }
 
 
-def _ledger_entry(entry: dict[str, Any]) -> dict[str, Any]:
-    # Charge times are dropped: the gaps between them track counting time, which grows
-    # with the (private) number of rows.
-    return {k: entry[k] for k in ("index", "label", "rho", "event") if k in entry}
-
-
 def _public_inputs(synth: Synthesizer) -> dict[str, Any]:
     schema = synth.schema
     return {
@@ -215,14 +209,14 @@ def build_manifest(
     unit = synth.schema.privacy_unit
     inferred = synth.schema.private_inferred()
     privacy: dict[str, Any] = {
-        "epsilon": p.get("epsilon"),
-        "delta": p.get("delta"),
-        "rho": p.get("rho"),
+        "epsilon": p.epsilon,
+        "delta": p.delta,
+        "rho": p.rho,
         "variant": statement.variant,
         "accounting": statement.accounting,
-        "conversion": p.get("conversion"),
-        "neighbouring": p.get("neighbouring", "add/remove one unit of privacy"),
-        "unit": p.get("unit", unit.describe()),
+        "conversion": p.conversion,
+        "neighbouring": p.neighbouring,
+        "unit": p.unit,
         "unit_of_privacy": {"kind": unit.kind, "identifier": unit.column,
                             "max_rows": unit.sensitivity_rows},
         "requested": requested,
@@ -231,8 +225,8 @@ def build_manifest(
         "in_mechanism_randomness": statement.in_mechanism_randomness,
         "seed_controls": list(statement.seed_controls),
         "seed_never_touches": list(statement.seed_never_touches),
-        "ledger": [_ledger_entry(e) for e in p.get("ledger", [])],
-        "caveats": list(p.get("caveats", [])),
+        "ledger": [step.to_json() for step in p.ledger],
+        "caveats": list(p.caveats),
         "not_protected": list(NOT_PROTECTED),
         "private_schema_accepted": bool(inferred) and allow_private_schema,
         "private_inferred_columns": inferred if allow_private_schema else [],

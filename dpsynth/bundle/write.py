@@ -340,7 +340,7 @@ def release(
     p = synth.privacy
     return ReleaseResult(
         bundle=out_dir, release_id=manifest["release_id"], mechanism=synth.mechanism,
-        epsilon=p.get("epsilon"), delta=p.get("delta"), rho=p.get("rho"), rows=choice.count,
+        epsilon=p.epsilon, delta=p.delta, rho=p.rho, rows=choice.count,
         rows_source=choice.source, estimated_rows=choice.dp_estimate,
         files=tuple(sorted([*sums, "SHA256SUMS"])), internal_report=report_dir,
     )

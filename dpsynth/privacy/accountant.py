@@ -55,6 +55,7 @@ from dpsynth.privacy.ledger import (
     same_budget,
 )
 from dpsynth.privacy.rdp import DEFAULT_ORDERS, rdp_to_epsilon, zcdp_room
+from dpsynth.privacy.spend import ChargedStep, PrivacySpend
 
 __all__ = ["Accountant", "LedgerEntry"]
 
@@ -391,8 +392,8 @@ class Accountant:
         events = self._others + [e.event for e in self._entries]
         return epsilon_of(events, self._delta(delta))[0]
 
-    def statement(self, delta: float | None = None) -> dict[str, Any]:
-        """A machine-readable statement of this run's guarantee and its ledger."""
+    def spend(self, delta: float | None = None) -> PrivacySpend:
+        """What this run spent: the guarantee (epsilon at ``delta``, rho) and its charged steps."""
         events = [e.event for e in self._entries]
         d = (
             delta
@@ -404,16 +405,14 @@ class Accountant:
         if d is not None:
             eps, conversion = epsilon_of(events, d)
         rho = self.spent_rho
-        return {
-            "epsilon": eps,
-            "delta": d,
-            "rho": rho if math.isfinite(rho) else None,
-            "conversion": conversion,
-            "budget": self._budget.to_json(),
-            "lifetime": self._lifetime.to_json(),
-            "prior_rho": self.prior_rho if math.isfinite(self.prior_rho) else None,
-            "ledger": [e.to_json() for e in self._entries],
-        }
+        prior = self.prior_rho
+        return PrivacySpend(
+            epsilon=eps, delta=d, rho=rho if math.isfinite(rho) else None, conversion=conversion,
+            ledger=tuple(ChargedStep(e.index, e.event, e.rho if math.isfinite(e.rho) else None)
+                         for e in self._entries),
+            budget=self._budget, lifetime=self._lifetime,
+            prior_rho=prior if math.isfinite(prior) else None,
+        )
 
     # ----------------------------------------------------------------- serialisation
     def to_json(self) -> dict[str, Any]:
