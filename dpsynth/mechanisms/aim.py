@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from dpsynth.errors import ConfigError
 from dpsynth.mechanisms.base import MarginalFit, sigma_for_rho
-from dpsynth.mechanisms.compress import Compression
+from dpsynth.mechanisms.compress import Compression, compress_rare_values
 from dpsynth.mechanisms.plan import closure_cells, largest_cells
 from dpsynth.mechanisms.registry import Constraints, MechanismPlan, ModelSize
 from dpsynth.pgm import Domain, TreeSizer, WarmStart, estimate, estimate_total
@@ -175,16 +175,15 @@ def _check_workload(domain: Domain, config: AIMConfig) -> tuple[tuple[Clique, fl
 
 
 def _compression(ones: Sequence[Measurement], data: PrivateData, config: AIMConfig, sigma: float,
-                 constraints: Sequence[dict[str, int | Sequence[int]]]) -> Compression | None:
-    """Post-processing of the noisy 1-way marginals: merge rare values (or ``None``)."""
+                 constraints: Sequence[dict[str, int | Sequence[int]]],
+                 ) -> tuple[Compression | None, dict[str, int], list[Measurement]]:
+    """Post-processing of the noisy 1-way marginals: merge rare values (see :func:`compress_rare_values`)."""
     if not config.compress or len(ones) <= 1:
-        return None
-    keep = sorted({c for con in constraints for c in con})
+        return None, dict(data.domain), list(ones)
     # AIM's first measurements are much noisier than its later ones: cap the rare threshold at
     # a share of the estimated rows so that small budgets do not merge real categories.
     threshold = min(config.compress_threshold, config.compress_max_share * estimate_total(ones) / sigma)
-    comp = Compression.from_one_way(ones, data.domain, threshold=threshold, keep=keep, weighted=True)
-    return comp if comp.active else None
+    return compress_rare_values(ones, data.domain, threshold=threshold, constraints=constraints, weighted=True)
 
 
 def _select(run: _Run, cand_list: list[Clique], sizer: TreeSizer, rho: float, max_weight: float,
@@ -255,11 +254,8 @@ def fit_aim(
     cands = _candidates(workload)
     start = aim_start(rho, len(attrs), sensitivity=data.sensitivity, config=config)
     ones: list[Measurement] = data.measure([(a,) for a in attrs], sigma=start.sigma, label="aim 1-way")
-    comp = _compression(ones, data, config, start.sigma, constraints)
-    measurements = list(ones)
-    if comp is not None:  # post-processing of the noisy 1-way marginals
-        domain = Domain.from_dict(comp.domain())
-        measurements = [Measurement(m.clique, comp.compress_counts(m.clique, m.values), m.sigma) for m in ones]
+    comp, sizes, measurements = _compression(ones, data, config, start.sigma, constraints)
+    domain = Domain.from_dict(sizes)
     total = estimate_total(measurements)
     model = estimate(domain, measurements, total=total, iters=config.round_iters,
                      constraints=constraints, max_cells=config.max_model_cells)

@@ -170,3 +170,22 @@ class Compression:
         return cls({c: np.asarray(m, dtype=np.int64) for c, m in data["maps"].items()},
                    {c: int(n) for c, n in data["sizes"].items()},
                    {c: np.asarray(w, dtype=np.float64) for c, w in data.get("weights", {}).items()})
+
+
+def compress_rare_values(ones: Sequence[Measurement], sizes: Mapping[str, int], *, threshold: float,
+                         constraints: Sequence[Mapping[str, object]] = (),
+                         weighted: bool = False) -> tuple[Compression | None, dict[str, int], list[Measurement]]:
+    """Merge rare values seen in noisy 1-way marginals (post-processing), for MST and AIM alike.
+
+    Columns named by a structural constraint are never compressed.
+
+    Returns:
+        The compression (``None`` when no column has two rare values), the domain sizes the
+        model then works on, and the 1-way measurements restated on that domain.
+    """
+    keep = sorted({str(c) for con in constraints for c in con})
+    comp = Compression.from_one_way(ones, sizes, threshold=threshold, keep=keep, weighted=weighted)
+    if not comp.active:
+        return None, dict(sizes), list(ones)
+    restated = [Measurement(m.clique, comp.compress_counts(m.clique, m.values), m.sigma) for m in ones]
+    return comp, comp.domain(), restated

@@ -18,14 +18,13 @@ import numpy.typing as npt
 
 from dpsynth.errors import ConfigError
 from dpsynth.mechanisms.base import MarginalFit, sigma_for_rho
-from dpsynth.mechanisms.compress import Compression
+from dpsynth.mechanisms.compress import Compression, compress_rare_values
 from dpsynth.mechanisms.plan import largest_cells, largest_pairs
 from dpsynth.mechanisms.registry import Constraints, MechanismPlan, ModelSize
 from dpsynth.pgm import Domain, estimate, estimate_total
 from dpsynth.privacy.events import gumbel_scale_for_rho
 from dpsynth.privacy.gate import PrivateData
 from dpsynth.privacy.guarantee import PrivacyStatement, marginal_statement
-from dpsynth.privacy.measure import Measurement
 
 if TYPE_CHECKING:  # pragma: no cover
     from dpsynth.privacy.randomness import MechanismKey
@@ -101,16 +100,12 @@ def fit_mst(
     sigma1 = sigma_for_rho(r1, count=d, sensitivity=sensitivity)
     ones = data.measure([(a,) for a in attrs], sigma=sigma1, label="mst 1-way")
     total = estimate_total(ones)
-    keep = sorted({c for con in constraints for c in con})
-    comp = (Compression.from_one_way(ones, data.domain, threshold=config.compress_threshold, keep=keep)
-            if config.compress and d > 1 else None)
-    if comp is not None and not comp.active:
-        comp = None
-    if comp is not None:  # post-processing of the noisy 1-way marginals
-        domain = Domain.from_dict(comp.domain())
-        ones_model = [Measurement(m.clique, comp.compress_counts(m.clique, m.values), m.sigma) for m in ones]
-    else:
-        ones_model = list(ones)
+    comp: Compression | None = None
+    ones_model = list(ones)
+    if config.compress and d > 1:  # post-processing of the noisy 1-way marginals
+        comp, sizes, ones_model = compress_rare_values(ones, data.domain, threshold=config.compress_threshold,
+                                                       constraints=constraints)
+        domain = Domain.from_dict(sizes)
     selected: list[tuple[str, ...]] = []
     twos = []
     if d > 1:

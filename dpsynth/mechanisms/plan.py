@@ -12,9 +12,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from dpsynth.errors import ConfigError, ModelTooLargeError
+from dpsynth.errors import ModelTooLargeError
 from dpsynth.mechanisms.registry import ModelSize, get, resolve_config
-from dpsynth.privacy.budget import ZCDP, ApproxDP, epsilon_to_rho, zcdp_to_epsilon
+from dpsynth.privacy.budget import budget_of, to_rho, zcdp_to_epsilon
 from dpsynth.tabular.schema import Schema
 
 __all__ = [
@@ -195,14 +195,9 @@ def plan_fit(
     """
     mech = get(mechanism)
     config = resolve_config(mech, _options(mechanism, options, aim, mst))
-    if (epsilon is None) == (rho is None) and mech.reads_data:
-        raise ConfigError("give exactly one of epsilon or rho")
     budget_rho = 0.0
-    if rho is not None:
-        budget_rho = ZCDP(rho).rho
-    elif epsilon is not None:
-        ApproxDP(epsilon, delta)
-        budget_rho = epsilon_to_rho(epsilon, delta)
+    if mech.reads_data or epsilon is not None or rho is not None:
+        budget_rho = to_rho(budget_of(epsilon=epsilon, delta=delta, rho=rho))
     eps = zcdp_to_epsilon(budget_rho, delta) if budget_rho > 0 else 0.0
     domain = schema.domain()
     steps = mech.plan(schema, budget_rho, config)

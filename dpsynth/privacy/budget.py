@@ -44,18 +44,22 @@ _EPS_ROUND_REL = 1e-13
 _EPS_ROUND_ABS = 1e-300
 
 
-def _check_positive(name: str, value: float) -> None:
+def check_positive(name: str, value: float) -> float:
+    """``value`` as a float, refused unless it is a finite number > 0 (every privacy parameter)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{name} ({value!r}) must be a number")
     if not math.isfinite(value) or not value > 0:
         raise ConfigError(f"{name} ({value}) must be > 0 and finite")
+    return float(value)
 
 
-def _check_delta(value: float) -> None:
+def check_delta(value: float) -> float:
+    """``value`` as a float, refused unless 0 < delta < 1."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"delta ({value!r}) must be a number")
     if not 0.0 < value < 1.0:
         raise ConfigError(f"delta ({value}) must be > 0 and < 1")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ class PureDP:
     epsilon: float
 
     def __post_init__(self) -> None:
-        _check_positive("epsilon", self.epsilon)
+        check_positive("epsilon", self.epsilon)
         object.__setattr__(self, "epsilon", float(self.epsilon))
 
     @property
@@ -95,8 +99,8 @@ class ApproxDP:
     delta: float
 
     def __post_init__(self) -> None:
-        _check_positive("epsilon", self.epsilon)
-        _check_delta(self.delta)
+        check_positive("epsilon", self.epsilon)
+        check_delta(self.delta)
         object.__setattr__(self, "epsilon", float(self.epsilon))
         object.__setattr__(self, "delta", float(self.delta))
 
@@ -121,7 +125,7 @@ class ZCDP:
     rho: float
 
     def __post_init__(self) -> None:
-        _check_positive("rho", self.rho)
+        check_positive("rho", self.rho)
         object.__setattr__(self, "rho", float(self.rho))
 
     def __add__(self, other: ZCDP) -> ZCDP:
@@ -216,7 +220,7 @@ def zcdp_to_epsilon(rho: float, delta: float) -> float:
     Returns:
         The smallest epsilon (>= 0) the conversion certifies, rounded up.
     """
-    _check_delta(delta)
+    check_delta(delta)
     if not (math.isfinite(rho) and rho >= 0):
         raise ConfigError(f"rho ({rho}) must be >= 0 and finite")
     if rho == 0:
@@ -262,8 +266,8 @@ def epsilon_to_rho(epsilon: float, delta: float) -> float:
     Returns:
         rho > 0.
     """
-    _check_positive("epsilon", epsilon)
-    _check_delta(delta)
+    check_positive("epsilon", epsilon)
+    check_delta(delta)
     log_inv_delta = -math.log(delta)
 
     def ok(r: float) -> bool:
@@ -295,13 +299,24 @@ def epsilon_to_rho(epsilon: float, delta: float) -> float:
 
 def to_rho(budget: Budget) -> float:
     """The zCDP parameter a budget allows (ApproxDP via :func:`epsilon_to_rho`)."""
-    if isinstance(budget, ZCDP):
-        return budget.rho
-    if isinstance(budget, PureDP):
-        return budget.rho
-    if isinstance(budget, ApproxDP):
-        return epsilon_to_rho(budget.epsilon, budget.delta)
+    if isinstance(budget, (ZCDP, PureDP, ApproxDP)):
+        return budget.rho  # each type owns its conversion
     raise ConfigError(f"budget ({type(budget).__name__}) must be PureDP, ApproxDP or ZCDP")
+
+
+def budget_of(*, epsilon: float | None, delta: float | None, rho: float | None) -> ApproxDP | ZCDP:
+    """The budget a caller asked for: exactly one of ``epsilon`` (with ``delta``) or ``rho``.
+
+    The one place the "exactly one of" rule lives (API, plan and CLI all call it).
+    """
+    if (epsilon is None) == (rho is None):
+        raise ConfigError("give exactly one of epsilon or rho")
+    if rho is not None:
+        return ZCDP(rho)
+    if delta is None:
+        raise ConfigError("an epsilon budget needs a delta")
+    assert epsilon is not None
+    return ApproxDP(epsilon, delta)
 
 
 def budget_summary(*, rho: float | None, epsilon: float | None, delta: float) -> dict[str, object]:
@@ -315,14 +330,10 @@ def budget_summary(*, rho: float | None, epsilon: float | None, delta: float) ->
     Returns:
         ``{"epsilon", "delta", "rho", "conversion"}``.
     """
-    if (rho is None) == (epsilon is None):
-        raise ConfigError("exactly one of rho and epsilon must be given")
-    _check_delta(delta)
-    if rho is not None:
-        _check_positive("rho", rho)
-        eps = zcdp_to_epsilon(rho, delta)
-        return {"epsilon": eps, "delta": delta, "rho": float(rho), "conversion": CONVERSION_ZCDP}
-    assert epsilon is not None
-    _check_positive("epsilon", epsilon)
-    r = epsilon_to_rho(epsilon, delta)
-    return {"epsilon": float(epsilon), "delta": delta, "rho": r, "conversion": CONVERSION_ZCDP}
+    budget = budget_of(epsilon=epsilon, delta=delta, rho=rho)
+    check_delta(delta)
+    if isinstance(budget, ZCDP):
+        eps = zcdp_to_epsilon(budget.rho, delta)
+        return {"epsilon": eps, "delta": delta, "rho": budget.rho, "conversion": CONVERSION_ZCDP}
+    r = epsilon_to_rho(budget.epsilon, delta)
+    return {"epsilon": budget.epsilon, "delta": delta, "rho": r, "conversion": CONVERSION_ZCDP}

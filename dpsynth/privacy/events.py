@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dpsynth.errors import ConfigError
-from dpsynth.privacy.budget import CONVERSION_ZCDP, zcdp_to_epsilon
+from dpsynth.privacy.budget import CONVERSION_ZCDP, check_positive, zcdp_to_epsilon
 from dpsynth.privacy.rdp import (
     CONVERSION_RDP,
     DEFAULT_ORDERS,
@@ -39,14 +39,6 @@ __all__ = [
 ]
 
 
-def _positive(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{name} ({value!r}) must be a number")
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"{name} ({value}) must be > 0 and finite")
-    return float(value)
-
-
 def _label(value: object) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"label ({type(value).__name__}) must be a string")
@@ -66,8 +58,8 @@ class GaussianEvent:
     label: str = ""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sigma", _positive("sigma", self.sigma))
-        object.__setattr__(self, "sensitivity", _positive("sensitivity", self.sensitivity))
+        object.__setattr__(self, "sigma", check_positive("sigma", self.sigma))
+        object.__setattr__(self, "sensitivity", check_positive("sensitivity", self.sensitivity))
         _label(self.label)
 
     @property
@@ -117,8 +109,8 @@ class NoisyMaxEvent:
     label: str = ""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "scale", _positive("scale", self.scale))
-        object.__setattr__(self, "sensitivity", _positive("sensitivity", self.sensitivity))
+        object.__setattr__(self, "scale", check_positive("scale", self.scale))
+        object.__setattr__(self, "sensitivity", check_positive("sensitivity", self.sensitivity))
         _label(self.label)
 
     @property
@@ -149,7 +141,7 @@ class ZCDPEvent:
     label: str = ""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "rho", _positive("rho", self.rho))
+        object.__setattr__(self, "rho", check_positive("rho", self.rho))
         _label(self.label)
 
     def rdp(self, orders: Sequence[float]) -> npt.NDArray[np.float64]:
@@ -179,7 +171,7 @@ class SubsampledGaussianEvent:
 
     def __post_init__(self) -> None:
         object.__setattr__(
-            self, "noise_multiplier", _positive("noise_multiplier", self.noise_multiplier)
+            self, "noise_multiplier", check_positive("noise_multiplier", self.noise_multiplier)
         )
         q = self.sample_rate
         if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0.0 < q <= 1.0:
