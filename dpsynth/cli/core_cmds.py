@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +26,20 @@ def check_budget_flags(epsilon: float | None, delta: float | None, rho: float | 
     ``delta`` must lie in (0, 1) whenever it is given: it is the delta of the stated
     (epsilon, delta) guarantee even for a rho budget, and 0 is never silently replaced.
     """
+    from dpsynth.privacy.budget import check_delta, check_positive
+
     for name, value in (("epsilon", epsilon), ("rho", rho)):
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise ConfigError(f"{name} ({value}) must be > 0 and finite; pass e.g. --{name} 1")
-    if delta is not None and not (0 < delta < 1):  # NaN fails too
-        raise ConfigError(f"delta ({delta}) must be > 0 and < 1 for an (epsilon, delta) guarantee; "
-                          "use e.g. --delta 1e-9 (well below 1/rows)")
+        if value is not None:
+            try:
+                check_positive(name, value)
+            except ConfigError as err:
+                raise ConfigError(f"{err}; pass e.g. --{name} 1") from None
+    if delta is not None:
+        try:
+            check_delta(delta)  # NaN fails too
+        except ConfigError as err:
+            raise ConfigError(f"{err} for an (epsilon, delta) guarantee; use e.g. --delta 1e-9 "
+                              "(well below 1/rows)") from None
 
 
 def load_input(data: Path, schema: Any, *, sep: str | None, engine: str, mechanism: str) -> Any:
@@ -224,8 +231,6 @@ def budget_cmd(
     from dpsynth.cli import emit
     from dpsynth.privacy.budget import budget_summary
 
-    if (rho is None) == (epsilon is None):
-        raise ConfigError("give exactly one of --rho or --epsilon")
     check_budget_flags(epsilon, delta, rho)
     emit(budget_summary(rho=rho, epsilon=epsilon, delta=delta), as_json=as_json)
 
@@ -290,8 +295,8 @@ def fit_cmd(
     synth.save(out, overwrite=overwrite)
     publish(out)  # a fitted model is DP output (post-processing of noisy measurements)
     warn_if_tiny(synth.estimated_rows, synth.mechanism)
-    emit({"model": str(out), "mechanism": synth.mechanism, "epsilon": synth.privacy["epsilon"],
-          "delta": synth.privacy["delta"], "rho": synth.privacy["rho"],
+    emit({"model": str(out), "mechanism": synth.mechanism, "epsilon": synth.privacy.epsilon,
+          "delta": synth.privacy.delta, "rho": synth.privacy.rho,
           "estimated_rows": synth.estimated_rows}, as_json=as_json)
 
 
