@@ -153,7 +153,7 @@ def test_marginal_queries_by_upward_messages_match_brute_force(
     # Queries spanning several cliques are answered by variable elimination unless its plan
     # would build tables larger than the model; force the other path (upward messages along
     # the covering subtree) and check it is exact too, and that both paths agree.
-    from dpsynth.pgm import inference
+    from dpsynth.pgm import marginals
 
     model = _model([*CYCLIC, ("d", "e"), ("b", "e")])
     joint = np.ones(DOMAIN.shape)
@@ -161,11 +161,11 @@ def test_marginal_queries_by_upward_messages_match_brute_force(
         joint = joint * factor.exp().expand(DOMAIN).values
     joint /= joint.sum()
     queries = [("e", "a"), ("a", "d", "e"), ("d", "b", "c"), ("a", "b", "c", "d", "e")]
-    by_elimination = [inference.marginal_of(model.beliefs, q) for q in queries]
-    monkeypatch.setattr(inference, "_eliminate", lambda *args: ([], 1 << 62))
+    by_elimination = [marginals.marginal_of(model.beliefs, q) for q in queries]
+    monkeypatch.setattr(marginals, "_eliminate", lambda *args: ([], 1 << 62))
     assert len(model.cliques) > 2
     for q, other in zip(queries, by_elimination, strict=True):
-        table = inference.marginal_of(model.beliefs, q)
+        table = marginals.marginal_of(model.beliefs, q)
         axes = tuple(i for i, a in enumerate(DOMAIN.attrs) if a not in q)
         canon = DOMAIN.canonical(q)
         expected = np.transpose(joint.sum(axis=axes), [canon.index(a) for a in q])

@@ -23,8 +23,9 @@ from dpsynth.pgm.clique_vector import CliqueVector
 from dpsynth.pgm.constraints import Assignment, Normalized, assignment_mask, normalize_assignment
 from dpsynth.pgm.domain import Domain
 from dpsynth.pgm.factor import Factor
-from dpsynth.pgm.inference import Calibrator, MarginalCache
+from dpsynth.pgm.inference import Calibrator
 from dpsynth.pgm.junction_tree import JunctionTree, build_junction_tree
+from dpsynth.pgm.marginals import MarginalCache
 from dpsynth.pgm.measurement import Measurement
 from dpsynth.pgm.model import Model
 from dpsynth.pgm.objective import MeasurementTerm, Objective, measurement_terms

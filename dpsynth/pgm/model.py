@@ -21,8 +21,9 @@ from dpsynth.pgm.clique_vector import CliqueVector
 from dpsynth.pgm.constraints import Assignment, Normalized, assignment_mask, normalize_assignment
 from dpsynth.pgm.domain import Domain
 from dpsynth.pgm.factor import Factor
-from dpsynth.pgm.inference import Beliefs, Calibrator, MarginalCache
+from dpsynth.pgm.inference import Beliefs, Calibrator
 from dpsynth.pgm.junction_tree import JunctionTree
+from dpsynth.pgm.marginals import MarginalCache
 
 __all__ = ["FORMAT_VERSION", "Model", "load_model", "save_model"]
 
