@@ -6,14 +6,9 @@ import math
 
 import pytest
 
-from dpsynth.bundle.manifest import (
-    REQUIRED_FILES,
-    format_sha256sums,
-    ledger_epsilon,
-    ledger_rho,
-    parse_sha256sums,
-)
+from dpsynth.bundle.manifest import REQUIRED_FILES, format_sha256sums, parse_sha256sums
 from dpsynth.bundle.statement import plain_epsilon
+from dpsynth.bundle.verify import ledger_epsilon, ledger_rho
 from dpsynth.privacy.accountant import Accountant
 from dpsynth.privacy.budget import ApproxDP
 from dpsynth.privacy.events import GaussianEvent

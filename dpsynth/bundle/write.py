@@ -30,14 +30,8 @@ from typing import Any
 import pandas as pd
 
 from dpsynth.api import DataSource, fit
-from dpsynth.bundle.manifest import (
-    RowsChoice,
-    VerifyResult,
-    build_manifest,
-    format_sha256sums,
-    sha256_file,
-    verify_bundle,
-)
+from dpsynth.bundle.manifest import RowsChoice, build_manifest, format_sha256sums, sha256_file
+from dpsynth.bundle.verify import VerifyResult, verify_bundle
 from dpsynth.errors import ConfigError
 from dpsynth.mechanisms import registry
 from dpsynth.tabular.atomic import atomic_directory, write_bytes_atomic, write_text_atomic
