@@ -33,17 +33,15 @@ from dpsynth.privacy.budget import (
     Budget,
     PureDP,
     budget_from_json,
-    to_rho,
 )
+from dpsynth.privacy.cap import BudgetCap
 from dpsynth.privacy.events import (
     Event,
     GaussianEvent,
     NoisyMaxEvent,
     SubsampledGaussianEvent,
     ZCDPEvent,
-    all_finite,
     epsilon_of,
-    rdp_of,
 )
 from dpsynth.privacy.ledger import (
     FORMAT,
@@ -54,62 +52,17 @@ from dpsynth.privacy.ledger import (
     cap_record,
     same_budget,
 )
-from dpsynth.privacy.rdp import DEFAULT_ORDERS, rdp_to_epsilon, zcdp_room
 from dpsynth.privacy.spend import ChargedStep, PrivacySpend
 
 __all__ = ["Accountant", "LedgerEntry"]
 
 logger = logging.getLogger(__name__)
 
-_SLACK = 1e-12  # relative slack on the budget, so exactly-split budgets can be fully spent
 _EVENT_TYPES = (GaussianEvent, NoisyMaxEvent, ZCDPEvent, SubsampledGaussianEvent)
 
 
 def _needs_delta(budget: Budget) -> float | None:
     return budget.delta if isinstance(budget, ApproxDP) else None
-
-
-class _Cap:
-    """One budget constraint (the run's budget or the lifetime cap) and its arithmetic."""
-
-    def __init__(self, budget: Budget) -> None:
-        self.budget = budget
-        self.total_rho = to_rho(budget)
-
-    def remaining_rho(self, spent: Sequence[Event]) -> float:
-        """Largest extra rho that still fits after ``spent``."""
-        if all_finite(spent):
-            return max(0.0, self.total_rho - math.fsum(ev.rho for ev in spent))
-        if not isinstance(self.budget, ApproxDP):
-            return 0.0
-        b = self.budget
-        return zcdp_room(DEFAULT_ORDERS, rdp_of(spent), b.epsilon, b.delta)
-
-    def refusal(self, spent: Sequence[Event], event: Event, what: str) -> str | None:
-        """``None`` if ``event`` fits after ``spent``; otherwise the reason it does not."""
-        events = [*spent, event]
-        label = f" (label {event.label!r})" if event.label else ""
-        if all_finite(events):
-            if math.fsum(ev.rho for ev in events) <= self.total_rho * (1.0 + _SLACK):
-                return None
-            remaining = self.remaining_rho(spent)
-            cap = "" if what == "budget" else f" under the {what} cap"
-            return f"requested rho={event.rho:.6g}, remaining rho={remaining:.6g}{cap}{label}"
-        if not isinstance(self.budget, ApproxDP):
-            culprit = (
-                type(event).__name__ if not math.isfinite(event.rho) else "an event in the ledger"
-            )
-            return (
-                f"{culprit} has no finite zCDP cost, so a {type(self.budget).__name__} {what} "
-                f"budget cannot cover it; use an ApproxDP budget{label}"
-            )
-        eps, _ = rdp_to_epsilon(DEFAULT_ORDERS, rdp_of(events), self.budget.delta)
-        if eps <= self.budget.epsilon * (1.0 + _SLACK):
-            return None
-        return (
-            f"requested {type(event).__name__} would bring epsilon to {eps:.6g} at "
-            f"delta={self.budget.delta:g}, over the {what} epsilon={self.budget.epsilon:g}{label}"
-        )
 
 
 class Accountant:
@@ -150,8 +103,8 @@ class Accountant:
             raise ConfigError(f"lifetime ({type(lifetime).__name__}) must be ApproxDP or ZCDP")
         self._budget: Budget = budget
         self._lifetime: Budget = budget if lifetime is None else lifetime
-        self._cap = _Cap(budget)
-        self._life_cap = self._cap if lifetime is None else _Cap(lifetime)
+        self._cap = BudgetCap(budget)
+        self._life_cap = self._cap if lifetime is None else BudgetCap(lifetime)
         self._session = session
         self._label = label
         self._path = None if ledger_path is None else Path(ledger_path)
@@ -171,7 +124,7 @@ class Accountant:
     def _reserve(self, path: Path, lifetime: Budget | None) -> None:
         """Reserve this run's whole budget under the lifetime cap, or refuse writing nothing."""
         if not path.exists():  # a new ledger: refuse without creating the file
-            first = _Cap(self._budget if lifetime is None else lifetime)
+            first = BudgetCap(self._budget if lifetime is None else lifetime)
             reason = first.refusal([], self._reservation(), "lifetime")
             if reason is not None:
                 raise BudgetExceededError(f"{reason}; nothing was measured or reserved "
@@ -185,7 +138,7 @@ class Accountant:
                     f"was created; a different cap ({budget_text(lifetime)}) cannot be given "
                     "later: omit it, or raise the cap explicitly with `dpsynth ledger raise-cap`")
             cap = stored if stored is not None else (self._budget if lifetime is None else lifetime)
-            self._lifetime, self._life_cap = cap, _Cap(cap)
+            self._lifetime, self._life_cap = cap, BudgetCap(cap)
             self._absorb(state)
             if state.run(self._session) is not None:  # the same run, restored: already reserved
                 return
