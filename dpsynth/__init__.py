@@ -36,9 +36,9 @@ _LAZY = {
     "ZCDP": "dpsynth.privacy.budget",
     "Schema": "dpsynth.tabular.schema",
     "load_schema": "dpsynth.tabular.schema",
-    "Synthesizer": "dpsynth.api",
+    "Synthesizer": "dpsynth.synthesizer",
     "fit": "dpsynth.api",
-    "load": "dpsynth.api",
+    "load": "dpsynth.synthesizer",
     "release": "dpsynth.bundle.write",
     "verify_bundle": "dpsynth.bundle.write",
 }

@@ -1,6 +1,6 @@
 """The release manifest: the record of what a bundle holds and guarantees, and its verification.
 
-:func:`build_manifest` turns a fitted :class:`~dpsynth.api.Synthesizer`'s public statement
+:func:`build_manifest` turns a fitted :class:`~dpsynth.synthesizer.Synthesizer`'s public statement
 into the ``manifest.json`` of a release bundle (docs/bundle.md), and :func:`sha256_file` and
 :func:`format_sha256sums` / :func:`parse_sha256sums` handle the checksums. Checking a bundle
 against its manifest is :mod:`dpsynth.bundle.verify`. Nothing here reads private data.
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from dpsynth.api import Synthesizer
+    from dpsynth.synthesizer import Synthesizer
 
 __all__ = [
     "MANIFEST_VERSION",

@@ -23,7 +23,7 @@ import pandas as pd
 from dpsynth.tabular.table import Table
 
 if TYPE_CHECKING:
-    from dpsynth.api import Synthesizer
+    from dpsynth.synthesizer import Synthesizer
 
 __all__ = [
     "TEMPLATES",
