@@ -21,14 +21,17 @@ from dpsynth.errors import DPSynthError
 
 __all__ = ["app", "emit", "err_console", "main"]
 
-app = typer.Typer(
+_app = typer.Typer(
     name="dpsynth",
     help="Differentially private synthetic tabular data, with a verifiable release bundle.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-_state: dict[str, Any] = {"debug": False}
+_state: dict[str, Any] = {"debug": False, "registered": False}
+_COMMAND_MODULES = ("dpsynth.cli.core_cmds", "dpsynth.cli.release_cmds", "dpsynth.cli.audit_cmds",
+                    "dpsynth.cli.ledger_cmds")
+_ROOT_FLAGS = frozenset({"--debug", "--verbose", "-v"})
 
 
 def err_console() -> Any:
@@ -58,7 +61,7 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
+@_app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details to stderr."),
@@ -71,15 +74,40 @@ def _root(
                         format="%(levelname)s %(name)s: %(message)s")
 
 
-for _name in ("dpsynth.cli.core_cmds", "dpsynth.cli.release_cmds", "dpsynth.cli.audit_cmds",
-              "dpsynth.cli.ledger_cmds"):
-    try:
-        _mod = importlib.import_module(_name)
-    except ModuleNotFoundError as _exc:  # a command group not installed in this build
-        if _exc.name != _name:
-            raise
-        continue
-    _mod.register(app)
+def _command_app() -> typer.Typer:
+    """The app with every command group registered (imported on first use, once).
+
+    The command modules import the mechanism registry and with it numpy, pandas and the
+    graphical-model engine, so ``dpsynth --version`` does not import them.
+    """
+    if not _state["registered"]:
+        _state["registered"] = True
+        for name in _COMMAND_MODULES:
+            try:
+                mod = importlib.import_module(name)
+            except ModuleNotFoundError as exc:  # a command group not installed in this build
+                if exc.name != name:
+                    raise
+                continue
+            mod.register(_app)
+    return _app
+
+
+def __getattr__(name: str) -> Any:
+    """``dpsynth.cli.app``: the typer app with its commands (registered on first access)."""
+    if name == "app":
+        return _command_app()
+    raise AttributeError(f"module 'dpsynth.cli' has no attribute {name!r}")
+
+
+def _asks_version(args: list[str]) -> bool:
+    """True when the root options include ``--version`` (click handles it eagerly, first)."""
+    for arg in args:
+        if arg == "--version":
+            return True
+        if arg not in _ROOT_FLAGS:
+            return False
+    return False
 
 
 def _usage_message(exc: BaseException) -> str:
@@ -123,8 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = list(argv) if argv is not None else sys.argv[1:]
     debug = "--debug" in args
+    if _asks_version(args):  # answered before the command modules are imported
+        sys.stdout.write(f"dpsynth {__version__}\n")
+        return 0
     try:
-        rc = app(args=args, prog_name="dpsynth", standalone_mode=False)
+        rc = _command_app()(args=args, prog_name="dpsynth", standalone_mode=False)
     except DPSynthError as exc:
         if debug:
             raise
