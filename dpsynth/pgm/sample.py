@@ -163,43 +163,60 @@ def sample(
         raise ConfigError(f"rows ({rows}) must be >= 0")
     if evidence:
         model = model.condition(evidence)
+    out = np.empty((len(model.domain), rows), dtype=np.int64)
+    columns = {a: out[i] for i, a in enumerate(model.domain.attrs)}
+    for node in model.tree.order:
+        _sample_clique(model, node, columns, rows, rng, stratified=stratified)
+    return out.T
+
+
+def _sample_clique(
+    model: Model,
+    node: int,
+    columns: dict[str, IntArray],
+    rows: int,
+    rng: np.random.Generator,
+    *,
+    stratified: bool,
+) -> None:
+    """Fill the ``rows``-long columns of ``node``'s new attributes (those not in its separator).
+
+    The separator's columns must already be filled (``node`` comes after its parent in
+    ``tree.order``).
+    """
     domain = model.domain
     tree = model.tree
     probs = model.beliefs.probs
-    out = np.empty((len(domain), rows), dtype=np.int64)
-    columns = {a: out[i] for i, a in enumerate(domain.attrs)}
-    for node in tree.order:
-        clique = tree.cliques[node]
-        shape = tuple(domain.project(clique).shape)
-        parent = tree.parent[node]
-        sep = tree.separator(node, parent) if parent >= 0 else ()
-        new = tuple(a for a in clique if a not in sep)
-        if not new:
-            continue
-        perm = tuple(clique.index(a) for a in sep + new)
-        sep_shape = tuple(shape[clique.index(a)] for a in sep)
-        new_shape = tuple(shape[clique.index(a)] for a in new)
-        configs = int(np.prod(sep_shape, dtype=np.int64))
-        cells = int(np.prod(new_shape, dtype=np.int64))
-        table = np.transpose(probs[node], perm).reshape(configs, cells)
-        if sep:
-            config = columns[sep[0]]
-            for a, size in zip(sep[1:], sep_shape[1:], strict=True):
-                config = config * size
-                config += columns[a]
-            u = _stratified_uniforms(config, configs, rng) if stratified else rng.random(rows)
-            flat = InverseCDF.build(table).draw(config, u)
-        elif stratified:
-            u = np.minimum((rng.permutation(rows) + rng.random()) / max(rows, 1), _BELOW_ONE)
-            flat = InverseCDF.build(table).draw(None, u)
-        else:
-            flat = _draw_unconditional(table[0], rows, rng)
-        # ``flat`` indexes the (configs x cells) table; map it to each new attribute's code
-        # with one gather from a small table of codes (no per-row unravelling arithmetic).
-        grid = np.unravel_index(np.arange(configs * cells, dtype=np.int64) % cells, new_shape)
-        for a, codes in zip(new, grid, strict=True):
-            np.take(codes.astype(np.int64), flat, out=columns[a])
-    return out.T
+    clique = tree.cliques[node]
+    shape = tuple(domain.project(clique).shape)
+    parent = tree.parent[node]
+    sep = tree.separator(node, parent) if parent >= 0 else ()
+    new = tuple(a for a in clique if a not in sep)
+    if not new:
+        return
+    perm = tuple(clique.index(a) for a in sep + new)
+    sep_shape = tuple(shape[clique.index(a)] for a in sep)
+    new_shape = tuple(shape[clique.index(a)] for a in new)
+    configs = int(np.prod(sep_shape, dtype=np.int64))
+    cells = int(np.prod(new_shape, dtype=np.int64))
+    table = np.transpose(probs[node], perm).reshape(configs, cells)
+    if sep:
+        config = columns[sep[0]]
+        for a, size in zip(sep[1:], sep_shape[1:], strict=True):
+            config = config * size
+            config += columns[a]
+        u = _stratified_uniforms(config, configs, rng) if stratified else rng.random(rows)
+        flat = InverseCDF.build(table).draw(config, u)
+    elif stratified:
+        u = np.minimum((rng.permutation(rows) + rng.random()) / max(rows, 1), _BELOW_ONE)
+        flat = InverseCDF.build(table).draw(None, u)
+    else:
+        flat = _draw_unconditional(table[0], rows, rng)
+    # ``flat`` indexes the (configs x cells) table; map it to each new attribute's code
+    # with one gather from a small table of codes (no per-row unravelling arithmetic).
+    grid = np.unravel_index(np.arange(configs * cells, dtype=np.int64) % cells, new_shape)
+    for a, codes in zip(new, grid, strict=True):
+        np.take(codes.astype(np.int64), flat, out=columns[a])
 
 
 def sample_with_shares(
