@@ -34,6 +34,7 @@ from dpsynth.bundle.manifest import RowsChoice, build_manifest, format_sha256sum
 from dpsynth.bundle.verify import VerifyResult, verify_bundle
 from dpsynth.errors import ConfigError
 from dpsynth.mechanisms import registry
+from dpsynth.synthesizer import Synthesizer
 from dpsynth.tabular.atomic import atomic_directory, write_bytes_atomic, write_text_atomic
 from dpsynth.tabular.io import check_output, escape_csv_injection, text_columns
 from dpsynth.tabular.schema import Schema, dump_schema, load_schema
@@ -212,6 +213,40 @@ def _read_source(data: DataSource, schema: Schema) -> pd.DataFrame | None:
     return None
 
 
+def _write_bundle(tmp: Path, synth: Synthesizer, synthetic: pd.DataFrame, manifest: dict[str, Any],
+                  step: Progress) -> dict[str, str]:
+    """Write every file of the bundle into ``tmp``; the manifest's ``outputs`` are filled in.
+
+    Returns:
+        The SHA-256 of every file listed in ``SHA256SUMS``.
+    """
+    from dpsynth.bundle.statement import privacy_statement
+    from dpsynth.report.public import build_public_report, render_public_html, synthetic_table
+
+    meta = {"release_id": manifest["release_id"], "schema_sha256": manifest["input"]["schema_sha256"]}
+    write_text_atomic(tmp / _WRITER_MARK, str(os.getpid()))
+    step("write data")
+    _write_data(tmp, synthetic, meta)
+    dump_schema(synth.schema, tmp / "schema.yaml")
+    step("report")
+    report = build_public_report(synth, synthetic_table(synthetic, synth), manifest=manifest)
+    write_text_atomic(tmp / "report" / "report.json", json.dumps(report, indent=2, allow_nan=False))
+    write_text_atomic(tmp / "report" / "index.html", render_public_html(report))
+    write_text_atomic(tmp / "privacy_statement.md", privacy_statement(manifest))
+    step("checksums")
+    data_rows = {"synthetic.csv": len(synthetic), "synthetic.parquet": len(synthetic)}
+    names = ["synthetic.csv", "synthetic.parquet", "schema.yaml", "privacy_statement.md",
+             "report/index.html", "report/report.json"]
+    manifest["outputs"] = [{"path": n, "sha256": sha256_file(tmp / n), "rows": data_rows.get(n)}
+                           for n in names]
+    write_text_atomic(tmp / "manifest.json", json.dumps(manifest, indent=2, allow_nan=False))
+    (tmp / _WRITER_MARK).unlink()
+    sums = {n: sha256_file(tmp / n) for n in [*names, "manifest.json"]}
+    write_text_atomic(tmp / "SHA256SUMS", format_sha256sums(sums))
+    _publishable(tmp)
+    return sums
+
+
 def release(
     data: DataSource,
     schema: Schema | str | Path,
@@ -293,33 +328,10 @@ def release(
     step("sample")
     synthetic = synth.sample(choice.count, seed=seed)
 
-    from dpsynth.bundle.statement import privacy_statement
-    from dpsynth.report.public import build_public_report, render_public_html, synthetic_table
-
     manifest = build_manifest(synth, rows=choice, seed=seed, allow_private_schema=allow_private_schema,
                               requested={"epsilon": epsilon, "delta": delta, "rho": rho}, outputs=[])
-    meta = {"release_id": manifest["release_id"], "schema_sha256": manifest["input"]["schema_sha256"]}
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
-        write_text_atomic(tmp / _WRITER_MARK, str(os.getpid()))
-        step("write data")
-        _write_data(tmp, synthetic, meta)
-        dump_schema(sch, tmp / "schema.yaml")
-        step("report")
-        report = build_public_report(synth, synthetic_table(synthetic, synth), manifest=manifest)
-        write_text_atomic(tmp / "report" / "report.json", json.dumps(report, indent=2, allow_nan=False))
-        write_text_atomic(tmp / "report" / "index.html", render_public_html(report))
-        write_text_atomic(tmp / "privacy_statement.md", privacy_statement(manifest))
-        step("checksums")
-        data_rows = {"synthetic.csv": len(synthetic), "synthetic.parquet": len(synthetic)}
-        names = ["synthetic.csv", "synthetic.parquet", "schema.yaml", "privacy_statement.md",
-                 "report/index.html", "report/report.json"]
-        manifest["outputs"] = [{"path": n, "sha256": sha256_file(tmp / n), "rows": data_rows.get(n)}
-                               for n in names]
-        write_text_atomic(tmp / "manifest.json", json.dumps(manifest, indent=2, allow_nan=False))
-        (tmp / _WRITER_MARK).unlink()
-        sums = {n: sha256_file(tmp / n) for n in [*names, "manifest.json"]}
-        write_text_atomic(tmp / "SHA256SUMS", format_sha256sums(sums))
-        _publishable(tmp)
+        sums = _write_bundle(tmp, synth, synthetic, manifest, step)
     log.info("release %s written to %s", manifest["release_id"], out_dir)
 
     if report_dir is not None:
