@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
+from dpsynth.arrays import FloatArray
 from dpsynth.errors import ConfigError
 from dpsynth.pgm import Domain, WarmStart, build_junction_tree, estimate
 from dpsynth.pgm.estimate import potentials_from_marginals, warm_potentials
@@ -21,8 +22,6 @@ from dpsynth.pgm.inference import Calibrator
 from dpsynth.pgm.objective import Objective, measurement_terms
 from dpsynth.pgm.optimizers import accelerated_descent
 from dpsynth.privacy.measure import Measurement
-
-FloatArray = np.ndarray
 
 
 def _reference(calibrator: Calibrator, objective: Objective, theta: list[FloatArray],
