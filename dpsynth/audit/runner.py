@@ -198,6 +198,32 @@ def _outliers(r: EncodedTable, s: EncodedTable, h: EncodedTable | None,
     return out
 
 
+def _membership(r: EncodedTable, s: EncodedTable, h: EncodedTable | None, targets: EncodedTable,
+                control: EncodedTable | None, t_idx: np.ndarray, n_t: int,
+                rng: np.random.Generator, warnings: list[str]) -> dict[str, MembershipAttackResult]:
+    """The membership attacks of :func:`run_audit` (skipped, with a warning, without enough holdout)."""
+    membership: dict[str, MembershipAttackResult] = {}
+    if h is None or control is None:
+        warnings.append("membership: no holdout given, so there are no non-members to "
+                        "compare with; membership inference was not run")
+    elif n_t < 8:
+        warnings.append("membership: fewer than 8 holdout records; membership inference was "
+                        "not run")
+    else:
+        membership["distance"] = distance_mia(targets, control, s, rng=rng,
+                                              alpha=MEMBERSHIP_ALPHA)
+        if h.n_rows >= 16:
+            perm = rng.permutation(h.n_rows)
+            ref, pool = perm[: h.n_rows // 2], perm[h.n_rows // 2:]
+            m = min(n_t, pool.size)
+            membership["domias"] = domias_mia(
+                r.take(t_idx[:m]), h.take(pool[:m]), s, h.take(ref), rng=rng,
+                alpha=MEMBERSHIP_ALPHA)
+        else:
+            warnings.append("membership: fewer than 16 holdout records; DOMIAS was not run")
+    return membership
+
+
 def run_audit(real: pd.DataFrame, synthetic: pd.DataFrame, *, holdout: pd.DataFrame | None,
               quasi_identifiers: Sequence[str], secrets: Sequence[str],
               numeric_ranges: Mapping[str, tuple[float, float]] | None = None,
@@ -248,25 +274,7 @@ def run_audit(real: pd.DataFrame, synthetic: pd.DataFrame, *, holdout: pd.DataFr
     targets = r.take(t_idx)
     control = h.take(rng.choice(h.n_rows, size=n_t, replace=False)) if h is not None else None
 
-    membership: dict[str, MembershipAttackResult] = {}
-    if h is None or control is None:
-        warnings.append("membership: no holdout given, so there are no non-members to "
-                        "compare with; membership inference was not run")
-    elif n_t < 8:
-        warnings.append("membership: fewer than 8 holdout records; membership inference was "
-                        "not run")
-    else:
-        membership["distance"] = distance_mia(targets, control, s, rng=rng,
-                                              alpha=MEMBERSHIP_ALPHA)
-        if h.n_rows >= 16:
-            perm = rng.permutation(h.n_rows)
-            ref, pool = perm[: h.n_rows // 2], perm[h.n_rows // 2:]
-            m = min(n_t, pool.size)
-            membership["domias"] = domias_mia(
-                r.take(t_idx[:m]), h.take(pool[:m]), s, h.take(ref), rng=rng,
-                alpha=MEMBERSHIP_ALPHA)
-        else:
-            warnings.append("membership: fewer than 16 holdout records; DOMIAS was not run")
+    membership = _membership(r, s, h, targets, control, t_idx, n_t, rng, warnings)
     cols_a, cols_b = default_split(qis)
     link = linkability_risk(targets, s, control, cols_a=cols_a, cols_b=cols_b, rng=rng,
                             confidence=RISK_CONFIDENCE)

@@ -52,6 +52,9 @@ def _strength(epsilon: float | None) -> str:
 def privacy_statement(manifest: dict[str, Any]) -> str:
     """Markdown text of ``privacy_statement.md`` for ``manifest``.
 
+    Long by design: the body is the document itself, section after section in reading order,
+    so a reviewer can check the wording a legal team signs against one place.
+
     Args:
         manifest: A manifest built by :func:`dpsynth.bundle.manifest.build_manifest`.
 

@@ -89,7 +89,11 @@ def _emit(obj: dict[str, Any], as_json: bool, human: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``release``, ``verify`` and ``evaluate`` commands to ``app``."""
+    """Add the ``release``, ``verify`` and ``evaluate`` commands to ``app``.
+
+    Long by design: the body is the three commands' option declarations (typer reads them
+    from the signatures); each command's work is one call into the package.
+    """
 
     @app.command("release")
     def release_cmd(
