@@ -18,12 +18,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from dpsynth.arrays import IntArray
 from dpsynth.errors import ConfigError
 from dpsynth.privacy.measure import Measurement
 
-__all__ = ["Compression"]
-
-IntArray = npt.NDArray[np.int64]
+__all__ = ["Compression", "compress_rare_values"]
 
 
 @dataclass(frozen=True, eq=False)
