@@ -20,7 +20,6 @@ import yaml
 from dpsynth.cli.core_cmds import MECHANISM_HELP, SEP_HELP, check_budget_flags, load_input, warn_if_tiny
 from dpsynth.errors import ConfigError
 from dpsynth.mechanisms import registry
-from dpsynth.tabular.io import check_output
 
 __all__ = ["CONFIG_KEYS", "bundle_data", "load_release_config", "register"]
 
@@ -131,6 +130,7 @@ def register(app: typer.Typer) -> None:
         """Fit, sample and write a release bundle a data-sharing agreement can attach."""
         from dpsynth.bundle.write import release
         from dpsynth.tabular.encoding import read_frame
+        from dpsynth.tabular.io import check_output
         from dpsynth.tabular.schema import load_schema
 
         given = {"data": data, "schema": schema, "mechanism": mechanism, "epsilon": epsilon,
@@ -214,6 +214,7 @@ def register(app: typer.Typer) -> None:
         """
         from dpsynth.evaluation.evaluate import _refuse_bundle, evaluate
         from dpsynth.tabular.encoding import read_frame
+        from dpsynth.tabular.io import check_output
         from dpsynth.tabular.schema import load_schema
 
         s = load_schema(schema)
