@@ -1,17 +1,25 @@
 """Checking a release bundle against its manifest (``dpsynth verify``).
 
 :func:`ledger_epsilon` recomputes the guarantee from a manifest's ledger, and
-:func:`verify_bundle` recomputes every checksum, the row counts and the stated epsilon, so a
-recipient can check a bundle with nothing but the bundle. Nothing here reads private data.
+:func:`verify_bundle` recomputes every checksum, the row counts and the stated epsilon, checks
+that ``synthetic.csv`` and ``synthetic.parquet`` hold the same rows, and, given the signer's
+public key, checks the bundle's Ed25519 signature (:mod:`dpsynth.bundle.signing`), so a
+recipient can check a bundle with nothing but the bundle and that key.
+
+Threat model: checksums alone detect accidents (truncation, a bad copy, an edited file whose
+sums were not recomputed); anyone can edit a file and recompute every checksum. Only a valid
+signature, checked against a public key obtained independently of the bundle, detects edits
+by anyone who does not hold the private key. Nothing here reads private data.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dpsynth.bundle.manifest import (
     REQUIRED_FILES,
@@ -19,6 +27,11 @@ from dpsynth.bundle.manifest import (
     parse_sha256sums,
     sha256_file,
 )
+from dpsynth.bundle.signing import SIGNATURE_FILE, SignatureCheck, check_signature, load_public_key
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 __all__ = ["VerifyResult", "ledger_epsilon", "ledger_rho", "verify_bundle"]
 
@@ -55,6 +68,7 @@ class VerifyResult:
         failures: One line per failed check (file names and keys only).
         files_checked: How many checksums were recomputed.
         release_id: The manifest's release id, if it could be read.
+        signature: The signature check (``None`` only for a path that is not a directory).
     """
 
     bundle: Path
@@ -62,11 +76,23 @@ class VerifyResult:
     failures: tuple[str, ...]
     files_checked: int
     release_id: str | None
+    signature: SignatureCheck | None = None
+
+    @property
+    def assurance(self) -> str:
+        """What a passing verification shows, given how the signature was checked."""
+        if self.signature is not None and self.signature.status == "valid":
+            return ("signed: detects any edit by anyone without the private key "
+                    f"{self.signature.signed_by}")
+        return ("unsigned verification detects accidents only: anyone can edit a file and "
+                "recompute the checksums; check a signature with --key KEY.pub")
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form, as printed by ``dpsynth verify --json``."""
         return {"bundle": str(self.bundle), "ok": self.ok, "failures": list(self.failures),
-                "files_checked": self.files_checked, "release_id": self.release_id}
+                "files_checked": self.files_checked, "release_id": self.release_id,
+                "signature": None if self.signature is None else self.signature.to_json(),
+                "assurance": self.assurance}
 
     def raise_for_failures(self) -> None:
         """Raise :class:`~dpsynth.errors.BundleError` (exit code 1) if any check failed."""
@@ -121,21 +147,31 @@ def _check_privacy(manifest: dict[str, Any], fail: list[str]) -> None:
         fail.append(f"manifest privacy.ledger is malformed ({type(exc).__name__})")
 
 
-def verify_bundle(path: str | Path) -> VerifyResult:
+def verify_bundle(path: str | Path, *, key: str | Path | Ed25519PublicKey | None = None) -> VerifyResult:
     """Recompute every checksum of a bundle and check its internal consistency.
 
-    Checks: every required file exists; ``SHA256SUMS`` lists every other file and each hash
-    matches; the manifest has the contract's keys, its ``outputs`` match the files' hashes
-    and row counts; its epsilon and rho follow from its ledger and stay within the request;
-    ``schema.yaml`` hashes to ``input.schema_sha256``; the report belongs to this release.
+    Checks: every required file exists; ``SHA256SUMS`` lists every other file (but
+    ``signature.json``, which signs it) and each hash matches; the manifest has the
+    contract's keys, its ``outputs`` match the files' hashes and row counts; its epsilon and
+    rho follow from its ledger and stay within the request; ``schema.yaml`` hashes to
+    ``input.schema_sha256``; the report belongs to this release; ``synthetic.csv`` and
+    ``synthetic.parquet`` hold the same rows. With ``key``, the signature must be present,
+    made by that key, and valid over the current ``manifest.json`` and ``SHA256SUMS``.
 
     Args:
         path: The bundle directory.
+        key: The signer's public key (a PEM file path or a key object). Without it an
+            existing signature is reported as present but not checked, and verification
+            detects accidents only.
 
     Returns:
         A :class:`VerifyResult`; call :meth:`VerifyResult.raise_for_failures` to raise.
+
+    Raises:
+        ConfigError: ``key`` is not a readable Ed25519 public key (a usage error).
     """
     bundle = Path(path)
+    public = load_public_key(key) if isinstance(key, (str, Path)) else key
     fail: list[str] = []
     if not bundle.is_dir():
         return VerifyResult(bundle=bundle, ok=False, failures=(f"{bundle} is not a directory",),
@@ -148,7 +184,7 @@ def verify_bundle(path: str | Path) -> VerifyResult:
         sums, bad = parse_sha256sums(sums_path.read_text(encoding="utf-8", errors="replace"))
         fail += [f"SHA256SUMS: malformed {b}" for b in bad]
         for name in present:
-            if name != "SHA256SUMS" and name not in sums:
+            if name not in ("SHA256SUMS", SIGNATURE_FILE) and name not in sums:
                 fail.append(f"file {name} is not covered by SHA256SUMS")
         for name, digest in sums.items():
             target = bundle / name
@@ -165,8 +201,13 @@ def verify_bundle(path: str | Path) -> VerifyResult:
         fail.append("manifest.json is missing or not valid JSON")
     if manifest is not None:
         _check_manifest(bundle, manifest, fail)
+    _check_data_agree(bundle, fail)
+    signature = check_signature(bundle, public)
+    if signature.failed:
+        fail.append(signature.message)
     return VerifyResult(bundle=bundle, ok=not fail, failures=tuple(fail), files_checked=checked,
-                        release_id=None if manifest is None else manifest.get("release_id"))
+                        release_id=None if manifest is None else manifest.get("release_id"),
+                        signature=signature)
 
 
 def _inside(child: Path, parent: Path) -> bool:
@@ -212,3 +253,112 @@ def _check_manifest(bundle: Path, manifest: dict[str, Any], fail: list[str]) -> 
             fail.append("report/report.json belongs to another release")
     except (OSError, ValueError):
         fail.append("report/report.json is missing or not valid JSON")
+
+
+_TRUE = frozenset({"true", "t", "yes", "y", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "0"})
+_DATETIME = re.compile(r"\d{4}\D\d{1,2}\D\d{1,2}|\d{1,2}\D\d{1,2}\D\d{4}")  # a full date, year first or last
+
+
+def _quantum(text: str) -> float:
+    """Half the last written digit's place value of a number's text (``0.05`` for ``1.2``)."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        exponent = Decimal(text.strip()).as_tuple().exponent
+    except InvalidOperation:
+        return 0.0
+    return 0.5 * 10.0 ** exponent if isinstance(exponent, int) else 0.0
+
+
+def _time_resolution(text: str) -> float:
+    """Seconds resolved by a datetime's text: a day, a minute, a second or a fraction of one."""
+    clock = text.strip().replace("T", " ").partition(" ")[2]
+    if not clock:
+        return 86400.0
+    digits = clock.partition(".")[2]
+    n = len(digits) - len(digits.lstrip("0123456789"))
+    if n:
+        return 10.0 ** -n
+    return 1.0 if clock.count(":") >= 2 else 60.0
+
+
+def _same_cell(a: str, b: str) -> bool:
+    """Whether two renderings of a cell denote the same value (numbers within written precision)."""
+    try:
+        x, y = float(a), float(b)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(x) and math.isfinite(y):
+            return abs(x - y) <= max(_quantum(a), _quantum(b)) * (1 + 1e-9) + 1e-12 * max(abs(x), abs(y))
+        return x == y
+    la, lb = a.strip().casefold(), b.strip().casefold()
+    if (la in _TRUE and lb in _TRUE) or (la in _FALSE and lb in _FALSE):
+        return True
+    if not (_DATETIME.search(a) and _DATETIME.search(b)):
+        return False
+    import pandas as pd
+
+    try:
+        ta, tb = pd.Timestamp(a), pd.Timestamp(b)
+    except (ValueError, TypeError):
+        return False
+    if pd.isna(ta) or pd.isna(tb):
+        return False
+    if (ta.tzinfo is None) != (tb.tzinfo is None):  # compare wall-clock times
+        ta, tb = ta.tz_localize(None), tb.tz_localize(None)
+    return bool(abs((ta - tb).total_seconds()) <= max(_time_resolution(a), _time_resolution(b)) + 1e-9)
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame rendered as the release writes CSV, read back as text (nulls as ``""``)."""
+    import io
+
+    import pandas as pd
+
+    from dpsynth.tabular.io import escape_csv_injection
+
+    text = escape_csv_injection(frame).to_csv(index=False, lineterminator="\n")
+    return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
+
+
+def _check_data_agree(bundle: Path, fail: list[str]) -> None:
+    """``synthetic.csv`` and ``synthetic.parquet`` hold the same columns, rows and values.
+
+    The Parquet rows are rendered to CSV text as the writer renders them and compared cell by
+    cell with the CSV as written; cells that differ as text must still denote the same value:
+    numbers within the precision the text shows, the same boolean, or the same time at the
+    text's resolution. Failures name the column, never a value.
+    """
+    csv_path, pq_path = bundle / "synthetic.csv", bundle / "synthetic.parquet"
+    if not (csv_path.is_file() and pq_path.is_file()):
+        return  # reported as missing files
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    try:
+        from_csv = pd.read_csv(csv_path, dtype=str, keep_default_na=False, na_filter=False)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError):
+        fail.append("synthetic.csv cannot be parsed as CSV")
+        return
+    try:
+        from_pq = _as_text(pq.read_table(pq_path).to_pandas(integer_object_nulls=True))
+    except Exception:  # pyarrow raises several error types for a damaged file
+        fail.append("synthetic.parquet cannot be read as Parquet")
+        return
+    if list(from_csv.columns) != list(from_pq.columns):
+        only_csv = [c for c in from_csv.columns if c not in from_pq.columns]
+        only_pq = [c for c in from_pq.columns if c not in from_csv.columns]
+        fail.append(f"synthetic.csv and synthetic.parquet have different columns (only in the CSV: "
+                    f"{only_csv}; only in the Parquet: {only_pq}; or a different order)")
+        return
+    if len(from_csv) != len(from_pq):
+        fail.append(f"synthetic.csv holds {len(from_csv)} rows, synthetic.parquet {len(from_pq)}")
+        return
+    for name in from_csv.columns:
+        a, b = from_csv[name].to_numpy(dtype=object), from_pq[name].to_numpy(dtype=object)
+        differ = [i for i in (a != b).nonzero()[0] if not _same_cell(str(a[i]), str(b[i]))]
+        if differ:
+            fail.append(f"synthetic.csv and synthetic.parquet differ in column {name!r} "
+                        f"({len(differ)} of {len(a)} rows)")
