@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from dpsynth.api import DataSource, fit
+from dpsynth.bundle import signing
 from dpsynth.bundle.manifest import RowsChoice, build_manifest, format_sha256sums, sha256_file
 from dpsynth.bundle.verify import VerifyResult, verify_bundle
 from dpsynth.errors import ConfigError
@@ -73,6 +74,7 @@ class ReleaseResult:
         estimated_rows: The DP estimate of the input's size.
         files: Paths of the bundle's files, relative to ``bundle``.
         internal_report: Directory of the confidential evaluation, if one was written.
+        signed_by: Fingerprint of the key that signed the bundle (``signature.json``), if signed.
     """
 
     bundle: Path
@@ -86,6 +88,7 @@ class ReleaseResult:
     estimated_rows: int
     files: tuple[str, ...] = field(default_factory=tuple)
     internal_report: Path | None = None
+    signed_by: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form (paths as strings), as printed by ``dpsynth release --json``."""
@@ -269,6 +272,7 @@ def release(
     holdout: pd.DataFrame | str | Path | None = None,
     target: str | None = None,
     progress: Progress | None = None,
+    sign: str | Path | None = None,
 ) -> ReleaseResult:
     """Fit a synthesizer, spending the budget once, and write a release bundle atomically.
 
@@ -298,6 +302,9 @@ def release(
         holdout: Real rows never fitted on, for the confidential evaluation.
         target: Binary column for the evaluation's train-on-synthetic AUC.
         progress: Called with each stage name of :data:`STAGES` as it starts.
+        sign: An Ed25519 private key file (``dpsynth keygen``): the complete bundle is signed
+            (``signature.json``, over ``manifest.json`` and ``SHA256SUMS``) before it is
+            published. The key is read before any budget is spent.
 
     Returns:
         A :class:`ReleaseResult`.
@@ -314,6 +321,7 @@ def release(
     registry.resolve_config(registry.get(mechanism), options)  # unknown name or wrong options: before any spend
     sch = _resolve_schema(schema)
     _preflight_writers(sch)
+    signing_key = None if sign is None else signing.load_private_key(sign)  # a bad key fails before spending
     _sweep_stale_partials(out_dir)
 
     step("fit")
@@ -332,6 +340,7 @@ def release(
                               requested={"epsilon": epsilon, "delta": delta, "rho": rho}, outputs=[])
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         sums = _write_bundle(tmp, synth, synthetic, manifest, step)
+        signed_by = None if signing_key is None else signing.sign_bundle(tmp, signing_key)
     log.info("release %s written to %s", manifest["release_id"], out_dir)
 
     if report_dir is not None:
@@ -348,5 +357,6 @@ def release(
         bundle=out_dir, release_id=manifest["release_id"], mechanism=synth.mechanism,
         epsilon=p.epsilon, delta=p.delta, rho=p.rho, rows=choice.count,
         rows_source=choice.source, estimated_rows=choice.dp_estimate,
-        files=tuple(sorted([*sums, "SHA256SUMS"])), internal_report=report_dir,
+        files=tuple(sorted([*sums, "SHA256SUMS", *([signing.SIGNATURE_FILE] if signed_by else [])])),
+        internal_report=report_dir, signed_by=signed_by,
     )
