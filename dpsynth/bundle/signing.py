@@ -298,11 +298,11 @@ def check_signature(bundle: str | Path, key: Ed25519PublicKey | None) -> Signatu
 def _report_only(path: Path) -> SignatureCheck:
     """Without a key: whether a signature is present and which key it names (nothing checked)."""
     if not path.is_file():
-        return SignatureCheck(status="unsigned", signed_by=None, expected=None, message="unsigned bundle")
+        return SignatureCheck(status="unsigned", signed_by=None, expected=None, message="none (unsigned bundle)")
     named = _read_signature(path)[1]
     who = "" if named is None else f" (names key {short_fingerprint(named)})"
     return SignatureCheck(status="unchecked", signed_by=named, expected=None,
-                          message=f"signature present, not checked{who}; pass --key KEY.pub to check it")
+                          message=f"present, not checked{who}; pass --key KEY.pub to check it")
 
 
 def _verify_bytes(root: Path, doc: dict[str, Any], key: Ed25519PublicKey, fp: str) -> SignatureCheck:
@@ -328,4 +328,4 @@ def _verify_bytes(root: Path, doc: dict[str, Any], key: Ed25519PublicKey, fp: st
         return SignatureCheck(status="invalid", signed_by=fp, expected=fp,
                               message=f"signature INVALID for key {short_fingerprint(fp)}: {what}")
     return SignatureCheck(status="valid", signed_by=fp, expected=fp,
-                          message=f"signature valid: signed by key {fp} ({short_fingerprint(fp)})")
+                          message=f"valid, signed by key {fp} ({short_fingerprint(fp)})")

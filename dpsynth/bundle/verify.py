@@ -82,8 +82,9 @@ class VerifyResult:
     def assurance(self) -> str:
         """What a passing verification shows, given how the signature was checked."""
         if self.signature is not None and self.signature.status == "valid":
-            return ("signed: detects any edit by anyone without the private key "
-                    f"{self.signature.signed_by}")
+            return ("signed bundle: an edit by anyone without the private key of "
+                    f"{self.signature.signed_by} would fail this check (a signature does not "
+                    "prove the signer ran dpsynth honestly)")
         return ("unsigned verification detects accidents only: anyone can edit a file and "
                 "recompute the checksums; check a signature with --key KEY.pub")
 

@@ -1,4 +1,4 @@
-"""CLI commands of the release workflow: ``release``, ``verify`` and ``evaluate``.
+"""CLI commands of the release workflow: ``release``, ``verify``, ``keygen`` and ``evaluate``.
 
 The main app (:mod:`dpsynth.cli`) calls :func:`register`. Commands raise dpsynth errors; the
 main app prints them as one line on stderr and exits with the error's code. Progress goes to
@@ -27,9 +27,9 @@ CONFIG_KEYS: dict[str, type] = {
     "data": str, "schema": str, "mechanism": str, "epsilon": float, "delta": float, "rho": float,
     "rows": int, "seed": int, "engine": str, "allow_private_schema": bool, "out": str,
     "overwrite": bool, "internal_report": str, "holdout": str, "target": str, "ledger": str,
-    "lifetime_epsilon": float, "lifetime_rho": float, "sep": str,
+    "lifetime_epsilon": float, "lifetime_rho": float, "sep": str, "sign": str,
 }
-_PATH_KEYS = ("data", "schema", "out", "internal_report", "holdout", "ledger")
+_PATH_KEYS = ("data", "schema", "out", "internal_report", "holdout", "ledger", "sign")
 
 
 def load_release_config(path: Path) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def _emit(obj: dict[str, Any], as_json: bool, human: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``release``, ``verify`` and ``evaluate`` commands to ``app``.
+    """Add the ``release``, ``verify``, ``keygen`` and ``evaluate`` commands to ``app``.
 
     Long by design: the body is the three commands' option declarations (typer reads them
     from the signatures); each command's work is one call into the package.
@@ -125,6 +125,8 @@ def register(app: typer.Typer) -> None:
         lifetime_rho: float | None = typer.Option(
             None, "--lifetime-rho", help="Lifetime cap as rho-zCDP (new ledger)."),
         sep: str | None = typer.Option(None, "--sep", help=SEP_HELP),
+        sign: Path | None = typer.Option(
+            None, "--sign", help="Ed25519 private key (dpsynth keygen): sign the bundle (signature.json)."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     ) -> None:
         """Fit, sample and write a release bundle a data-sharing agreement can attach."""
@@ -138,7 +140,7 @@ def register(app: typer.Typer) -> None:
                  "allow_private_schema": allow_private_schema, "out": out, "overwrite": overwrite,
                  "internal_report": internal_report, "holdout": holdout, "target": target,
                  "ledger": ledger, "lifetime_epsilon": lifetime_epsilon, "lifetime_rho": lifetime_rho,
-                 "sep": sep}
+                 "sep": sep, "sign": sign}
         opts = load_release_config(config) if config is not None else {}
         opts.update({k: v for k, v in given.items() if v is not None})
         for need in ("data", "schema", "out"):
@@ -165,7 +167,7 @@ def register(app: typer.Typer) -> None:
                 ledger_path=opts.get("ledger"), out=str(opts["out"]),
                 lifetime_epsilon=opts.get("lifetime_epsilon"), lifetime_rho=opts.get("lifetime_rho"),
                 overwrite=bool(opts.get("overwrite")), internal_report=opts.get("internal_report"),
-                holdout=hold, target=opts.get("target"), progress=step,
+                holdout=hold, target=opts.get("target"), progress=step, sign=opts.get("sign"),
             )
         warn_if_tiny(result.estimated_rows, result.mechanism)
         human = (f"release {result.release_id}: {result.rows:,} rows, epsilon={result.epsilon:.6g}, "
@@ -173,28 +175,50 @@ def register(app: typer.Typer) -> None:
                  f"release {result.release_id}: {result.rows:,} rows -> {result.bundle}")
         if result.internal_report is not None:
             human += f"\nCONFIDENTIAL evaluation (do not share) -> {result.internal_report}"
+        if result.signed_by is not None:
+            human += f"\nsigned (signature.json) by key {result.signed_by}"
         _emit(result.to_json(), as_json, human)
 
     @app.command("verify")
     def verify_cmd(
         bundle: Path = typer.Argument(..., help="Bundle directory."),
+        key: Path | None = typer.Option(
+            None, "--key", help="The signer's public key (KEY.pub): the bundle must carry a valid signature by it."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     ) -> None:
-        """Recompute every checksum of a bundle and check its consistency (exit 1 on failure)."""
+        """Recompute every checksum of a bundle, check its consistency and, with --key, its signature.
+
+        Exit 1 on any failure. Without --key, verification detects accidents only.
+        """
         from dpsynth.bundle.write import verify_bundle
 
         if not bundle.exists():
             raise ConfigError(f"bundle {bundle} does not exist; check the path")
         if not bundle.is_dir():
             raise ConfigError(f"bundle {bundle} is a file; give the bundle directory")
-        result = verify_bundle(bundle)
+        result = verify_bundle(bundle, key=key)
         if as_json:
             typer.echo(json.dumps(result.to_json(), indent=2))
-        elif result.ok:
-            typer.echo(f"OK: {result.files_checked} files verified, release {result.release_id}", err=True)
-        for failure in result.failures:
-            typer.echo(f"FAILED: {failure}", err=True)
+        else:
+            for line in _verify_lines(result):
+                typer.echo(line, err=True)
         result.raise_for_failures()
+
+    @app.command("keygen")
+    def keygen_cmd(
+        out: Path = typer.Option(..., "--out", "-o", help="Private key file to create (OUT.pub gets the public key)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    ) -> None:
+        """Create an Ed25519 key pair for signing release bundles (never overwrites a key)."""
+        from dpsynth.bundle.signing import generate_key, short_fingerprint
+
+        fp = generate_key(out)
+        pub = out.with_name(out.name + ".pub")
+        _emit({"private_key": str(out), "public_key": str(pub), "fingerprint": fp,
+               "short_fingerprint": short_fingerprint(fp)}, as_json,
+              f"private key -> {out} (mode 0600; keep it secret, never put it in a bundle)\n"
+              f"public key  -> {pub} (give it to recipients: dpsynth verify BUNDLE --key {pub.name})\n"
+              f"fingerprint: {fp} ({short_fingerprint(fp)})")
 
     @app.command("evaluate")
     def evaluate_cmd(
@@ -224,6 +248,17 @@ def register(app: typer.Typer) -> None:
                           holdout=None if holdout is None else read_frame(holdout, s, sep=sep),
                           target=target, out=out, overwrite=overwrite)
         _emit(result, as_json, f"CONFIDENTIAL evaluation (do not share) -> {out}")
+
+
+def _verify_lines(result: Any) -> list[str]:
+    """The human lines of ``dpsynth verify``: the outcome, the signature, and what it proves."""
+    lines = [f"OK: {result.files_checked} files verified, release {result.release_id}"] if result.ok else []
+    lines += [f"FAILED: {failure}" for failure in result.failures]
+    sig = result.signature
+    if sig is not None and sig.status in ("valid", "unchecked", "unsigned"):
+        lines.append(f"signature: {sig.message}")
+    lines.append(("note: " if sig is None or sig.status != "valid" else "") + result.assurance)
+    return lines
 
 
 def bundle_data(path: Path) -> Path:
