@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dpsynth.conditions import ConditionSpec, Resolved, enforce_windows, resolve_conditions
 from dpsynth.errors import ConfigError
 from dpsynth.mechanisms.compress import Compression
 from dpsynth.pgm import Model, load_model, sample, save_model
@@ -24,7 +25,7 @@ from dpsynth.privacy.measure import Measurement
 from dpsynth.privacy.randomness import PostProcessingSeed
 from dpsynth.privacy.spend import PrivacySpend
 from dpsynth.tabular.atomic import atomic_directory, write_text_atomic
-from dpsynth.tabular.encoding import decode, encode_column
+from dpsynth.tabular.encoding import decode
 from dpsynth.tabular.schema import Schema, parse_schema
 
 __all__ = ["Synthesizer", "load"]
@@ -71,38 +72,37 @@ class Synthesizer:
         """How the guarantee was obtained, as built by the mechanism that ran."""
         return self.statement if self.statement is not None else statement_for(self.mechanism)
 
-    def _evidence(self, conditions: Mapping[str, object] | None) -> dict[str, list[int]] | None:
+    def _evidence(self, conditions: ConditionSpec | None) -> dict[str, list[int]] | None:
+        return self._resolve(conditions).evidence or None
+
+    def _resolve(self, conditions: ConditionSpec | None) -> Resolved:
         if not conditions:
-            return None
-        evidence: dict[str, list[int]] = {}
-        for name, value in conditions.items():
-            if isinstance(value, _Code):
-                evidence[name] = [value.code]
-                continue
-            col = self.schema.column(name)
-            if not col.modelled:
-                raise ConfigError(f"cannot condition on identifier column {name!r}")
-            values = value if isinstance(value, (list, tuple, set)) else [value]
-            codes, problems = encode_column(pd.Series(list(values), dtype=object), col)
-            if problems:
-                raise ConfigError(f"condition on {name!r}: a value is not in the column's public domain")
-            evidence[name] = sorted({int(c) for c in codes})
-        return evidence
+            return Resolved()
+        if isinstance(conditions, Mapping) and any(isinstance(v, _Code) for v in conditions.values()):
+            return Resolved({name: [v.code] for name, v in conditions.items() if isinstance(v, _Code)})
+        return resolve_conditions(conditions, self.schema)
 
     def sample_codes(self, rows: int, rng: np.random.Generator,
-                     conditions: Mapping[str, object] | None = None, *, independent: bool = False) -> np.ndarray:
-        """Sample integer codes (rows x modelled columns); see :meth:`sample` for ``independent``."""
+                     conditions: ConditionSpec | None = None, *, independent: bool = False) -> np.ndarray:
+        """Sample integer codes (rows x modelled columns); see :meth:`sample` for the arguments.
+
+        A range condition clamps the codes of the bins it intersects; only :meth:`sample`
+        makes the decoded values satisfy it exactly.
+        """
+        return self._codes(rows, rng, self._evidence(conditions), independent)
+
+    def _codes(self, rows: int, rng: np.random.Generator, evidence: dict[str, list[int]] | None,
+               independent: bool) -> np.ndarray:
         if rows < 0:
             raise ConfigError(f"rows ({rows}) must be >= 0")
         if self.model is not None:
-            evidence = self._evidence(conditions)
             if self.compression is None:
                 return sample(self.model, rows, rng, evidence=evidence, stratified=not independent)
             columns = list(self.model.domain.attrs)
             inner = self.compression.evidence(evidence) if evidence else None
             codes = sample(self.model, rows, rng, evidence=inner, stratified=not independent)
             return self.compression.expand(codes, columns, rng, evidence, inplace=True)  # codes are ours
-        if conditions:
+        if evidence:
             raise ConfigError(f"mechanism {self.mechanism!r} does not support conditions")
         return np.asarray(self.neural.sample(rows, rng), dtype=np.int64)
 
@@ -137,15 +137,18 @@ class Synthesizer:
         stacked = np.concatenate(parts, axis=0)
         return stacked[rng.permutation(stacked.shape[0])]
 
-    def sample(self, rows: int | None = None, *, conditions: Mapping[str, object] | None = None,
+    def sample(self, rows: int | None = None, *, conditions: ConditionSpec | None = None,
                rebalance: Mapping[str, Mapping[object, float]] | None = None,
                seed: int | None = None, independent: bool = False) -> pd.DataFrame:
         """Draw synthetic rows (post-processing only).
 
         Args:
             rows: How many; default the DP estimate of the input's size.
-            conditions: ``{column: value or list of values}``: rows are drawn from the
-                model's conditional distribution (clamped evidence, not rejection).
+            conditions: ``{column: value, list of values or conditions.Range}``, or
+                expressions such as ``["age>=40", "race=Black,White", "date=2017-05..2017-06"]``
+                (:mod:`dpsynth.conditions`; conditions on one column must all hold). Rows are
+                drawn from the model's conditional distribution (clamped evidence, not
+                rejection), and values under a range satisfy it exactly.
             rebalance: ``{column: {value: share}}`` for one column: rows are drawn with these
                 shares of the given values (other values share the rest in the model's
                 proportions), each class from the model's conditional distribution. The
@@ -163,9 +166,13 @@ class Synthesizer:
             if conditions:
                 raise ConfigError("give conditions or rebalance, not both")
             codes = self._rebalanced_codes(n, rng, rebalance, independent)
+            frame = decode(codes, self.schema, rng)
         else:
-            codes = self.sample_codes(n, rng, conditions, independent=independent)
-        return decode(codes, self.schema, rng)
+            resolved = self._resolve(conditions)
+            codes = self._codes(n, rng, resolved.evidence or None, independent)
+            frame = enforce_windows(decode(codes, self.schema, rng), codes, resolved, self.schema,
+                                    lambda block: decode(block, self.schema, rng), rng)
+        return frame
 
     def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
         """Save atomically as JSON + npz (no pickle)."""
