@@ -20,6 +20,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from dpsynth.report.charts import cell_order, column_chart, fmt_percent
+from dpsynth.tabular.columns import DatetimeColumn, from_units
 from dpsynth.tabular.table import Table
 
 if TYPE_CHECKING:
@@ -36,8 +38,7 @@ __all__ = [
 ]
 
 TEMPLATES = Path(__file__).with_name("templates")
-_INK, _NOISY, _SYN, _GRID = "#1f2933", "#9aa5b1", "#2f6fde", "#e4e7eb"
-_MAX_BARS = 40
+_INK, _SYN, _GRID = "#1f2933", "#0b6bcb", "#e4e7eb"
 
 
 def _counts(table: Table, clique: tuple[str, ...], shape: tuple[int, ...]) -> npt.NDArray[np.float64]:
@@ -49,6 +50,30 @@ def _counts(table: Table, clique: tuple[str, ...], shape: tuple[int, ...]) -> np
 def _schema_shape(synth: Synthesizer, clique: tuple[str, ...]) -> tuple[int, ...]:
     dom = synth.schema.domain()
     return tuple(dom[c] for c in clique)
+
+
+def cell_labels(col: Any) -> tuple[list[str], list[float] | None]:
+    """One public label per code of ``col``, and for datetimes each time cell's start.
+
+    Datetime cells are labelled by their start at the precision that tells them apart (a date,
+    or date and time for sub-daily cells), so hourly cells within one day never share a label.
+    Other kinds use the schema's labels.
+    """
+    labels = [str(x) for x in col.labels()]
+    if not isinstance(col, DatetimeColumn):
+        return labels, None
+    lo, hi = col.unit_bounds()
+    starts = [float(math.ceil(e)) for e in np.linspace(lo, hi + 1, col.n_values + 1)[:-1]]
+    stamps = [from_units(int(u), col.granularity, None) for u in starts]
+    if all(t.hour == t.minute == t.second == 0 for t in stamps):
+        text = [str(t.date()) for t in stamps]
+    else:
+        fmt = "%Y-%m-%d %H:%M" if all(t.second == 0 for t in stamps) else "%Y-%m-%d %H:%M:%S"
+        text = [t.strftime(fmt) for t in stamps]
+    tail = labels[col.n_values:]
+    if len(text) + len(tail) != col.domain_size():
+        return labels, None
+    return text + tail, starts + [math.inf] * len(tail)
 
 
 def _one_way(synth: Synthesizer, column: str) -> tuple[npt.NDArray[np.float64], float, str] | None:
@@ -86,7 +111,9 @@ def build_public_report(synth: Synthesizer, synthetic: Table, *, manifest: dict[
     for col in synth.schema.modelled:
         size = col.domain_size()
         syn_share = _counts(synthetic, (col.name,), (size,)) / n_syn
-        entry: dict[str, Any] = {"name": col.name, "kind": col.kind, "labels": col.labels(),
+        labels, starts = cell_labels(col)
+        entry: dict[str, Any] = {"name": col.name, "kind": col.kind, "labels": labels,
+                                 "order": cell_order(col.kind, labels, starts),
                                  "synthetic_share": [round(float(x), 6) for x in syn_share]}
         noisy = _one_way(synth, col.name)
         if noisy is None:
@@ -166,44 +193,6 @@ def style_matplotlib() -> None:
     })
 
 
-def _column_chart(col: dict[str, Any]) -> str:
-    import matplotlib.pyplot as plt
-
-    labels = list(col["labels"])
-    syn = np.asarray(col["synthetic_share"])
-    k = len(labels)
-    order = np.arange(k)
-    if k > _MAX_BARS:  # keep the largest cells; the rest are summarised in the JSON
-        key = np.asarray(col["noisy_share"]) if col["measured"] else syn
-        order = np.sort(np.argsort(-key, kind="stable")[:_MAX_BARS])
-    y = np.arange(len(order))[::-1]
-    fig, ax = plt.subplots(figsize=(5.6, 0.9 + 0.24 * len(order)))
-    h = 0.38
-    if col["measured"]:
-        noisy = np.asarray(col["noisy_share"])[order]
-        ax.barh(y + h / 2, np.clip(noisy, 0, None), height=h, color=_NOISY, label="noisy measurement (DP)")
-        ax.errorbar(noisy, y + h / 2, xerr=col["band_2sigma"], fmt="none", ecolor=_INK,
-                    elinewidth=0.8, capsize=2, label="±2σ noise")
-    ax.barh(y - h / 2 if col["measured"] else y, syn[order], height=h, color=_SYN, label="synthetic")
-    ax.set_yticks(y, [_short(labels[i]) for i in order])
-    ax.xaxis.set_major_formatter(_percent())
-    ax.grid(axis="x", color=_GRID, linewidth=0.6)
-    ax.set_axisbelow(True)
-    ax.set_xlim(left=0)
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=7, frameon=False)
-    return svg_of(fig)
-
-
-def _percent() -> Any:
-    from matplotlib.ticker import PercentFormatter
-
-    return PercentFormatter(xmax=1.0, decimals=0)
-
-
-def _short(label: str, width: int = 26) -> str:
-    return label if len(label) <= width else label[: width - 1] + "…"
-
-
 def _ledger_chart(ledger: list[dict[str, Any]]) -> str:
     import matplotlib.pyplot as plt
 
@@ -224,10 +213,10 @@ def render_public_html(report: dict[str, Any]) -> str:
     style_matplotlib()
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined)
-    charts = {c["name"]: _column_chart(c) for c in report["columns"]}
+    charts = {c["name"]: column_chart(c) for c in report["columns"]}
     ledger_svg = _ledger_chart(report["ledger"]) if report["ledger"] else ""
     html = env.get_template("public.html.j2").render(
-        r=report, charts=charts, ledger_svg=ledger_svg, fmt=fmt_number,
+        r=report, charts=charts, ledger_svg=ledger_svg, fmt=fmt_number, pct=fmt_percent,
     )
     return re.sub(r"\n\s*\n+", "\n", html)
 
