@@ -43,14 +43,22 @@ DataSource = pd.DataFrame | str | Path | CountingBackend
 
 
 def schema_constraints(schema: Schema) -> list[dict[str, int | Sequence[int]]]:
-    """The schema's forbidden combinations as code assignments for the model."""
+    """The schema's structural zeros as code assignments for the model: its forbidden
+    combinations, then the cell pairs its inequalities rule out
+    (:func:`dpsynth.tabular.constraints.inequality_assignments`)."""
+    from dpsynth.tabular.constraints import constraint_kind, inequality_assignments
+
+    names = {c.name for c in schema.columns}
     out: list[dict[str, int | Sequence[int]]] = []
     for con in schema.constraints:
+        if constraint_kind(con, names) != "forbidden":
+            continue
         out.append({
             col: [schema.category_code(col, v) for v in val] if isinstance(val, list)
             else schema.category_code(col, val)
             for col, val in con.items()
         })
+    out.extend(inequality_assignments(schema))
     return out
 
 

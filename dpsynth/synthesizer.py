@@ -25,6 +25,7 @@ from dpsynth.privacy.measure import Measurement
 from dpsynth.privacy.randomness import PostProcessingSeed
 from dpsynth.privacy.spend import PrivacySpend
 from dpsynth.tabular.atomic import atomic_directory, write_text_atomic
+from dpsynth.tabular.constraints import apply_constraints
 from dpsynth.tabular.encoding import decode
 from dpsynth.tabular.schema import Schema, parse_schema
 
@@ -172,7 +173,7 @@ class Synthesizer:
             codes = self._codes(n, rng, resolved.evidence or None, independent)
             frame = enforce_windows(decode(codes, self.schema, rng), codes, resolved, self.schema,
                                     lambda block: decode(block, self.schema, rng), rng)
-        return frame
+        return apply_constraints(frame, codes, self.schema, rng)
 
     def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
         """Save atomically as JSON + npz (no pickle)."""

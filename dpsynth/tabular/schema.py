@@ -35,6 +35,7 @@ from dpsynth.tabular.columns import (
     Source,
     canonical_key,
 )
+from dpsynth.tabular.constraints import PARTS, check_constraints, constraint_kind
 
 __all__ = [
     "GRANULARITY_UNITS",
@@ -84,11 +85,33 @@ class PrivacyUnit(BaseModel):
         return f"one person (column {self.column!r}, at most {self.max_rows} rows each, add/remove)"
 
 
+#: JSON Schema of one ``constraints`` entry (the model keeps entries as plain mappings).
+_CONSTRAINT_ITEMS: dict[str, Any] = {"anyOf": [
+    {"type": "object", "title": "Inequality", "required": ["inequality"], "additionalProperties": False,
+     "properties": {"inequality": {"type": "string", "pattern": "^[^<>]+(>=|<=|>|<)[^<>]+$",
+                                   "description": "two numeric or two datetime columns, e.g. 'end >= start'"}}},
+    {"type": "object", "title": "Derived columns", "required": ["derived", "from"], "additionalProperties": False,
+     "properties": {
+         "derived": {"anyOf": [
+             {"type": "object", "additionalProperties": {"enum": sorted(PARTS)},
+              "description": "derived column name -> part of the source"},
+             {"type": "array", "items": {"type": "string"}, "minItems": 1,
+              "description": "derived column names (equal to their parts unless 'parts' is given)"}]},
+         "from": {"type": "string", "description": "the datetime column the parts are taken from"},
+         "parts": {"type": "array", "items": {"enum": sorted(PARTS)}}}},
+    {"type": "object", "title": "Forbidden combination",
+     "additionalProperties": {"anyOf": [{"type": ["string", "integer", "boolean"]},
+                                        {"type": "array", "items": {"type": ["string", "integer", "boolean"]}}]},
+     "description": "column -> value or values that may not occur together"},
+]}
+
+
 class Schema(BaseModel):
     """A public table schema: columns in order, the privacy unit and structural constraints.
 
-    ``constraints`` lists forbidden combinations: each maps column names to a value or list
-    of values (categories, ordinal categories or booleans) that may not occur together.
+    ``constraints`` lists forbidden combinations (each maps column names to a value or list
+    of values, categories, ordinal categories or booleans, that may not occur together),
+    inequalities between columns and derived columns (:mod:`dpsynth.tabular.constraints`).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -97,7 +120,7 @@ class Schema(BaseModel):
     privacy_unit: PrivacyUnit = PrivacyUnit()
     missing_values: list[str] = Field(default_factory=lambda: ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"])
     columns: list[Column] = Field(min_length=1)
-    constraints: list[dict[str, Any]] = Field(default_factory=list)
+    constraints: list[dict[str, Any]] = Field(default_factory=list, json_schema_extra={"items": _CONSTRAINT_ITEMS})
 
     @model_validator(mode="after")
     def _check(self) -> Schema:
@@ -114,6 +137,8 @@ class Schema(BaseModel):
         if not any(c.modelled for c in self.columns):
             raise ValueError("the schema needs at least one modelled (non-identifier) column")
         for i, con in enumerate(self.constraints):
+            if constraint_kind(con, names) != "forbidden":
+                continue  # inequalities and derived columns: check_constraints below
             for col, val in con.items():
                 if col not in names:
                     raise ValueError(f"constraint {i}: column {col!r} is not in the schema")
@@ -122,6 +147,7 @@ class Schema(BaseModel):
                     raise ValueError(f"constraint {i}: column {col!r} must be categorical, ordinal or boolean")
                 for v in val if isinstance(val, list) else [val]:
                     self.category_code(col, v, where=f"constraint {i}")
+        check_constraints(self.columns, self.constraints)
         return self
 
     def column(self, name: str) -> Any:
@@ -168,6 +194,10 @@ class Schema(BaseModel):
         """
         return [(c.name, float(c.dp_rho)) for c in self.columns if c.dp_rho is not None]
 
+    def dp_fact_charges(self) -> list[tuple[str, float, float]]:
+        """``(column, rho, delta)`` for every column with a fact of source ``dp`` (delta 0 if unused)."""
+        return [(c.name, float(c.dp_rho), float(c.dp_delta or 0.0)) for c in self.columns if c.dp_rho is not None]
+
     def roles(self, role: Role) -> list[str]:
         """Names of modelled columns with the given role."""
         return [c.name for c in self.modelled if c.role == role]
@@ -180,8 +210,9 @@ class Schema(BaseModel):
         """
         data = self.model_dump(mode="json")
         for col in data["columns"]:
-            if col.get("dp_rho") is None:
-                col.pop("dp_rho", None)
+            for key in ("dp_rho", "dp_delta"):
+                if col.get(key) is None:
+                    col.pop(key, None)
         return data
 
     def sha256(self) -> str:
