@@ -93,6 +93,32 @@ def _one_way(synth: Synthesizer, column: str) -> tuple[npt.NDArray[np.float64], 
     return best
 
 
+def _column_entry(synth: Synthesizer, col: Any, synthetic: Table, total: float) -> dict[str, Any]:
+    """One column of the report: its cells (labels, display order), synthetic and noisy shares."""
+    n_syn = max(synthetic.codes.shape[0], 1)
+    size = col.domain_size()
+    syn_share = _counts(synthetic, (col.name,), (size,)) / n_syn
+    labels, starts = cell_labels(col)
+    entry: dict[str, Any] = {"name": col.name, "kind": col.kind, "labels": labels,
+                             "order": cell_order(col.kind, labels, starts),
+                             "synthetic_share": [round(float(x), 6) for x in syn_share]}
+    noisy = _one_way(synth, col.name)
+    if noisy is None:
+        entry.update(measured=False, source="not measured: the model spreads mass by the schema")
+        return entry
+    values, sigma, source = noisy
+    share = values / total
+    band = 2.0 * sigma / total
+    inside = np.abs(syn_share - share) <= band
+    entry.update(
+        measured=True, source=source, sigma=sigma,
+        noisy_share=[round(float(x), 6) for x in share], band_2sigma=band,
+        l1=float(np.abs(syn_share - share).sum()),
+        within_2sigma=float(inside.mean()),
+    )
+    return entry
+
+
 def build_public_report(synth: Synthesizer, synthetic: Table, *, manifest: dict[str, Any]) -> dict[str, Any]:
     """The public report as a JSON-ready dict.
 
@@ -107,29 +133,7 @@ def build_public_report(synth: Synthesizer, synthetic: Table, *, manifest: dict[
     """
     total = max(float(synth.estimated_rows), 1.0)
     n_syn = max(synthetic.codes.shape[0], 1)
-    columns: list[dict[str, Any]] = []
-    for col in synth.schema.modelled:
-        size = col.domain_size()
-        syn_share = _counts(synthetic, (col.name,), (size,)) / n_syn
-        labels, starts = cell_labels(col)
-        entry: dict[str, Any] = {"name": col.name, "kind": col.kind, "labels": labels,
-                                 "order": cell_order(col.kind, labels, starts),
-                                 "synthetic_share": [round(float(x), 6) for x in syn_share]}
-        noisy = _one_way(synth, col.name)
-        if noisy is None:
-            entry.update(measured=False, source="not measured: the model spreads mass by the schema")
-        else:
-            values, sigma, source = noisy
-            share = values / total
-            band = 2.0 * sigma / total
-            inside = np.abs(syn_share - share) <= band
-            entry.update(
-                measured=True, source=source, sigma=sigma,
-                noisy_share=[round(float(x), 6) for x in share], band_2sigma=band,
-                l1=float(np.abs(syn_share - share).sum()),
-                within_2sigma=float(inside.mean()),
-            )
-        columns.append(entry)
+    columns = [_column_entry(synth, col, synthetic, total) for col in synth.schema.modelled]
     marginals = []
     for m in synth.measurements:
         shape = tuple(m.values.shape)
