@@ -25,7 +25,7 @@ from dpsynth.privacy.measure import Measurement
 from dpsynth.privacy.randomness import PostProcessingSeed
 from dpsynth.privacy.spend import PrivacySpend
 from dpsynth.tabular.atomic import atomic_directory, write_text_atomic
-from dpsynth.tabular.constraints import apply_constraints
+from dpsynth.tabular.constraint_repair import apply_constraints
 from dpsynth.tabular.encoding import decode
 from dpsynth.tabular.schema import Schema, parse_schema
 

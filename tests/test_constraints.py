@@ -12,10 +12,10 @@ import yaml
 
 from dpsynth.api import schema_constraints
 from dpsynth.errors import SchemaError
+from dpsynth.tabular.constraint_repair import apply_constraints
 from dpsynth.tabular.constraints import (
     Derivation,
     Inequality,
-    apply_constraints,
     code_intervals,
     derivations,
     forbidden_pairs,

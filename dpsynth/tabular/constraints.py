@@ -9,16 +9,14 @@ A schema's ``constraints:`` list holds three kinds of public, declared facts:
 * derived columns, parts of a datetime column computed at decode and never modelled
   (``{derived: {year: year, hour: hour}, from: time_hour}``).
 
-This module validates the last two, turns each inequality into structural zeros on the
-binned domain (every pair of cells where no value of one can satisfy the inequality with any
-value of the other; expressed as forbidden combinations of codes, so the graphical model
-needs no new code), and after decoding repairs the rows whose within-cell draws still
-violate an inequality and adds the derived columns (:func:`apply_constraints`).
+This module validates the last two and turns each inequality into structural zeros on the
+binned domain: every pair of cells where no value of one can satisfy the inequality with any
+value of the other, expressed as forbidden combinations of codes, so the graphical model
+needs no new code. :mod:`dpsynth.tabular.constraint_repair` enforces them after decoding.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +35,6 @@ __all__ = [
     "PARTS",
     "Derivation",
     "Inequality",
-    "apply_constraints",
     "check_constraints",
     "code_intervals",
     "constraint_kind",
@@ -46,8 +43,6 @@ __all__ = [
     "inequalities",
     "inequality_assignments",
 ]
-
-log = logging.getLogger(__name__)
 
 #: Parts a derived column can take from a datetime column, with the coarsest granularity
 #: that still determines the part (``hour`` of a column kept at ``day`` would always be 0).
@@ -259,6 +254,7 @@ def code_intervals(col: NumericColumn | DatetimeColumn) -> tuple[FloatArray, Flo
     bin is ``[a, b)``, except the last (``[a, b]``, the upper bound belongs to it). A time bin
     holds every instant from the start of its first granularity unit up to (not including)
     the start of the unit after its last one, since encoding floors an instant to its unit.
+    An atom's cell holds exactly its value.
     """
     if isinstance(col, DatetimeColumn):
         lo, hi = col.unit_bounds()
@@ -269,10 +265,17 @@ def code_intervals(col: NumericColumn | DatetimeColumn) -> tuple[FloatArray, Flo
         start = first.astype(f"datetime64[{unit}]").astype("datetime64[s]").astype(np.int64)
         end = (last + 1).astype(f"datetime64[{unit}]").astype("datetime64[s]").astype(np.int64)
         return start.astype(np.float64), end.astype(np.float64), np.zeros(len(first), dtype=bool)
+    atoms = np.asarray(getattr(col, "atoms", []), dtype=np.float64)  # cells after the bins
+    least, most, closed = _bin_intervals(col)
+    return (np.concatenate([least, atoms]), np.concatenate([most, atoms]),
+            np.concatenate([closed, np.ones(len(atoms), dtype=bool)]))
+
+
+def _bin_intervals(col: NumericColumn) -> tuple[FloatArray, FloatArray, BoolArray]:
     low, high = col.bounds
     if col.per_integer:
-        values = low + np.arange(col.n_values, dtype=np.float64)
-        return values, values.copy(), np.ones(col.n_values, dtype=bool)
+        values = low + np.arange(int(high - low + 1), dtype=np.float64)
+        return values, values.copy(), np.ones(len(values), dtype=bool)
     e = col.bin_edges()
     a, b = e[:-1].astype(np.float64), e[1:].astype(np.float64)
     if col.dtype == "int":
@@ -308,107 +311,3 @@ def inequality_assignments(schema: Schema) -> list[dict[str, int | Sequence[int]
                 out.append({q.greater: i, q.lesser: [int(j) for j in js]})
     return out
 
-
-def apply_constraints(frame: pd.DataFrame, codes: npt.NDArray[np.int64], schema: Schema,
-                      rng: np.random.Generator, *, redraws: int = 20) -> pd.DataFrame:
-    """Make decoded rows honour the schema's inequalities and add its derived columns.
-
-    Structural zeros keep every row's cells compatible, but two overlapping cells can still
-    draw values that violate the inequality. Such rows are decoded again from the same codes
-    (the involved columns get fresh within-cell values, with the decoder's own rules) up to
-    ``redraws`` times; a row that still violates gets the greater column set to the lesser
-    column's value (one granularity unit, one integer or the next float above it when the
-    inequality is strict), so every inequality holds exactly on every row where both values
-    are present. Derived columns are then computed from the (final) source values and placed
-    right after their source column.
-
-    Args:
-        frame: The decoded frame (modified in place and returned).
-        codes: The codes it was decoded from, ``(rows, modelled columns)``.
-        schema: The public schema.
-        rng: Post-processing randomness (the user's seed).
-        redraws: How many times violating rows are decoded again before clamping.
-    """
-    ineqs = inequalities(schema)
-    if ineqs:
-        _redraw(frame, codes, schema, ineqs, rng, redraws)
-        _clamp(frame, schema, ineqs)
-    for d in derivations(schema):
-        _derive(frame, d, schema.column(d.source).nullable)
-    return frame
-
-
-def _any_violated(frame: pd.DataFrame, ineqs: Sequence[Inequality]) -> BoolArray:
-    bad = np.zeros(len(frame), dtype=bool)
-    for q in ineqs:
-        bad |= q.violated(frame)
-    return bad
-
-
-def _redraw(frame: pd.DataFrame, codes: npt.NDArray[np.int64], schema: Schema, ineqs: Sequence[Inequality],
-            rng: np.random.Generator, redraws: int) -> None:
-    from dpsynth.tabular.decoding import decode  # decoding imports the schema, which imports us
-
-    columns = sorted({c for q in ineqs for c in (q.greater, q.lesser)})
-    bad = np.flatnonzero(_any_violated(frame, ineqs))
-    for _ in range(redraws):
-        if not bad.size:
-            return
-        fresh = decode(codes[bad], schema, rng)
-        for c in columns:
-            ser = frame[c].copy()
-            ser.iloc[bad] = fresh[c].array
-            frame[c] = ser
-        bad = bad[_any_violated(frame.iloc[bad], ineqs)]
-
-
-def _clamp(frame: pd.DataFrame, schema: Schema, ineqs: Sequence[Inequality]) -> None:
-    clamped = 0
-    for _ in range(len(ineqs) + 1):  # enough passes for a chain (inequalities have no cycle)
-        changed = False
-        for q in ineqs:
-            rows = np.flatnonzero(q.violated(frame))
-            if rows.size:
-                ser = frame[q.greater].copy()
-                ser.iloc[rows] = _at_least(frame[q.lesser].iloc[rows], schema.column(q.greater), q.strict)
-                frame[q.greater] = ser
-                clamped += int(rows.size)
-                changed = True
-        if not changed:
-            break
-    if clamped:
-        log.debug("inequality repair clamped %d value(s) to their partner", clamped)
-    left = int(_any_violated(frame, ineqs).sum())
-    if left:  # pragma: no cover - impossible without a cycle, which validation refuses
-        log.warning("%d synthetic row(s) still violate an inequality of the schema", left)
-
-
-def _at_least(lesser: pd.Series, col: NumericColumn | DatetimeColumn, strict: bool) -> Any:
-    """The least value of ``col``'s kind that is ``>=`` (``>`` when ``strict``) each value."""
-    if isinstance(col, NumericColumn):
-        y = lesser.to_numpy(dtype=np.float64)
-        if col.dtype == "int":
-            return (np.floor(y) + 1 if strict else np.ceil(y)).astype(np.int64)
-        return np.nextafter(y, np.inf) if strict else y
-    tz = getattr(lesser.dt, "tz", None)
-    naive = lesser.dt.tz_convert("UTC").dt.tz_localize(None) if tz is not None else lesser
-    exact = naive.to_numpy(dtype="datetime64[ns]")
-    unit = GRANULARITY_UNITS[col.granularity]
-    floor = exact.astype(f"datetime64[{unit}]")
-    up = floor + 1 if strict else np.where(floor.astype("datetime64[ns]") < exact, floor + 1, floor)
-    out = pd.Series(up.astype("datetime64[ns]"), index=lesser.index)
-    return (out.dt.tz_localize("UTC").dt.tz_convert(tz) if tz is not None else out).array
-
-
-def _derive(frame: pd.DataFrame, d: Derivation, nullable: bool) -> None:
-    src = frame[d.source]
-    at = list(frame.columns).index(d.source) + 1
-    for name, part in d.parts:
-        if part == "date":
-            text = src.dt.strftime("%Y-%m-%d")
-            values: pd.Series = text.astype(object).where(src.notna(), None)
-        else:
-            raw = getattr(src.dt, {"weekday": "day_of_week", "dayofyear": "day_of_year"}.get(part, part))
-            values = raw.astype("Int64") if nullable else raw.astype(np.int64)
-        frame.insert(at, name, values.to_numpy() if part == "date" else values)
-        at += 1
