@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 from pathlib import Path
@@ -150,7 +151,7 @@ def test_cli_signed_release_and_verify(signed: dict[str, Any], tmp_path: Path,
     assert f"signed (signature.json) by key {signed['fp']}" in err
     code, _, err = run_cli(["verify", out, "--key", signed["pub"]], capsys)
     assert code == 0, err
-    assert "OK: 7 files verified" in err and f"valid, signed by key {signed['fp']}" in err
+    assert re.search(r"OK: \d+ files verified", err) and f"valid, signed by key {signed['fp']}" in err
     assert "accidents only" not in err
     code, _, err = run_cli(["verify", out], capsys)
     assert code == 0 and "present, not checked" in err and "accidents only" in err
