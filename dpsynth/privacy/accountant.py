@@ -36,6 +36,7 @@ from dpsynth.privacy.budget import (
 )
 from dpsynth.privacy.cap import BudgetCap
 from dpsynth.privacy.events import (
+    ApproxZCDPEvent,
     Event,
     GaussianEvent,
     NoisyMaxEvent,
@@ -58,7 +59,7 @@ __all__ = ["Accountant", "LedgerEntry"]
 
 logger = logging.getLogger(__name__)
 
-_EVENT_TYPES = (GaussianEvent, NoisyMaxEvent, ZCDPEvent, SubsampledGaussianEvent)
+_EVENT_TYPES = (GaussianEvent, NoisyMaxEvent, ZCDPEvent, ApproxZCDPEvent, SubsampledGaussianEvent)
 
 
 def _needs_delta(budget: Budget) -> float | None:

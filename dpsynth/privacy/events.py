@@ -1,8 +1,10 @@
 """Privacy events: frozen records of what a mechanism is about to measure, and what it costs.
 
-An event says which noise a step adds (Gaussian counts, Gumbel noisy max, DP-SGD, or a generic
-zCDP cost) and knows its own privacy cost: ``rho`` (zCDP) where that is finite, and an RDP
-curve at any orders. The accountant composes events; events never touch data.
+An event says which noise a step adds (Gaussian counts, Gumbel noisy max, DP-SGD, a
+thresholded histogram, or a generic zCDP cost) and knows its own privacy cost: ``rho`` (zCDP)
+where that is finite, an RDP curve at any orders, and ``delta``, the part of the final delta
+it uses up (0 for every event but :class:`ApproxZCDPEvent`). The accountant composes events;
+events never touch data.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ from dpsynth.privacy.rdp import (
 )
 
 __all__ = [
+    "ApproxZCDPEvent",
     "Event",
     "GaussianEvent",
     "NoisyMaxEvent",
     "SubsampledGaussianEvent",
     "ZCDPEvent",
     "all_finite",
+    "delta_of",
     "epsilon_of",
     "event_from_json",
     "gumbel_scale_for_rho",
@@ -154,6 +158,38 @@ class ZCDPEvent:
 
 
 @dataclass(frozen=True)
+class ApproxZCDPEvent:
+    """A step that is (rho, delta)-approximate zCDP, such as a thresholded noisy histogram.
+
+    Releasing only the values whose noisy count clears a threshold (stability-based
+    histogram, OpenDP's ``make_gaussian_threshold``) is rho-zCDP except with probability
+    ``delta``: a value held by one unit could pass the threshold. Composition adds rhos and
+    adds deltas; the conversion to (epsilon, delta)-DP then uses what is left of delta
+    (Rogers 2023, a unifying analysis of unknown-domain algorithms).
+    """
+
+    rho: float
+    delta: float
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rho", check_positive("rho", self.rho))
+        d = self.delta
+        if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.0 < d < 1.0:
+            raise ConfigError(f"delta ({d!r}) of an approximate zCDP event must be > 0 and < 1")
+        object.__setattr__(self, "delta", float(d))
+        _label(self.label)
+
+    def rdp(self, orders: Sequence[float]) -> npt.NDArray[np.float64]:
+        """RDP curve ``rho * alpha`` (of the part that holds except with probability delta)."""
+        return zcdp_rdp(self.rho, orders)
+
+    def to_json(self) -> dict[str, Any]:
+        """Serialise as a JSON-ready dict."""
+        return {"type": "ApproxZCDPEvent", "rho": self.rho, "delta": self.delta, "label": self.label}
+
+
+@dataclass(frozen=True)
 class SubsampledGaussianEvent:
     """DP-SGD: ``steps`` Poisson-subsampled Gaussian steps (accounted in RDP).
 
@@ -207,7 +243,7 @@ class SubsampledGaussianEvent:
         }
 
 
-Event = GaussianEvent | NoisyMaxEvent | ZCDPEvent | SubsampledGaussianEvent
+Event = GaussianEvent | NoisyMaxEvent | ZCDPEvent | ApproxZCDPEvent | SubsampledGaussianEvent
 
 
 def event_from_json(data: dict[str, Any]) -> Event:
@@ -227,6 +263,8 @@ def event_from_json(data: dict[str, Any]) -> Event:
             return NoisyMaxEvent(data["scale"], data.get("sensitivity", 1.0), label)
         if kind == "ZCDPEvent":
             return ZCDPEvent(data["rho"], label)
+        if kind == "ApproxZCDPEvent":
+            return ApproxZCDPEvent(data["rho"], data["delta"], label)
         if kind == "SubsampledGaussianEvent":
             return SubsampledGaussianEvent(
                 data["noise_multiplier"], data["sample_rate"], data["steps"], label
@@ -234,7 +272,7 @@ def event_from_json(data: dict[str, Any]) -> Event:
     except KeyError as exc:
         raise ConfigError(f"event of type {kind} is missing field {exc.args[0]!r}") from exc
     raise ConfigError(
-        f"event type ({kind!r}) must be one of GaussianEvent, NoisyMaxEvent, ZCDPEvent, "
+        f"event type ({kind!r}) must be one of GaussianEvent, NoisyMaxEvent, ZCDPEvent, ApproxZCDPEvent, "
         "SubsampledGaussianEvent"
     )
 
@@ -254,17 +292,32 @@ def rdp_of(
     return total
 
 
+def delta_of(events: Sequence[Event]) -> float:
+    """The delta the events use up themselves (thresholds), before any conversion."""
+    return math.fsum(ev.delta for ev in events if isinstance(ev, ApproxZCDPEvent))
+
+
 def epsilon_of(events: Sequence[Event], delta: float) -> tuple[float, str]:
     """Epsilon at ``delta`` of the composition of ``events``, and the conversion used.
 
     With only finite-rho events both the tight zCDP conversion and the RDP one are valid and
-    the smaller is returned; otherwise the composed RDP curve is converted.
+    the smaller is returned; otherwise the composed RDP curve is converted. Events that use up
+    delta themselves (:class:`ApproxZCDPEvent`) leave ``delta - delta_of(events)`` for the
+    conversion.
+
+    Raises:
+        ConfigError: If the events use up all of ``delta``.
     """
     if not events:
         return 0.0, CONVERSION_ZCDP
-    eps_rdp, _ = rdp_to_epsilon(DEFAULT_ORDERS, rdp_of(events), delta)
+    used = delta_of(events)
+    rest = delta - used
+    if not rest > 0:
+        raise ConfigError(f"the thresholded steps use delta {used:.3g}, all of the delta {delta:.3g}")
+    suffix = f"; plus delta {used:.3g} used by thresholded histograms" if used > 0 else ""
+    eps_rdp, _ = rdp_to_epsilon(DEFAULT_ORDERS, rdp_of(events), rest)
     if all_finite(events):
-        eps_z = zcdp_to_epsilon(math.fsum(ev.rho for ev in events), delta)
+        eps_z = zcdp_to_epsilon(math.fsum(ev.rho for ev in events), rest)
         if eps_z <= eps_rdp:
-            return eps_z, CONVERSION_ZCDP
-    return eps_rdp, CONVERSION_RDP
+            return eps_z, CONVERSION_ZCDP + suffix
+    return eps_rdp, CONVERSION_RDP + suffix

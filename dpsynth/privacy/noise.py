@@ -18,7 +18,14 @@ import numpy.typing as npt
 from dpsynth.errors import ConfigError
 from dpsynth.privacy.events import gumbel_scale_for_rho
 
-__all__ = ["discrete_gaussian", "gumbel_scale_for_rho", "noisy_max"]
+__all__ = [
+    "discrete_gaussian",
+    "gaussian_threshold",
+    "gumbel_scale_for_rho",
+    "noisy_max",
+    "threshold_cost",
+    "threshold_for",
+]
 
 
 def _enable_contrib() -> None:
@@ -88,3 +95,57 @@ def noisy_max(scores: Sequence[float] | npt.NDArray[np.float64], scale: float) -
     if not (scale > 0 and math.isfinite(scale)):
         raise ConfigError(f"scale ({scale}) must be a finite number > 0")
     return int(_noisy_max(float(scale))(values))
+
+
+@lru_cache(maxsize=256)
+def _gaussian_threshold(sigma: float, threshold: int) -> Any:
+    from opendp.domains import atom_domain, map_domain
+    from opendp.measurements import make_gaussian_threshold
+    from opendp.metrics import absolute_distance, l02inf_distance
+    from opendp.typing import i64
+
+    _enable_contrib()
+    return make_gaussian_threshold(map_domain(atom_domain(T=str), atom_domain(T=i64)),
+                                   l02inf_distance(absolute_distance(T=i64)), scale=sigma, threshold=threshold)
+
+
+def threshold_cost(sigma: float, threshold: int, bound: int) -> tuple[float, float]:
+    """OpenDP's (rho, delta) of a Gaussian-thresholded histogram when one unit holds ``bound`` rows.
+
+    The unit may add up to ``bound`` keys, each count by up to ``bound`` (so l0 = l2 = linf =
+    ``bound``, a conservative bound on the l2 norm).
+    """
+    if not (isinstance(bound, int) and bound >= 1):
+        raise ConfigError(f"bound ({bound!r}) must be an integer >= 1")
+    rho, delta = _gaussian_threshold(float(sigma), int(threshold)).map((bound, bound, bound))
+    return float(rho), float(delta)
+
+
+def threshold_for(sigma: float, delta: float, bound: int) -> int:
+    """The smallest integer threshold at which a Gaussian-thresholded histogram uses at most ``delta``."""
+    if not 0.0 < delta < 1.0:
+        raise ConfigError(f"delta ({delta}) must be > 0 and < 1")
+    lo, hi = bound, max(bound + 1, int(bound + sigma * 50) + 1)
+    while threshold_cost(sigma, hi, bound)[1] > delta:  # pragma: no cover - sigma*50 is far out
+        hi *= 2
+    while lo < hi:  # the delta falls as the threshold rises
+        mid = (lo + hi) // 2
+        if threshold_cost(sigma, mid, bound)[1] <= delta:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def gaussian_threshold(counts: dict[str, int], sigma: float, threshold: int) -> dict[str, int]:
+    """Noisy counts of the keys whose discrete-Gaussian-noised count clears ``threshold`` (OpenDP).
+
+    Keys below the threshold are dropped, so a key held by few units never appears.
+    """
+    if not (sigma > 0 and math.isfinite(sigma)):
+        raise ConfigError(f"sigma ({sigma}) must be a finite number > 0")
+    clean = {str(k): int(v) for k, v in counts.items() if int(v) > 0}
+    if not clean:
+        return {}
+    out = _gaussian_threshold(float(sigma), int(threshold))(clean)
+    return {str(k): int(v) for k, v in out.items()}
