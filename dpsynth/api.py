@@ -23,7 +23,7 @@ from dpsynth.mechanisms.base import MarginalFit
 from dpsynth.mechanisms.mst import MSTConfig
 from dpsynth.privacy.accountant import Accountant
 from dpsynth.privacy.budget import ZCDP, ApproxDP, budget_of
-from dpsynth.privacy.events import ZCDPEvent
+from dpsynth.privacy.events import ApproxZCDPEvent, ZCDPEvent
 from dpsynth.privacy.gate import PrivateData
 from dpsynth.privacy.randomness import MechanismKey
 from dpsynth.privacy.spend import PrivacySpend
@@ -62,15 +62,20 @@ def schema_constraints(schema: Schema) -> list[dict[str, int | Sequence[int]]]:
     return out
 
 
-def privacy_caveats(schema: Schema, *, allow_private_schema: bool) -> list[str]:
-    """Plain-language caveats that every statement of the guarantee must carry."""
+def privacy_caveats(schema: Schema, *, allow_private_schema: bool,
+                    discovered: frozenset[str] = frozenset()) -> list[str]:
+    """Plain-language caveats that every statement of the guarantee must carry.
+
+    Columns in ``discovered`` had their facts derived under DP in this run (DP schema
+    discovery): their cost is in the ledger, so they carry no caveat.
+    """
     caveats = [
         "The guarantee covers the rows of the input under the declared unit of privacy; it does "
         "not cover facts declared public in the schema (categories, bounds, bin edges).",
         "Differential privacy bounds what the release reveals about any one unit; it does not "
         "prevent inferences about groups that hold in the population.",
     ]
-    dp_facts = [c for c, _ in schema.dp_fact_costs()]
+    dp_facts = [c for c, _ in schema.dp_fact_costs() if c not in discovered]
     if dp_facts:
         caveats.append(f"Facts of columns {dp_facts} are declared as derived under differential "
                        "privacy outside this run; their declared cost (dp_rho) is charged to the "
@@ -93,7 +98,7 @@ def _open(data: DataSource, schema: Schema, engine: str, key: MechanismKey) -> C
 
 def fit(
     data: DataSource,
-    schema: Schema | str | Path,
+    schema: Schema | str | Path | None,
     *,
     mechanism: str = "aim",
     epsilon: float | None = None,
@@ -110,6 +115,7 @@ def fit(
     mst: MSTConfig | None = None,
     aim: AIMConfig | None = None,
     neural: Any = None,
+    discover_schema_epsilon: float | None = None,
 ) -> Synthesizer:
     """Fit a synthesizer, spending the whole budget (and never more).
 
@@ -139,9 +145,20 @@ def fit(
             default options).
         mst: MST options. aim: AIM options. neural: options of the neural generators (older
             spellings of ``options`` for those mechanisms).
+        discover_schema_epsilon: Discover the schema's missing facts under DP first, spending
+            this much of ``epsilon`` on them (docs/discovery.md); ``schema`` is then optional
+            or partial (its columns stay declared). The model gets exactly what a fit at
+            ``epsilon - discover_schema_epsilon`` would have had; the stated epsilon covers both.
     """
     mech = registry.get(mechanism)
     config = registry.resolve_config(mech, _options(mechanism, options, mst=mst, aim=aim, neural=neural))
+    if discover_schema_epsilon is not None:
+        return _fit_discovering(data, schema, mech, config, epsilon=epsilon, delta=delta, rho=rho,
+                                engine=engine, allow_private_schema=allow_private_schema,
+                                ledger=(ledger_path, lifetime_epsilon, lifetime_rho, ledger_label),
+                                discover_epsilon=discover_schema_epsilon)
+    if schema is None:
+        raise ConfigError("give a schema, or discover one under DP (discover_schema_epsilon)")
     schema = _public_schema(schema, allow_private_schema)
     constraints = schema_constraints(schema)
     caveats = privacy_caveats(schema, allow_private_schema=allow_private_schema)
@@ -156,10 +173,17 @@ def fit(
         raise ConfigError(f"{mechanism} needs an ApproxDP accountant budget: DP-SGD has no finite zCDP cost")
     accountant = _accountant(budget, delta, ledger_path, lifetime_epsilon, lifetime_rho, ledger_label)
     try:
-        result = _fit_reserved(data, schema, mech, config, budget, accountant, engine, constraints, delta)
+        result = _fit_reserved(data, schema, mech, config, accountant, engine, constraints, delta)
     except BaseException:
         accountant.abort()  # returns the reservation only if nothing was read
         raise
+    return _fitted(schema, mech, accountant, result, caveats, delta)
+
+
+def _fitted(schema: Schema, mech: registry.Mechanism, accountant: Accountant, result: Any,
+            caveats: list[str], delta: float) -> Synthesizer:
+    """End the run and wrap the mechanism's result with what it spent."""
+    mechanism = mech.name
     accountant.commit()
     statement = mech.statement(result)
     if not isinstance(result, MarginalFit):  # a neural model
@@ -173,6 +197,41 @@ def fit(
     return Synthesizer(schema, mechanism, privacy, round(result.total), result.model, None,
                        result.measurements, result.selected, result.params, result.compression,
                        statement)
+
+
+def _fit_discovering(data: DataSource, schema: Schema | str | Path | None, mech: registry.Mechanism,
+                     config: Any, *, epsilon: float | None, delta: float, rho: float | None, engine: str,
+                     allow_private_schema: bool, ledger: tuple[Any, float | None, float | None, str],
+                     discover_epsilon: float) -> Synthesizer:
+    """Discover the schema under DP, then fit, in one run under one accountant (one epsilon)."""
+    from dpsynth.mechanisms.plan import plan_fit
+    from dpsynth.schema_discovery import discover_schema, discovery_rho
+
+    if not mech.reads_data:
+        raise ConfigError(f"mechanism {mech.name!r} reads no data, so there is nothing to discover a schema from")
+    if epsilon is None or rho is not None:
+        raise ConfigError("schema discovery needs an epsilon budget (it spends part of it)")
+    if engine not in ("numpy", "arrow") or not isinstance(data, (pd.DataFrame, str, Path)):
+        raise ConfigError("schema discovery reads the data as a file or DataFrame with the numpy or "
+                          "arrow engine; discover the schema first (dpsynth schema discover) for other engines")
+    partial = None if schema is None else _public_schema(schema, allow_private_schema)
+    disc_rho = discovery_rho(epsilon, discover_epsilon, delta)
+    budget = budget_of(epsilon=epsilon, delta=delta, rho=None)
+    path, life_eps, life_rho, label = ledger
+    accountant = _accountant(budget, delta, path, life_eps, life_rho, label)
+    try:
+        found = discover_schema(data, accountant, rho=disc_rho, delta=delta, partial=partial)
+        full = found.schema
+        plan_fit(full, mechanism=mech.name, epsilon=epsilon, delta=delta, options=config)
+        constraints = schema_constraints(full)
+        result = _fit_reserved(data, full, mech, config, accountant, engine, constraints, delta,
+                               charged=frozenset(found.discovered))
+    except BaseException:
+        accountant.abort()
+        raise
+    caveats = privacy_caveats(full, allow_private_schema=allow_private_schema,
+                              discovered=frozenset(found.discovered))
+    return _fitted(full, mech, accountant, result, caveats, delta)
 
 
 def _public_schema(schema: Schema | str | Path, allow_private_schema: bool) -> Schema:
@@ -224,16 +283,22 @@ def _options(mechanism: str, options: object | None, *, mst: object | None, aim:
 
 
 def _fit_reserved(data: DataSource, schema: Schema, mech: registry.Mechanism, config: Any,
-                  budget: ApproxDP | ZCDP, accountant: Accountant, engine: str,
-                  constraints: list[dict[str, int | Sequence[int]]], delta: float) -> Any:
-    """Run the mechanism under ``accountant`` (its budget already reserved): the reads happen here."""
+                  accountant: Accountant, engine: str, constraints: list[dict[str, int | Sequence[int]]],
+                  delta: float, charged: frozenset[str] = frozenset()) -> Any:
+    """Run the mechanism under ``accountant`` (its budget already reserved): the reads happen here.
+
+    Columns in ``charged`` had their DP facts discovered (and charged) in this run already.
+    """
     unit = schema.privacy_unit
-    total_rho = budget.rho  # every budget type converts itself (ApproxDP: the tight rho at its delta)
     # Schema facts derived under DP were read from this data too: they are charged first, so
     # the stated epsilon covers schema and model, and the mechanism gets what is left.
-    for column, fact_rho in schema.dp_fact_costs():
-        accountant.charge(ZCDPEvent(fact_rho, label=f"schema facts of {column!r} (source: dp)"))
-        total_rho -= fact_rho
+    for column, fact_rho, fact_delta in schema.dp_fact_charges():
+        if column in charged:
+            continue
+        label = f"schema facts of {column!r} (source: dp)"
+        accountant.charge(ApproxZCDPEvent(fact_rho, fact_delta, label) if fact_delta > 0
+                          else ZCDPEvent(fact_rho, label=label))
+    total_rho = accountant.remaining_rho
     sensitivity = float(unit.sensitivity_rows)
     key = MechanismKey.fresh()  # in-mechanism randomness: secret, per run, never the seed
     backend = _open(data, schema, engine, key)

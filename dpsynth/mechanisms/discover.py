@@ -1,0 +1,320 @@
+"""DP schema discovery: every fact of a schema derived under differential privacy, and charged.
+
+A data steward with a raw file and no codebook gets a schema whose every fact has
+``source: dp`` and whose cost is in the ledger, so a release states one epsilon for schema and
+model together. Each column's facts come from the gate (:class:`~dpsynth.privacy.frame_gate.PrivateFrame`)
+only; the rules below are public and documented in docs/discovery.md:
+
+- **Budget split.** The discovery budget ``rho`` is split equally over the columns to
+  discover (identifiers found by name cost nothing). Within a column: 10% for the kind and
+  nulls, the rest for the kind's facts (numbers: 30% bounds, 60% bin edges; dates: 45% and
+  45%; text: 90% for the categories; booleans: nothing more). What a column does not use is
+  left for the model. Thresholded histograms share ``delta_share`` of the run's delta equally.
+- **Kind and nulls.** Noisy counts of each value's class (null, integer, decimal, date,
+  datetime, boolean, text) decide the kind (a class holding at least 90% of the values) and
+  whether the column is nullable (noisy null count above two standard deviations).
+- **Categories.** A Gaussian-thresholded histogram releases the values held by many units;
+  a value held by few never appears, and the rest map to ``other``. A text column whose
+  released values cover under half of its rows is free text or an identifier: it is dropped.
+- **Bounds and bins.** A noisy histogram over a public log-scale grid gives the bounds (the
+  outermost cells whose noisy count clears four standard deviations, so a lone extreme value
+  never becomes a bound); a second one over a fine grid inside the bounds (log-spaced when
+  the values span three decades or more) gives bin edges at its quantiles, and a cell of its
+  own to an integer holding more than one bin's share (such as the zeros of capital gains).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from dpsynth.errors import ConfigError
+from dpsynth.privacy.frame_gate import PrivateFrame
+from dpsynth.tabular.columns import canonical_key
+
+__all__ = ["LABELS", "DiscoveryConfig", "classify_values", "discover_columns"]
+
+#: The public classes of a value, counted per column to decide its kind.
+LABELS: tuple[str, ...] = ("null", "integer", "decimal", "date", "datetime", "boolean", "text")
+_BOOL = {"true", "false", "yes", "no", "y", "n", "t", "f"}
+_INT = re.compile(r"[+-]?(0|[1-9]\d*)")
+_DEC = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?")
+_DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4}")
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}:?\d{2})?")
+_ID_NAME = re.compile(r"(^|[_\s-])(id|uuid|guid|ssn|e-?mail|phone|name|address|url|ip)($|[_\s-])", re.I)
+_GRID_MANTISSAS = (1.0, 2.0, 5.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiscoveryConfig:
+    """Public rules of discovery.
+
+    Attributes:
+        bins: Bins per numeric column (before merging equal quantiles).
+        delta_share: Share of the run's delta the thresholded histograms may use.
+        min_share: Share of a column's values a class needs to decide its kind.
+        occupied_sigmas: A grid cell is occupied when its noisy count clears this many sigmas.
+    """
+
+    bins: int = 16
+    delta_share: float = 0.1
+    min_share: float = 0.9
+    occupied_sigmas: float = 4.0
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.bins <= 1000:
+            raise ConfigError(f"bins ({self.bins}) must be between 2 and 1000")
+        if not 0 < self.delta_share < 1:
+            raise ConfigError(f"delta_share ({self.delta_share}) must be > 0 and < 1")
+
+
+@dataclass
+class _Column:
+    """One column's discovery: the facts found and what they cost (filled in as it goes)."""
+
+    name: str
+    rho: float
+    delta: float
+    spec: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _sigma(rho: float, sensitivity: float) -> float:
+    return sensitivity / math.sqrt(2.0 * rho)
+
+
+def classify_values(values: pd.Series) -> pd.Series:
+    """The class of each value on its own (a public rule: no value depends on another)."""
+    text = values.astype("string").str.strip()
+    out = pd.Series("text", index=values.index, dtype="string")
+    null = text.isna() | (text == "")
+    filled = text.fillna("")
+    lower = filled.str.lower()
+    out[filled.str.fullmatch(_DEC.pattern)] = "decimal"
+    out[filled.str.fullmatch(_INT.pattern)] = "integer"
+    dates = filled.str.fullmatch(_DATE.pattern)
+    times = filled.str.fullmatch(_DATETIME.pattern)
+    for mask, label in ((dates, "date"), (times, "datetime")):
+        if bool(mask.any()):
+            ok = pd.to_datetime(filled[mask], errors="coerce", format="mixed", utc=True).notna()
+            out[ok[ok].index] = label
+    out[lower.isin(_BOOL)] = "boolean"
+    out[null] = "null"
+    return out
+
+
+def _log_grid() -> npt.NDArray[np.float64]:
+    """Public grid points 0, ±{1, 2, 5} x 10^k for k in -3..12."""
+    pos = [m * 10.0**k for k in range(-3, 13) for m in _GRID_MANTISSAS]
+    return np.array(sorted({0.0, *pos, *(-p for p in pos)}), dtype=np.float64)
+
+
+def _cells(points: npt.NDArray[np.float64], parse: Any) -> Any:
+    """A cell map for :meth:`PrivateFrame.histogram`: the cell of each parsed value, -1 for none."""
+    def cell_of(values: pd.Series) -> npt.NDArray[np.int64]:
+        x = np.asarray(parse(values), dtype=np.float64)
+        idx = np.searchsorted(points, x, side="right") - 1
+        idx = np.clip(idx, 0, len(points) - 2)
+        return np.where(np.isfinite(x), idx, -1).astype(np.int64)
+    return cell_of
+
+
+def _numbers(values: pd.Series) -> npt.NDArray[np.float64]:
+    return pd.to_numeric(values.astype("string").str.strip(), errors="coerce").to_numpy(dtype=np.float64,
+                                                                                          na_value=np.nan)
+
+
+def _occupied(noisy: npt.NDArray[np.int64], sigma: float, config: DiscoveryConfig) -> npt.NDArray[np.int64]:
+    return np.flatnonzero(noisy > config.occupied_sigmas * sigma)
+
+
+def _quantile_edges(points: npt.NDArray[np.float64], noisy: npt.NDArray[np.int64], bins: int,
+                    integer: bool) -> list[float]:
+    """Edges at the quantiles k/bins of the noisy fine histogram (negative counts count as 0)."""
+    mass = np.clip(noisy, 0, None).astype(np.float64)
+    total = mass.sum()
+    edges = {float(points[0]), float(points[-1])}
+    if total <= 0:
+        return sorted(edges)
+    cdf = np.cumsum(mass) / total
+    for k in range(1, bins):
+        i = int(np.searchsorted(cdf, k / bins))
+        edges.add(float(points[min(i + 1, len(points) - 1)]))
+    if integer:  # an integer holding more than a bin's share gets a cell of its own
+        for j in np.flatnonzero(mass / total > 1.0 / bins):
+            v = float(points[j])
+            if v.is_integer() and points[j + 1] > v + 1:
+                edges.update({v, v + 1})
+    out = sorted({float(round(e)) if integer else e for e in edges})
+    return out
+
+
+def _fine_points(lo: float, hi: float, integer: bool, skewed: bool, positive_from: float) -> npt.NDArray[np.float64]:
+    if skewed:
+        start = max(positive_from, 1.0 if integer else positive_from)
+        pts = np.concatenate([[lo], np.geomspace(start, hi, 96)])
+        if lo < start:
+            pts = np.concatenate([pts, [lo + 1.0] if integer and lo + 1.0 < start else []])
+    else:
+        pts = np.linspace(lo, hi, 129)
+    if integer:
+        pts = np.round(pts)
+    return np.unique(pts)
+
+
+def _discover_numeric(gate: PrivateFrame, col: _Column, integer: bool, config: DiscoveryConfig) -> None:
+    grid = _log_grid()
+    s1 = _sigma(0.3 * col.rho, gate.bound)
+    h1 = gate.histogram(col.name, _cells(grid, _numbers), len(grid) - 1, sigma=s1,
+                        label=f"discover {col.name!r}: bounds")
+    occ = _occupied(h1, s1, config)
+    if occ.size == 0:
+        col.spec, col.notes = {}, [f"{col.name}: too few values to find bounds under DP; dropped"]
+        return
+    lo, hi = float(grid[occ[0]]), float(grid[occ[-1] + 1])
+    positive = occ[grid[occ] > 0]
+    positive_from = float(grid[positive[0]]) if positive.size else hi
+    skewed = lo >= 0 and positive.size > 0 and hi / max(positive_from, 1e-12) >= 1000
+    if integer and hi - lo + 1 <= 64:  # one cell per integer
+        col.spec.update({"kind": "numeric", "dtype": "int", "bounds": [int(lo), int(hi)]})
+        return
+    points = _fine_points(lo, hi, integer, skewed, positive_from)
+    s2 = _sigma(0.6 * col.rho, gate.bound)
+    h2 = gate.histogram(col.name, _cells(points, _numbers), len(points) - 1, sigma=s2,
+                        label=f"discover {col.name!r}: bin edges")
+    edges = _quantile_edges(points, h2, config.bins, integer)
+    bounds: list[float] = [int(lo), int(hi)] if integer else [lo, hi]
+    written: list[float] = [int(e) for e in edges] if integer else edges
+    col.spec.update({"kind": "numeric", "dtype": "int" if integer else "float", "bounds": bounds,
+                     "edges": written})
+
+
+def _epoch_days(values: pd.Series) -> npt.NDArray[np.float64]:
+    ts = pd.to_datetime(values.astype("string").str.strip(), errors="coerce", format="mixed", utc=True)
+    days = (ts - pd.Timestamp("1970-01-01", tz="UTC")) / pd.Timedelta(days=1)
+    return np.asarray(days.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+
+
+def _discover_datetime(gate: PrivateFrame, col: _Column, with_time: bool, config: DiscoveryConfig) -> None:
+    years = pd.date_range("1900-01-01", "2101-01-01", freq="YS", tz="UTC")
+    grid = ((years - pd.Timestamp("1970-01-01", tz="UTC")) / pd.Timedelta(days=1)).to_numpy(dtype=np.float64)
+    s1 = _sigma(0.45 * col.rho, gate.bound)
+    h1 = gate.histogram(col.name, _cells(grid, _epoch_days), len(grid) - 1, sigma=s1,
+                        label=f"discover {col.name!r}: years")
+    occ = _occupied(h1, s1, config)
+    if occ.size == 0:
+        col.spec, col.notes = {}, [f"{col.name}: too few dates to find bounds under DP; dropped"]
+        return
+    months = pd.date_range(years[occ[0]], years[occ[-1] + 1], freq="MS")
+    mgrid = ((months - pd.Timestamp("1970-01-01", tz="UTC")) / pd.Timedelta(days=1)).to_numpy(dtype=np.float64)
+    s2 = _sigma(0.45 * col.rho, gate.bound)
+    h2 = gate.histogram(col.name, _cells(mgrid, _epoch_days), len(mgrid) - 1, sigma=s2,
+                        label=f"discover {col.name!r}: months")
+    mocc = _occupied(h2, s2, config)
+    lo, hi = (months[mocc[0]], months[mocc[-1] + 1]) if mocc.size else (months[0], months[-1])
+    fmt = "%Y-%m-%dT%H:%M:%S" if with_time else "%Y-%m-%d"
+    col.spec.update({"kind": "datetime", "bounds": [lo.strftime(fmt), hi.strftime(fmt)],
+                     "granularity": "second" if with_time else "day", "bins": 32})
+
+
+def _discover_text(gate: PrivateFrame, col: _Column, nonnull: int) -> None:
+    sigma = _sigma(0.9 * col.rho, gate.bound)
+    found = gate.frequent_values(col.name, sigma=sigma, delta=col.delta,
+                                 label=f"discover {col.name!r}: categories",
+                                 canonical=lambda s: s.map(canonical_key))
+    covered = sum(max(v, 0) for v in found.values())
+    if not found or covered < 0.5 * max(nonnull, 1):
+        col.spec, col.notes = {}, [f"{col.name}: values are mostly rare (free text or an identifier); dropped"]
+        return
+    cats = sorted(found, key=lambda k: (-found[k], k))
+    other = "Other" if canonical_key("Other") not in {canonical_key(c) for c in cats} else "(other)"
+    col.spec.update({"kind": "categorical", "categories": cats, "other": True, "other_label": other})
+
+
+def _kind(counts: dict[str, int], sigma: float, config: DiscoveryConfig) -> tuple[str, int]:
+    nonnull = sum(v for k, v in counts.items() if k != "null")
+    if nonnull <= 3.0 * sigma * math.sqrt(len(LABELS) - 1):
+        return "empty", nonnull
+    share = {k: max(v, 0) / nonnull for k, v in counts.items()}
+    if share["boolean"] >= config.min_share:
+        return "boolean", nonnull
+    if share["integer"] + share["decimal"] >= config.min_share:
+        return ("integer" if share["decimal"] < 0.01 else "decimal"), nonnull
+    if share["date"] + share["datetime"] >= config.min_share:
+        return ("datetime" if share["datetime"] > share["date"] else "date"), nonnull
+    return "text", nonnull
+
+
+def _discover_column(gate: PrivateFrame, col: _Column, config: DiscoveryConfig) -> None:
+    sigma = _sigma(0.1 * col.rho, gate.bound)
+    counts = gate.class_counts(col.name, classify_values, LABELS, sigma=sigma,
+                               label=f"discover {col.name!r}: kind and nulls")
+    kind, nonnull = _kind(counts, sigma, config)
+    col.spec = {"nullable": counts["null"] > 2.0 * sigma}
+    if kind == "empty":
+        col.spec, col.notes = {}, [f"{col.name}: too few values to discover under DP; dropped"]
+    elif kind == "boolean":
+        col.spec["kind"] = "boolean"
+    elif kind in ("integer", "decimal"):
+        _discover_numeric(gate, col, kind == "integer", config)
+    elif kind in ("date", "datetime"):
+        _discover_datetime(gate, col, kind == "datetime", config)
+    else:
+        _discover_text(gate, col, nonnull)
+
+
+def discover_columns(gate: PrivateFrame, columns: Sequence[str], *, rho: float, delta: float,
+                     config: DiscoveryConfig | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Discover the schema of ``columns`` under DP, charging at most ``rho`` and ``delta``.
+
+    Args:
+        gate: The raw table's gate (already bounded per person).
+        columns: The columns to discover, in file order.
+        rho: The zCDP budget of discovery.
+        delta: The run's delta; thresholded histograms use ``config.delta_share`` of it.
+        config: The public rules (default :class:`DiscoveryConfig`).
+
+    Returns:
+        One schema column dict per column (identifiers and undiscoverable columns become
+        dropped ``identifier`` columns), and notes without data values.
+    """
+    config = config or DiscoveryConfig()
+    if not rho > 0:
+        raise ConfigError(f"the discovery budget rho ({rho}) must be > 0")
+    named = [c for c in columns if _ID_NAME.search(c)]
+    todo = [c for c in columns if c not in named]
+    each_rho = rho / max(len(todo), 1)
+    each_delta = delta * config.delta_share / max(len(todo), 1)
+    specs: dict[str, dict[str, Any]] = {}
+    notes = [f"{c}: identifier-like name; kept out of the model (no budget spent)" for c in named]
+    for name in named:
+        specs[name] = {"name": name, "kind": "identifier", "source": "declared"}
+    for name in todo:
+        col = _Column(name, each_rho, each_delta)
+        spent_before = gate.accountant.spent_rho
+        delta_before = _used_delta(gate)
+        _discover_column(gate, col, config)
+        notes.extend(col.notes)
+        cost = gate.accountant.spent_rho - spent_before
+        if not col.spec or "kind" not in col.spec:
+            specs[name] = {"name": name, "kind": "identifier", "source": "declared"}
+            continue
+        spec = {"name": name, **col.spec, "source": "dp", "dp_rho": cost}
+        used = _used_delta(gate) - delta_before
+        if used > 0:
+            spec["dp_delta"] = used
+        specs[name] = spec
+    return [specs[c] for c in columns], notes
+
+
+def _used_delta(gate: PrivateFrame) -> float:
+    from dpsynth.privacy.events import delta_of
+
+    return delta_of([e.event for e in gate.accountant.ledger])
