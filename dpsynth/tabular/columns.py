@@ -13,12 +13,12 @@ import itertools
 import math
 import unicodedata
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from dpsynth.errors import SchemaError
 
@@ -41,6 +41,8 @@ __all__ = [
 ]
 
 _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
+#: Facts on how the source file spells values; left out of the schema's dict when unset.
+_SPELLING = ("null_token", "true_label", "false_label", "format", "atoms", "step", "decimals")
 #: numpy datetime unit of each public granularity.
 GRANULARITY_UNITS = {"year": "Y", "month": "M", "day": "D", "hour": "h", "minute": "m", "second": "s"}
 
@@ -86,9 +88,20 @@ class _Base(BaseModel):
     source: Source = Source.declared
     sources: dict[str, Source] = Field(default_factory=dict)
     description: str | None = None
+    null_token: str | None = Field(default=None, description=(
+        "how the source file spells a null (e.g. 'NA'); read as null and written back as is"))
     dp_rho: float | None = Field(default=None, description=(
         "zCDP cost (rho) spent outside dpsynth to derive this column's facts of source 'dp'; "
         "required (> 0) exactly when the column has such a fact; fitting charges it"))
+    dp_delta: float | None = Field(default=None, description=(
+        "the part of delta used up by thresholded histograms while deriving this column's "
+        "facts of source 'dp' (DP schema discovery); charged with dp_rho"))
+
+    @model_serializer(mode="wrap")
+    def _quiet(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Unset spelling facts are left out, so a schema written before they existed keeps its hash."""
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if not (k in _SPELLING and v in (None, []))}
 
     @model_validator(mode="after")
     def _dp_cost(self) -> _Base:
@@ -100,6 +113,8 @@ class _Base(BaseModel):
                              "(the zCDP cost spent to derive it)")
         if not has_dp and self.dp_rho is not None:
             raise ValueError(f"column {self.name!r}: dp_rho is set but no fact has source 'dp'")
+        if self.dp_delta is not None and (self.dp_rho is None or not 0 < self.dp_delta < 1):
+            raise ValueError(f"column {self.name!r}: dp_delta must be > 0 and < 1, and needs dp_rho")
         return self
 
     def fact_sources(self) -> set[Source]:
@@ -130,6 +145,8 @@ class _Categories(_Base):
         keys = [canonical_key(c) for c in self.categories]
         if len(set(keys)) != len(keys):
             raise ValueError(f"column {self.name!r}: categories must be unique after normalisation")
+        if self.null_token is not None and canonical_key(self.null_token) in keys:
+            raise ValueError(f"column {self.name!r}: null_token is also a declared category")
         if self.other and canonical_key(self.other_label) in keys:
             raise ValueError(f"column {self.name!r}: other_label {self.other_label!r} is also a declared "
                              "category, so the two would be indistinguishable; set other_label to a "
@@ -184,12 +201,19 @@ class NumericColumn(_Binned):
     """A number within public bounds, modelled by bins (equal width or declared edges).
 
     An integer column without ``bins`` or ``edges`` whose range holds at most 64 values gets
-    one cell per integer.
+    one cell per integer. Each of the ``atoms`` (exact values such as 0, a cap or a sentinel
+    like -999, inside or outside the bounds) has a cell of its own after the bins, and decodes
+    to exactly that value. ``step`` (values on ``bounds[0] + k * step``) and ``decimals``
+    (digits after the point) describe the source's precision; decoding writes values on that
+    grid.
     """
 
     kind: Literal["numeric"] = "numeric"
     dtype: Literal["int", "float"] = "float"
     bounds: tuple[float, float]
+    atoms: list[int | float] = Field(default_factory=list, max_length=64)
+    step: int | float | None = Field(default=None, gt=0)
+    decimals: int | None = Field(default=None, ge=0, le=12)
 
     @model_validator(mode="after")
     def _check(self) -> NumericColumn:
@@ -203,10 +227,27 @@ class NumericColumn(_Binned):
             raise ValueError(
                 f"column {self.name!r}: an integer range of more than 64 values needs bins or edges"
             )
+        self._check_shape()
         return self
 
+    def _check_shape(self) -> None:
+        a = self.atoms
+        if not all(math.isfinite(x) for x in a) or len(set(a)) != len(a) or list(a) != sorted(a):
+            raise ValueError(f"column {self.name!r}: atoms must be finite, distinct and in increasing order")
+        whole = [x for x in (*a, self.step or 1) if not float(x).is_integer()]
+        if self.dtype == "int" and whole:
+            raise ValueError(f"column {self.name!r}: an integer column's atoms and step must be integers")
+        lo, hi = self.bounds
+        if self.per_integer and any(lo <= x <= hi for x in a):
+            raise ValueError(f"column {self.name!r}: each integer in the bounds already has its own cell; "
+                             "atoms of a per-integer column must lie outside the bounds")
+        if self.step is not None and (not math.isfinite(self.step) or self.step > hi - lo):
+            raise ValueError(f"column {self.name!r}: step must be finite and at most the width of the bounds")
+        if self.decimals is not None and self.dtype == "int":
+            raise ValueError(f"column {self.name!r}: decimals apply to float columns only")
+
     def bin_edges(self) -> npt.NDArray[np.float64]:
-        """The public bin edges, from ``bounds[0]`` to ``bounds[1]``."""
+        """The public bin edges, from ``bounds[0]`` to ``bounds[1]`` (atoms have no edges)."""
         lo, hi = self.bounds
         if self.edges is not None:
             return np.asarray(self.edges, dtype=np.float64)
@@ -220,12 +261,17 @@ class NumericColumn(_Binned):
         return self.dtype == "int" and self.bins is None and self.edges is None
 
     @property
-    def n_values(self) -> int:
-        """Number of value cells (without null)."""
+    def n_bins(self) -> int:
+        """Number of range cells (bins, or integers): codes ``0 .. n_bins - 1``."""
         lo, hi = self.bounds
         if self.per_integer:
             return int(hi - lo + 1)
         return len(self.bin_edges()) - 1
+
+    @property
+    def n_values(self) -> int:
+        """Number of value cells (without null): the range cells, then one per atom."""
+        return self.n_bins + len(self.atoms)
 
     def domain_size(self) -> int:
         return self.n_values + int(self.nullable)
@@ -233,13 +279,14 @@ class NumericColumn(_Binned):
     def labels(self) -> list[str]:
         lo, _ = self.bounds
         if self.per_integer:
-            out = [str(int(lo) + i) for i in range(self.n_values)]
+            out = [str(int(lo) + i) for i in range(self.n_bins)]
         else:
             e = self.bin_edges()
             out = [
                 f"[{_fmt(a)}, {_fmt(b)}{']' if i == len(e) - 2 else ')'}"
                 for i, (a, b) in enumerate(itertools.pairwise(e))
             ]
+        out.extend(str(int(x)) if float(x).is_integer() else repr(float(x)) for x in self.atoms)
         if self.nullable:
             out.append("(null)")
         return out
@@ -257,9 +304,13 @@ class DatetimeColumn(_Base):
     granularity: Literal["year", "month", "day", "hour", "minute", "second"] = "day"
     bins: int = Field(default=32, ge=1, le=100_000)
     timezone: str | None = None
+    format: str | None = Field(default=None, description=(
+        "strftime format of the source text (e.g. '%Y-%m-%dT%H:%M:%SZ'); output is written in it"))
 
     @model_validator(mode="after")
     def _check(self) -> DatetimeColumn:
+        if self.format is not None and "%" not in self.format:
+            raise ValueError(f"column {self.name!r}: format must be a strftime format (e.g. '%Y-%m-%d')")
         try:
             lo, hi = (pd.Timestamp(b) for b in self.bounds)
         except (ValueError, TypeError):
@@ -267,6 +318,11 @@ class DatetimeColumn(_Base):
         if (lo.tzinfo is None) != (hi.tzinfo is None) or not lo < hi:
             raise ValueError(f"column {self.name!r}: bounds must satisfy lower < upper, same tz-ness")
         return self
+
+    def zone(self) -> str | None:
+        """The time zone values are shown in: ``timezone``, else the bounds' zone (None: naive UTC)."""
+        first = pd.Timestamp(self.bounds[0])
+        return self.timezone or (str(first.tz) if first.tzinfo else None)
 
     def unit_bounds(self) -> tuple[int, int]:
         """Bounds as integers counted in granularity units since the epoch (UTC)."""
@@ -308,6 +364,20 @@ class BooleanColumn(_Base):
     """True/false (codes 0 = false, 1 = true)."""
 
     kind: Literal["boolean"] = "boolean"
+    true_label: str | None = None
+    false_label: str | None = None
+
+    @model_validator(mode="after")
+    def _spelling(self) -> BooleanColumn:
+        labels = (self.true_label, self.false_label)
+        if (labels[0] is None) != (labels[1] is None):
+            raise ValueError(f"column {self.name!r}: declare both true_label and false_label, or neither")
+        if labels[0] is not None:
+            keys = {canonical_key(x).lower() for x in labels} | {canonical_key(self.null_token or "").lower()}
+            if len(keys) != 3 or "" in {canonical_key(x) for x in labels}:
+                raise ValueError(f"column {self.name!r}: true_label, false_label and null_token must be "
+                                 "distinct and not empty")
+        return self
 
     def domain_size(self) -> int:
         return 2 + int(self.nullable)

@@ -110,8 +110,10 @@ def _encode_numeric(s: pd.Series, col: NumericColumn, pr: _Problems) -> npt.NDAr
     v = raw.to_numpy(dtype=np.float64, na_value=np.nan)
     null = np.isnan(v)
     lo, hi = col.bounds
+    exact = np.round(v) if col.dtype == "int" else v  # an atom matches before clamping (a sentinel)
+    atom = np.isin(exact, np.asarray(col.atoms, dtype=np.float64)) if col.atoms else np.zeros(len(v), bool)
     with np.errstate(invalid="ignore"):
-        pr.add("out_of_bounds", int(((v < lo) | (v > hi)).sum()))
+        pr.add("out_of_bounds", int(((v < lo) | (v > hi))[~atom].sum()))
     v = np.clip(np.where(null, lo, v), lo, hi)
     if col.dtype == "int":
         v = np.clip(np.round(v), np.ceil(lo), np.floor(hi))
@@ -119,17 +121,36 @@ def _encode_numeric(s: pd.Series, col: NumericColumn, pr: _Problems) -> npt.NDAr
         codes = (v - lo).astype(np.int64)
     else:
         codes = np.searchsorted(col.bin_edges()[1:-1], v, side="right").astype(np.int64)
+    for k, a in enumerate(col.atoms):  # the exact value, or a value clamped onto an atom
+        codes[(exact == a) | (v == a)] = col.n_bins + k
     if null.any():
         codes[null] = _null_code(col, pr, int(null.sum()))
     return codes
 
 
+def _parse_datetimes(s: pd.Series, col: DatetimeColumn) -> pd.Series:
+    """Timestamps (UTC) of the cells: the declared format first, then any ISO-like text.
+
+    Text in a declared format without an offset is read in the column's time zone (UTC when
+    none), the zone decoding writes it in.
+    """
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return s
+    ts = pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
+    if col.format is not None and len(s):
+        text = s.astype("string").str.strip()
+        aware = "%z" in col.format or "%Z" in col.format
+        fmt = pd.to_datetime(text, errors="coerce", format=col.format, utc=aware)
+        zone = col.zone()
+        if not aware and zone:
+            fmt = fmt.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+        fmt = fmt.dt.tz_localize("UTC") if fmt.dt.tz is None else fmt.dt.tz_convert("UTC")
+        ts = fmt.where(fmt.notna(), ts)
+    return ts
+
+
 def _encode_datetime(s: pd.Series, col: DatetimeColumn, pr: _Problems) -> npt.NDArray[np.int64]:
-    ts = (
-        pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
-        if not pd.api.types.is_datetime64_any_dtype(s)
-        else s
-    )
+    ts = _parse_datetimes(s, col)
     if getattr(ts.dt, "tz", None) is not None:
         ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
     unit = GRANULARITY_UNITS[col.granularity]
@@ -160,9 +181,12 @@ def _encode_boolean(s: pd.Series, col: BooleanColumn, pr: _Problems) -> npt.NDAr
     inv, uniques = pd.factorize(s, use_na_sentinel=True)
     mapped = np.empty(len(uniques) + 1, dtype=np.int64)
     bad = np.zeros(len(uniques) + 1, dtype=bool)
+    labels = {canonical_key(col.true_label or "").lower(): 1, canonical_key(col.false_label or "").lower(): 0}
     for i, u in enumerate(uniques):
         key = canonical_key(u).lower()
-        if key in _TRUE:
+        if key in labels and key:
+            mapped[i] = labels[key]
+        elif key in _TRUE:
             mapped[i] = 1
         elif key in _FALSE:
             mapped[i] = 0
@@ -179,6 +203,9 @@ def _encode_boolean(s: pd.Series, col: BooleanColumn, pr: _Problems) -> npt.NDAr
 def encode_column(s: pd.Series, col: Any) -> tuple[npt.NDArray[np.int64], dict[str, int]]:
     """Codes of one column and the counts of value-level problems met (confidential)."""
     pr = _Problems()
+    if getattr(col, "null_token", None) is not None and (pd.api.types.is_object_dtype(s)
+                                                         or pd.api.types.is_string_dtype(s)):
+        s = s.mask(s.astype("string").str.strip() == col.null_token.strip())
     if isinstance(col, (CategoricalColumn, OrdinalColumn)):
         codes = _encode_categories(s, col, pr)
     elif isinstance(col, NumericColumn):
