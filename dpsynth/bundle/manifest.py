@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MANIFEST_VERSION",
+    "MODEL_DIR",
+    "MODEL_FILE",
     "REQUIRED_FILES",
     "REQUIRED_KEYS",
     "RowsChoice",
@@ -45,6 +47,15 @@ REQUIRED_FILES: tuple[str, ...] = (
     "SHA256SUMS",
 )
 """Every file a bundle must hold (docs/bundle.md)."""
+
+MODEL_DIR = "model"
+"""Where a release saves its fitted synthesizer (``Synthesizer.save``: JSON + npz, no pickle).
+
+Every release writes it, and each of its files is in ``outputs`` and ``SHA256SUMS``; it is
+not in :data:`REQUIRED_FILES`, so bundles written before it existed still verify."""
+
+MODEL_FILE = f"{MODEL_DIR}/synthesizer.json"
+"""The file that marks a bundle as holding a model (``dpsynth sample BUNDLE`` needs it)."""
 
 REQUIRED_KEYS: tuple[str, ...] = (
     "privacy.epsilon",

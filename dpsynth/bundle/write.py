@@ -3,10 +3,11 @@
 :func:`release` spends the privacy budget once and writes, atomically (an interrupted run
 leaves no bundle under the target name), the files a data-sharing agreement can attach:
 ``synthetic.csv``, ``synthetic.parquet``, ``schema.yaml``, ``manifest.json``,
-``privacy_statement.md``, ``report/index.html``, ``report/report.json`` and ``SHA256SUMS``.
-Only public things go into the bundle. An optional confidential evaluation is written to a
-separate directory. :func:`verify_bundle` recomputes every checksum and checks the bundle's
-internal consistency.
+``privacy_statement.md``, ``report/index.html``, ``report/report.json``, ``SHA256SUMS`` and
+``model/`` (the fitted synthesizer, post-processing of the DP outputs: ``dpsynth sample BUNDLE``
+draws more rows from it without data or budget). Only public things go into the bundle. An
+optional confidential evaluation is written to a separate directory. :func:`verify_bundle`
+recomputes every checksum and checks the bundle's internal consistency.
 
 Everything that can fail without looking at the data (arguments, the output location, and
 whether the schema's values can be written as CSV and Parquet) is checked before the budget
@@ -31,7 +32,7 @@ import pandas as pd
 
 from dpsynth.api import DataSource, fit
 from dpsynth.bundle import signing
-from dpsynth.bundle.manifest import RowsChoice, build_manifest, format_sha256sums, sha256_file
+from dpsynth.bundle.manifest import MODEL_DIR, RowsChoice, build_manifest, format_sha256sums, sha256_file
 from dpsynth.bundle.verify import VerifyResult, verify_bundle
 from dpsynth.errors import ConfigError
 from dpsynth.mechanisms import registry
@@ -231,6 +232,7 @@ def _write_bundle(tmp: Path, synth: Synthesizer, synthetic: pd.DataFrame, manife
     step("write data")
     _write_data(tmp, synthetic, meta)
     dump_schema(synth.schema, tmp / "schema.yaml")
+    synth.save(tmp / MODEL_DIR)  # the public transcript and model: post-processing, no budget
     step("report")
     report = build_public_report(synth, synthetic_table(synthetic, synth), manifest=manifest)
     write_text_atomic(tmp / "report" / "report.json", json.dumps(report, indent=2, allow_nan=False))
@@ -240,6 +242,7 @@ def _write_bundle(tmp: Path, synth: Synthesizer, synthetic: pd.DataFrame, manife
     data_rows = {"synthetic.csv": len(synthetic), "synthetic.parquet": len(synthetic)}
     names = ["synthetic.csv", "synthetic.parquet", "schema.yaml", "privacy_statement.md",
              "report/index.html", "report/report.json"]
+    names += sorted(p.relative_to(tmp).as_posix() for p in (tmp / MODEL_DIR).rglob("*") if p.is_file())
     manifest["outputs"] = [{"path": n, "sha256": sha256_file(tmp / n), "rows": data_rows.get(n)}
                            for n in names]
     write_text_atomic(tmp / "manifest.json", json.dumps(manifest, indent=2, allow_nan=False))

@@ -78,20 +78,6 @@ def warn_if_tiny(estimated_rows: int, mechanism: str) -> None:
 schema_app = typer.Typer(help="Draft, validate and convert public schemas.", no_args_is_help=True)
 
 
-def _parse_conditions(items: list[str]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"--condition {item!r} must look like COLUMN=VALUE")
-        col, value = item.split("=", 1)
-        if col in out:
-            prev = out[col]
-            out[col] = [*prev, value] if isinstance(prev, list) else [prev, value]
-        else:
-            out[col] = value
-    return out
-
-
 def _parse_shares(items: list[str]) -> dict[str, dict[object, float]]:
     out: dict[str, dict[object, float]] = {}
     for item in items:
@@ -301,29 +287,45 @@ def fit_cmd(
 
 
 def sample_cmd(
-    model: Path = typer.Argument(..., help="Model directory written by `dpsynth fit`."),
+    model: Path = typer.Argument(..., help="A release bundle (its model/ is used once the bundle verifies) "
+                                 "or a model directory written by `dpsynth fit`."),
     rows: int | None = typer.Option(None, "--rows", help="Rows to draw (default: the DP estimate of n)."),
-    condition: list[str] = typer.Option([], "--condition", help="COLUMN=VALUE; repeat for more."),
+    condition: list[str] = typer.Option(
+        [], "--condition", help="COLUMN=VALUE, COLUMN=A,B, COLUMN>=X (also >, <, <=) or COLUMN=LOW..HIGH "
+        "(numbers, dates such as 2017-05..2017-06); repeat for more (all must hold)."),
     share: list[str] = typer.Option([], "--share", help="COLUMN=VALUE:SHARE to rebalance one column; repeat."),
     seed: int | None = typer.Option(None, "--seed", help="Post-processing seed: sampling and decoding only."),
+    key: Path | None = typer.Option(
+        None, "--key", help="With a bundle: the signer's public key; the bundle must carry a valid signature by it."),
     out: Path = typer.Option(..., "--out", help="Output .csv or .parquet"),
     independent: bool = typer.Option(
         False, "--independent", help="Independent rows instead of systematic sampling within the model's cliques."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Sample synthetic rows from a fitted model (post-processing: spends nothing)."""
-    from dpsynth.api import load
+    """Sample synthetic rows from a release bundle or a fitted model (post-processing: spends nothing).
+
+    A bundle is verified first (checksums, manifest, and the signature with --key) and refused
+    if any check fails; no data, budget or ledger is read.
+    """
+    from dpsynth.bundle.load import is_bundle, load_bundle
     from dpsynth.cli import emit
+    from dpsynth.synthesizer import load
     from dpsynth.tabular.io import check_output, write_frame
 
     if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise ConfigError(f"--out {out.name}: unsupported format {out.suffix!r} (use .csv or .parquet)")
     check_output(out, overwrite=True, is_dir=False)
-    synth = load(model)
-    df = synth.sample(rows, conditions=_parse_conditions(condition) or None,
+    if is_bundle(model):
+        synth = load_bundle(model, key=key)
+    elif key is not None:
+        raise ConfigError(f"--key applies to release bundles; {model} is not one (no manifest.json and SHA256SUMS)")
+    else:
+        synth = load(model)
+    df = synth.sample(rows, conditions=list(condition) or None,
                       rebalance=_parse_shares(share) or None, seed=seed, independent=independent)
     write_frame(df, out)
-    emit({"out": str(out), "rows": len(df)}, as_json=as_json)
+    emit({"out": str(out), "rows": len(df), "source": "bundle" if is_bundle(model) else "model"},
+         as_json=as_json)
 
 
 def register(app: typer.Typer) -> None:
