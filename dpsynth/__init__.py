@@ -6,6 +6,7 @@ The public API::
     schema = dpsynth.load_schema("schema.yaml")
     synth = dpsynth.fit("data.csv", schema, mechanism="aim", epsilon=1.0, delta=1e-9)
     rows = synth.sample(seed=0)
+    more = dpsynth.load_bundle("bundle/").sample(1000, conditions=["age>=40"], seed=1)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "__version__",
     "fit",
     "load",
+    "load_bundle",
     "load_schema",
     "release",
     "verify_bundle",
@@ -39,6 +41,7 @@ _LAZY = {
     "Synthesizer": "dpsynth.synthesizer",
     "fit": "dpsynth.api",
     "load": "dpsynth.synthesizer",
+    "load_bundle": "dpsynth.bundle.load",
     "release": "dpsynth.bundle.write",
     "verify_bundle": "dpsynth.bundle.write",
 }

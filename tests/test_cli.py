@@ -27,7 +27,7 @@ def test_public_api_is_pinned() -> None:
     # the order is ruff's RUF022 sort (constants, then classes, then functions)
     assert dpsynth.__all__ == [
         "ZCDP", "Accountant", "ApproxDP", "PureDP", "Schema", "Synthesizer", "__version__",
-        "fit", "load", "load_schema", "release", "verify_bundle",
+        "fit", "load", "load_bundle", "load_schema", "release", "verify_bundle",
     ]
     for name in dpsynth.__all__:
         assert getattr(dpsynth, name) is not None
