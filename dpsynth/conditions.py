@@ -11,11 +11,10 @@ for numbers and dates, the window the decoded values must fall in. The forms:
 - dates: ``date>=2017-05``, ``date=2017-05..2017-06`` (May and June: a date written as a year,
   month or day stands for the whole period, so an included upper end runs to its end).
 
-A range maps to the codes of every bin it intersects; the rows' values are then made to
-satisfy it exactly (:func:`enforce_windows`): a value drawn in a boundary bin outside the
-range is drawn again inside the bin, and after a few tries drawn uniformly on the part of the
-bin inside the range (integers on integers, dates on the column's granularity). Several
-conditions on one column must all hold.
+A range maps to the codes of every bin it meets; values are then made to satisfy it exactly
+(:func:`enforce_windows`): a value drawn in a boundary bin outside the range is decoded again,
+then drawn uniformly on the part of its bin inside the range (integers on integers, dates on
+the column's granularity). Several conditions on one column must all hold.
 """
 
 from __future__ import annotations
@@ -216,6 +215,8 @@ def _period(text: object, col: DatetimeColumn, cond: Condition) -> tuple[pd.Time
     raw = str(text).strip()
     m = _PERIOD.match(raw)
     try:
+        if not raw[:4].isdigit():
+            raise ValueError(raw)
         start = pd.Timestamp(raw)
     except (TypeError, ValueError):
         raise ConfigError(f"condition {cond.text!r}: {raw!r} is not a date (column {col.name!r} is "
@@ -281,16 +282,22 @@ def _window(cond: Condition, col: NumericColumn | DatetimeColumn) -> Window:
     return tuple(out)
 
 
-def _meet(a: Window, b: Window) -> Window:
-    return tuple(m for x in a for y in b if (m := x.meet(y)) is not None)
-
-
 def _did_you_mean(value: str, allowed: list[str]) -> str:
     folded = {a.casefold(): a for a in allowed}
     if value.casefold() in folded:
         return f"; did you mean {folded[value.casefold()]!r}?"
     close = difflib.get_close_matches(value, allowed, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _split(text: str, keys: Mapping[str, int], fold: Callable[[object], str]) -> list[object]:
+    """A comma-separated set, each item the longest run of pieces that is a category."""
+    pieces, out, i = text.split(","), [], 0
+    while i < len(pieces):
+        j = next((j for j in range(len(pieces), i, -1) if fold(",".join(pieces[i:j])) in keys), i + 1)
+        out.append(",".join(pieces[i:j]))
+        i = j
+    return list(out)
 
 
 def _category_codes(cond: Condition, col: CategoricalColumn | OrdinalColumn | BooleanColumn) -> set[int]:
@@ -303,9 +310,7 @@ def _category_codes(cond: Condition, col: CategoricalColumn | OrdinalColumn | Bo
     fold = (lambda t: canonical_key(t).lower()) if isinstance(col, BooleanColumn) else canonical_key
     codes: set[int] = set()
     for v in cond.values:
-        parts: list[object] = [v]
-        if cond.split and isinstance(v, str) and fold(v) not in keys:  # a category may hold a comma
-            parts = list(v.split(","))
+        parts = _split(v, keys, fold) if cond.split and isinstance(v, str) else [v]
         for p in parts:
             if fold(p) not in keys:
                 shown = str(p).strip()
@@ -332,8 +337,8 @@ def resolve_conditions(spec: ConditionSpec, schema: Schema) -> Resolved:
         if not col.modelled:
             raise ConfigError(f"cannot condition on identifier column {cond.column!r}")
         if isinstance(col, (NumericColumn, DatetimeColumn)):
-            win = _window(cond, col)
-            win = _meet(windows[col.name], win) if col.name in windows else win
+            win = tuple(m for x in windows.get(col.name, (_Interval(-math.inf, math.inf),))
+                        for y in _window(cond, col) if (m := x.meet(y)) is not None)
             windows[col.name] = win
             found = {c for c, iv in enumerate(code_intervals(col)) if any(iv.meet(w) for w in win)}
         elif cond.range is not None:
