@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from test_release_support import SMALL_COLUMNS, run_cli, write_inputs
 
 from dpsynth.bundle import signing
@@ -267,3 +268,16 @@ def test_a_failed_signing_step_leaves_no_bundle(signed: dict[str, Any], tmp_path
         dpsynth.release(str(signed["data"]), str(signed["schema"]), mechanism="independent",
                         epsilon=EPS, delta=DELTA, out=tmp_path / "b", sign=signed["key"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_release_yaml_sign_key_is_a_path_relative_to_the_config(signed: dict[str, Any], tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copy(signed["key"], tmp_path / "steward-key")
+    config = tmp_path / "release.yaml"
+    config.write_text(yaml.safe_dump({"data": str(signed["data"]), "schema": str(signed["schema"]),
+                                      "mechanism": "independent", "epsilon": EPS, "delta": DELTA,
+                                      "out": "bundle", "sign": "steward-key"}), encoding="utf-8")
+    code, out, err = run_cli(["release", "--config", config, "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["signed_by"] == signed["fp"]
+    assert verify_bundle(tmp_path / "bundle", key=signed["pub"]).ok
