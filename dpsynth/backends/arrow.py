@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import glob as globlib
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -198,6 +199,8 @@ class ArrowBackend(CachedCounts):
             return None
         lo, hi = int(np.floor(col.bounds[0])), int(np.ceil(col.bounds[1]))
         lo = min(0, lo)
+        if col.atoms:  # cover the atoms, and one guard value beyond them that clamps like the bounds
+            lo, hi = min(lo, math.floor(min(col.atoms)) - 1), max(hi, math.ceil(max(col.atoms)) + 1)
         if hi - lo + 1 > LUT_LIMIT:
             return None
         codes, _ = encode_column(pd.Series(np.arange(lo, hi + 1, dtype=np.int64)), col)

@@ -223,6 +223,10 @@ def _numeric(d: Dialect, x: str, kind: str, col: NumericColumn) -> str:
     if col.dtype == "int":
         r = d.round_even.format(x=clipped)
         clipped = f"least(greatest({r}, {_double(np.ceil(lo))}), {_double(np.floor(hi))})"
+    if col.atoms:  # an atom matches before clamping (a sentinel outside the bounds keeps its value)
+        exact = d.round_even.format(x=v) if col.dtype == "int" else v
+        hit = " OR ".join(f"{exact} = {_double(a)}" for a in col.atoms)
+        clipped = f"(CASE WHEN {hit} THEN {exact} ELSE {clipped} END)"
     if col.per_integer:
         clipped = f"floor({clipped} - {_double(lo)})"
     return f"(CASE WHEN {v} IS NULL OR isnan({v}) THEN NULL ELSE {clipped} END)"
@@ -263,6 +267,8 @@ def prepared_expr(d: Dialect, x: str, kind: str, col: Any) -> str:
         kind: The source kind of ``x`` (see :func:`source_kind`).
         col: The schema column (categorical, ordinal, numeric, datetime or boolean).
     """
+    if kind == "text" and getattr(col, "null_token", None) is not None:
+        x = f"(CASE WHEN {d.trim(x, WHITESPACE)} = {d.string(col.null_token.strip())} THEN NULL ELSE {x} END)"
     if isinstance(col, (CategoricalColumn, OrdinalColumn)):
         is_null, key = _key_expr(d, x, kind)
         return f"(CASE WHEN {is_null} THEN NULL ELSE {key} END)"
@@ -285,12 +291,17 @@ def code_expr(d: Dialect, v: str, col: Any) -> str:
         return f"(CASE WHEN {v} IS NULL THEN {null_code(col)} ELSE {_case_map(d, v, mapping, _fallback(col))} END)"
     if isinstance(col, BooleanColumn):
         mapping = {**dict.fromkeys(_TRUE, 1), **dict.fromkeys(_FALSE, 0)}
+        if col.true_label is not None and col.false_label is not None:  # the source's own spelling
+            mapping |= {canonical_key(col.true_label).lower(): 1, canonical_key(col.false_label).lower(): 0}
         bad = 2 if col.nullable else 0
         return f"(CASE WHEN {v} IS NULL THEN {null_code(col)} ELSE {_case_map(d, v, mapping, bad)} END)"
     if isinstance(col, NumericColumn):
+        shift = col.bounds[0] if col.per_integer else 0.0  # per-integer values are offsets from lo
+        atoms = "".join(f"WHEN {v} = {_double(a - shift)} THEN {col.n_bins + k} " for k, a in enumerate(col.atoms))
         if col.per_integer:
-            return f"(CASE WHEN {v} IS NULL THEN {null_code(col)} ELSE CAST({v} AS BIGINT) END)"
-        return _binned(v, col, col.bin_edges())
+            return f"(CASE WHEN {v} IS NULL THEN {null_code(col)} {atoms}ELSE CAST({v} AS BIGINT) END)"
+        edges = col.bin_edges()
+        return f"(CASE WHEN {v} IS NULL THEN {null_code(col)} {atoms}ELSE {_bin_tree(v, edges, 0, len(edges) - 2)} END)"
     if isinstance(col, DatetimeColumn):
         lo, hi = col.unit_bounds()
         return _binned(v, col, np.linspace(lo, hi + 1, col.n_values + 1))
