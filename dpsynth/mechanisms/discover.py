@@ -16,9 +16,9 @@ only; the rules below are public and documented in docs/discovery.md:
 - **Categories.** A Gaussian-thresholded histogram releases the values held by many units;
   a value held by few never appears, and the rest map to ``other``. A text column whose
   released values cover under half of its rows is free text or an identifier: it is dropped.
-- **Bounds and bins.** A noisy histogram over a public log-scale grid gives the bounds (the
-  outermost cells whose noisy count clears four standard deviations, so a lone extreme value
-  never becomes a bound); a second one over a fine grid inside the bounds (log-spaced when
+- **Bounds and bins.** A noisy histogram over a public log-scale grid gives the bounds
+  (the outermost runs of up to three cells whose summed noisy counts clear 4.5 standard
+  deviations of their noise, so a lone extreme value never becomes a bound); a second one over a fine grid inside the bounds (log-spaced when
   the values span three decades or more) gives bin edges at its quantiles, and a cell of its
   own to an integer holding more than one bin's share (such as the zeros of capital gains).
 """
@@ -36,16 +36,16 @@ import numpy.typing as npt
 import pandas as pd
 
 from dpsynth.errors import ConfigError
-from dpsynth.privacy.frame_gate import PrivateFrame
+from dpsynth.privacy.frame_gate import PrivateFrame, threshold_rows
 from dpsynth.tabular.columns import canonical_key
 
-__all__ = ["LABELS", "DiscoveryConfig", "classify_values", "discover_columns"]
+__all__ = ["LABELS", "DiscoveryConfig", "classify_values", "discover_columns", "preview"]
 
 #: The public classes of a value, counted per column to decide its kind.
 LABELS: tuple[str, ...] = ("null", "integer", "decimal", "date", "datetime", "boolean", "text")
 _BOOL = {"true", "false", "yes", "no", "y", "n", "t", "f"}
 _INT = re.compile(r"[+-]?(0|[1-9]\d*)")
-_DEC = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?")
+_DEC = re.compile(r"[+-]?((\d+\.\d*|\.\d+)([eE][+-]?\d+)?|\d+[eE][+-]?\d+)")
 _DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4}")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}:?\d{2})?")
 _ID_NAME = re.compile(r"(^|[_\s-])(id|uuid|guid|ssn|e-?mail|phone|name|address|url|ip)($|[_\s-])", re.I)
@@ -66,7 +66,7 @@ class DiscoveryConfig:
     bins: int = 16
     delta_share: float = 0.1
     min_share: float = 0.9
-    occupied_sigmas: float = 4.0
+    occupied_sigmas: float = 4.5
 
     def __post_init__(self) -> None:
         if not 2 <= self.bins <= 1000:
@@ -131,29 +131,57 @@ def _numbers(values: pd.Series) -> npt.NDArray[np.float64]:
                                                                                           na_value=np.nan)
 
 
-def _occupied(noisy: npt.NDArray[np.int64], sigma: float, config: DiscoveryConfig) -> npt.NDArray[np.int64]:
-    return np.flatnonzero(noisy > config.occupied_sigmas * sigma)
+def _span(noisy: npt.NDArray[np.int64], sigma: float, config: DiscoveryConfig,
+          widths: Sequence[int] = (1, 2, 3)) -> tuple[int, int] | None:
+    """The outermost cells holding real mass: in every run of up to three cells whose summed
+    noisy count clears ``occupied_sigmas`` standard deviations of its own noise (``sigma *
+    sqrt(width)``), the cells above two standard deviations count as holding mass.
+
+    Mass spread thinly over neighbouring cells is found; a lone value (a planted extreme)
+    never clears the bar.
+    """
+    z = config.occupied_sigmas * sigma
+    counts = noisy.astype(np.float64)
+    starts: set[int] = set()
+    ends: set[int] = set()
+    for w in widths:
+        if counts.size < w:
+            continue
+        sums = np.convolve(counts, np.ones(w), mode="valid")
+        for k in np.flatnonzero(sums > z * math.sqrt(w)):
+            inside = k + np.flatnonzero(counts[k:k + w] > 2.0 * sigma)  # not the empty neighbours
+            starts.update(int(i) for i in inside[:1])
+            ends.update(int(i) for i in inside[-1:])
+    if not starts:
+        return None
+    return min(starts), max(ends)
 
 
 def _quantile_edges(points: npt.NDArray[np.float64], noisy: npt.NDArray[np.int64], bins: int,
                     integer: bool) -> list[float]:
-    """Edges at the quantiles k/bins of the noisy fine histogram (negative counts count as 0)."""
+    """Edges at the quantiles of the noisy fine histogram (negative counts count as 0).
+
+    In an integer column, an integer whose cell holds more than a bin's share (the zeros of
+    capital gains) gets a cell of its own, and the other bins split the remaining mass.
+    """
     mass = np.clip(noisy, 0, None).astype(np.float64)
     total = mass.sum()
     edges = {float(points[0]), float(points[-1])}
     if total <= 0:
         return sorted(edges)
-    cdf = np.cumsum(mass) / total
-    for k in range(1, bins):
-        i = int(np.searchsorted(cdf, k / bins))
-        edges.add(float(points[min(i + 1, len(points) - 1)]))
-    if integer:  # an integer holding more than a bin's share gets a cell of its own
-        for j in np.flatnonzero(mass / total > 1.0 / bins):
-            v = float(points[j])
-            if v.is_integer() and points[j + 1] > v + 1:
-                edges.update({v, v + 1})
-    out = sorted({float(round(e)) if integer else e for e in edges})
-    return out
+    atoms = [j for j in np.flatnonzero(mass / total > 1.0 / bins)
+             if float(points[j]).is_integer() and points[j + 1] >= points[j] + 1] if integer else []
+    for j in atoms:
+        edges.update({float(points[j]), float(points[j]) + 1.0})
+    rest = mass.copy()
+    rest[atoms] = 0.0
+    left = max(bins - len(atoms), 1)
+    if rest.sum() > 0:
+        cdf = np.cumsum(rest) / rest.sum()
+        for k in range(1, left):
+            i = int(np.searchsorted(cdf, k / left))
+            edges.add(float(points[min(i + 1, len(points) - 1)]))
+    return sorted({float(round(e)) if integer else e for e in edges})
 
 
 def _fine_points(lo: float, hi: float, integer: bool, skewed: bool, positive_from: float) -> npt.NDArray[np.float64]:
@@ -171,15 +199,20 @@ def _fine_points(lo: float, hi: float, integer: bool, skewed: bool, positive_fro
 
 def _discover_numeric(gate: PrivateFrame, col: _Column, integer: bool, config: DiscoveryConfig) -> None:
     grid = _log_grid()
+    if integer:  # whole numbers: no cells finer than 1
+        grid = grid[(grid == 0) | (np.abs(grid) >= 1)]
     s1 = _sigma(0.3 * col.rho, gate.bound)
     h1 = gate.histogram(col.name, _cells(grid, _numbers), len(grid) - 1, sigma=s1,
                         label=f"discover {col.name!r}: bounds")
-    occ = _occupied(h1, s1, config)
-    if occ.size == 0:
+    span = _span(h1, s1, config)
+    if span is None:
         col.spec, col.notes = {}, [f"{col.name}: too few values to find bounds under DP; dropped"]
         return
-    lo, hi = float(grid[occ[0]]), float(grid[occ[-1] + 1])
-    positive = occ[grid[occ] > 0]
+    lo, hi = float(grid[span[0]]), float(grid[span[1] + 1])
+    if integer:
+        lo, hi = math.floor(lo), max(math.ceil(hi), math.floor(lo) + 1)
+    cells = np.arange(span[0], span[1] + 1)
+    positive = cells[(grid[cells] > 0) & (h1[cells] > config.occupied_sigmas * s1)]
     positive_from = float(grid[positive[0]]) if positive.size else hi
     skewed = lo >= 0 and positive.size > 0 and hi / max(positive_from, 1e-12) >= 1000
     if integer and hi - lo + 1 <= 64:  # one cell per integer
@@ -208,17 +241,17 @@ def _discover_datetime(gate: PrivateFrame, col: _Column, with_time: bool, config
     s1 = _sigma(0.45 * col.rho, gate.bound)
     h1 = gate.histogram(col.name, _cells(grid, _epoch_days), len(grid) - 1, sigma=s1,
                         label=f"discover {col.name!r}: years")
-    occ = _occupied(h1, s1, config)
-    if occ.size == 0:
+    span = _span(h1, s1, config)
+    if span is None:
         col.spec, col.notes = {}, [f"{col.name}: too few dates to find bounds under DP; dropped"]
         return
-    months = pd.date_range(years[occ[0]], years[occ[-1] + 1], freq="MS")
+    months = pd.date_range(years[span[0]], years[span[1] + 1], freq="MS")
     mgrid = ((months - pd.Timestamp("1970-01-01", tz="UTC")) / pd.Timedelta(days=1)).to_numpy(dtype=np.float64)
     s2 = _sigma(0.45 * col.rho, gate.bound)
     h2 = gate.histogram(col.name, _cells(mgrid, _epoch_days), len(mgrid) - 1, sigma=s2,
                         label=f"discover {col.name!r}: months")
-    mocc = _occupied(h2, s2, config)
-    lo, hi = (months[mocc[0]], months[mocc[-1] + 1]) if mocc.size else (months[0], months[-1])
+    mspan = _span(h2, s2, config)
+    lo, hi = (months[mspan[0]], months[mspan[1] + 1]) if mspan else (months[0], months[-1])
     fmt = "%Y-%m-%dT%H:%M:%S" if with_time else "%Y-%m-%d"
     col.spec.update({"kind": "datetime", "bounds": [lo.strftime(fmt), hi.strftime(fmt)],
                      "granularity": "second" if with_time else "day", "bins": 32})
@@ -246,7 +279,8 @@ def _kind(counts: dict[str, int], sigma: float, config: DiscoveryConfig) -> tupl
     if share["boolean"] >= config.min_share:
         return "boolean", nonnull
     if share["integer"] + share["decimal"] >= config.min_share:
-        return ("integer" if share["decimal"] < 0.01 else "decimal"), nonnull
+        decimals = counts["decimal"] > 3.0 * sigma and share["decimal"] >= 0.01
+        return ("decimal" if decimals else "integer"), nonnull
     if share["date"] + share["datetime"] >= config.min_share:
         return ("datetime" if share["datetime"] > share["date"] else "date"), nonnull
     return "text", nonnull
@@ -318,3 +352,31 @@ def _used_delta(gate: PrivateFrame) -> float:
     from dpsynth.privacy.events import delta_of
 
     return delta_of([e.event for e in gate.accountant.ledger])
+
+
+def preview(columns: Sequence[str], *, rho: float, delta: float, bound: int = 1,
+            config: DiscoveryConfig | None = None) -> dict[str, Any]:
+    """What a discovery budget buys, from public facts only (the header, rho, delta, the unit).
+
+    Returns:
+        The per-column noise scales and the rows a category needs to be kept (a value held
+        by fewer rows is never released), and the rows a grid cell needs to count as occupied.
+    """
+    config = config or DiscoveryConfig()
+    todo = [c for c in columns if not _ID_NAME.search(c)]
+    each = rho / max(len(todo), 1)
+    each_delta = delta * config.delta_share / max(len(todo), 1)
+    text_sigma = _sigma(0.9 * each, bound)
+    bounds_sigma = _sigma(0.3 * each, bound)
+    return {
+        "columns_discovered": len(todo),
+        "identifier_names": [c for c in columns if c not in todo],
+        "rho_per_column": each,
+        "delta_per_column": each_delta,
+        "kind_sigma": _sigma(0.1 * each, bound),
+        "category_sigma": text_sigma,
+        "rows_to_keep_a_category": threshold_rows(text_sigma, each_delta, bound),
+        "bounds_sigma": bounds_sigma,
+        "rows_for_an_occupied_cell": math.ceil(config.occupied_sigmas * bounds_sigma),
+        "edges_sigma": _sigma(0.6 * each, bound),
+    }

@@ -33,7 +33,7 @@ from dpsynth.privacy.accountant import Accountant
 from dpsynth.privacy.events import ApproxZCDPEvent, GaussianEvent
 from dpsynth.privacy.randomness import MechanismKey
 
-__all__ = ["BOUNDING_PURPOSE", "PrivateFrame"]
+__all__ = ["BOUNDING_PURPOSE", "PrivateFrame", "threshold_rows"]
 
 #: Purpose string of the bounding sub-key for raw rows (:meth:`MechanismKey.hex_for`).
 BOUNDING_PURPOSE = "discovery-contribution-bounding"
@@ -119,9 +119,9 @@ class PrivateFrame:
         names = list(labels)
         self._accountant.charge(GaussianEvent(sigma=sigma, sensitivity=float(self._bound), label=label))
         classes = pd.Series(classify(self._column(column)), dtype="string")
-        codes = pd.Categorical(classes, categories=names).codes
-        if len(classes) != len(self._frame) or bool((codes < 0).any()):
+        if len(classes) != len(self._frame) or not bool(classes.isin(names).all()):
             raise ConfigError(f"the classifier of {column!r} must give every row one of {names}")
+        codes = pd.Categorical(classes, categories=names).codes
         exact = np.bincount(codes, minlength=len(names)).astype(np.int64)
         noisy = noise.discrete_gaussian(exact, sigma)
         return {n: int(v) for n, v in zip(names, noisy, strict=True)}
@@ -168,3 +168,9 @@ class PrivateFrame:
             raise ConfigError(f"the cell map of {column!r} must give every row a cell in [-1, {n_cells})")
         exact = np.bincount(idx[idx >= 0], minlength=n_cells).astype(np.int64)
         return noise.discrete_gaussian(exact, sigma)
+
+
+def threshold_rows(sigma: float, delta: float, bound: int) -> int:
+    """How many rows a value needs before :meth:`PrivateFrame.frequent_values` may release it
+    (the threshold OpenDP's map gives for ``sigma`` and ``delta``): public, for previews."""
+    return noise.threshold_for(sigma, delta, bound)
