@@ -18,9 +18,10 @@ only; the rules below are public and documented in docs/discovery.md:
   released values cover under half of its rows is free text or an identifier: it is dropped.
 - **Bounds and bins.** A noisy histogram over a public log-scale grid gives the bounds
   (the outermost runs of up to three cells whose summed noisy counts clear 4.5 standard
-  deviations of their noise, so a lone extreme value never becomes a bound); a second one over a fine grid inside the bounds (log-spaced when
-  the values span three decades or more) gives bin edges at its quantiles, and a cell of its
-  own to an integer holding more than one bin's share (such as the zeros of capital gains).
+  deviations of their noise, so a lone extreme value never becomes a bound); a second one
+  over a fine grid inside the bounds (log-spaced when the values span three decades or
+  more) gives bin edges at its quantiles, and a cell of its own to an integer holding more
+  than one bin's share (such as the zeros of capital gains).
 """
 
 from __future__ import annotations
