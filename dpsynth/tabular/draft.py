@@ -18,10 +18,19 @@ import pandas as pd
 from dpsynth.tabular.columns import Source, canonical_key
 from dpsynth.tabular.schema import Schema, parse_schema
 
-__all__ = ["MIN_CATEGORY_COUNT", "datetime_grid_bounds", "draft_schema", "grid_bounds"]
+__all__ = ["ATOM_SHARE", "MIN_CATEGORY_COUNT", "datetime_grid_bounds", "draft_schema", "grid_bounds"]
 
 #: A category seen fewer times than this in the data is never copied into a drafted schema.
 MIN_CATEGORY_COUNT = 10
+#: A number holding at least this share of a binned column's rows is drafted as an atom.
+ATOM_SHARE = 0.05
+#: Null spellings the drafter recognises in text (the schema's default ``missing_values``).
+_NULL_TOKENS = ("NA", "N/A", "NaN", "nan", "null", "NULL", "None")
+#: Datetime formats the drafter tries, in order; the first that writes back >= 99% of a sample wins.
+_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
+            "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d",
+            "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y", "%b %d %Y", "%d %b %Y",
+            "%B %d, %Y")
 
 _ID_NAME = re.compile(
     r"(^|[_\W])(id|uuid|guid|ssn|e-?mail|phone|tel|name|surname|address|record|mrn)([_\W]|$)", re.IGNORECASE
@@ -209,18 +218,73 @@ def _categorical(base: dict[str, Any], keys: pd.Series, *, as_text: bool) -> tup
     return {**base, "kind": "categorical", "categories": cats, "other": rare > 0}, notes
 
 
-def _draft_datetime(base: dict[str, Any], dt: pd.Series) -> dict[str, Any]:
+def _draft_datetime(base: dict[str, Any], dt: pd.Series, text: pd.Series | None = None) -> dict[str, Any]:
     lo, hi = datetime_grid_bounds(dt.min(), dt.max())
-    return {**base, "kind": "datetime", "bounds": [lo.isoformat(), hi.isoformat()], "granularity": _granularity(dt)}
+    spec = {**base, "kind": "datetime", "bounds": [lo.isoformat(), hi.isoformat()], "granularity": _granularity(dt)}
+    fmt = _datetime_format(text) if text is not None else None
+    return _mark(spec, format=fmt) if fmt else spec
 
 
-def _draft_numeric(base: dict[str, Any], vals: pd.Series) -> dict[str, Any]:
+def _datetime_format(text: pd.Series) -> str | None:
+    """The first of :data:`_FORMATS` that parses and writes back >= 99% of a sample unchanged."""
+    sample = text.drop_duplicates().head(500).str.strip()
+    for fmt in _FORMATS:
+        parsed = pd.to_datetime(sample, format=fmt, errors="coerce")
+        if _fraction(parsed.notna()) >= 0.99 and _fraction(parsed.dt.strftime(fmt) == sample) >= 0.99:
+            return fmt
+    return None
+
+
+def _mark(spec: dict[str, Any], **facts: Any) -> dict[str, Any]:
+    """``spec`` with ``facts`` added, each marked ``private_inferred`` in ``sources``."""
+    inferred = Source.private_inferred.value
+    return {**spec, **facts, "sources": {**spec.get("sources", {}), **dict.fromkeys(facts, inferred)}}
+
+
+def _decimals(text: pd.Series | None, vals: pd.Series) -> int:
+    """Digits after the point in the source (its 99.9th percentile, at most 12)."""
+    if text is not None:
+        digits = text.str.extract(r"\.(\d+)", expand=False).str.len().fillna(0)
+    else:
+        digits = vals.map(lambda v: len(np.format_float_positional(v, trim="-").partition(".")[2]))
+    return int(min(12, np.quantile(digits.to_numpy(dtype=float), 0.999))) if len(digits) else 0
+
+
+def _step(vals: pd.Series, lo: float, places: int) -> float | None:
+    """The common step of all values from ``lo`` when coarser than their precision, else None."""
+    scaled = np.round((vals.to_numpy(dtype=float) - lo) * 10.0**places)
+    if len(np.unique(scaled)) < 3 or np.abs(scaled).max() > 2**52:
+        return None
+    g = int(np.gcd.reduce(np.abs(scaled).astype(np.int64)))
+    return g / 10**places if g > 1 else None
+
+
+def _atoms(vals: pd.Series) -> list[int | float]:
+    """Point masses: values holding at least :data:`ATOM_SHARE` of the rows, ten times the
+    median value's share, and :data:`MIN_CATEGORY_COUNT` rows (a stepped column whose values
+    are all common, like wind directions, has none)."""
+    counts = vals.value_counts()
+    big = counts[(counts >= MIN_CATEGORY_COUNT) & (counts >= ATOM_SHARE * len(vals))
+                 & (counts >= 10 * counts.median())]
+    return sorted(int(v) if float(v).is_integer() else float(v) for v in big.index)[:16]
+
+
+def _draft_numeric(base: dict[str, Any], vals: pd.Series, text: pd.Series | None) -> dict[str, Any]:
     lo, hi = grid_bounds(float(vals.min()), float(vals.max()))
     is_int = bool(np.all(np.isclose(vals, np.round(vals))))
     spec: dict[str, Any] = {**base, "kind": "numeric", "dtype": "int" if is_int else "float", "bounds": [lo, hi]}
-    if not (is_int and hi - lo + 1 <= 64):
-        spec["bins"] = 32
-    return spec
+    if is_int and hi - lo + 1 <= 64:
+        return spec
+    spec["bins"] = 32
+    places = 0 if is_int else _decimals(text, vals)
+    step = _step(vals, lo, places)
+    facts: dict[str, Any] = {} if is_int else {"decimals": places}
+    if step is not None and step <= hi - lo:
+        facts["step"] = int(step) if float(step).is_integer() else step
+    atoms = _atoms(vals)
+    if atoms:
+        facts["atoms"] = atoms
+    return _mark(spec, **facts) if facts else spec
 
 
 def _identifier(base: dict[str, Any], why: str) -> tuple[dict[str, Any], list[str]]:
@@ -244,7 +308,7 @@ def _draft_column(base: dict[str, Any], s: pd.Series) -> tuple[dict[str, Any], l
     if len(keys) and textual and _pattern_identifier(keys):
         return _identifier(base, "looks like e-mail, phone or SSN values (a direct identifier)")
     if len(keys) and _boolean(keys):
-        note = f"{name}: drafted boolean from a two-valued spelling; synthetic output is written true/false"
+        note = f"{name}: drafted boolean from a two-valued spelling; synthetic output uses the same spelling"
         return {**base, "kind": "boolean"}, [note]
     cal = _calendar(name, keys) if len(keys) else None
     if cal is not None:
@@ -254,7 +318,7 @@ def _draft_column(base: dict[str, Any], s: pd.Series) -> tuple[dict[str, Any], l
             f"{name}: {kind} values drafted as an ordinal column in calendar order"]
     dates = _parse_dates(keys) if len(keys) and textual else None
     if dates is not None and len(dates):
-        return _draft_datetime(base, dates), [dt_note]
+        return _draft_datetime(base, dates, nonnull.astype(str)), [dt_note]
     distinct = keys.nunique() / max(len(keys), 1)
     if _ID_NAME.search(name) and distinct > 0.5:
         return _identifier(base, "has an identifier-like name and mostly distinct values")
@@ -272,13 +336,43 @@ def _draft_column(base: dict[str, Any], s: pd.Series) -> tuple[dict[str, Any], l
         if unit:
             notes.append(f"{name}: values carry a unit, currency sign or thousands separator; synthetic output "
                          "is plain numbers")
-        return _draft_numeric(base, vals), notes
+        return _draft_numeric(base, vals, keys if textual and not unit else None), notes
     if distinct > 0.9 and len(keys) >= 20:
         return _identifier(base, "has nearly unique values")
     spec, notes = _categorical(base, keys, as_text=bool(code) or num is None)
     if code and spec["kind"] == "categorical":
         notes.append(f"{name}: codes kept as text (leading zeros or postal-code shape)")
     return spec, notes
+
+
+def _draft_spelled(base: dict[str, Any], s: pd.Series) -> tuple[dict[str, Any], list[str]]:
+    """One column's draft with the source's spellings: its null token and boolean labels."""
+    token = None
+    if pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s):
+        stripped = s.astype("string").str.strip()
+        found = stripped[stripped.isin(_NULL_TOKENS).fillna(False)]
+        if len(found):
+            token = str(found.value_counts().index[0])
+            s = s.mask(stripped.isin(_NULL_TOKENS).fillna(False))
+    spec, notes = _draft_column(base, s)
+    if token is not None and spec["kind"] != "identifier":
+        spec = _mark(spec, null_token=token)
+    labels = _boolean_labels(s.dropna()) if spec["kind"] == "boolean" else None
+    if labels is not None:
+        spec = _mark(spec, true_label=labels[0], false_label=labels[1])
+    return spec, notes
+
+
+def _boolean_labels(s: pd.Series) -> tuple[str, str] | None:
+    """The most common spelling of true and of false in text, or None (typed booleans)."""
+    if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
+        return None
+    text = s.astype(str).str.strip()
+    low = text.str.lower()
+    yes, no = text[low.isin(_TRUE)], text[low.isin(_FALSE)]
+    if not len(yes) or not len(no):
+        return None
+    return str(yes.value_counts().index[0]), str(no.value_counts().index[0])
 
 
 def draft_schema(df: pd.DataFrame, *, name: str | None = None) -> tuple[Schema, list[str]]:
@@ -302,6 +396,11 @@ def draft_schema(df: pd.DataFrame, *, name: str | None = None) -> tuple[Schema, 
     :data:`MIN_CATEGORY_COUNT` times are not copied either; the column gets an ``other``
     bucket instead (calendar columns list the whole public calendar).
 
+    The source's spellings are drafted too, each fact marked ``private_inferred`` in the
+    column's ``sources``: boolean ``true_label``/``false_label``, a ``null_token`` (NA, null,
+    ...), the datetime ``format``, a float's ``decimals``, a common ``step`` of the values and
+    ``atoms`` (values holding at least :data:`ATOM_SHARE` of the rows of a binned column).
+
     Returns:
         The schema and a list of human-readable notes (no data values in them).
     """
@@ -309,7 +408,7 @@ def draft_schema(df: pd.DataFrame, *, name: str | None = None) -> tuple[Schema, 
     cols: list[dict[str, Any]] = []
     inferred = Source.private_inferred.value
     for col in df.columns:
-        spec, col_notes = _draft_column({"name": str(col), "nullable": True, "source": inferred}, df[col])
+        spec, col_notes = _draft_spelled({"name": str(col), "nullable": True, "source": inferred}, df[col])
         cols.append(spec)
         notes.extend(col_notes)
     schema = parse_schema({"name": name, "columns": cols}, "draft")
