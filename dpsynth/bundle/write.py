@@ -255,7 +255,7 @@ def _write_bundle(tmp: Path, synth: Synthesizer, synthetic: pd.DataFrame, manife
 
 def release(
     data: DataSource,
-    schema: Schema | str | Path,
+    schema: Schema | str | Path | None,
     *,
     mechanism: str = "aim",
     options: object | None = None,
@@ -276,12 +276,14 @@ def release(
     target: str | None = None,
     progress: Progress | None = None,
     sign: str | Path | None = None,
+    discover_schema_epsilon: float | None = None,
 ) -> ReleaseResult:
     """Fit a synthesizer, spending the budget once, and write a release bundle atomically.
 
     Args:
         data: The confidential input: a DataFrame or a CSV/Parquet path (never modified).
-        schema: The public schema (or a path to it).
+        schema: The public schema (or a path to it); with ``discover_schema_epsilon``, a
+            partial schema or ``None``.
         mechanism: A registered mechanism (:func:`dpsynth.mechanisms.registry.names`):
             ``schema_only``, ``independent``, ``mst``, ``aim``, ``dpvae``, ``dpgan``, or one
             registered later.
@@ -308,6 +310,9 @@ def release(
         sign: An Ed25519 private key file (``dpsynth keygen``): the complete bundle is signed
             (``signature.json``, over ``manifest.json`` and ``SHA256SUMS``) before it is
             published. The key is read before any budget is spent.
+        discover_schema_epsilon: Discover the schema (or the columns a partial one leaves
+            out) under DP first, spending this much of ``epsilon`` (docs/discovery.md); the
+            manifest's epsilon then covers schema and model.
 
     Returns:
         A :class:`ReleaseResult`.
@@ -322,8 +327,12 @@ def release(
     report_dir = None if internal_report is None else Path(internal_report)
     _check_args(out_dir, overwrite, rows, report_dir)
     registry.resolve_config(registry.get(mechanism), options)  # unknown name or wrong options: before any spend
-    sch = _resolve_schema(schema)
-    _preflight_writers(sch)
+    sch = None if schema is None else _resolve_schema(schema)
+    if sch is not None and discover_schema_epsilon is None:
+        _preflight_writers(sch)
+    elif sch is None and discover_schema_epsilon is None:
+        raise ConfigError("give a schema, or discover one under DP (discover_schema_epsilon / "
+                          "--discover-schema-epsilon)")
     signing_key = None if sign is None else signing.load_private_key(sign)  # a bad key fails before spending
     _sweep_stale_partials(out_dir)
 
@@ -332,7 +341,10 @@ def release(
                 delta=delta, rho=rho, seed=seed, engine=engine,
                 allow_private_schema=allow_private_schema, ledger_path=ledger_path,
                 lifetime_epsilon=lifetime_epsilon, lifetime_rho=lifetime_rho,
-                ledger_label=f"release -> {out_dir}")
+                ledger_label=f"release -> {out_dir}", discover_schema_epsilon=discover_schema_epsilon)
+    sch = synth.schema
+    if discover_schema_epsilon is not None:
+        _preflight_writers(sch)
     choice = RowsChoice(count=synth.estimated_rows if rows is None else int(rows),
                         source="dp_estimate" if rows is None else "user",
                         dp_estimate=int(synth.estimated_rows))
@@ -340,7 +352,8 @@ def release(
     synthetic = synth.sample(choice.count, seed=seed)
 
     manifest = build_manifest(synth, rows=choice, seed=seed, allow_private_schema=allow_private_schema,
-                              requested={"epsilon": epsilon, "delta": delta, "rho": rho}, outputs=[])
+                              requested={"epsilon": epsilon, "delta": delta, "rho": rho,
+                                         "discover_schema_epsilon": discover_schema_epsilon}, outputs=[])
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         sums = _write_bundle(tmp, synth, synthetic, manifest, step)
         signed_by = None if signing_key is None else signing.sign_bundle(tmp, signing_key)

@@ -28,6 +28,7 @@ CONFIG_KEYS: dict[str, type] = {
     "rows": int, "seed": int, "engine": str, "allow_private_schema": bool, "out": str,
     "overwrite": bool, "internal_report": str, "holdout": str, "target": str, "ledger": str,
     "lifetime_epsilon": float, "lifetime_rho": float, "sep": str, "sign": str,
+    "discover_schema_epsilon": float,
 }
 _PATH_KEYS = ("data", "schema", "out", "internal_report", "holdout", "ledger", "sign")
 
@@ -127,6 +128,9 @@ def register(app: typer.Typer) -> None:
         sep: str | None = typer.Option(None, "--sep", help=SEP_HELP),
         sign: Path | None = typer.Option(
             None, "--sign", help="Ed25519 private key (dpsynth keygen): sign the bundle (signature.json)."),
+        discover_schema_epsilon: float | None = typer.Option(
+            None, "--discover-schema-epsilon",
+            help="Discover the schema (or what --schema leaves out) under DP, spending this much of --epsilon."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     ) -> None:
         """Fit, sample and write a release bundle a data-sharing agreement can attach."""
@@ -140,10 +144,11 @@ def register(app: typer.Typer) -> None:
                  "allow_private_schema": allow_private_schema, "out": out, "overwrite": overwrite,
                  "internal_report": internal_report, "holdout": holdout, "target": target,
                  "ledger": ledger, "lifetime_epsilon": lifetime_epsilon, "lifetime_rho": lifetime_rho,
-                 "sep": sep, "sign": sign}
+                 "sep": sep, "sign": sign, "discover_schema_epsilon": discover_schema_epsilon}
         opts = load_release_config(config) if config is not None else {}
         opts.update({k: v for k, v in given.items() if v is not None})
-        for need in ("data", "schema", "out"):
+        discover = opts.get("discover_schema_epsilon")
+        for need in ("data", "out") if discover is not None else ("data", "schema", "out"):
             if opts.get(need) is None:
                 raise ConfigError(f"release needs {need} (as an argument/flag or in --config)")
         mech: Any = opts.get("mechanism") or "aim"
@@ -151,13 +156,19 @@ def register(app: typer.Typer) -> None:
             raise ConfigError("release needs a budget: --epsilon (with --delta) or --rho")
         delta_value = 1e-9 if opts.get("delta") is None else opts["delta"]  # 0 is refused, not replaced
         check_budget_flags(opts.get("epsilon"), delta_value, opts.get("rho"))
-        sch = load_schema(Path(str(opts["schema"])))
+        sch = load_schema(Path(str(opts["schema"]))) if opts.get("schema") is not None else None
         check_output(Path(str(opts["out"])), overwrite=bool(opts.get("overwrite")))
-        source = load_input(Path(str(opts["data"])), sch, sep=opts.get("sep"),
-                            engine=opts.get("engine") or "numpy", mechanism=mech)
+        if discover is not None:  # the raw text, read with the partial schema's null tokens
+            from dpsynth.schema_discovery import DEFAULT_MISSING
+
+            source = read_frame(Path(str(opts["data"])), None, sep=opts.get("sep"),
+                                na_values=list(sch.missing_values) if sch is not None else list(DEFAULT_MISSING))
+        else:
+            source = load_input(Path(str(opts["data"])), sch, sep=opts.get("sep"),
+                                engine=opts.get("engine") or "numpy", mechanism=mech)
         hold = opts.get("holdout")
         if hold is not None:
-            hold = read_frame(Path(str(hold)), sch, sep=opts.get("sep"))
+            hold = read_frame(Path(str(hold)), sch, sep=opts.get("sep"))  # None: read as text
         with _progress(sys.stderr.isatty()) as step:
             result = release(
                 source, sch, mechanism=mech,
@@ -168,6 +179,7 @@ def register(app: typer.Typer) -> None:
                 lifetime_epsilon=opts.get("lifetime_epsilon"), lifetime_rho=opts.get("lifetime_rho"),
                 overwrite=bool(opts.get("overwrite")), internal_report=opts.get("internal_report"),
                 holdout=hold, target=opts.get("target"), progress=step, sign=opts.get("sign"),
+                discover_schema_epsilon=discover,
             )
         warn_if_tiny(result.estimated_rows, result.mechanism)
         human = (f"release {result.release_id}: {result.rows:,} rows, epsilon={result.epsilon:.6g}, "
