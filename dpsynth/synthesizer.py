@@ -167,13 +167,14 @@ class Synthesizer:
             if conditions:
                 raise ConfigError("give conditions or rebalance, not both")
             codes = self._rebalanced_codes(n, rng, rebalance, independent)
-            frame = decode(codes, self.schema, rng)
+            frame, windows = decode(codes, self.schema, rng), None
         else:
             resolved = self._resolve(conditions)
             codes = self._codes(n, rng, resolved.evidence or None, independent)
             frame = enforce_windows(decode(codes, self.schema, rng), codes, resolved, self.schema,
                                     lambda block: decode(block, self.schema, rng), rng)
-        return apply_constraints(frame, codes, self.schema, rng)
+            windows = resolved.windows
+        return apply_constraints(frame, codes, self.schema, rng, windows=windows)
 
     def save(self, directory: str | Path, *, overwrite: bool = False) -> Path:
         """Save atomically as JSON + npz (no pickle)."""

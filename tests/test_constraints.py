@@ -279,3 +279,29 @@ def test_input_with_derived_columns_is_accepted() -> None:
                        "year": t.year, "month": t.month, "day": t.day, "hour": t.hour})
     table = encode(df, s)
     assert table.columns == tuple(c.name for c in s.modelled)  # derived columns are not modelled
+
+
+class _AtMost:
+    """A window ``x <= hi`` in the shape :mod:`dpsynth.conditions` resolves ranges to."""
+
+    def __init__(self, hi: float) -> None:
+        self.hi = hi
+
+    def holds(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x <= self.hi)
+
+
+def test_windows_are_kept_by_every_stage_including_the_clamp() -> None:
+    cols = [num("lo", (0, 10), bins=2), num("hi", (0, 10), bins=2)]  # cells [0,5) and [5,10]
+    s = schema_with({"inequality": "hi >= lo"}, columns=cols)
+    n = 2000
+    codes = np.ones((n, 2), dtype=np.int64)  # both in [5, 10]
+    frame = pd.DataFrame({"lo": np.full(n, 9.0), "hi": np.full(n, 5.0)})  # hi is at its window's edge
+    out = apply_constraints(frame, codes, s, np.random.default_rng(0), windows={"hi": [_AtMost(5.0)]})
+    assert (out["hi"] <= 5.0).all() and (out["hi"] >= out["lo"]).all()
+    assert (out["lo"] == 5.0).all()  # only lowering lo to hi's value keeps hi in its window
+    strict = schema_with({"inequality": "hi > lo"}, columns=[num("lo", (0, 10), dtype="int", bins=2),
+                                                             num("hi", (0, 10), dtype="int", bins=2)])
+    frame = pd.DataFrame({"lo": np.full(n, 9), "hi": np.full(n, 5)})
+    out = apply_constraints(frame, codes, strict, np.random.default_rng(0), windows={"hi": [_AtMost(5.0)]})
+    assert (out["hi"] == 5).all() and (out["lo"] == 4).all()  # the greatest integer below 5

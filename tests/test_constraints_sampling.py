@@ -95,3 +95,14 @@ def test_zero_violations_on_a_hundred_thousand_rows(fitted: tuple[str, api.Synth
 def test_same_seed_same_rows(fitted: tuple[str, api.Synthesizer]) -> None:
     _, synth = fitted
     pd.testing.assert_frame_equal(synth.sample(2000, seed=3), synth.sample(2000, seed=3))
+
+
+def test_range_conditions_and_inequalities_hold_together(fitted: tuple[str, api.Synthesizer]) -> None:
+    """The repair never moves a conditioned value out of its range, even when the ranges cut
+    the cells so that raising the gust to the speed would leave the gust's range."""
+    _, synth = fitted
+    frame = synth.sample(20_000, seed=5, conditions=["wind_speed>=21", "wind_gust<=24"])
+    assert int((frame["wind_speed"] < 21).sum()) == 0
+    assert int((frame["wind_gust"] > 24).sum()) == 0
+    assert frame["wind_gust"].notna().all()
+    assert int((frame["wind_gust"] < frame["wind_speed"]).sum()) == 0

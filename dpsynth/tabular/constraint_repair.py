@@ -21,8 +21,8 @@ left alone). Finally the derived columns are computed from their source column.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -44,27 +44,45 @@ _PANDAS_PART = {"weekday": "day_of_week", "dayofyear": "day_of_year"}
 _TRIES = 40
 
 
+class Interval(Protocol):
+    """Part of a range condition's window on a column's value axis (numbers, or datetimes in
+    granularity units since the epoch), as :mod:`dpsynth.conditions` resolves it."""
+
+    def holds(self, x: FloatArray) -> BoolArray:
+        """Which values lie in the interval."""
+        ...
+
+
+#: ``{column: intervals}``: decoded values of the column must lie in one of the intervals.
+Windows = Mapping[str, Sequence[Interval]]
+
+
 def apply_constraints(frame: pd.DataFrame, codes: npt.NDArray[np.int64], schema: Schema,
-                      rng: np.random.Generator, *, redraws: int = 8) -> pd.DataFrame:
+                      rng: np.random.Generator, *, windows: Windows | None = None,
+                      redraws: int = 8) -> pd.DataFrame:
     """Make decoded rows honour the schema's inequalities, then add its derived columns.
 
     Derived columns are placed right after their source column. A schema without
-    inequalities or derived columns leaves ``frame`` and ``rng`` untouched.
+    inequalities or derived columns leaves ``frame`` and ``rng`` untouched. Values that stages
+    1 and 2 write also satisfy ``windows`` (range conditions of the sample, which ``frame``
+    already satisfies); a value set by the last-resort clamp may leave its window.
 
     Args:
         frame: The decoded frame (modified in place and returned).
         codes: The codes it was decoded from, ``(rows, modelled columns)``.
         schema: The public schema.
         rng: Post-processing randomness (the user's seed).
+        windows: Range conditions the repaired values must keep satisfying.
         redraws: How many times violating rows are decoded again before drawing on the overlap.
     """
     ineqs = inequalities(schema)
     if ineqs:
-        _redraw(frame, codes, schema, ineqs, rng, redraws)
+        ok = _Accept(schema, ineqs, windows or {})
+        _redraw(frame, codes, schema, ok, rng, redraws)
         pos = {c.name: j for j, c in enumerate(schema.modelled)}
         for q in ineqs:
-            _draw_on_overlap(frame, codes, schema, q, pos, rng)
-        _clamp(frame, schema, ineqs)
+            _draw_on_overlap(frame, codes, schema, q, pos, rng, ok)
+        _clamp(frame, schema, ok)
     for d in derivations(schema):
         _derive(frame, d, schema.column(d.source).nullable)
     return frame
@@ -77,25 +95,63 @@ def _any_violated(frame: pd.DataFrame, ineqs: Sequence[Inequality]) -> BoolArray
     return bad
 
 
+class _Accept:
+    """Whether candidate rows satisfy every inequality and every window."""
+
+    def __init__(self, schema: Schema, ineqs: Sequence[Inequality], windows: Windows) -> None:
+        self.ineqs, self.windows = ineqs, windows
+        self.columns = {n: schema.column(n) for n in windows}
+
+    def __call__(self, frame: pd.DataFrame) -> BoolArray:
+        return np.asarray(~_any_violated(frame, self.ineqs) & self.inside(frame))
+
+    def inside(self, frame: pd.DataFrame) -> BoolArray:
+        """Rows whose values lie in their windows (a null lies in any window)."""
+        good = np.ones(len(frame), dtype=bool)
+        for name, win in self.windows.items():
+            x = _axis(frame[name], self.columns[name])
+            inside = np.zeros(len(x), dtype=bool)
+            for iv in win:
+                inside |= iv.holds(x)
+            good &= inside | np.isnan(x)
+        return good
+
+
+def _axis(values: pd.Series, col: Any) -> FloatArray:
+    """Values on the column's value axis: numbers, or datetimes in granularity units (NaN for nulls)."""
+    if not isinstance(col, DatetimeColumn):
+        return np.asarray(pd.to_numeric(values, errors="coerce"), dtype=np.float64)
+    ts = pd.Series(values)
+    if getattr(ts.dt, "tz", None) is not None:
+        ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+    units = ts.to_numpy(dtype="datetime64[ns]").astype(f"datetime64[{GRANULARITY_UNITS[col.granularity]}]")
+    return np.where(ts.isna().to_numpy(), np.nan, units.astype(np.int64).astype(np.float64))
+
+
 def _set(frame: pd.DataFrame, column: str, rows: npt.NDArray[np.intp], values: Any) -> None:
     ser = frame[column].copy()
     ser.iloc[rows] = values
     frame[column] = ser
 
 
-def _redraw(frame: pd.DataFrame, codes: npt.NDArray[np.int64], schema: Schema, ineqs: Sequence[Inequality],
+def _redraw(frame: pd.DataFrame, codes: npt.NDArray[np.int64], schema: Schema, ok: _Accept,
             rng: np.random.Generator, redraws: int) -> None:
+    """Decode violating rows again; a row takes the fresh values only where they are acceptable."""
     from dpsynth.tabular.decoding import decode  # decoding imports the schema, which imports constraints
 
-    columns = sorted({c for q in ineqs for c in (q.greater, q.lesser)})
-    bad = np.flatnonzero(_any_violated(frame, ineqs))
+    columns = sorted({c for q in ok.ineqs for c in (q.greater, q.lesser)})
+    bad = np.flatnonzero(_any_violated(frame, ok.ineqs))
     for _ in range(redraws):
         if not bad.size:
             return
         fresh = decode(codes[bad], schema, rng)
+        candidate = frame.iloc[bad].copy()
         for c in columns:
-            _set(frame, c, bad, fresh[c].array)
-        bad = bad[_any_violated(frame.iloc[bad], ineqs)]
+            candidate[c] = fresh[c].array
+        good = ok(candidate)
+        for c in columns:
+            _set(frame, c, bad[good], candidate[c].array[good])
+        bad = bad[~good]
 
 
 def _cells(col: NumericColumn | DatetimeColumn,
@@ -132,7 +188,7 @@ def _draw(lo: FloatArray, hi: FloatArray, closed: BoolArray, grid: tuple[float, 
 
 
 def _draw_on_overlap(frame: pd.DataFrame, codes: npt.NDArray[np.int64], schema: Schema, q: Inequality,
-                     pos: dict[str, int], rng: np.random.Generator) -> None:
+                     pos: dict[str, int], rng: np.random.Generator, ok: _Accept) -> None:
     g, lo = schema.column(q.greater), schema.column(q.lesser)
     if isinstance(g, DatetimeColumn) and g.granularity != lo.granularity:
         return  # units differ: left to the clamp
@@ -141,21 +197,29 @@ def _draw_on_overlap(frame: pd.DataFrame, codes: npt.NDArray[np.int64], schema: 
         return
     g_lo, g_hi, g_cl, g_grid = _cells(g, codes[rows, pos[g.name]])
     l_lo, l_hi, l_cl, l_grid = _cells(lo, codes[rows, pos[lo.name]])
-    y_hi = np.minimum(l_hi, g_hi)  # the box holding every feasible pair
-    y_cl = np.where(l_hi < g_hi, l_cl, np.where(l_hi > g_hi, g_cl, l_cl & g_cl))
-    x_lo = np.maximum(g_lo, l_lo)
-    todo = np.arange(len(rows))
-    x_out, y_out = np.empty(len(rows)), np.empty(len(rows))
-    done = np.zeros(len(rows), dtype=bool)
-    for _ in range(_TRIES):
+    x_now, y_now = _axis(frame[g.name].iloc[rows], g), _axis(frame[lo.name].iloc[rows], lo)
+    # three proposals, in turn: both values on the box holding every feasible pair of the two
+    # cells; the lesser value below the current greater one; the greater above the lesser one
+    x_ranges = [(np.maximum(g_lo, l_lo), g_hi, g_cl), None, (np.maximum(g_lo, y_now), g_hi, g_cl)]
+    y_ranges = [(l_lo, np.minimum(l_hi, g_hi), np.where(l_hi < g_hi, l_cl, np.where(l_hi > g_hi, g_cl, l_cl & g_cl))),
+                (l_lo, np.minimum(l_hi, x_now), np.where(x_now < l_hi, True, l_cl)), None]
+    todo, done = np.arange(len(rows)), np.zeros(len(rows), dtype=bool)
+    x_out, y_out = x_now.copy(), y_now.copy()
+    for attempt in range(_TRIES):
         if not todo.size:
             break
-        x, x_ok = _draw(x_lo[todo], g_hi[todo], g_cl[todo], g_grid, rng)
-        y, y_ok = _draw(l_lo[todo], y_hi[todo], y_cl[todo], l_grid, rng)
-        hit = x_ok & y_ok & ((x > y) if q.strict else (x >= y))
+        xr, yr = x_ranges[attempt % 3], y_ranges[attempt % 3]
+        x, x_ok = _draw(xr[0][todo], xr[1][todo], xr[2][todo], g_grid, rng) if xr else (x_now[todo], True)
+        y, y_ok = _draw(yr[0][todo], yr[1][todo], yr[2][todo], l_grid, rng) if yr else (y_now[todo], True)
+        hit = np.asarray(x_ok & y_ok & ((x > y) if q.strict else (x >= y)))
+        if ok.windows and hit.any():
+            candidate = frame.iloc[rows[todo[hit]]].copy()
+            candidate[g.name] = _values(g, x[hit], frame[g.name])
+            candidate[lo.name] = _values(lo, y[hit], frame[lo.name])
+            hit[np.flatnonzero(hit)[~ok(candidate)]] = False
         x_out[todo[hit]], y_out[todo[hit]] = x[hit], y[hit]
         done[todo[hit]] = True
-        todo = todo[x_ok & y_ok & ~hit]
+        todo = todo[~hit]
     if done.any():
         _set(frame, g.name, rows[done], _values(g, x_out[done], frame[g.name]))
         _set(frame, lo.name, rows[done], _values(lo, y_out[done], frame[lo.name]))
@@ -174,39 +238,57 @@ def _values(col: NumericColumn | DatetimeColumn, v: FloatArray, like: pd.Series)
     return (out.dt.tz_localize("UTC").dt.tz_convert(tz) if tz is not None else out).array
 
 
-def _clamp(frame: pd.DataFrame, schema: Schema, ineqs: Sequence[Inequality]) -> None:
+def _clamp(frame: pd.DataFrame, schema: Schema, ok: _Accept) -> None:
+    """Set the greater value to the lesser one; where that leaves a window and lowering the
+    lesser value to the greater one does not, do that instead."""
     clamped = 0
-    for _ in range(len(ineqs) + 1):  # enough passes for a chain (inequalities have no cycle)
+    for _ in range(len(ok.ineqs) + 1):  # enough passes for a chain (inequalities have no cycle)
         changed = False
-        for q in ineqs:
+        for q in ok.ineqs:
             rows = np.flatnonzero(q.violated(frame))
-            if rows.size:
-                _set(frame, q.greater, rows, _at_least(frame[q.lesser].iloc[rows], schema.column(q.greater), q.strict))
-                clamped += int(rows.size)
-                changed = True
+            if not rows.size:
+                continue
+            g, lo = schema.column(q.greater), schema.column(q.lesser)
+            up = _bound(frame[q.lesser].iloc[rows], g, q.strict, up=True)
+            down = _bound(frame[q.greater].iloc[rows], lo, q.strict, up=False)
+            lower = np.zeros(len(rows), dtype=bool)
+            if ok.windows:
+                raised, lowered = frame.iloc[rows].copy(), frame.iloc[rows].copy()
+                raised[q.greater], lowered[q.lesser] = up, down
+                lower = ~ok.inside(raised) & ok.inside(lowered)
+            _set(frame, q.greater, rows[~lower], up[~lower])
+            _set(frame, q.lesser, rows[lower], down[lower])
+            clamped += int(rows.size)
+            changed = True
         if not changed:
             break
     if clamped:
         log.debug("inequality repair set %d value(s) to their partner's", clamped)
-    left = int(_any_violated(frame, ineqs).sum())
+    left = int(_any_violated(frame, ok.ineqs).sum())
     if left:  # pragma: no cover - impossible without a cycle, which validation refuses
         log.warning("%d synthetic row(s) still violate an inequality of the schema", left)
 
 
-def _at_least(lesser: pd.Series, col: NumericColumn | DatetimeColumn, strict: bool) -> Any:
-    """The least value of ``col``'s kind that is ``>=`` (``>`` when ``strict``) each value."""
+def _bound(partner: pd.Series, col: NumericColumn | DatetimeColumn, strict: bool, *, up: bool) -> Any:
+    """The least value of ``col``'s kind ``>=`` each partner value (``>`` when ``strict``), or
+    with ``up=False`` the greatest ``<=`` (``<``) it."""
     if isinstance(col, NumericColumn):
-        y = lesser.to_numpy(dtype=np.float64)
+        y = partner.to_numpy(dtype=np.float64)
         if col.dtype == "int":
-            return (np.floor(y) + 1 if strict else np.ceil(y)).astype(np.int64)
-        return np.nextafter(y, np.inf) if strict else y
-    tz = getattr(lesser.dt, "tz", None)
-    naive = lesser.dt.tz_convert("UTC").dt.tz_localize(None) if tz is not None else lesser
+            if up:
+                return (np.floor(y) + 1 if strict else np.ceil(y)).astype(np.int64)
+            return (np.ceil(y) - 1 if strict else np.floor(y)).astype(np.int64)
+        return np.nextafter(y, np.inf if up else -np.inf) if strict else y
+    tz = getattr(partner.dt, "tz", None)
+    naive = partner.dt.tz_convert("UTC").dt.tz_localize(None) if tz is not None else partner
     exact = naive.to_numpy(dtype="datetime64[ns]")
-    unit = GRANULARITY_UNITS[col.granularity]
-    floor = exact.astype(f"datetime64[{unit}]")
-    up = floor + 1 if strict else np.where(floor.astype("datetime64[ns]") < exact, floor + 1, floor)
-    out = pd.Series(up.astype("datetime64[ns]"), index=lesser.index)
+    floor = exact.astype(f"datetime64[{GRANULARITY_UNITS[col.granularity]}]")
+    on_unit = floor.astype("datetime64[ns]") == exact
+    if up:
+        units = floor + 1 if strict else np.where(on_unit, floor, floor + 1)
+    else:
+        units = np.where(on_unit, floor - 1, floor) if strict else floor
+    out = pd.Series(units.astype("datetime64[ns]"))
     return (out.dt.tz_localize("UTC").dt.tz_convert(tz) if tz is not None else out).array
 
 
