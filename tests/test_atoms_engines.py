@@ -27,7 +27,8 @@ SCHEMA = parse_schema({"columns": [
     {"name": "visib", "kind": "numeric", "bounds": [0, 10], "bins": 5, "atoms": [0.25, 10], "decimals": 2},
     {"name": "sentinel", "kind": "numeric", "dtype": "int", "bounds": [0, 10], "atoms": [-999, 99],
      "nullable": True, "null_token": "missing"},
-    {"name": "wind", "kind": "numeric", "dtype": "int", "bounds": [0, 400], "bins": 8, "step": 10, "atoms": [0, 400]},
+    {"name": "wind", "kind": "numeric", "dtype": "int", "bounds": [0, 400], "bins": 8, "step": 10,
+     "atoms": [-999, 0, 400]},
     {"name": "flag", "kind": "boolean", "true_label": "YES", "false_label": "NO", "nullable": True},
     {"name": "pet", "kind": "boolean", "true_label": "Sí", "false_label": "Nein"},
 ]})
@@ -67,7 +68,7 @@ def _same(got: list[np.ndarray], want: list[np.ndarray]) -> None:
 
 def test_the_reference_codes_of_atoms_labels_and_tokens() -> None:
     frame = pd.DataFrame({"precip": ["0", "0.0", "0.01", None], "visib": ["10", "10.5", "0.25", "0.26"],
-                          "sentinel": ["-999", "-999.4", "missing", "3"], "wind": ["0", "0.4", "400", "401"],
+                          "sentinel": ["-999", "-999.4", "missing", "3"], "wind": ["0", "-999", "400", "-5"],
                           "flag": ["YES", "NO", None, "yes"], "pet": ["Sí", "Nein", "Si", "nein"]})
     codes = encode(frame, SCHEMA).codes
     precip, visib, sentinel, wind = (SCHEMA.column(n) for n in NAMES[:4])
@@ -76,7 +77,7 @@ def test_the_reference_codes_of_atoms_labels_and_tokens() -> None:
     assert codes[:, 1].tolist() == [6, 6, 5, 0]  # 10.5 is clamped onto the cap atom
     # -999.4 rounds to the sentinel; the null token is null; 3 is its own integer cell
     assert codes[:, 2].tolist() == [11, 11, 13, 3]
-    assert codes[:, 3].tolist() == [8, 8, 9, 9]
+    assert codes[:, 3].tolist() == [9, 8, 10, 9]  # the sentinel keeps its own cell, -5 clamps onto 0
     assert codes[:, 4].tolist() == [1, 0, 2, 1]
     assert codes[:, 5].tolist() == [1, 0, 0, 0]  # "Si" is no spelling of true: the fallback code 0
     assert wind.labels()[-2:] == ["0", "400"] and sentinel.labels()[-3:] == ["-999", "99", "(null)"]

@@ -121,8 +121,10 @@ def _encode_numeric(s: pd.Series, col: NumericColumn, pr: _Problems) -> npt.NDAr
         codes = (v - lo).astype(np.int64)
     else:
         codes = np.searchsorted(col.bin_edges()[1:-1], v, side="right").astype(np.int64)
-    for k, a in enumerate(col.atoms):  # the exact value, or a value clamped onto an atom
-        codes[(exact == a) | (v == a)] = col.n_bins + k
+    for k, a in enumerate(col.atoms):  # a value clamped onto an atom at a bound
+        codes[v == a] = col.n_bins + k
+    for k, a in enumerate(col.atoms):  # the exact value first of all (a sentinel beyond a bound)
+        codes[exact == a] = col.n_bins + k
     if null.any():
         codes[null] = _null_code(col, pr, int(null.sum()))
     return codes
