@@ -10,12 +10,14 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dpsynth.errors import ModelTooLargeError
 from dpsynth.mechanisms.registry import ModelSize, get, resolve_config
 from dpsynth.privacy.budget import budget_of, to_rho, zcdp_to_epsilon
-from dpsynth.tabular.schema import Schema
+
+if TYPE_CHECKING:
+    from dpsynth.tabular.schema import Schema
 
 __all__ = [
     "BYTES_PER_CELL",

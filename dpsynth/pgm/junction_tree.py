@@ -10,8 +10,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-import networkx as nx
-
 from dpsynth.errors import ConfigError, ModelTooLargeError
 from dpsynth.pgm.domain import Domain
 from dpsynth.pgm.elimination import TreeSizer, eliminate
@@ -193,6 +191,8 @@ def build_junction_tree(
     maximal.sort(key=lambda c: (-domain.size(c), [domain.attrs.index(a) for a in c]))
     if len(maximal) == 1:
         return JunctionTree(domain, tuple(maximal), ())
+    import networkx as nx  # only a new tree needs it (sampling a saved model does not)
+
     graph = nx.Graph()
     graph.add_nodes_from(range(len(maximal)))
     sets = [set(c) for c in maximal]
