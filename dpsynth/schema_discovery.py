@@ -91,6 +91,9 @@ def discover_schema(data: pd.DataFrame | str | Path, accountant: Accountant, *, 
     gate = PrivateFrame(frame, accountant, key=MechanismKey.fresh(), unit_column=person,
                         max_rows=int(unit.sensitivity_rows) if unit is not None else 1)
     todo = [str(c) for c in frame.columns if str(c) not in declared]
+    config = config or DiscoveryConfig()
+    # The thresholds will use part of delta, which shrinks the rho that fits: plan within it.
+    rho = min(rho, accountant.room(config.delta_share * delta) * (1 - 1e-9))
     found, notes = discover_columns(gate, todo, rho=rho, delta=delta, config=config) if todo else ([], [])
     by_name = {spec["name"]: spec for spec in found}
     columns: list[dict[str, Any]] = [

@@ -160,3 +160,54 @@ def test_discovery_never_raises_on_hostile_columns(values: list[str | None]) -> 
         return
     assert math.isfinite(acc.spent_rho) and acc.spent_rho <= acc.total_rho * (1 + 1e-9)
     assert found.schema.column("hostile") is not None
+
+
+def test_a_release_with_discovery_states_and_verifies_one_epsilon(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from dpsynth.bundle.verify import ledger_epsilon, verify_bundle
+    from dpsynth.bundle.write import release
+    from dpsynth.privacy.ledger import read_state
+
+    ledger = tmp_path / "ledger.jsonl"
+    result = release(_table(3000), None, mechanism="mst", epsilon=1.0, delta=1e-9, out=tmp_path / "b",
+                     discover_schema_epsilon=0.2, ledger_path=ledger)
+    assert verify_bundle(tmp_path / "b").ok
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    privacy = manifest["privacy"]
+    assert privacy["epsilon"] == pytest.approx(ledger_epsilon(privacy["ledger"], 1e-9), rel=1e-9)
+    assert result.epsilon is not None and result.epsilon <= 1.0 + 1e-9
+    assert not privacy["private_schema_accepted"]
+    assert privacy["requested"]["discover_schema_epsilon"] == 0.2
+    state = read_state(ledger)
+    assert sum(e.rho for r in state.runs for e in r.steps) == pytest.approx(privacy["rho"], rel=1e-9)
+    statement = (tmp_path / "b" / "privacy_statement.md").read_text()
+    assert "Schema derived under differential privacy" in statement
+    schema_text = (tmp_path / "b" / "schema.yaml").read_text()
+    assert "source: dp" in schema_text and "private_inferred" not in schema_text
+
+
+@pytest.mark.parametrize("column", [
+    [None] * 200,                                   # all null
+    ["same"] * 200,                                 # one distinct value
+    ["ünïcödé ✓", "日本語", "Ελληνικά", "emoji 🙂"] * 50,  # unicode text
+    ["3000-01-01", "2999-12-31", "1066-10-14"] * 60,  # dates out of the public calendar
+    [str(v) for v in range(200)],                   # distinct integers
+    ["1", "a", "2.5", "2017-01-01", "yes"] * 40,    # mixed classes
+])
+def test_discovery_of_hostile_columns_is_graceful(column: list[str | None]) -> None:
+    df = pd.DataFrame({"hostile": pd.Series(column, dtype="object"), "steady": ["a", "b"] * (len(column) // 2)})
+    acc = Accountant(ApproxDP(1.0, 1e-6))
+    found = discover_schema(df, acc, rho=acc.total_rho, delta=1e-6)
+    assert found.schema.column("hostile").kind in {"identifier", "categorical", "numeric", "datetime", "boolean"}
+    assert acc.spent_rho <= acc.total_rho * (1 + 1e-9)
+
+
+def test_a_header_only_file_is_refused_with_a_clear_message(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from dpsynth.errors import SchemaError
+
+    path = tmp_path / "empty.csv"
+    path.write_text("a,b\n")
+    acc = Accountant(ApproxDP(1.0, 1e-6))
+    with pytest.raises(SchemaError, match="no column to model"):
+        discover_schema(path, acc, rho=acc.total_rho, delta=1e-6)

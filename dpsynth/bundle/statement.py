@@ -125,6 +125,18 @@ def privacy_statement(manifest: dict[str, Any]) -> str:
         "`manifest.json` under `privacy.ledger` and in the public report.",
         "",
     ]
+    discovered = (p.get("requested") or {}).get("discover_schema_epsilon")
+    if discovered:
+        lines += [
+            "## Schema derived under differential privacy",
+            "",
+            f"The facts of `schema.yaml` marked `source: dp` (categories, bounds, bin edges, "
+            f"nullability) were derived from the confidential data under differential privacy in "
+            f"this same run, spending epsilon {_num(discovered)} of the budget above (the ledger's "
+            "`discover` steps). They are **covered** by the guarantee: a category held by few units "
+            "never appears in them, and no single record's value becomes a bound.",
+            "",
+        ]
     if p.get("private_schema_accepted"):
         cols = ", ".join(f"`{c}`" for c in p.get("private_inferred_columns", []))
         lines += [

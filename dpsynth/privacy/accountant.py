@@ -302,10 +302,14 @@ class Accountant:
     @property
     def remaining_rho(self) -> float:
         """Largest rho a next event may cost (under both the budget and the lifetime cap)."""
+        return self.room(0.0)
+
+    def room(self, extra_delta: float) -> float:
+        """Largest rho still spendable if thresholded steps will use ``extra_delta`` more of delta."""
         session = [e.event for e in self._entries]
-        rem = self._cap.remaining_rho(session)
+        rem = self._cap.remaining_rho(session, extra_delta)
         if self._path is not None or self._life_cap is not self._cap:
-            rem = min(rem, self._life_cap.remaining_rho(self._others + session))
+            rem = min(rem, self._life_cap.remaining_rho(self._others + session, extra_delta))
         return rem
 
     def remaining_split(self, parts: int | Sequence[float]) -> tuple[float, ...]:

@@ -37,14 +37,15 @@ class BudgetCap:
             return 0.0
         return epsilon_to_rho(self.budget.epsilon, self.budget.delta - used_delta)
 
-    def remaining_rho(self, spent: Sequence[Event]) -> float:
-        """Largest extra rho that still fits after ``spent``."""
+    def remaining_rho(self, spent: Sequence[Event], extra_delta: float = 0.0) -> float:
+        """Largest extra rho that still fits after ``spent`` (and ``extra_delta`` more used by thresholds)."""
+        used = delta_of(spent) + extra_delta
         if all_finite(spent):
-            return max(0.0, self._rho_cap(delta_of(spent)) - math.fsum(ev.rho for ev in spent))
+            return max(0.0, self._rho_cap(used) - math.fsum(ev.rho for ev in spent))
         if not isinstance(self.budget, ApproxDP):
             return 0.0
         b = self.budget
-        rest = b.delta - delta_of(spent)
+        rest = b.delta - used
         return zcdp_room(DEFAULT_ORDERS, rdp_of(spent), b.epsilon, rest) if rest > 0 else 0.0
 
     def refusal(self, spent: Sequence[Event], event: Event, what: str) -> str | None:
