@@ -1,6 +1,8 @@
 """Confidence intervals and ROC statistics used by the audit attacks.
 
-Wilson and Clopper-Pearson intervals for success rates, the rank-based ROC AUC with a DeLong
+Wilson and Clopper-Pearson intervals for success rates, the Wilson score centre with its
+symmetric error and its propagation through the residual-risk formula (the estimator of
+Anonymeter, Giomi et al. 2023), the rank-based ROC AUC with a DeLong
 (or bootstrap) confidence interval, and the true-positive rate at a fixed false-positive rate.
 Everything here is plain arithmetic on attack outcomes; nothing reads data directly.
 """
@@ -18,14 +20,17 @@ from dpsynth.errors import ConfigError
 
 __all__ = [
     "Interval",
+    "RateEstimate",
     "bootstrap_auc_ci",
     "clopper_pearson_interval",
     "clopper_pearson_lower",
     "clopper_pearson_upper",
     "delong_auc_ci",
+    "residual_rate",
     "roc_auc",
     "roc_curve",
     "tpr_at_fpr",
+    "wilson_centre",
     "wilson_interval",
 ]
 
@@ -74,6 +79,62 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> Interval:
     centre = (p + z * z / (2.0 * n)) / denom
     half = z * math.sqrt(p * (1.0 - p) / n + z * z / (4.0 * n * n)) / denom
     return Interval(max(0.0, centre - half), min(1.0, centre + half), confidence)
+
+
+@dataclass(frozen=True)
+class RateEstimate:
+    """A rate as a point estimate with a symmetric error at a confidence level.
+
+    Attributes:
+        value: Point estimate (not clipped: a residual rate can be negative).
+        error: Half-width of the interval around ``value``.
+        confidence: Two-sided confidence level of ``error``.
+    """
+
+    value: float
+    error: float
+    confidence: float
+
+    def interval(self) -> Interval:
+        """``value -+ error`` clipped to ``[0, 1]``."""
+        return Interval(min(max(self.value - self.error, 0.0), 1.0),
+                        min(max(self.value + self.error, 0.0), 1.0), self.confidence)
+
+
+def wilson_centre(k: float, n: int, confidence: float = 0.95) -> RateEstimate:
+    """Centre of the Wilson score interval as the point estimate, its half-width as the error.
+
+    ``k`` may be fractional (a success count rescaled by a size correction).
+    """
+    if n <= 0:
+        raise ConfigError(f"number of trials ({n}) must be > 0")
+    if not 0.0 <= k <= n:
+        raise ConfigError(f"number of successes ({k}) must lie in [0, {n}]")
+    _check_confidence(confidence)
+    z = float(sps.norm.ppf(1.0 - (1.0 - confidence) / 2.0))
+    denom = n + z * z
+    value = (k + z * z / 2.0) / denom
+    error = z / denom * math.sqrt(k * (n - k) / n + z * z / 4.0)
+    return RateEstimate(value, error, confidence)
+
+
+def residual_rate(attack: RateEstimate, control: RateEstimate) -> RateEstimate:
+    """``(attack - control) / (1 - control)`` with first-order (delta-method) error propagation.
+
+    The error is ``sqrt((e_a * dR/da)^2 + (e_c * dR/dc)^2)`` with ``dR/da = 1 / (1 - c)`` and
+    ``dR/dc = (a - 1) / (1 - c)^2``, the propagation Anonymeter uses.
+
+    Raises:
+        ConfigError: the control rate is 1 (the residual is undefined).
+    """
+    if control.value >= 1.0:
+        raise ConfigError("the control rate (1.0) must be < 1 for a residual rate")
+    room = 1.0 - control.value
+    value = (attack.value - control.value) / room
+    d_attack = 1.0 / room
+    d_control = (attack.value - 1.0) / (room * room)
+    error = math.hypot(attack.error * d_attack, control.error * d_control)
+    return RateEstimate(value, error, attack.confidence)
 
 
 def clopper_pearson_upper(k: int, n: int, gamma: float) -> float:
