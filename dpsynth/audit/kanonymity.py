@@ -21,7 +21,7 @@ a large QI group.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +31,7 @@ from dpsynth.errors import ConfigError, SchemaError
 
 __all__ = [
     "SyntacticReport",
+    "group_value_counts",
     "k_anonymity",
     "l_diversity_distinct",
     "l_diversity_entropy",
@@ -78,19 +79,55 @@ def unique_share(df: pd.DataFrame, qis: Sequence[str]) -> float:
     return float((sizes == 1).sum() / len(df)) if len(df) else 0.0
 
 
-def _groups(df: pd.DataFrame, qis: Sequence[str], sensitive: str
-            ) -> tuple[np.ndarray, np.ndarray, int]:
+def _value_codes(col: pd.Series, order: Sequence[object] | None) -> tuple[np.ndarray, int]:
+    """Codes of a sensitive column: in ``order`` (nulls last) or in order of appearance."""
+    if order is None:
+        codes = np.asarray(pd.factorize(col, use_na_sentinel=False)[0])
+        return codes, int(codes.max()) + 1 if codes.size else 0
+    index = pd.Index(list(order))
+    if index.has_duplicates:
+        raise ConfigError(f"the order of column {col.name!r} lists a category twice")
+    codes = np.asarray(index.get_indexer(pd.Index(col)))
+    null = col.isna().to_numpy()
+    outside = int(((codes < 0) & ~null).sum())
+    if outside:
+        raise SchemaError(f"column {col.name!r}: {outside} values are not in its declared order")
+    return np.where(null, len(index), codes), len(index) + 1
+
+
+def _natural_order(col: pd.Series) -> list[object] | None:
+    """The order a column carries itself: an ordered categorical's, or sorted numbers."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return list(col.dtype.categories) if col.dtype.ordered else None
+    if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+        return list(np.unique(col.dropna().to_numpy()))
+    return None
+
+
+def group_value_counts(df: pd.DataFrame, qis: Sequence[str], sensitive: str, *,
+                       order: Sequence[object] | None = None) -> np.ndarray:
+    """Contingency table: QI groups x sensitive values (counts, int64).
+
+    Args:
+        df: The table.
+        qis: Quasi-identifier columns.
+        sensitive: The sensitive column.
+        order: If given, the columns of the table follow this order (nulls last, then only
+            the values that occur are kept); otherwise the order of first appearance.
+
+    Returns:
+        ``counts[g, v]``: records of group ``g`` with value ``v``; every column is non-empty.
+    """
     _check(df, [sensitive])
     ids = qi_group_ids(df, qis)
-    codes = pd.factorize(df[sensitive], use_na_sentinel=False)[0]
-    return ids, np.asarray(codes), int(codes.max()) + 1 if len(codes) else 0
+    codes, n_values = _value_codes(df[sensitive], order)
+    table = np.zeros((int(ids.max()) + 1 if ids.size else 0, n_values), dtype=np.int64)
+    np.add.at(table, (ids, codes), 1)
+    return table[:, table.sum(axis=0) > 0]
 
 
 def _contingency(df: pd.DataFrame, qis: Sequence[str], sensitive: str) -> np.ndarray:
-    ids, codes, n_values = _groups(df, qis, sensitive)
-    table = np.zeros((int(ids.max()) + 1 if ids.size else 0, n_values), dtype=np.int64)
-    np.add.at(table, (ids, codes), 1)
-    return table
+    return group_value_counts(df, qis, sensitive)
 
 
 def l_diversity_distinct(df: pd.DataFrame, qis: Sequence[str], sensitive: str) -> int:
@@ -102,7 +139,10 @@ def l_diversity_distinct(df: pd.DataFrame, qis: Sequence[str], sensitive: str) -
 
 
 def l_diversity_entropy(df: pd.DataFrame, qis: Sequence[str], sensitive: str) -> float:
-    """Entropy l-diversity: ``exp`` of the smallest per-group entropy (natural log)."""
+    """Entropy l-diversity: ``exp`` of the smallest per-group entropy (natural log).
+
+    pyCANON reports ``int`` of this value (it truncates); dpsynth keeps the real number.
+    """
     if len(df) == 0:
         return 0.0
     table = _contingency(df, qis, sensitive).astype(np.float64)
@@ -113,47 +153,50 @@ def l_diversity_entropy(df: pd.DataFrame, qis: Sequence[str], sensitive: str) ->
 
 
 def t_closeness(df: pd.DataFrame, qis: Sequence[str], sensitive: str, *,
-                ordered: bool | None = None) -> float:
+                ordered: bool | None = None, order: Sequence[object] | None = None) -> float:
     """t-closeness: the largest EMD between a QI group's and the table's sensitive values.
+
+    The ordered distance runs over the ``m`` values that occur in the table, in their order
+    (``|i - j| / (m - 1)``), as ARX and pyCANON do; the equal distance is half the L1 distance.
 
     Args:
         df: The table.
         qis: Quasi-identifier columns.
         sensitive: The sensitive column.
         ordered: Use the ordered distance (numeric/ordinal) or the equal distance
-            (categorical). Default: ordered iff the column is numeric. For the ordered
-            distance, nulls sort after every value.
+            (categorical). Default: ordered iff ``order`` is given, the column is numeric or
+            it is an ordered pandas categorical. Text is never sorted: ``ordered=True`` on a
+            text column needs ``order``.
+        order: The categories in their order (an ordinal column's schema categories; see
+            :func:`dpsynth.audit.syntactic.ordinal_orders`). Nulls sort after every value.
 
     Returns:
         The smallest t the table satisfies.
+
+    Raises:
+        ConfigError: ``ordered=True`` on a column with no order, or ``order`` with
+            ``ordered=False``.
+        SchemaError: The column holds values outside ``order``.
     """
     if len(df) == 0:
         return 0.0
     _check(df, [sensitive])
-    col = df[sensitive]
-    if ordered is None:
-        ordered = bool(pd.api.types.is_numeric_dtype(col.dtype)) and \
-            not pd.api.types.is_bool_dtype(col.dtype)
-    ids = qi_group_ids(df, qis)
-    if ordered:
-        values = pd.Series(col).sort_values(na_position="last").drop_duplicates()
-        order = pd.Index(values)
-        codes = np.asarray(order.get_indexer(col))
-        if (codes < 0).any():  # NaN lookups
-            codes = np.where(col.isna().to_numpy(), len(order) - 1, codes)
-        n_values = len(order)
-    else:
-        codes = np.asarray(pd.factorize(col, use_na_sentinel=False)[0])
-        n_values = int(codes.max()) + 1
-    table = np.zeros((int(ids.max()) + 1, n_values), dtype=np.float64)
-    np.add.at(table, (ids, codes), 1.0)
+    if ordered is False and order is not None:
+        raise ConfigError(f"column {sensitive!r}: order given with ordered=False")
+    use = None if ordered is False else order if order is not None else \
+        _natural_order(df[sensitive])
+    if use is None and ordered:
+        raise ConfigError(f"column {sensitive!r} has no order of its own: pass its categories "
+                          "in order (order=..., from the schema) for ordered=True")
+    table = group_value_counts(df, qis, sensitive, order=use).astype(np.float64)
     p = table / table.sum(axis=1, keepdims=True)
     q = table.sum(axis=0) / table.sum()
     diff = p - q[None, :]
-    if ordered:
-        if n_values < 2:
+    if use is not None:
+        m = table.shape[1]
+        if m < 2:
             return 0.0
-        emd = np.abs(np.cumsum(diff, axis=1)[:, :-1]).sum(axis=1) / (n_values - 1)
+        emd = np.abs(np.cumsum(diff, axis=1)[:, :-1]).sum(axis=1) / (m - 1)
     else:
         emd = 0.5 * np.abs(diff).sum(axis=1)
     return float(emd.max())
@@ -161,7 +204,10 @@ def t_closeness(df: pd.DataFrame, qis: Sequence[str], sensitive: str, *,
 
 @dataclass(frozen=True)
 class SyntacticReport:
-    """k-anonymity family on one table (informational; certifies nothing for synthetic data).
+    """Syntactic privacy models on one table (informational; certify nothing for synthetic data).
+
+    Per-secret values treat each secret alone; ``worst`` takes all secrets at once (pyCANON's
+    convention, :func:`dpsynth.audit.syntactic.worst_over_secrets`).
 
     Attributes:
         k: Smallest QI group size.
@@ -170,7 +216,15 @@ class SyntacticReport:
         n_records: Number of records.
         l_distinct: Distinct l-diversity per sensitive column.
         l_entropy: Entropy l-diversity per sensitive column.
-        t_closeness: t-closeness per sensitive column.
+        t_closeness: t-closeness per sensitive column (ordered distance for ordinal secrets
+            given an order, and for numeric ones).
+        alpha: alpha of (alpha,k)-anonymity per sensitive column.
+        recursive_c: c of recursive (c,l)-diversity per sensitive column, at that column's
+            distinct l (``None`` where l < 2).
+        beta_basic: Basic beta-likeness per sensitive column.
+        beta_enhanced: Enhanced beta-likeness (pyCANON's) per sensitive column.
+        delta_disclosure: delta-disclosure privacy per sensitive column.
+        worst: Every measure over all secrets at once (JSON-ready), or empty without secrets.
     """
 
     k: int
@@ -180,23 +234,54 @@ class SyntacticReport:
     l_distinct: dict[str, int] = field(default_factory=dict)
     l_entropy: dict[str, float] = field(default_factory=dict)
     t_closeness: dict[str, float] = field(default_factory=dict)
+    alpha: dict[str, float] = field(default_factory=dict)
+    recursive_c: dict[str, int | None] = field(default_factory=dict)
+    beta_basic: dict[str, float] = field(default_factory=dict)
+    beta_enhanced: dict[str, float] = field(default_factory=dict)
+    delta_disclosure: dict[str, float] = field(default_factory=dict)
+    worst: dict[str, object] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready dict."""
         return {"k": self.k, "unique_share": self.unique_share, "n_groups": self.n_groups,
                 "n_records": self.n_records, "l_diversity_distinct": dict(self.l_distinct),
                 "l_diversity_entropy": dict(self.l_entropy),
-                "t_closeness": dict(self.t_closeness)}
+                "t_closeness": dict(self.t_closeness), "alpha": dict(self.alpha),
+                "recursive_c": dict(self.recursive_c), "beta_likeness_basic":
+                dict(self.beta_basic), "beta_likeness_enhanced": dict(self.beta_enhanced),
+                "delta_disclosure": dict(self.delta_disclosure),
+                "all_secrets": dict(self.worst)}
 
 
-def syntactic_report(df: pd.DataFrame, qis: Sequence[str], secrets: Sequence[str]
-                     ) -> SyntacticReport:
-    """All syntactic metrics of ``df`` for the given QIs and sensitive columns."""
+def syntactic_report(df: pd.DataFrame, qis: Sequence[str], secrets: Sequence[str], *,
+                     orders: Mapping[str, Sequence[object]] | None = None) -> SyntacticReport:
+    """All syntactic measures of ``df`` for the given QIs and sensitive columns.
+
+    Args:
+        df: The table.
+        qis: Quasi-identifier columns.
+        secrets: Sensitive columns.
+        orders: Category order of ordinal secrets (``syntactic.ordinal_orders(schema)``);
+            their t-closeness uses the ordered distance in that order, never sorted text.
+
+    Returns:
+        The report.
+    """
+    from dpsynth.audit import syntactic as syn
+
+    orders = orders or {}
     sizes = qi_group_sizes(df, qis)
+    l_div = {s: l_diversity_distinct(df, qis, s) for s in secrets}
     return SyntacticReport(
         k=int(sizes.min()) if sizes.size else 0,
         unique_share=float((sizes == 1).sum() / len(df)) if len(df) else 0.0,
-        n_groups=int(sizes.size), n_records=len(df),
-        l_distinct={s: l_diversity_distinct(df, qis, s) for s in secrets},
+        n_groups=int(sizes.size), n_records=len(df), l_distinct=l_div,
         l_entropy={s: l_diversity_entropy(df, qis, s) for s in secrets},
-        t_closeness={s: t_closeness(df, qis, s) for s in secrets})
+        t_closeness={s: t_closeness(df, qis, s, order=orders.get(s)) for s in secrets},
+        alpha={s: syn.alpha_anonymity(df, qis, s) for s in secrets},
+        recursive_c={s: syn.recursive_c(df, qis, s, ell=l_div[s]) for s in secrets},
+        beta_basic={s: syn.beta_likeness(df, qis, s) for s in secrets},
+        beta_enhanced={s: syn.beta_likeness(df, qis, s, enhanced=True) for s in secrets},
+        delta_disclosure={s: syn.delta_disclosure(df, qis, s) for s in secrets},
+        worst=syn.worst_over_secrets(df, qis, secrets, orders=orders).to_json()
+        if secrets and len(df) else {})
