@@ -20,16 +20,13 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from dpsynth.tabular.columns import GRANULARITY_UNITS, DatetimeColumn, NumericColumn
-
-if TYPE_CHECKING:
-    from dpsynth.tabular.schema import Schema
 
 __all__ = [
     "PARTS",
@@ -54,6 +51,25 @@ _RANK = {g: i for i, g in enumerate(GRANULARITY_UNITS)}  # year (coarsest) ... s
 _OPERATOR = re.compile(r"(>=|<=|>|<)")
 BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.float64]
+
+
+class SchemaLike(Protocol):
+    """What this module needs of a :class:`~dpsynth.tabular.schema.Schema` (which imports
+    this module to validate itself, so it cannot be imported here)."""
+
+    @property
+    def columns(self) -> Sequence[Any]:
+        """The columns, in order."""
+        ...
+
+    @property
+    def constraints(self) -> Sequence[Mapping[str, Any]]:
+        """The constraint entries, as declared."""
+        ...
+
+    def column(self, name: str) -> Any:
+        """The column called ``name``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -230,17 +246,17 @@ def _cycle(edges: set[tuple[str, str]]) -> list[str]:
     return []
 
 
-def _typed(schema: Schema, kind: str) -> list[Mapping[str, Any]]:
+def _typed(schema: SchemaLike, kind: str) -> list[Mapping[str, Any]]:
     names = {c.name for c in schema.columns}
     return [e for e in schema.constraints if constraint_kind(e, names) == kind]
 
 
-def inequalities(schema: Schema) -> list[Inequality]:
+def inequalities(schema: SchemaLike) -> list[Inequality]:
     """The schema's inequalities, in declaration order."""
     return [_parse_inequality(e, "constraint") for e in _typed(schema, "inequality")]
 
 
-def derivations(schema: Schema) -> list[Derivation]:
+def derivations(schema: SchemaLike) -> list[Derivation]:
     """The schema's derived columns, in declaration order."""
     return [_parse_derivation(e, "constraint") for e in _typed(schema, "derived")]
 
@@ -299,7 +315,7 @@ def forbidden_pairs(greater: NumericColumn | DatetimeColumn, lesser: NumericColu
     return np.asarray(~feasible)
 
 
-def inequality_assignments(schema: Schema) -> list[dict[str, int | Sequence[int]]]:
+def inequality_assignments(schema: SchemaLike) -> list[dict[str, int | Sequence[int]]]:
     """Each inequality's structural zeros as forbidden combinations of codes: per cell of the
     greater column, the cells of the lesser column it cannot occur with."""
     out: list[dict[str, int | Sequence[int]]] = []
