@@ -12,6 +12,7 @@ from dpsynth.audit.kanonymity import (
     k_anonymity,
     l_diversity_distinct,
     l_diversity_entropy,
+    qi_group_ids,
     syntactic_report,
     t_closeness,
     unique_share,
@@ -77,3 +78,20 @@ def test_report_and_missing_column(frame: pd.DataFrame) -> None:
     assert rep.t_closeness["income"] == pytest.approx(7 / 12)
     with pytest.raises(SchemaError, match="no such"):
         k_anonymity(frame, ["no such"])
+
+
+def test_group_ids_match_tuple_grouping_even_past_int64() -> None:
+    # 8 columns of ~500 values: the mixed-radix key would overflow int64 without compaction.
+    rng = np.random.default_rng(5)
+    df = pd.DataFrame({f"c{i}": rng.integers(0, 500, size=2000) for i in range(8)})
+    df = pd.concat([df, df.iloc[:300]], ignore_index=True)  # 300 groups of two
+    df.loc[::7, "c3"] = np.nan
+    ids = qi_group_ids(df, list(df.columns))
+    tuples = [tuple(None if pd.isna(v) else v for v in row) for row in df.itertuples(index=False)]
+    by_tuple: dict[tuple[object, ...], set[int]] = {}
+    for t, g in zip(tuples, ids, strict=True):
+        by_tuple.setdefault(t, set()).add(int(g))
+    assert all(len(g) == 1 for g in by_tuple.values())
+    assert len({next(iter(g)) for g in by_tuple.values()}) == len(by_tuple) == ids.max() + 1
+    assert k_anonymity(df, list(df.columns)) == 1
+    assert np.bincount(ids).max() == 2

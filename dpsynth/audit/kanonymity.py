@@ -54,10 +54,14 @@ def qi_group_ids(df: pd.DataFrame, qis: Sequence[str]) -> np.ndarray:
     if not qis:
         raise ConfigError("at least one quasi-identifier is needed")
     _check(df, qis)
-    keys = [pd.factorize(df[c], use_na_sentinel=False)[0] for c in qis]
-    stacked = np.stack(keys, axis=1) if keys else np.zeros((len(df), 0), dtype=np.int64)
-    _, ids = np.unique(stacked, axis=0, return_inverse=True)
-    return np.asarray(ids).ravel()
+    key = np.zeros(len(df), dtype=np.int64)
+    for c in qis:  # one int64 key per row, in the lexicographic order of the column codes
+        codes = np.asarray(pd.factorize(df[c], use_na_sentinel=False)[0], dtype=np.int64)
+        card = int(codes.max()) + 1 if codes.size else 1
+        if key.size and int(key.max()) + 1 > (2**62) // card:
+            key = np.unique(key, return_inverse=True)[1].astype(np.int64).ravel()
+        key = key * card + codes
+    return np.asarray(np.unique(key, return_inverse=True)[1]).ravel()
 
 
 def qi_group_sizes(df: pd.DataFrame, qis: Sequence[str]) -> np.ndarray:
