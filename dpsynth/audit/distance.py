@@ -152,6 +152,12 @@ class MixedEncoder:
         """Audited columns (numeric first)."""
         return self.num_columns + self.cat_columns
 
+    def categories(self, column: str) -> tuple[str, ...]:
+        """Labels of a categorical column's codes, in code order (code ``i`` is entry ``i``)."""
+        if column not in self._codebooks:
+            raise SchemaError(f"column {column!r} is not a categorical audited column")
+        return tuple(str(v) for v in self._codebooks[column])
+
     def encode(self, frame: pd.DataFrame, *, name: str = "data") -> EncodedTable:
         """Encode ``frame`` (must hold every audited column).
 

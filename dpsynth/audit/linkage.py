@@ -193,10 +193,12 @@ def linkability_risk(targets: EncodedTable, syn: EncodedTable,
                      cols_b: Sequence[str], rng: np.random.Generator, k: int = 1,
                      confidence: float = 0.95, n_neighbors: int | None = None,
                      ci: Estimator = "conservative") -> RiskResult:
-    """The headline (tie-broken) linkability risk; see :func:`linkability_attack`.
+    """The any-tie (conservative secondary) linkability risk, as this function always returned.
 
-    ``k`` is the former name of ``n_neighbors`` (kept for callers); ``n_neighbors`` wins.
+    Kept with its old meaning for existing callers; new code calls
+    :func:`linkability_attack`, whose ``risk`` is the tie-broken headline. ``k`` is the
+    former name of ``n_neighbors``; ``n_neighbors`` wins when both are given.
     """
     return linkability_attack(targets, syn, control, cols_a=cols_a, cols_b=cols_b, rng=rng,
                               n_neighbors=k if n_neighbors is None else n_neighbors,
-                              confidence=confidence, ci=ci).risk
+                              confidence=confidence, ci=ci).any_tie

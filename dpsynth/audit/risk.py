@@ -27,7 +27,8 @@ from typing import Literal
 from dpsynth.audit.stats import Interval, residual_rate, wilson_centre, wilson_interval
 from dpsynth.errors import ConfigError
 
-__all__ = ["ESTIMATORS", "UNDEFINED_CONTROL_LOWER", "Estimator", "RiskResult", "residual_risk"]
+__all__ = ["ESTIMATORS", "UNDEFINED_CONTROL_LOWER", "Estimator", "RiskResult", "choose_headline",
+           "residual_risk"]
 
 Estimator = Literal["conservative", "wilson-centre"]
 ESTIMATORS: tuple[str, ...] = ("conservative", "wilson-centre")
@@ -178,3 +179,28 @@ def residual_risk(*, n_success: int, n_attacks: int, n_baseline_success: int,
                                 (n_success, n_control_success), (n_attacks, n_control),
                                 confidence, ci)
     return result(value, interval, c_rate, control)
+
+
+def choose_headline(uni: RiskResult, multi: RiskResult, min_predicates: int = 50
+                    ) -> tuple[RiskResult, str]:
+    """The headline singling-out variant and why.
+
+    The worse of the defined variants with at least ``min_predicates`` attacks; a smaller
+    sample decides only when no variant has enough (then the larger sample is shown).
+    """
+    named = [("univariate", uni), ("multivariate", multi)]
+    defined = [(m, r) for m, r in named if not r.undefined]
+    if not defined:
+        return multi, "both variants are undefined (control success near 1)"
+    big = [(m, r) for m, r in defined if r.n_attacks >= min_predicates]
+    if len(big) == 2:
+        m, r = max(big, key=lambda x: x[1].value)
+        return r, (f"{m}: the higher risk of the two variants, each with at least "
+                   f"{min_predicates} predicates")
+    if len(big) == 1:
+        m, r = big[0]
+        return r, (f"{m}: the only defined variant with at least {min_predicates} predicates; "
+                   "a smaller sample never decides the headline")
+    m, r = max(defined, key=lambda x: x[1].n_attacks)
+    return r, (f"{m}: no variant reached {min_predicates} predicates, so the one with more "
+               f"({r.n_attacks}) is shown; its wide interval is the honest result")

@@ -26,9 +26,11 @@ __all__ = [
     "clopper_pearson_lower",
     "clopper_pearson_upper",
     "delong_auc_ci",
+    "fit_size_correction",
     "residual_rate",
     "roc_auc",
     "roc_curve",
+    "singling_out_probability_integral",
     "tpr_at_fpr",
     "wilson_centre",
     "wilson_interval",
@@ -247,3 +249,42 @@ def tpr_at_fpr(scores: NDArray[np.float64], labels: NDArray[np.bool_], fpr_targe
     fpr, tpr = roc_curve(scores, labels)
     ok = fpr <= fpr_target + 1e-12
     return float(tpr[ok].max())
+
+
+def singling_out_probability_integral(n: float, w_max: float) -> float:
+    """Integral over query weights ``w`` in ``[0, w_max]`` of ``n w (1 - w)^(n-1)``.
+
+    ``n w (1 - w)^(n-1)`` is the chance that a query matching a random record with
+    probability ``w`` isolates exactly one of ``n`` records (Cohen & Nissim 2020).
+    """
+    return float((1.0 - (n * w_max + 1.0) * (1.0 - w_max) ** n) / (n + 1.0))
+
+
+def fit_size_correction(sizes: NDArray[np.float64], successes: NDArray[np.float64],
+                        n_from: float, n_to: float) -> float:
+    """Factor that rescales a singling-out success count from table size ``n_from`` to ``n_to``.
+
+    Fits ``norm * singling_out_probability_integral(n, w_eff)`` to the successes measured on
+    subsamples of sizes ``sizes`` (Anonymeter's control-size correction) and returns
+    ``model(n_to) / model(n_from)``.
+
+    Raises:
+        ConfigError: the fit fails or the model is degenerate at ``n_from``.
+    """
+    from scipy.optimize import curve_fit
+
+    def model(x: NDArray[np.float64], w_eff: float, norm: float) -> NDArray[np.float64]:
+        return np.asarray(norm * ((1.0 - (x * w_eff + 1.0) * (1.0 - w_eff) ** x) / (x + 1.0)))
+
+    w0 = 1.0 / float(np.max(sizes))
+    p0 = (w0, 1.0 / singling_out_probability_integral(float(np.max(sizes)), w0))
+    try:
+        popt, _ = curve_fit(model, np.asarray(sizes, np.float64),
+                            np.asarray(successes, np.float64), p0=p0,
+                            bounds=(0.0, (1.0, np.inf)))
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError("the singling-out size-correction fit did not converge") from exc
+    at_from = float(model(np.asarray([n_from]), *popt)[0])
+    if not at_from > 0.0:
+        raise ConfigError("the singling-out size-correction model is 0 at the control size")
+    return float(model(np.asarray([n_to]), *popt)[0]) / at_from
