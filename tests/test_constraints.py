@@ -115,6 +115,14 @@ def test_cross_constraint_errors() -> None:
         schema_with({"inequality": "end >= start"}, {"inequality": "end <= start"})
 
 
+def test_an_inequality_too_large_for_one_model_table_is_refused() -> None:
+    cols = [num("a", (0, 1), bins=100_000), num("b", (0, 1), bins=50)]
+    with pytest.raises(SchemaError, match=r"columns 'a' \(100000 cells\) and 'b' \(50 cells\) make 5,000,000 "
+                       r"cell pairs, more than the 4,000,000 the model can hold as one table; declare fewer bins"):
+        schema_with({"inequality": "a >= b"}, columns=cols)
+    assert inequality_assignments(schema_with({"inequality": "a >= b"}, columns=[cols[0], num("b", (0, 1), bins=40)]))
+
+
 def test_a_column_named_like_a_keyword_keeps_forbidden_combinations() -> None:
     cols = [{"name": "inequality", "kind": "categorical", "categories": ["a", "b"]},
             {"name": "x", "kind": "boolean"}]

@@ -29,6 +29,7 @@ import pandas as pd
 from dpsynth.tabular.columns import GRANULARITY_UNITS, DatetimeColumn, NumericColumn
 
 __all__ = [
+    "MAX_PAIR_CELLS",
     "PARTS",
     "Derivation",
     "Inequality",
@@ -47,6 +48,8 @@ PARTS: dict[str, str] = {
     "year": "year", "quarter": "month", "month": "month", "day": "day", "weekday": "day",
     "dayofyear": "day", "date": "day", "hour": "hour", "minute": "minute", "second": "second",
 }
+#: Largest cell-pair table an inequality may span (the model holds it as one clique).
+MAX_PAIR_CELLS = 4_000_000
 _RANK = {g: i for i, g in enumerate(GRANULARITY_UNITS)}  # year (coarsest) ... second
 _OPERATOR = re.compile(r"(>=|<=|>|<)")
 BoolArray = npt.NDArray[np.bool_]
@@ -173,6 +176,10 @@ def _check_inequality(q: Inequality, by_name: Mapping[str, Any], derived: Collec
                          f"is {lo.kind}; an inequality compares two columns of the same kind")
     if isinstance(g, DatetimeColumn) and _aware(g) != _aware(lo):
         raise ValueError(f"{where}: columns {q.greater!r} and {q.lesser!r} must both have time zones or neither")
+    if g.n_values * lo.n_values > MAX_PAIR_CELLS:
+        raise ValueError(f"{where}: columns {q.greater!r} ({g.n_values} cells) and {q.lesser!r} "
+                         f"({lo.n_values} cells) make {g.n_values * lo.n_values:,} cell pairs, more than "
+                         f"the {MAX_PAIR_CELLS:,} the model can hold as one table; declare fewer bins")
 
 
 def _aware(col: DatetimeColumn) -> bool:
