@@ -182,7 +182,7 @@ class Synthesizer:
         with atomic_directory(target, overwrite=overwrite) as tmp:
             meta = {
                 "format": _FORMAT, "mechanism": self.mechanism, "schema": self.schema.to_dict(),
-                "privacy": self.privacy.to_json(), "estimated_rows": self.estimated_rows,
+                "privacy": self.privacy.published().to_json(), "estimated_rows": self.estimated_rows,
                 "selected": [list(c) for c in self.selected], "params": self.params,
                 "compression": self.compression.to_json() if self.compression is not None else None,
                 "statement": self.guarantee.to_json(),

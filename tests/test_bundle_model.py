@@ -97,6 +97,10 @@ def test_saved_model_holds_no_exact_count_and_no_charge_time(bundle: dict[str, A
     synth = dpsynth.load_bundle(out)
     assert synth.estimated_rows == bundle["result"].estimated_rows
     assert not any(step.to_json().get("time") for step in synth.privacy.ledger)
+    # nothing the manifest does not publish either: no lifetime cap, no spend of earlier runs
+    assert synth.privacy.lifetime is None and synth.privacy.prior_rho is None
+    saved = json.loads((out / "model" / "synthesizer.json").read_text())["privacy"]
+    assert saved["lifetime"] is None and saved["prior_rho"] is None
     compared = 0
     for m in synth.measurements:  # every saved count is noisy: none equals the exact marginal
         exact = bundle["exact"].get(m.clique[0])

@@ -7,8 +7,8 @@ only; the rules below are public and documented in docs/discovery.md:
 
 - **Budget split.** The discovery budget ``rho`` is split equally over the columns to
   discover (identifiers found by name cost nothing). Within a column: 10% for the kind and
-  nulls, the rest for the kind's facts (numbers: 30% bounds, 60% bin edges; dates: 45% and
-  45%; text: 90% for the categories; booleans: nothing more). What a column does not use is
+  nulls, the rest for the kind's facts (numbers: 30% bounds, 50% bin edges, 10% point
+  masses; dates: 45% and 45%; text: 90% for the categories; booleans: nothing more). What a column does not use is
   left for the model. Thresholded histograms share ``delta_share`` of the run's delta equally.
 - **Kind and nulls.** Noisy counts of each value's class (null, integer, decimal, date,
   datetime, boolean, text) decide the kind (a class holding at least 90% of the values) and
@@ -159,30 +159,58 @@ def _span(noisy: npt.NDArray[np.int64], sigma: float, config: DiscoveryConfig,
 
 
 def _quantile_edges(points: npt.NDArray[np.float64], noisy: npt.NDArray[np.int64], bins: int,
-                    integer: bool) -> list[float]:
+                    integer: bool, atoms: dict[float, int] | None = None) -> list[float]:
     """Edges at the quantiles of the noisy fine histogram (negative counts count as 0).
 
-    In an integer column, an integer whose cell holds more than a bin's share (the zeros of
-    capital gains) gets a cell of its own, and the other bins split the remaining mass.
+    ``atoms`` (value -> noisy count) have cells of their own, so their mass is taken out of
+    the fine cells that hold them first. In an integer column, an integer whose cell still
+    holds more than a bin's share gets a cell of its own too; the other bins split the rest.
     """
     mass = np.clip(noisy, 0, None).astype(np.float64)
+    for value, count in (atoms or {}).items():
+        j = int(np.clip(np.searchsorted(points, value, side="right") - 1, 0, mass.size - 1))
+        mass[j] = max(mass[j] - count, 0.0)
     total = mass.sum()
     edges = {float(points[0]), float(points[-1])}
     if total <= 0:
         return sorted(edges)
-    atoms = [j for j in np.flatnonzero(mass / total > 1.0 / bins)
-             if float(points[j]).is_integer() and points[j + 1] >= points[j] + 1] if integer else []
-    for j in atoms:
-        edges.update({float(points[j]), float(points[j]) + 1.0})
+    own = [int(j) for j in np.flatnonzero(mass / total > 1.0 / bins)
+           if float(points[j]).is_integer() and points[j + 1] == points[j] + 1] if integer else []
+    for k in own:
+        edges.update({float(points[k]), float(points[k]) + 1.0})
     rest = mass.copy()
-    rest[atoms] = 0.0
-    left = max(bins - len(atoms), 1)
+    rest[own] = 0.0
+    left = max(bins - len(own), 1)
     if rest.sum() > 0:
         cdf = np.cumsum(rest) / rest.sum()
         for k in range(1, left):
             i = int(np.searchsorted(cdf, k / left))
             edges.add(float(points[min(i + 1, len(points) - 1)]))
     return sorted({float(round(e)) if integer else e for e in edges})
+
+
+def _discover_atoms(gate: PrivateFrame, col: _Column, points: npt.NDArray[np.float64],
+                    noisy: npt.NDArray[np.int64], config: DiscoveryConfig) -> dict[float, int]:
+    """Point masses: among the left edges of fine cells holding more than a bin's share (a
+    public choice made from the noisy histogram), the values whose noisy exact count does too."""
+    mass = np.clip(noisy, 0, None).astype(np.float64)
+    total = float(mass.sum())
+    if total <= 0:
+        return {}
+    candidates = sorted({float(points[j]) for j in np.flatnonzero(mass / total > 1.0 / config.bins)})[:8]
+    if not candidates:
+        return {}
+    values = np.array(candidates)
+
+    def exact(column: pd.Series) -> npt.NDArray[np.int64]:
+        x = _numbers(column)
+        hit = x[:, None] == values[None, :]
+        return np.where(hit.any(axis=1), hit.argmax(axis=1), -1).astype(np.int64)
+
+    sigma = _sigma(0.1 * col.rho, gate.bound)
+    counts = gate.histogram(col.name, exact, len(candidates), sigma=sigma, label=f"discover {col.name!r}: atoms")
+    floor = max(config.occupied_sigmas * sigma, total / config.bins)
+    return {v: int(n) for v, n in zip(candidates, counts, strict=True) if n > floor}
 
 
 def _fine_points(lo: float, hi: float, integer: bool, skewed: bool, positive_from: float) -> npt.NDArray[np.float64]:
@@ -220,14 +248,17 @@ def _discover_numeric(gate: PrivateFrame, col: _Column, integer: bool, config: D
         col.spec.update({"kind": "numeric", "dtype": "int", "bounds": [int(lo), int(hi)]})
         return
     points = _fine_points(lo, hi, integer, skewed, positive_from)
-    s2 = _sigma(0.6 * col.rho, gate.bound)
+    s2 = _sigma(0.5 * col.rho, gate.bound)
     h2 = gate.histogram(col.name, _cells(points, _numbers), len(points) - 1, sigma=s2,
                         label=f"discover {col.name!r}: bin edges")
-    edges = _quantile_edges(points, h2, config.bins, integer)
+    atoms = _discover_atoms(gate, col, points, h2, config)
+    edges = _quantile_edges(points, h2, config.bins, integer, atoms)
     bounds: list[float] = [int(lo), int(hi)] if integer else [lo, hi]
     written: list[float] = [int(e) for e in edges] if integer else edges
     col.spec.update({"kind": "numeric", "dtype": "int" if integer else "float", "bounds": bounds,
                      "edges": written})
+    if atoms:
+        col.spec["atoms"] = [int(v) if integer else v for v in sorted(atoms)]
 
 
 def _epoch_days(values: pd.Series) -> npt.NDArray[np.float64]:

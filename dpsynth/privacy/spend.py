@@ -101,6 +101,11 @@ class PrivacySpend:
         """The same spend with the unit of privacy and the caveats attached."""
         return replace(self, unit=unit, caveats=tuple(caveats))
 
+    def published(self) -> PrivacySpend:
+        """The spend without the operational facts a manifest does not publish either: the
+        ledger's lifetime cap and what earlier runs of the same ledger spent."""
+        return replace(self, lifetime=None, prior_rho=None)
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (saved with a model)."""
         return {
