@@ -166,3 +166,18 @@ def test_singling_out_agrees_with_every_anonymeter_seed(
         assert mine.n_attacks == cfg["n_attacks_singling_out"]  # both divide by 500
         for g in GOLDEN["candidates"][name]["singling_out"][mode]:
             _overlap(mine, g)
+
+
+def test_issue_hand_value_both_estimators() -> None:
+    # issue 17: the same counts (398/500 attack, 361/500 control) give 0.266 [0, 0.464] with
+    # the conservative interval and 0.263 [0.100, 0.426] with Anonymeter's.
+    def risk(ci: str, confidence: float = 0.95) -> RiskResult:
+        return residual_risk(n_success=398, n_attacks=500, n_baseline_success=10,
+                             n_baseline=500, n_control_success=361, n_control=500,
+                             ci=ci, confidence=confidence)  # type: ignore[arg-type]
+
+    cons, anon = risk("conservative"), risk("wilson-centre")
+    assert [round(x, 3) for x in (cons.value, cons.ci.lo, cons.ci.hi)] == [0.266, 0.0, 0.464]
+    assert [round(x, 3) for x in (anon.value, anon.ci.lo, anon.ci.hi)] == [0.263, 0.1, 0.426]
+    narrow = risk("wilson-centre", 0.8)
+    assert anon.ci.lo < narrow.ci.lo < narrow.ci.hi < anon.ci.hi
