@@ -313,3 +313,25 @@ def test_windows_are_kept_by_every_stage_including_the_clamp() -> None:
     frame = pd.DataFrame({"lo": np.full(n, 9), "hi": np.full(n, 5)})
     out = apply_constraints(frame, codes, strict, np.random.default_rng(0), windows={"hi": [_AtMost(5.0)]})
     assert (out["hi"] == 5).all() and (out["lo"] == 4).all()  # the greatest integer below 5
+
+
+def test_repaired_values_stay_on_the_declared_grid_and_atoms_forbid_their_cells() -> None:
+    cols = [num("speed", (0, 40), bins=16, decimals=1, atoms=[0]),
+            num("gust", (0, 60), bins=20, step=0.5, atoms=[0]),
+            num("dir", (0, 360), dtype="int", bins=12, step=10),
+            num("dir2", (0, 360), dtype="int", bins=12, step=10)]
+    s = schema_with({"inequality": "gust >= speed"}, {"inequality": "dir2 > dir"}, columns=cols)
+    wind = forbidden_pairs(s.column("gust"), s.column("speed"), strict=False)
+    assert wind.shape == (21, 17)  # 20 bins + the atom, 16 bins + the atom
+    assert np.flatnonzero(~wind[-1]).tolist() == [0, 16]  # a gust of exactly 0 only with speed in [0, 2.5) or 0
+    assert not wind[:, -1].any()  # a speed of exactly 0 goes with any gust
+    rng = np.random.default_rng(0)
+    codes = np.column_stack([rng.integers(0, n, 50_000) for n in s.domain().values()])
+    turn = forbidden_pairs(s.column("dir2"), s.column("dir"), strict=True)
+    codes = codes[~wind[codes[:, 1], codes[:, 0]] & ~turn[codes[:, 3], codes[:, 2]]]
+    frame = apply_constraints(decode(codes, s, rng), codes, s, rng)
+    assert int((frame["gust"] < frame["speed"]).sum()) == 0 and int((frame["dir2"] <= frame["dir"]).sum()) == 0
+    assert np.allclose(frame["gust"] * 2, np.round(frame["gust"] * 2))
+    assert np.allclose(frame["speed"], np.round(frame["speed"], 1))
+    assert (frame["dir"] % 10 == 0).all() and (frame["dir2"] % 10 == 0).all()
+    assert (frame.loc[codes[:, 1] == 20, "gust"] == 0).all()  # the atom's cell decodes to the atom

@@ -165,10 +165,14 @@ def _cells(col: NumericColumn | DatetimeColumn,
         last = np.clip(np.maximum(np.ceil(edges[1]) - 1, first), lo, hi)
         return first, last, np.ones(len(codes), dtype=bool), (0.0, 1.0)
     least, most, closed = code_intervals(col)
+    return least[codes], most[codes], closed[codes], _grid(col)
+
+
+def _grid(col: NumericColumn) -> tuple[float, float] | None:
+    """``(origin, unit)`` of the values a numeric column decodes to (``None``: any number)."""
     step, decimals = getattr(col, "step", None), getattr(col, "decimals", None)
-    grid = ((float(col.bounds[0]), float(step)) if step else (0.0, 1.0) if col.dtype == "int"
+    return ((float(col.bounds[0]), float(step)) if step else (0.0, 1.0) if col.dtype == "int"
             else (0.0, 10.0 ** -decimals) if decimals is not None else None)
-    return least[codes], most[codes], closed[codes], grid
 
 
 def _draw(lo: FloatArray, hi: FloatArray, closed: BoolArray, grid: tuple[float, float] | None,
@@ -274,11 +278,19 @@ def _bound(partner: pd.Series, col: NumericColumn | DatetimeColumn, strict: bool
     with ``up=False`` the greatest ``<=`` (``<``) it."""
     if isinstance(col, NumericColumn):
         y = partner.to_numpy(dtype=np.float64)
-        if col.dtype == "int":
+        sign = 1.0 if up else -1.0
+        v = np.nextafter(y, sign * np.inf) if strict else y
+        grid = _grid(col)
+        if grid is not None:  # the nearest grid value on the right side (rounding may not cross y)
+            origin, unit = grid
+            k = (y - origin) / unit
             if up:
-                return (np.floor(y) + 1 if strict else np.ceil(y)).astype(np.int64)
-            return (np.ceil(y) - 1 if strict else np.floor(y)).astype(np.int64)
-        return np.nextafter(y, np.inf if up else -np.inf) if strict else y
+                on = np.floor(k + 1e-9) + 1 if strict else np.ceil(k - 1e-9)
+            else:
+                on = np.ceil(k - 1e-9) - 1 if strict else np.floor(k + 1e-9)
+            g = _values(col, origin + on * unit, partner)
+            v = np.maximum(g, v) if up else np.minimum(g, v)
+        return np.round(v).astype(np.int64) if col.dtype == "int" else v
     tz = getattr(partner.dt, "tz", None)
     naive = partner.dt.tz_convert("UTC").dt.tz_localize(None) if tz is not None else partner
     exact = naive.to_numpy(dtype="datetime64[ns]")
