@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 DEFAULT_BLOCK_ELEMENTS = 1 << 21  # about 16 MB of float64 per distance block
+CACHE_BLOCK_ELEMENTS = 1 << 18  # 2 MB of float64: a block that stays in cache is ~2x faster
 
 
 @dataclass(frozen=True)
@@ -198,8 +199,11 @@ def distance_blocks(query: EncodedTable, ref: EncodedTable, *,
                     ) -> Iterator[tuple[int, NDArray[np.float64]]]:
     """Yield ``(start, D)`` where ``D[i, j]`` is the distance of query ``start+i`` to ref ``j``.
 
-    Blocks hold at most about ``block_elements`` entries, so memory stays bounded whatever
-    the number of query records.
+    Blocks hold at most about ``block_elements`` entries (capped at
+    :data:`CACHE_BLOCK_ELEMENTS` so that a block stays in cache), so memory stays bounded
+    whatever the number of query records. Categorical mismatches are counted in small
+    integers and added once, which equals the per-column float sum up to rounding in the
+    last bit.
     """
     if query.columns != ref.columns:
         raise ConfigError("query and reference records must be encoded on the same columns")
@@ -207,18 +211,21 @@ def distance_blocks(query: EncodedTable, ref: EncodedTable, *,
     if p == 0:
         raise ConfigError("distance needs at least one column")
     n_ref = ref.n_rows
-    chunk = max(1, block_elements // max(n_ref, 1))
+    chunk = max(1, min(block_elements, CACHE_BLOCK_ELEMENTS) // max(n_ref, 1))
     qs = query.num / query.scales  # scaled once; distances are then plain differences
-    rs = ref.num / ref.scales
-    has_null = [bool(np.isnan(qs[:, j]).any() or np.isnan(rs[:, j]).any())
+    rs = [np.ascontiguousarray(ref.num[:, j] / ref.scales[j]) for j in range(ref.num.shape[1])]
+    has_null = [bool(np.isnan(qs[:, j]).any() or np.isnan(rs[j]).any())
                 for j in range(qs.shape[1])]
+    p_cat = query.cat.shape[1]
+    rc = [np.ascontiguousarray(ref.cat[:, j]) for j in range(p_cat)]
+    count_type = np.uint8 if p_cat < 256 else np.int32
     for start in range(0, query.n_rows, chunk):
         stop = min(start + chunk, query.n_rows)
         d = np.zeros((stop - start, n_ref), dtype=np.float64)
         tmp = np.empty_like(d)
         for j in range(qs.shape[1]):
             q = qs[start:stop, j][:, None]
-            r = rs[:, j][None, :]
+            r = rs[j][None, :]
             np.subtract(q, r, out=tmp)
             np.abs(tmp, out=tmp)
             np.minimum(tmp, 1.0, out=tmp)
@@ -227,8 +234,13 @@ def distance_blocks(query: EncodedTable, ref: EncodedTable, *,
                 tmp[qn | rn] = 1.0
                 tmp[qn & rn] = 0.0
             d += tmp
-        for j in range(query.cat.shape[1]):
-            d += query.cat[start:stop, j][:, None] != ref.cat[:, j][None, :]
+        if p_cat:
+            mismatches = np.zeros(d.shape, dtype=count_type)
+            differ = np.empty(d.shape, dtype=bool)
+            for j in range(p_cat):
+                np.not_equal(query.cat[start:stop, j][:, None], rc[j][None, :], out=differ)
+                np.add(mismatches, differ, out=mismatches, casting="unsafe")
+            d += mismatches
         d /= p
         yield start, d
 
@@ -269,3 +281,65 @@ def nearest_neighbors(query: EncodedTable, ref: EncodedTable, *, k: int = 1,
         idx[start:start + d.shape[0]] = perm[part]
         dist[start:start + d.shape[0]] = d[rows, part]
     return idx, dist
+
+
+def _knn_means(query: EncodedTable, ref: EncodedTable, self_pos: NDArray[np.intp], k: int
+               ) -> NDArray[np.float64]:
+    """Mean distance of each query record to its ``k`` nearest ``ref`` records.
+
+    ``self_pos[i]`` is the position of query ``i`` in ``ref`` (its own record, skipped), or
+    -1 when it is not there.
+    """
+    out = np.empty(query.n_rows, dtype=np.float64)
+    for start, d in distance_blocks(query, ref):
+        rows = np.arange(d.shape[0])
+        own = self_pos[start:start + d.shape[0]]
+        d[rows[own >= 0], own[own >= 0]] = np.inf  # a record is not its own neighbour
+        out[start:start + d.shape[0]] = np.partition(d, k - 1, axis=1)[:, :k].mean(axis=1)
+    return out
+
+
+def top_outliers(records: EncodedTable, n: int, *, k: int = 5, sample: int = 2048,
+                 batch: int = 512) -> NDArray[np.intp]:
+    """Positions of the ``n`` records farthest from their ``k`` nearest other records.
+
+    The score of a record is its mean distance to its ``k`` nearest other records (Meeus et
+    al., ESORICS 2023); the result, highest first with ties by position, equals ranking every
+    record's exact score, without the quadratic all-pairs pass. The mean distance to the
+    ``k`` nearest among an evenly spaced sample of ``sample`` records bounds each score from
+    above; exact scores are computed in that bound's order, in batches, until the next bound
+    falls below the ``n``-th best exact score.
+
+    Args:
+        records: The records ranked.
+        n: Number of outliers wanted.
+        k: Neighbours averaged.
+        sample: Size of the sample giving the upper bounds.
+        batch: Records scored exactly per step.
+    """
+    total = records.n_rows
+    if not 1 <= k < total:
+        raise ConfigError(f"k ({k}) must lie in [1, number of records - 1 ({total - 1})]")
+    n = max(0, min(n, total))
+    positions = np.arange(total, dtype=np.intp)
+    sampled = np.unique(np.linspace(0, total - 1, min(total, max(sample, 2 * k + 2))).astype(np.intp))
+    own = np.full(total, -1, dtype=np.intp)
+    own[sampled] = np.arange(sampled.size)
+    bound = _knn_means(records, records.take(sampled), own, k) if sampled.size < total else None
+    order = positions if bound is None else np.argsort(-bound, kind="stable").astype(np.intp)
+    scored_pos: list[NDArray[np.intp]] = []
+    scored: list[NDArray[np.float64]] = []
+    done = 0
+    while done < total:
+        chunk = order[done:done + (total if bound is None else batch)]
+        scored_pos.append(chunk)
+        scored.append(_knn_means(records.take(chunk), records, chunk, k))
+        done += chunk.size
+        best = np.sort(np.concatenate(scored))[::-1]
+        if bound is not None and done < total and best.size >= n and \
+                (n == 0 or bound[order[done]] < best[n - 1]):
+            break
+    pos = np.concatenate(scored_pos)
+    score = np.concatenate(scored)
+    rank = np.lexsort((pos, -score))
+    return pos[rank[:n]]
