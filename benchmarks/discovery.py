@@ -250,11 +250,8 @@ def _zero_has_own_cell(col: dict[str, Any]) -> bool:
     return col.get("kind") == "numeric" and 0.0 in edges and 1.0 in edges
 
 
-def _manifest_eps(manifest: dict[str, Any]) -> Any:
-    for key in ("epsilon", "privacy", "budget"):
-        if key in manifest:
-            return manifest[key]
-    return None
+def _manifest_eps(manifest: dict[str, Any]) -> float:
+    return float(manifest["privacy"]["epsilon"])
 
 
 def print_adult(rows: list[dict[str, Any]], bins_rows: list[dict[str, Any]]) -> None:
@@ -287,6 +284,19 @@ def print_adult(rows: list[dict[str, Any]], bins_rows: list[dict[str, Any]]) -> 
 
 # ---------------------------------------------------------------- part 3
 
+def _inside_real_range(real: pd.DataFrame, syn: pd.DataFrame, spec: dict[str, Any]) -> dict[str, float]:
+    """Per discovered numeric column, the share of synthetic values inside the real min..max
+    (CONFIDENTIAL: the real range is read without DP; a benchmark figure only)."""
+    out: dict[str, float] = {}
+    for col in spec["columns"]:
+        if col["kind"] != "numeric":
+            continue
+        r, y = _numbers(real[col["name"]].dropna()), _numbers(syn[col["name"]].dropna())
+        if len(y) and r.notna().any():
+            out[col["name"]] = round(float(((y >= r.min()) & (y <= r.max())).mean()), 3)
+    return out
+
+
 def _drop_reason(name: str, ledger: list[dict[str, Any]]) -> str:
     """Why discovery dropped a column, read off the public ledger labels (no data values)."""
     steps = [e["label"].split(": ", 1)[1] for e in ledger if e["label"].startswith(f"discover {name!r}: ")]
@@ -311,14 +321,17 @@ def messy(messy_dir: Path, work: Path, results: dict[str, Any]) -> None:
         try:
             row["release_s"] = run(cmd, work / f"messy-{data.stem}.log")
             row["verify_s"] = run([DPSYNTH, "verify", str(bundle)], work / f"messy-{data.stem}-verify.log")
-            row["verify"] = (work / f"messy-{data.stem}-verify.log").read_text().strip().splitlines()[-1]
+            row["verify"] = next(ln for ln in (work / f"messy-{data.stem}-verify.log").read_text().splitlines()
+                                 if ln.startswith(("OK", "FAIL", "error")))
             spec = yaml.safe_load((bundle / "schema.yaml").read_text())
-            row["kinds"] = {c["name"]: c["kind"] + (f"/{c['dtype']}" if "dtype" in c else "")
+            row["kinds"] = {c["name"]: c["kind"] + (f"/{c.get('dtype', 'float')}" if c["kind"] == "numeric" else "")
                             + (" nullable" if c.get("nullable") else "") for c in spec["columns"]}
             ledger = json.loads((bundle / "manifest.json").read_text())["privacy"]["ledger"]
             row["dropped"] = {c["name"]: _drop_reason(c["name"], ledger) for c in spec["columns"]
                               if c["kind"] == "identifier"}
-            row["synthetic_rows"] = len(pd.read_csv(bundle / "synthetic.csv", dtype=str))
+            syn = pd.read_csv(bundle / "synthetic.csv", dtype=str)
+            row["synthetic_rows"] = len(syn)
+            row["inside_real_range"] = _inside_real_range(pd.read_csv(data, dtype=str), syn, spec)
         except RuntimeError as exc:
             row["error"] = str(exc)
         rows.append(row)
