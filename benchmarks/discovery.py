@@ -1,6 +1,6 @@
 """Benchmark of DP schema discovery (issue 15): a schema found under DP against the hand-written one.
 
-Four parts, each printed as a table and written to ``benchmarks/results/discovery.json``:
+Three parts, each printed as a table and written to ``benchmarks/results/discovery.json``:
 
 1. **Adult, hand schema against discovered schema.** The raw UCI Adult file is split 80/20
    with the public seed 0. For each seed, ``dpsynth release`` runs twice at ε = 1, δ = 1e-9,
