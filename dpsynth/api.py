@@ -69,9 +69,11 @@ def privacy_caveats(schema: Schema, *, allow_private_schema: bool,
     Columns in ``discovered`` had their facts derived under DP in this run (DP schema
     discovery): their cost is in the ledger, so they carry no caveat.
     """
+    covered = (" Facts marked source: dp were derived under differential privacy and are covered."
+               if schema.dp_fact_costs() else "")
     caveats = [
         "The guarantee covers the rows of the input under the declared unit of privacy; it does "
-        "not cover facts declared public in the schema (categories, bounds, bin edges).",
+        "not cover facts declared public in the schema (categories, bounds, bin edges)." + covered,
         "Differential privacy bounds what the release reveals about any one unit; it does not "
         "prevent inferences about groups that hold in the population.",
     ]

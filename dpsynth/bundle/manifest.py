@@ -170,14 +170,27 @@ def software_versions() -> dict[str, str | None]:
     }
 
 
+def _not_protected(dp_columns: list[str]) -> list[str]:
+    """:data:`NOT_PROTECTED`, saying which schema facts the guarantee covers when some were derived under DP."""
+    if not dp_columns:
+        return list(NOT_PROTECTED)
+    first = ("the declared part of the public schema: column names, categories, bounds, bin edges, "
+             f"nullability and constraints not marked source: dp (the facts of columns {dp_columns} "
+             "were derived under differential privacy, their cost is in the ledger, and they are covered)")
+    return [first, *NOT_PROTECTED[1:]]
+
+
 def _public_inputs(synth: Synthesizer) -> dict[str, Any]:
     schema = synth.schema
+    dp_columns = [c for c, _ in schema.dp_fact_costs()]
+    how = ("a declared public input, or derived under differential privacy where marked source: dp "
+           "(its cost in the ledger)" if dp_columns else "a declared public input")
     return {
         "schema": "schema.yaml",
         "domain": schema.domain(),
         "constraints": len(schema.constraints),
-        "description": "every category, bound, bin edge and constraint in schema.yaml is a "
-        "declared public input; the synthetic rows can only take values in this domain",
+        "description": f"every category, bound, bin edge and constraint in schema.yaml is {how}; "
+        "the synthetic rows can only take values in this domain",
     }
 
 
@@ -230,7 +243,7 @@ def build_manifest(
         "seed_never_touches": list(statement.seed_never_touches),
         "ledger": [step.to_json() for step in p.ledger],
         "caveats": list(p.caveats),
-        "not_protected": list(NOT_PROTECTED),
+        "not_protected": _not_protected([c for c, _ in synth.schema.dp_fact_costs()]),
         "private_schema_accepted": bool(inferred) and allow_private_schema,
         "private_inferred_columns": inferred if allow_private_schema else [],
     }

@@ -7,9 +7,10 @@ only; the rules below are public and documented in docs/discovery.md:
 
 - **Budget split.** The discovery budget ``rho`` is split equally over the columns to
   discover (identifiers found by name cost nothing). Within a column: 10% for the kind and
-  nulls, the rest for the kind's facts (numbers: 30% bounds, 50% bin edges, 10% point
-  masses; dates: 45% and 45%; text: 90% for the categories; booleans: nothing more). What a column does not use is
-  left for the model. Thresholded histograms share ``delta_share`` of the run's delta equally.
+  nulls, the rest for the kind's facts (numbers: 30% bounds, 50% bin edges, of which 20%
+  zoom in first when the bounds span one or two coarse cells, 10% point masses; dates: 45%
+  and 45%; text: 90% for the categories; booleans: nothing more). What a column does not use
+  is left for the model. Thresholded histograms share ``delta_share`` of the run's delta equally.
 - **Kind and nulls.** Noisy counts of each value's class (null, integer, decimal, date,
   datetime, boolean, text) decide the kind (a class holding at least 90% of the values) and
   whether the column is nullable (noisy null count above two standard deviations).
@@ -49,6 +50,7 @@ _INT = re.compile(r"[+-]?(0|[1-9]\d*)")
 _DEC = re.compile(r"[+-]?((\d+\.\d*|\.\d+)([eE][+-]?\d+)?|\d+[eE][+-]?\d+)")
 _DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4}")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}:?\d{2})?")
+_CODE_NAME = re.compile(r"(^|[_\s-])(zip|zipcode|postal|postcode|fips|code)($|[_\s-])", re.I)
 _ID_NAME = re.compile(r"(^|[_\s-])(id|uuid|guid|ssn|e-?mail|phone|name|address|url|ip)($|[_\s-])", re.I)
 _GRID_MANTISSAS = (1.0, 2.0, 5.0)
 
@@ -134,9 +136,10 @@ def _numbers(values: pd.Series) -> npt.NDArray[np.float64]:
 
 def _span(noisy: npt.NDArray[np.int64], sigma: float, config: DiscoveryConfig,
           widths: Sequence[int] = (1, 2, 3)) -> tuple[int, int] | None:
-    """The outermost cells holding real mass: in every run of up to three cells whose summed
-    noisy count clears ``occupied_sigmas`` standard deviations of its own noise (``sigma *
-    sqrt(width)``), the cells above two standard deviations count as holding mass.
+    """The outermost cells holding real mass: a cell whose noisy count clears
+    ``occupied_sigmas`` standard deviations, and, in a run of two or three cells whose summed
+    noisy count clears that bar for the run (``sigma * sqrt(width)``) even without its largest
+    cell, the cells above two standard deviations.
 
     Mass spread thinly over neighbouring cells is found; a lone value (a planted extreme)
     never clears the bar.
@@ -149,7 +152,12 @@ def _span(noisy: npt.NDArray[np.int64], sigma: float, config: DiscoveryConfig,
         if counts.size < w:
             continue
         sums = np.convolve(counts, np.ones(w), mode="valid")
-        for k in np.flatnonzero(sums > z * math.sqrt(w)):
+        if w == 1:
+            spread = sums > z
+        else:  # the run must hold spread mass, not one heavy cell and its noisy neighbours
+            peak = np.lib.stride_tricks.sliding_window_view(counts, w).max(axis=1)
+            spread = (sums > z * math.sqrt(w)) & (sums - peak > z * math.sqrt(w - 1))
+        for k in np.flatnonzero(spread):
             inside = k + np.flatnonzero(counts[k:k + w] > 2.0 * sigma)  # not the empty neighbours
             starts.update(int(i) for i in inside[:1])
             ends.update(int(i) for i in inside[-1:])
@@ -223,6 +231,8 @@ def _fine_points(lo: float, hi: float, integer: bool, skewed: bool, positive_fro
         pts = np.linspace(lo, hi, 129)
     if integer:
         pts = np.round(pts)
+        if lo <= 0 < hi:  # zero gets a unit cell (a point mass there is common)
+            pts = np.concatenate([pts, [0.0, 1.0]])
     return np.unique(pts)
 
 
@@ -248,7 +258,22 @@ def _discover_numeric(gate: PrivateFrame, col: _Column, integer: bool, config: D
         col.spec.update({"kind": "numeric", "dtype": "int", "bounds": [int(lo), int(hi)]})
         return
     points = _fine_points(lo, hi, integer, skewed, positive_from)
-    s2 = _sigma(0.5 * col.rho, gate.bound)
+    edges_share = 0.5
+    if span[1] - span[0] < 2:  # all values in one or two coarse cells (latitudes, years): zoom in
+        edges_share = 0.3
+        s_zoom = _sigma(0.2 * col.rho, gate.bound)
+        h_zoom = gate.histogram(col.name, _cells(points, _numbers), len(points) - 1, sigma=s_zoom,
+                                label=f"discover {col.name!r}: zoom")
+        inner = _span(h_zoom, s_zoom, config)
+        if inner is not None:
+            lo, hi = float(points[inner[0]]), float(points[inner[1] + 1])
+            if integer:
+                lo, hi = math.floor(lo), max(math.ceil(hi), math.floor(lo) + 1)
+            if integer and hi - lo + 1 <= 64:
+                col.spec.update({"kind": "numeric", "dtype": "int", "bounds": [int(lo), int(hi)]})
+                return
+            points = _fine_points(lo, hi, integer, False, lo)
+    s2 = _sigma(edges_share * col.rho, gate.bound)
     h2 = gate.histogram(col.name, _cells(points, _numbers), len(points) - 1, sigma=s2,
                         label=f"discover {col.name!r}: bin edges")
     atoms = _discover_atoms(gate, col, points, h2, config)
@@ -328,6 +353,8 @@ def _discover_column(gate: PrivateFrame, col: _Column, config: DiscoveryConfig) 
         col.spec, col.notes = {}, [f"{col.name}: too few values to discover under DP; dropped"]
     elif kind == "boolean":
         col.spec["kind"] = "boolean"
+    elif kind == "integer" and _CODE_NAME.search(col.name):  # ZIP, FIPS...: codes, not quantities
+        _discover_text(gate, col, nonnull)
     elif kind in ("integer", "decimal"):
         _discover_numeric(gate, col, kind == "integer", config)
     elif kind in ("date", "datetime"):
