@@ -100,7 +100,8 @@ def test_public_api_is_pinned() -> None:
         "load_policy", "run_audit", "write_audit_report"])
     params = inspect.signature(audit.run_audit).parameters
     assert list(params) == ["real", "synthetic", "holdout", "quasi_identifiers", "secrets",
-                            "numeric_ranges", "policy", "manifest", "n_attacks", "rng"]
+                            "numeric_ranges", "policy", "manifest", "n_attacks", "rng", "options",
+                            "progress"]
     assert all(p.kind is p.KEYWORD_ONLY for name, p in params.items()
                if name not in ("real", "synthetic"))
 

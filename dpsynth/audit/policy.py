@@ -114,6 +114,11 @@ class PolicyEvidence:
         rare_exact_copies: Rare real records copied verbatim (``None``: not counted).
         rare_allowed: Copies that chance collisions explain (from the holdout).
         k: k-anonymity of the synthetic data.
+        undefined: Risks that were measured but are undefined (``singling_out``,
+            ``linkability``, ``inference``), each with its one-line reason. An undefined
+            risk is reported and never fails the policy: no number exists to cap.
+        not_run: Measures the audit did not run, each with the reason and the flag that
+            enables it; a cap on one of them fails (closed gate) and says why.
     """
 
     manifest_epsilon: object = None
@@ -126,6 +131,8 @@ class PolicyEvidence:
     rare_exact_copies: int | None = None
     rare_allowed: float = 0.0
     k: int | None = None
+    undefined: Mapping[str, str] = field(default_factory=dict)
+    not_run: Mapping[str, str] = field(default_factory=dict)
 
 
 class SupportsEvidence(Protocol):
@@ -151,31 +158,37 @@ def evaluate_policy(result: PolicyEvidence | SupportsEvidence, policy: Policy) -
         elif not isinstance(value, int | float) or float(value) > cap:
             failures.append(f"manifest privacy.{key} ({value}) exceeds the cap ({cap})")
 
-    def cap_upper(label: str, ci: tuple[float, float] | None, cap: float | None) -> None:
+    def cap_upper(label: str, ci: tuple[float, float] | None, cap: float | None,
+                  key: str = "") -> None:
         if cap is None:
             return
-        if ci is None:
-            failures.append(f"{label} could not be computed, but the policy caps it at {cap}")
+        if key in ev.undefined:
+            skipped.append(f"{label}: {ev.undefined[key]}")
+        elif ci is None:
+            why = f" ({ev.not_run[key]})" if key in ev.not_run else ""
+            failures.append(f"{label} could not be computed{why}, but the policy caps it at {cap}")
         elif float(ci[1]) > cap:
-            failures.append(f"{label} upper bound ({float(ci[1]):.4f}) exceeds the cap ({cap})")
+            failures.append(f"{label} upper bound ({float(ci[1]):.3f}) exceeds the cap ({cap})")
 
-    cap_upper("membership AUC", ev.membership_max_auc_ci, policy.max_membership_auc_upper)
+    cap_upper("membership AUC", ev.membership_max_auc_ci, policy.max_membership_auc_upper,
+              "membership")
     eps = ev.membership_epsilon_lb
     if policy.max_membership_epsilon_lb is not None:
         if eps is None:
             failures.append("membership epsilon lower bound could not be computed, but the "
                             f"policy caps it at {policy.max_membership_epsilon_lb}")
         elif float(eps) > policy.max_membership_epsilon_lb:
-            failures.append(f"membership epsilon lower bound ({float(eps):.4f}) exceeds the "
+            failures.append(f"membership epsilon lower bound ({float(eps):.3f}) exceeds the "
                             f"cap ({policy.max_membership_epsilon_lb})")
     for key, ci, cap in (("singling_out", ev.singling_out_ci, policy.max_singling_out_risk_upper),
                          ("linkability", ev.linkability_ci, policy.max_linkability_risk_upper),
                          ("inference", ev.inference_ci, policy.max_inference_risk_upper)):
-        cap_upper(f"{key} risk", ci, cap)
+        cap_upper(f"{key} risk", ci, cap, key)
     if policy.forbid_rare_exact_copies:
         n = ev.rare_exact_copies
         if n is None:
-            failures.append("exact copies of rare records could not be counted")
+            why = f" ({ev.not_run['exact_copies']})" if "exact_copies" in ev.not_run else ""
+            failures.append(f"exact copies of rare records could not be counted{why}")
         elif int(n) > 0 and int(n) > float(ev.rare_allowed):
             failures.append(f"{int(n)} rare real records (unique on the quasi-identifiers) "
                             "appear verbatim in the synthetic data, more than chance "

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from dpsynth.audit.runner import AuditResult
 from dpsynth.tabular.atomic import write_bytes_atomic, write_text_atomic
 
-__all__ = ["render_audit_html", "risk_svg", "write_audit_report"]
+__all__ = ["format_number", "format_risk", "render_audit_html", "risk_svg", "write_audit_report"]
 
 
 def _clean(obj: Any) -> Any:
@@ -34,6 +34,32 @@ def _clean(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [_clean(v) for v in obj]
     return obj
+
+
+def format_number(x: Any) -> str:
+    """A number as people read it in the report: 3 decimals for floats, integers as they are."""
+    if isinstance(x, bool) or x is None:
+        return "n/a" if x is None else str(x)
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        return f"{x:.3f}" if math.isfinite(x) else "n/a"
+    if isinstance(x, list | tuple):
+        return "[" + ", ".join(format_number(v) for v in x) + "]"
+    return str(x)
+
+
+def format_risk(risk: Any) -> str:
+    """The headline of one risk's JSON: ``0.031 [0.000, 0.091]``, or why there is no number."""
+    if not isinstance(risk, dict):
+        return "n/a"
+    if risk.get("skipped"):
+        return f"skipped: {risk.get('skipped_reason')}"
+    if risk.get("undefined"):
+        return f"undefined: {risk.get('undefined_reason')}"
+    if risk.get("value") is None:
+        return "n/a"
+    return f"{format_number(risk['value'])} {format_number(risk.get('ci') or [])}"
 
 
 def _svg(fig: Figure) -> str:
@@ -70,17 +96,22 @@ def risk_svg(js: dict[str, Any]) -> str:
     fig = Figure(figsize=(5.0, 3.0))
     ax = fig.add_subplot()
     names = ["singling_out", "linkability", "inference"]
-    vals, lo, hi = [], [], []
+    vals, lo, hi, notes = [], [], [], []
     for n in names:
         risk = js[n]["risk"]
-        v = _finite(risk["value"])
+        v = _finite(risk.get("value"))
         ci = risk.get("ci") or [v, v]
         vals.append(v)
+        notes.append("skipped" if risk.get("skipped") else
+                     "undefined" if risk.get("undefined") else "")
         # Error bars cannot be negative: a CI end a rounding error past the value (risk 0,
         # lower bound 4e-19) or a missing end draws as no bar on that side.
         lo.append(max(0.0, v - _finite(ci[0], v)))
         hi.append(max(0.0, _finite(ci[1], v) - v))
     ax.bar(range(3), vals, yerr=[lo, hi], capsize=6, color="#4c72b0")
+    for i, note in enumerate(notes):
+        if note:
+            ax.text(i, 0.05, note, ha="center", rotation=90, color="#a40000")
     ax.set_xticks(range(3), ["singling out", "linkability", "inference"])
     ax.set_ylim(0, 1)
     ax.set_ylabel("residual risk")
@@ -108,13 +139,15 @@ private &mdash; NOT for the release bundle</div>
  'PASSED' if js.policy.passed else 'FAILED' }}</span> ({{ js.policy.name }})</h2>
 {% if js.policy.failures %}<ul>{% for f in js.policy.failures %}<li class="fail">{{ f }}</li>
 {% endfor %}</ul>{% endif %}
+{% if js.skipped %}<h3>Measures not run</h3><ul>{% for k, why in js.skipped.items() %}
+<li>{{ k }}: {{ why }}</li>{% endfor %}</ul>{% endif %}
 {% if js.policy.skipped %}<p class="note">Not checked: {{ js.policy.skipped|join('; ') }}</p>
 {% endif %}
 <h2>Attacker knowledge audited</h2>
 <table><tr><th>quasi-identifiers</th><td>{{ js.meta.quasi_identifiers|join(', ') }}</td></tr>
 <tr><th>secrets</th><td>{{ js.meta.secrets|join(', ') }}</td></tr>
-<tr><th>linkability column sets</th><td>A: {{ js.linkability.columns_a|join(', ') }}<br>
-B: {{ js.linkability.columns_b|join(', ') }}</td></tr>
+<tr><th>linkability column sets</th><td>A: {{ (js.linkability.columns_a or [])|join(', ') }}<br>
+B: {{ (js.linkability.columns_b or [])|join(', ') }}</td></tr>
 <tr><th>records</th><td>real {{ js.meta.n_real }}, synthetic {{ js.meta.n_synthetic }},
 holdout {{ js.meta.n_holdout if js.meta.n_holdout is not none else 'none' }};
 {{ js.meta.n_targets }} targets per attack</td></tr></table>
@@ -144,34 +177,34 @@ training records' presence explains. Intervals are Wilson intervals at
 {{ '%.0f'|format(100 * js.meta.risk_confidence) }}%, combined at their least favourable
 ends. If the attack is no better than the baseline, a low risk is weak evidence.</p>
 {{ risk_svg|safe }}
-<table><tr><th>criterion</th><th>risk</th><th>interval</th><th>attack</th><th>baseline</th>
+<table><tr><th>criterion</th><th>risk [interval]</th><th>attack</th><th>baseline</th>
 <th>control</th><th>n</th></tr>
 {% for key, label in [('singling_out','singling out: isolating one person'),
  ('linkability','linkability: linking two records of one person'),
  ('inference','inference: deducing a secret attribute')] %}{% set r = js[key].risk %}<tr>
-<td>{{ label }}</td><td>{{ '%.3f'|format(r.value) }}</td><td>[{{ '%.3f'|format(r.ci[0]) }},
-{{ '%.3f'|format(r.ci[1]) }}]</td><td>{{ '%.3f'|format(r.attack_rate) }}</td>
-<td>{{ '%.3f'|format(r.baseline_rate) }}</td><td>{{ 'n/a' if r.control_rate is none else
- '%.3f'|format(r.control_rate) }}</td><td>{{ r.n_attacks }}</td></tr>{% endfor %}</table>
+<td>{{ label }}</td><td>{{ fmt_risk(r) }}</td><td>{{ fmt(r.attack_rate) }}</td>
+<td>{{ fmt(r.baseline_rate) }}</td><td>{{ fmt(r.control_rate) }}</td>
+<td>{{ r.n_attacks if r.n_attacks is defined else 'n/a' }}</td></tr>{% endfor %}</table>
 {% for key in ['singling_out','linkability','inference'] %}{% for w in js[key].risk.warnings
  %}<p class="warn">{{ key }}: {{ w }}</p>{% endfor %}{% endfor %}
 <h2>Exact copies and outliers</h2>
 <p class="note">Real records reproduced verbatim in the synthetic data. "Rare" records are
 unique on the quasi-identifiers in the real data; copying them is the clearest leak.
 Compare with the holdout: identical rows also arise by chance in small domains.</p>
-<table>{% for k, v in js.exact_copies.items() %}<tr><th>{{ k }}</th><td>{{ v }}</td></tr>
-{% endfor %}{% for k, v in js.outliers.items() %}<tr><th>outliers: {{ k }}</th><td>{{ v }}
+<table>{% for k, v in js.exact_copies.items() %}<tr><th>{{ k }}</th><td>{{ fmt(v) }}</td></tr>
+{% endfor %}{% for k, v in js.outliers.items() %}<tr><th>outliers: {{ k }}</th><td>{{ fmt(v) }}
 </td></tr>{% endfor %}</table>
 <h2>k-anonymity family (informational only)</h2>
 <p class="note">Computed on the synthetic table for the quasi-identifiers (ARX definitions).
 These numbers certify nothing for synthetic data: there is no one-to-one mapping between
 synthetic rows and people, a generator can copy an outlier into a large group, and they
 ignore background knowledge. A table with k &ge; 10 can still fail membership inference.</p>
-<table><tr><th>k</th><td>{{ js.k_anonymity.k }}</td></tr>
-<tr><th>share unique on QIs</th><td>{{ '%.4f'|format(js.k_anonymity.unique_share) }}</td></tr>
+{% if js.k_anonymity.skipped %}<p class="warn">Not run: {{ js.k_anonymity.skipped_reason }}</p>
+{% else %}<table><tr><th>k</th><td>{{ js.k_anonymity.k }}</td></tr>
+<tr><th>share unique on QIs</th><td>{{ fmt(js.k_anonymity.unique_share) }}</td></tr>
 {% for s, v in js.k_anonymity.l_diversity_distinct.items() %}<tr><th>{{ s }}: distinct l /
-entropy l / t</th><td>{{ v }} / {{ '%.3f'|format(js.k_anonymity.l_diversity_entropy[s]) }} /
-{{ '%.3f'|format(js.k_anonymity.t_closeness[s]) }}</td></tr>{% endfor %}</table>
+entropy l / t</th><td>{{ v }} / {{ fmt(js.k_anonymity.l_diversity_entropy[s]) }} /
+{{ fmt(js.k_anonymity.t_closeness[s]) }}</td></tr>{% endfor %}</table>{% endif %}
 <h2>Warnings</h2>{% for w in js.warnings %}<p class="warn">{{ w }}</p>{% else %}
 <p>None.</p>{% endfor %}
 <h2>How to use this report</h2>
@@ -189,7 +222,8 @@ release bundle</div>
 def render_audit_html(result: AuditResult) -> str:
     """The self-contained confidential HTML page of ``result``."""
     js = _clean(result.to_json())
-    return str(_TEMPLATE.render(js=js, roc_svg=_roc_svg(result), risk_svg=risk_svg(js)))
+    return str(_TEMPLATE.render(js=js, roc_svg=_roc_svg(result), risk_svg=risk_svg(js),
+                                fmt=format_number, fmt_risk=format_risk))
 
 
 def write_audit_report(result: AuditResult, out_dir: Path) -> None:
