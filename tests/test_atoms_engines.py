@@ -107,6 +107,7 @@ def test_duckdb_and_arrow_match_numpy_on_text_and_typed_sources(tmp_path: Path) 
 
 
 @pytest.mark.spark
+@pytest.mark.slow  # its own Spark session: about a minute of start-up on two cores
 @pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs java")
 def test_spark_matches_numpy(tmp_path: Path) -> None:
     pytest.importorskip("pyspark")

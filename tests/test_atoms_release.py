@@ -1,8 +1,8 @@
 """Point masses survive a DP release, and released files look like the input.
 
 On the weather lookalike (precip 0 in ~93% of rows, visib capped at 10 in ~83%) at epsilon 1:
-the share of each drafted atom in the synthetic rows is within 2 sigma of its noisy count
-(sigma is the noise scale of the one-way measurement), and the shape score computed by
+the count of each drafted atom in the synthetic rows is close to its noisy count (sigma is the
+noise scale of the one-way measurement; see ``_atom_near_its_noisy_count``), and the shape score computed by
 ``dpsynth evaluate`` (KSComplement) for precip and visib rises from under 0.2 without atoms
 (and without the drafted precision, i.e. the behaviour before atoms existed) to over 0.8.
 """
@@ -42,7 +42,7 @@ def _shapes(real: pd.DataFrame, syn: pd.DataFrame, schema: Schema, out: Path) ->
     return {name: ev["column_shapes"][name]["score"] for name in ATOMS}
 
 
-def _atom_within_two_sigma(synth: Synthesizer, syn: pd.DataFrame) -> None:
+def _atom_near_its_noisy_count(synth: Synthesizer, syn: pd.DataFrame) -> None:
     codes = encode(syn, synth.schema)
     for name, value in ATOMS.items():
         col = synth.schema.column(name)
@@ -51,8 +51,10 @@ def _atom_within_two_sigma(synth: Synthesizer, syn: pd.DataFrame) -> None:
         noisy = [m for m in synth.measurements if m.clique == (name,) and m.values.shape == (col.domain_size(),)]
         assert noisy, name
         m = noisy[0]
-        # rows default to the DP estimate of n, so the atom's count is compared with its noisy count
-        assert abs(got - float(m.values[col.n_bins])) <= 2 * m.sigma, (name, got, float(m.values[col.n_bins]), m.sigma)
+        # Rows default to the DP estimate of n, so the atom's count is compared with its noisy
+        # count. The difference behaves like N(0, sigma^2) (20 MST fits: sd 1.04 sigma, 95% of
+        # atoms within 2 sigma), so one run is checked at 4 sigma (a false alarm ~1e-4).
+        assert abs(got - float(m.values[col.n_bins])) <= 4 * m.sigma, (name, got, float(m.values[col.n_bins]), m.sigma)
         assert (syn[name] == value).sum() == got  # decoded to exactly the atom
 
 
@@ -75,7 +77,7 @@ def _run(mechanism: str, tmp_path: Path, n: int) -> dict[str, Any]:
     old = fit(real, before, mechanism=mechanism, epsilon=1.0, delta=1e-9, seed=11, allow_private_schema=True)
     new = fit(real, drafted, mechanism=mechanism, epsilon=1.0, delta=1e-9, seed=11, allow_private_schema=True)
     syn = new.sample(seed=11)
-    _atom_within_two_sigma(new, syn)
+    _atom_near_its_noisy_count(new, syn)
     return {"before": _shapes(real, old.sample(seed=11), before, tmp_path / "before"),
             "after": _shapes(real, syn, drafted, tmp_path / "after"), "syn": syn}
 
