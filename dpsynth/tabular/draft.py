@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dpsynth.tabular.columns import Source, canonical_key
+from dpsynth.tabular.draft_roles import propose_roles
 from dpsynth.tabular.schema import Schema, parse_schema
 
 __all__ = ["ATOM_SHARE", "MIN_CATEGORY_COUNT", "datetime_grid_bounds", "draft_schema", "grid_bounds"]
@@ -406,12 +407,11 @@ def draft_schema(df: pd.DataFrame, *, name: str | None = None) -> tuple[Schema, 
     """
     notes: list[str] = []
     cols: list[dict[str, Any]] = []
-    inferred = Source.private_inferred.value
     for col in df.columns:
-        spec, col_notes = _draft_spelled({"name": str(col), "nullable": True, "source": inferred}, df[col])
+        spec, col_notes = _draft_spelled({"name": str(col), "nullable": True, "source": "private_inferred"}, df[col])
         cols.append(spec)
         notes.extend(col_notes)
-    schema = parse_schema({"name": name, "columns": cols}, "draft")
+    schema = parse_schema({"name": name, "columns": propose_roles(cols, notes)}, "draft")
     notes.insert(0, "This schema was read off the data and is NOT differentially private: every derived "
                  "fact is marked private_inferred. Replace them with public facts before fitting.")
     notes.insert(1, "every modelled column is drafted nullable (nulls were not looked up); set "
