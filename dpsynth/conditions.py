@@ -185,18 +185,19 @@ def code_intervals(col: NumericColumn | DatetimeColumn) -> list[_Interval]:
         firsts = [max(math.ceil(u[c]), ulo) for c in range(col.n_values)]
         return [_Interval(f, min(max(math.ceil(u[c + 1]) - 1, f), uhi)) for c, f in enumerate(firsts)]
     lo, hi = col.bounds
+    atoms = [_Interval(float(a), float(a)) for a in col.atoms]  # atom codes follow the bins: exact values
     if col.per_integer:
-        return [_Interval(lo + c, lo + c) for c in range(col.n_values)]
+        return [_Interval(lo + c, lo + c) for c in range(col.n_bins)] + atoms
     e = col.bin_edges()
-    last = col.n_values - 1
+    last = col.n_bins - 1
     if col.dtype == "float":
-        return [_Interval(float(e[c]), float(e[c + 1]), hi_open=c < last) for c in range(col.n_values)]
+        return [_Interval(float(e[c]), float(e[c + 1]), hi_open=c < last) for c in range(col.n_bins)] + atoms
     out = []
-    for c in range(col.n_values):
+    for c in range(col.n_bins):
         first = float(np.ceil(e[c]))
         top = float(np.floor(e[c + 1]) if c == last else np.ceil(e[c + 1]) - 1)
         out.append(_Interval(max(first, math.ceil(lo)), min(max(top, first), math.floor(hi))))
-    return out
+    return out + atoms
 
 
 def _number(text: object, cond: Condition) -> float:
@@ -302,8 +303,9 @@ def _split(text: str, keys: Mapping[str, int], fold: Callable[[object], str]) ->
 
 def _category_codes(cond: Condition, col: CategoricalColumn | OrdinalColumn | BooleanColumn) -> set[int]:
     if isinstance(col, BooleanColumn):
-        labels = ["false", "true"]
+        labels = [col.false_label or "false", col.true_label or "true"]
         keys = {"false": 0, "0": 0, "no": 0, "n": 0, "f": 0, "true": 1, "1": 1, "yes": 1, "y": 1, "t": 1}
+        keys.update({canonical_key(labels[0]).lower(): 0, canonical_key(labels[1]).lower(): 1})  # the source spelling
     else:
         labels = [str(c) for c in col.categories] + ([col.other_label] if col.other else [])
         keys = {canonical_key(c): i for i, c in enumerate(labels)}

@@ -177,3 +177,18 @@ def test_same_seed_same_conditional_rows(dated_model) -> None:  # type: ignore[n
     a = dated_model.sample(500, conditions=["n>=500"], seed=9)
     b = dated_model.sample(500, conditions=["n>=500"], seed=9)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_atoms_are_exact_values_and_booleans_accept_their_source_labels() -> None:
+    schema = parse_schema({"name": "w", "columns": [
+        {"name": "precip", "kind": "numeric", "dtype": "float", "bounds": [0, 2], "bins": 4, "atoms": [0]},
+        {"name": "freezing", "kind": "boolean", "true_label": "YES", "false_label": "NO"}]})
+    col = schema.column("precip")
+    atom = col.n_bins  # atom codes follow the bins
+    assert resolve_conditions(["precip=0"], schema).evidence["precip"] == [0, atom]  # the atom, and bin [0, 0.5)
+    assert atom not in resolve_conditions(["precip>=0.5"], schema).evidence["precip"]
+    assert atom not in resolve_conditions(["precip>0"], schema).evidence["precip"]
+    assert resolve_conditions(["freezing=YES"], schema).evidence["freezing"] == [1]
+    assert resolve_conditions(["freezing=no"], schema).evidence["freezing"] == [0]
+    with pytest.raises(ConfigError, match="YES"):
+        resolve_conditions(["freezing=maybe"], schema)
