@@ -118,6 +118,7 @@ def fit(
     aim: AIMConfig | None = None,
     neural: Any = None,
     discover_schema_epsilon: float | None = None,
+    max_memory: str | int | None = None,
 ) -> Synthesizer:
     """Fit a synthesizer, spending the whole budget (and never more).
 
@@ -151,6 +152,10 @@ def fit(
             this much of ``epsilon`` on them (docs/discovery.md); ``schema`` is then optional
             or partial (its columns stay declared). The model gets exactly what a fit at
             ``epsilon - discover_schema_epsilon`` would have had; the stated epsilon covers both.
+        max_memory: Budget of the fit's working memory (bytes, or ``"512M"``, ``"2G"``); default
+            a share of the machine's memory (:func:`dpsynth.mechanisms.plan.default_max_memory`).
+            AIM's model cap is derived from it; a fixed-size model over it is refused before
+            any data is read (:func:`dpsynth.mechanisms.plan.plan_fit`).
     """
     mech = registry.get(mechanism)
     config = registry.resolve_config(mech, _options(mechanism, options, mst=mst, aim=aim, neural=neural))
@@ -158,7 +163,7 @@ def fit(
         return _fit_discovering(data, schema, mech, config, epsilon=epsilon, delta=delta, rho=rho,
                                 engine=engine, allow_private_schema=allow_private_schema,
                                 ledger=(ledger_path, lifetime_epsilon, lifetime_rho, ledger_label),
-                                discover_epsilon=discover_schema_epsilon)
+                                discover_epsilon=discover_schema_epsilon, max_memory=max_memory)
     if schema is None:
         raise ConfigError("give a schema, or discover one under DP (discover_schema_epsilon)")
     schema = _public_schema(schema, allow_private_schema)
@@ -167,10 +172,12 @@ def fit(
     if not mech.reads_data:
         return _fit_without_data(mech, schema, config, constraints, caveats)
     budget = budget_of(epsilon=epsilon, delta=delta, rho=rho)
-    from dpsynth.mechanisms.plan import plan_fit
+    from dpsynth.mechanisms.plan import plan_fit, within_memory
 
     # Refuse a model that cannot fit in memory from public sizes alone, before reading data.
-    plan_fit(schema, mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho, options=config)
+    plan_fit(schema, mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho, options=config,
+             max_memory=max_memory)
+    config = within_memory(schema, mechanism, config, max_memory)
     if mech.needs_approx_dp and not isinstance(budget, ApproxDP):
         raise ConfigError(f"{mechanism} needs an ApproxDP accountant budget: DP-SGD has no finite zCDP cost")
     accountant = _accountant(budget, delta, ledger_path, lifetime_epsilon, lifetime_rho, ledger_label)
@@ -204,9 +211,9 @@ def _fitted(schema: Schema, mech: registry.Mechanism, accountant: Accountant, re
 def _fit_discovering(data: DataSource, schema: Schema | str | Path | None, mech: registry.Mechanism,
                      config: Any, *, epsilon: float | None, delta: float, rho: float | None, engine: str,
                      allow_private_schema: bool, ledger: tuple[Any, float | None, float | None, str],
-                     discover_epsilon: float) -> Synthesizer:
+                     discover_epsilon: float, max_memory: str | int | None = None) -> Synthesizer:
     """Discover the schema under DP, then fit, in one run under one accountant (one epsilon)."""
-    from dpsynth.mechanisms.plan import plan_fit
+    from dpsynth.mechanisms.plan import plan_fit, within_memory
     from dpsynth.schema_discovery import discover_schema, discovery_rho
 
     if not mech.reads_data:
@@ -224,7 +231,9 @@ def _fit_discovering(data: DataSource, schema: Schema | str | Path | None, mech:
     try:
         found = discover_schema(data, accountant, rho=disc_rho, delta=delta, partial=partial)
         full = found.schema
-        plan_fit(full, mechanism=mech.name, epsilon=epsilon, delta=delta, options=config)
+        plan_fit(full, mechanism=mech.name, epsilon=epsilon, delta=delta, options=config,
+                 max_memory=max_memory)
+        config = within_memory(full, mech.name, config, max_memory)
         constraints = schema_constraints(full)
         result = _fit_reserved(data, full, mech, config, accountant, engine, constraints, delta,
                                charged=frozenset(found.discovered))

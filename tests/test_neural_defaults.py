@@ -112,7 +112,7 @@ def table():  # type: ignore[no-untyped-def]
 def _fit(table, **kwargs):  # type: ignore[no-untyped-def]
     pytest.importorskip("torch")
     pytest.importorskip("opacus")
-    cfg = NeuralConfig(epochs=1, batch_size=40, hidden=(8,), threads=1, **kwargs)
+    cfg = NeuralConfig(epochs=1, batch_size=40, hidden=(8,), threads=1, allow_weak=True, **kwargs)
     gate = PrivateData(NumpyBackend(table), Accountant(ApproxDP(3.0, 1e-6)), sensitivity=1.0)
     return fit_neural("dpvae", gate, SCHEMA, key=MechanismKey.for_audit("defaults"), config=cfg)
 

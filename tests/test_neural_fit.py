@@ -53,7 +53,7 @@ SCHEMA = parse_schema(
     }
 )
 KEY = MechanismKey.for_audit("tests/test_neural_fit")
-SMALL = NeuralConfig(epochs=2, batch_size=40, hidden=(16,), latent_dim=4, threads=1)
+SMALL = NeuralConfig(epochs=2, batch_size=40, hidden=(16,), latent_dim=4, threads=1, allow_weak=True)
 
 
 def _gate(table, accountant: Accountant) -> PrivateData:  # type: ignore[no-untyped-def]
@@ -152,7 +152,7 @@ def test_one_way_marginals_that_do_not_fit_are_refused_before_any_count(table, m
     monkeypatch.setattr(NumpyBackend, "count", boom)
     acc = Accountant(ApproxDP(0.05, 1e-6))
     config = NeuralConfig(epochs=1, batch_size=40, hidden=(8,), latent_dim=2, epsilon=2.0,
-                          marginal_share=0.9)
+                          marginal_share=0.9, allow_weak=True)
     with pytest.raises(BudgetExceededError):
         fit_neural("dpvae", _gate(table, acc), SCHEMA, key=KEY, config=config)
     assert acc.ledger == ()
@@ -161,7 +161,7 @@ def test_one_way_marginals_that_do_not_fit_are_refused_before_any_count(table, m
 def test_overspend_is_refused_before_training(table) -> None:  # type: ignore[no-untyped-def]
     acc = Accountant(ApproxDP(1.0, 1e-6))
     calls: list[tuple[int, int]] = []
-    config = NeuralConfig(epochs=1, batch_size=40, hidden=(8,), latent_dim=2, epsilon=2.0)
+    config = NeuralConfig(epochs=1, batch_size=40, hidden=(8,), latent_dim=2, epsilon=2.0, allow_weak=True)
     with pytest.raises(BudgetExceededError):
         fit_neural("dpvae", _gate(table, acc), SCHEMA, key=KEY, config=config,
                    progress=lambda a, b: calls.append((a, b)))
@@ -173,7 +173,7 @@ def test_fit_dpvae_spends_at_most_the_requested_epsilon(table) -> None:  # type:
     acc = Accountant(ApproxDP(5.0, 1e-6))
     epochs: list[tuple[int, int]] = []
     model = fit_dpvae(_gate(table, acc), SCHEMA, key=KEY, epsilon=1.0, delta=1e-6, epochs=2,
-                      batch_size=100, progress=lambda a, b: epochs.append((a, b)))
+                      batch_size=100, progress=lambda a, b: epochs.append((a, b)), allow_weak=True)
     assert epochs == [(1, 2), (2, 2)]
     assert 0.98 <= acc.epsilon() <= 1.0
     assert len(acc.ledger) == 5  # 4 marginals (25% of rho) + DP-SGD
@@ -181,7 +181,7 @@ def test_fit_dpvae_spends_at_most_the_requested_epsilon(table) -> None:  # type:
     # marginal_share=0: the former path, 2% of the fit's rho on one noisy count.
     acc = Accountant(ApproxDP(5.0, 1e-6))
     model = fit_dpvae(_gate(table, acc), SCHEMA, key=KEY, epsilon=1.0, delta=1e-6, epochs=1,
-                      batch_size=100, marginal_share=0.0)
+                      batch_size=100, marginal_share=0.0, allow_weak=True)
     assert [type(e.event) for e in acc.ledger] == [GaussianEvent, SubsampledGaussianEvent]
     count = acc.ledger[0].event
     assert isinstance(count, GaussianEvent)
@@ -195,7 +195,7 @@ def test_fit_dpvae_spends_at_most_the_requested_epsilon(table) -> None:  # type:
 def test_given_n_estimate_skips_the_count_and_zcdp_budget_is_refused(table) -> None:  # type: ignore[no-untyped-def]
     acc = Accountant(ApproxDP(1.0, 1e-6))
     cfg = NeuralConfig(epochs=1, batch_size=50, hidden=(8,), latent_dim=2, n_estimate=500,
-                       marginal_share=0.0)
+                       marginal_share=0.0, allow_weak=True)
     model = fit_neural("dpgan", _gate(table, acc), SCHEMA, key=KEY, config=cfg)
     assert [type(e.event) for e in acc.ledger] == [SubsampledGaussianEvent]
     assert model.estimated_rows == 500 and model.privacy["sample_rate"] == 0.1
@@ -209,7 +209,7 @@ def test_empty_and_tiny_tables_fit_without_error() -> None:
     for n in (0, 3):
         t = encode(_frame(n), SCHEMA)
         acc = Accountant(ApproxDP(1.0, 1e-6))
-        cfg = NeuralConfig(epochs=1, batch_size=2, hidden=(8,), latent_dim=2, n_estimate=100)
+        cfg = NeuralConfig(epochs=1, batch_size=2, hidden=(8,), latent_dim=2, n_estimate=100, allow_weak=True)
         model = fit_neural("dpvae", _gate(t, acc), SCHEMA, key=KEY, config=cfg)
         assert model.sample(10, np.random.default_rng(0)).shape == (10, 4)
 

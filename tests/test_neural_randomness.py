@@ -225,7 +225,7 @@ def _table() -> Any:
 
 def _fit(kind: str, key: MechanismKey) -> Any:
     cfg = NeuralConfig(epochs=1, batch_size=40, hidden=(8,), latent_dim=2, threads=1,
-                       n_estimate=400, marginal_share=0.0)
+                       n_estimate=400, marginal_share=0.0, allow_weak=True)
     gate = PrivateData(NumpyBackend(_table()), Accountant(ApproxDP(2.0, 1e-6)), sensitivity=1.0)
     return fit_neural(kind, gate, SCHEMA, key=key, config=cfg)  # type: ignore[arg-type]
 

@@ -68,7 +68,7 @@ def test_dpsgd_release_names_float_noise_and_rdp() -> None:
     pytest.importorskip("opacus")
     from dpsynth.neural import NeuralConfig
 
-    cfg = NeuralConfig(epochs=1, batch_size=40, hidden=(8,), latent_dim=2, threads=1)
+    cfg = NeuralConfig(epochs=1, batch_size=40, hidden=(8,), latent_dim=2, threads=1, allow_weak=True)
     synth = api.fit(DATA, SCHEMA, mechanism="dpvae", epsilon=2.0, delta=1e-6, neural=cfg)
     p = _manifest(synth)["privacy"]  # type: ignore[index]
     assert "Renyi" in p["variant"] and "RDP" in p["accounting"]

@@ -277,6 +277,7 @@ def release(
     progress: Progress | None = None,
     sign: str | Path | None = None,
     discover_schema_epsilon: float | None = None,
+    max_memory: str | int | None = None,
 ) -> ReleaseResult:
     """Fit a synthesizer, spending the budget once, and write a release bundle atomically.
 
@@ -313,6 +314,8 @@ def release(
         discover_schema_epsilon: Discover the schema (or the columns a partial one leaves
             out) under DP first, spending this much of ``epsilon`` (docs/discovery.md); the
             manifest's epsilon then covers schema and model.
+        max_memory: Budget of the fit's working memory (bytes, or ``"512M"``, ``"2G"``); see
+            :func:`dpsynth.api.fit`.
 
     Returns:
         A :class:`ReleaseResult`.
@@ -341,7 +344,8 @@ def release(
                 delta=delta, rho=rho, seed=seed, engine=engine,
                 allow_private_schema=allow_private_schema, ledger_path=ledger_path,
                 lifetime_epsilon=lifetime_epsilon, lifetime_rho=lifetime_rho,
-                ledger_label=f"release -> {out_dir}", discover_schema_epsilon=discover_schema_epsilon)
+                ledger_label=f"release -> {out_dir}", discover_schema_epsilon=discover_schema_epsilon,
+                max_memory=max_memory)
     sch = synth.schema
     if discover_schema_epsilon is not None:
         _preflight_writers(sch)

@@ -221,13 +221,33 @@ def budget_cmd(
     emit(budget_summary(rho=rho, epsilon=epsilon, delta=delta), as_json=as_json)
 
 
+MAX_MEMORY_HELP = ("Memory budget of the fit, e.g. 512M or 2G (default: half the machine's memory); "
+                   "AIM's model cap is derived from it, larger fixed-size models are refused.")
+ALLOW_WEAK_HELP = ("dpvae/dpgan: fit even when DP-SGD's expected noise-to-signal ratio is over the "
+                   "limit (docs/neural.md); otherwise refused with a recommendation.")
+
+
+def neural_options(mechanism: str, allow_weak: bool) -> object | None:
+    """``NeuralConfig(allow_weak=True)`` for a DP-SGD mechanism when asked, else ``None``."""
+    from dpsynth.mechanisms import registry
+
+    if not allow_weak or not registry.get(mechanism).needs_approx_dp:
+        return None
+    from dpsynth.neural.train import NeuralConfig
+
+    return NeuralConfig(allow_weak=True)
+
+
 def plan_cmd(
     schema: Path = typer.Option(..., "-s", "--schema"),
     mechanism: str = typer.Option("aim", "--mechanism", "-m", help=MECHANISM_HELP),
     epsilon: float | None = typer.Option(None, "--epsilon"),
     delta: float = typer.Option(1e-9, "--delta"),
     rho: float | None = typer.Option(None, "--rho"),
-    memory_cap_gib: float = typer.Option(4.0, "--memory-cap-gib"),
+    max_memory: str | None = typer.Option(None, "--max-memory", help=MAX_MEMORY_HELP),
+    memory_cap_gib: float | None = typer.Option(None, "--memory-cap-gib", help="Older spelling of --max-memory."),
+    rows: int | None = typer.Option(None, "--rows", help="Declared row count (public), for the DP-SGD check."),
+    allow_weak_neural: bool = typer.Option(False, "--allow-weak-neural", help=ALLOW_WEAK_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Plan a fit from the schema alone: noise scales, model size, memory."""
@@ -236,8 +256,10 @@ def plan_cmd(
     from dpsynth.tabular.schema import load_schema
 
     check_budget_flags(epsilon, delta, rho)
+    cap = max_memory if max_memory is not None else (
+        int(memory_cap_gib * 2**30) if memory_cap_gib is not None else None)
     p = plan_fit(load_schema(schema), mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho,
-                 memory_cap_bytes=int(memory_cap_gib * 2**30))
+                 max_memory=cap, rows=rows, options=neural_options(mechanism, allow_weak_neural))
     emit(p.to_json(), as_json=as_json)
 
 
@@ -261,6 +283,8 @@ def fit_cmd(
     out: Path = typer.Option(..., "--out", help="Model directory to write."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     sep: str | None = typer.Option(None, "--sep", help=SEP_HELP),
+    max_memory: str | None = typer.Option(None, "--max-memory", help=MAX_MEMORY_HELP),
+    allow_weak_neural: bool = typer.Option(False, "--allow-weak-neural", help=ALLOW_WEAK_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Fit a model under a privacy budget and save it (JSON + npz)."""
@@ -277,7 +301,8 @@ def fit_cmd(
     source = load_input(data, s, sep=sep, engine=engine, mechanism=mechanism)
     synth = fit(source, s, mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho,
                 seed=seed, engine=engine, allow_private_schema=allow_private_schema, ledger_path=ledger,
-                lifetime_epsilon=lifetime_epsilon, lifetime_rho=lifetime_rho)
+                lifetime_epsilon=lifetime_epsilon, lifetime_rho=lifetime_rho, max_memory=max_memory,
+                options=neural_options(mechanism, allow_weak_neural))
     synth.save(out, overwrite=overwrite)
     publish(out)  # a fitted model is DP output (post-processing of noisy measurements)
     warn_if_tiny(synth.estimated_rows, synth.mechanism)

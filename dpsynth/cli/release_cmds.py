@@ -17,7 +17,16 @@ from typing import Any
 import typer
 import yaml
 
-from dpsynth.cli.core_cmds import MECHANISM_HELP, SEP_HELP, check_budget_flags, load_input, warn_if_tiny
+from dpsynth.cli.core_cmds import (
+    ALLOW_WEAK_HELP,
+    MAX_MEMORY_HELP,
+    MECHANISM_HELP,
+    SEP_HELP,
+    check_budget_flags,
+    load_input,
+    neural_options,
+    warn_if_tiny,
+)
 from dpsynth.errors import ConfigError
 from dpsynth.mechanisms import registry
 
@@ -28,7 +37,7 @@ CONFIG_KEYS: dict[str, type] = {
     "rows": int, "seed": int, "engine": str, "allow_private_schema": bool, "out": str,
     "overwrite": bool, "internal_report": str, "holdout": str, "target": str, "ledger": str,
     "lifetime_epsilon": float, "lifetime_rho": float, "sep": str, "sign": str,
-    "discover_schema_epsilon": float,
+    "discover_schema_epsilon": float, "max_memory": str, "allow_weak_neural": bool,
 }
 _PATH_KEYS = ("data", "schema", "out", "internal_report", "holdout", "ledger", "sign")
 
@@ -131,6 +140,8 @@ def register(app: typer.Typer) -> None:
         discover_schema_epsilon: float | None = typer.Option(
             None, "--discover-schema-epsilon",
             help="Discover the schema (or what --schema leaves out) under DP, spending this much of --epsilon."),
+        max_memory: str | None = typer.Option(None, "--max-memory", help=MAX_MEMORY_HELP),
+        allow_weak_neural: bool | None = typer.Option(None, "--allow-weak-neural", help=ALLOW_WEAK_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     ) -> None:
         """Fit, sample and write a release bundle a data-sharing agreement can attach."""
@@ -144,7 +155,8 @@ def register(app: typer.Typer) -> None:
                  "allow_private_schema": allow_private_schema, "out": out, "overwrite": overwrite,
                  "internal_report": internal_report, "holdout": holdout, "target": target,
                  "ledger": ledger, "lifetime_epsilon": lifetime_epsilon, "lifetime_rho": lifetime_rho,
-                 "sep": sep, "sign": sign, "discover_schema_epsilon": discover_schema_epsilon}
+                 "sep": sep, "sign": sign, "discover_schema_epsilon": discover_schema_epsilon,
+                 "max_memory": max_memory, "allow_weak_neural": allow_weak_neural}
         opts = load_release_config(config) if config is not None else {}
         opts.update({k: v for k, v in given.items() if v is not None})
         discover = opts.get("discover_schema_epsilon")
@@ -179,7 +191,8 @@ def register(app: typer.Typer) -> None:
                 lifetime_epsilon=opts.get("lifetime_epsilon"), lifetime_rho=opts.get("lifetime_rho"),
                 overwrite=bool(opts.get("overwrite")), internal_report=opts.get("internal_report"),
                 holdout=hold, target=opts.get("target"), progress=step, sign=opts.get("sign"),
-                discover_schema_epsilon=discover,
+                discover_schema_epsilon=discover, max_memory=opts.get("max_memory"),
+                options=neural_options(mech, bool(opts.get("allow_weak_neural"))),
             )
         warn_if_tiny(result.estimated_rows, result.mechanism)
         human = (f"release {result.release_id}: {result.rows:,} rows, epsilon={result.epsilon:.6g}, "

@@ -68,6 +68,7 @@ def _fit_simple(
     total_budget_share_for_count: float,
     marginal_share: float,
     progress: Progress | None,
+    allow_weak: bool,
 ) -> NeuralModel:
     config = NeuralConfig(
         epochs=epochs,
@@ -75,6 +76,7 @@ def _fit_simple(
         epsilon=epsilon,
         count_share=total_budget_share_for_count,
         marginal_share=marginal_share,
+        allow_weak=allow_weak,
     )
     return fit_neural(kind, data, schema, key=key, config=config, progress=progress, delta=delta)
 
@@ -91,17 +93,20 @@ def fit_dpvae(
     total_budget_share_for_count: float = 0.02,
     marginal_share: float = 0.25,
     progress: Progress | None = None,
+    allow_weak: bool = False,
 ) -> NeuralModel:
     """Fit a DP-VAE spending ``(epsilon, delta)`` in total (1-way marginals + training).
 
     ``marginal_share`` of the fit's rho goes to noisy 1-way marginals (marginal calibration
     and row estimate); with ``marginal_share=0``, ``total_budget_share_for_count`` goes to a
-    noisy row count instead. The rest, in RDP, goes to DP-SGD. See :func:`fit_neural`.
+    noisy row count instead. The rest, in RDP, goes to DP-SGD. See :func:`fit_neural`;
+    ``allow_weak`` fits even when DP-SGD's noise would swamp its signal
+    (:mod:`dpsynth.neural.limits`).
     """
     return _fit_simple(
         "dpvae", data, schema, key=key, epsilon=epsilon, delta=delta, epochs=epochs,
         batch_size=batch_size, total_budget_share_for_count=total_budget_share_for_count,
-        marginal_share=marginal_share, progress=progress,
+        marginal_share=marginal_share, progress=progress, allow_weak=allow_weak,
     )
 
 
@@ -117,10 +122,11 @@ def fit_dpgan(
     total_budget_share_for_count: float = 0.02,
     marginal_share: float = 0.25,
     progress: Progress | None = None,
+    allow_weak: bool = False,
 ) -> NeuralModel:
     """Fit a DP-GAN spending ``(epsilon, delta)`` in total (as :func:`fit_dpvae`)."""
     return _fit_simple(
         "dpgan", data, schema, key=key, epsilon=epsilon, delta=delta, epochs=epochs,
         batch_size=batch_size, total_budget_share_for_count=total_budget_share_for_count,
-        marginal_share=marginal_share, progress=progress,
+        marginal_share=marginal_share, progress=progress, allow_weak=allow_weak,
     )

@@ -248,6 +248,11 @@ def fit_neural(
     plan = plan_dpsgd(n_estimate=est.n_est, batch_size=config.batch_size, epochs=config.epochs,
                       max_grad_norm=config.max_grad_norm, target_epsilon=target.epsilon,
                       delta=target.delta, extra_rdp=est.base)
+    from dpsynth.neural.limits import refuse_if_weak
+
+    # Refuse a run whose noise swamps its signal, before training reads a row (the DP row
+    # estimate above is all that was read).
+    refuse_if_weak(kind, plan, config, epsilon=target.epsilon, delta=target.delta, width=layout.width)
     event = SubsampledGaussianEvent(plan.noise_multiplier, plan.sample_rate, plan.steps,
                                     label=f"{kind}: DP-SGD training")
     log.info("%s: sigma=%.4g q=%.4g steps=%d", kind, plan.noise_multiplier, plan.sample_rate, plan.steps)

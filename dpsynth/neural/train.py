@@ -125,6 +125,9 @@ class NeuralConfig:
         secure_mode: Opacus' floating-point-attack-resistant noise (sum of 4 draws / 2).
         threads: torch intra-op threads during the fit (restored afterwards); ``None`` keeps
             torch's setting. Small MLPs are often fastest with 1 thread.
+        allow_weak: Fit even when DP-SGD's expected noise-to-signal ratio is above
+            :data:`dpsynth.neural.limits.MAX_NOISE_TO_SIGNAL` (otherwise refused; the CLI's
+            ``--allow-weak-neural``).
     """
 
     epochs: int = 10
@@ -146,6 +149,7 @@ class NeuralConfig:
     tau: float = 0.5
     secure_mode: bool = True
     threads: int | None = None
+    allow_weak: bool = False
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "latent_dim", "oversample", "calibration_iters"):
