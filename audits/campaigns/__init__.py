@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from audits.campaigns import gdp_measure, neighbours, primitives, transcript
+from audits.campaigns import calibration, gdp_measure, neighbours, primitives, transcript
 from audits.campaigns.common import VariantResult
 
 __all__ = ["CAMPAIGNS", "Campaign"]
@@ -43,4 +43,8 @@ CAMPAIGNS: dict[str, Campaign] = {c.name: c for c in (
              summary="Issue 12: every exact read moves by <= the sensitivity on neighbouring "
                      "datasets (all mechanisms, engines, units); seed-replay attack on "
                      "person-level bounding"),
+    Campaign(name="calibration", run=calibration.run, in_fast=False,
+             summary="Issue 17: the default audit policy passes MST/AIM releases at eps 0.3/1/3 "
+                     "in >= 95% of seeds and fails exact, 30%-perturbed and jittered copies "
+                     "always, on five real tables"),
 )}

