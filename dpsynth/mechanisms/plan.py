@@ -280,7 +280,7 @@ def _check_memory(schema: Schema, size: ModelSize, cap: int) -> tuple[MemoryEsti
             "categories, or raise --max-memory")
     estimate = _memory(schema, size)
     one_way = sum(domain.values())
-    if size.model_cells_bound < min(one_way, size.model_cells):
+    if size.model_cells_bound < min(one_way, math.prod(domain.values())):
         raise ModelTooLargeError(
             f"max_memory {_mib(cap)} leaves room for {size.model_cells_bound:,} model cells after the "
             f"count caches ({_mib(size.count_cells * BYTES_PER_COUNT)}); the 1-way model alone needs "
