@@ -81,3 +81,22 @@ def test_caps_on_evidence(null_result: AuditResult) -> None:
     assert evaluate_policy(null_result, Policy(min_k=1)).passed
     assert not evaluate_policy(null_result, Policy(max_membership_epsilon_lb=-0.0 + 0.0,
                                                    max_membership_auc_upper=0.0)).passed
+
+
+def test_undefined_risk_is_skipped_not_failed_and_not_run_says_why() -> None:
+    from dpsynth.audit.policy import PolicyEvidence
+
+    ev = PolicyEvidence(membership_max_auc_ci=(0.4, 0.6), singling_out_ci=(0.0, 0.1),
+                        linkability_ci=None, inference_ci=None, rare_exact_copies=None,
+                        undefined={"linkability": "undefined: the control always succeeds"},
+                        not_run={"inference": "needs a secret column: pass --secret",
+                                 "exact_copies": "pass --qi"})
+    out = evaluate_policy(ev, Policy())
+    assert out.passed is False
+    assert any(f.startswith("inference risk could not be computed (needs a secret column: pass "
+                            "--secret)") for f in out.failures)
+    assert any("--qi" in f for f in out.failures)
+    assert not any("linkability" in f for f in out.failures)
+    assert "linkability risk: undefined: the control always succeeds" in out.skipped
+    relaxed = Policy(max_inference_risk_upper=None, forbid_rare_exact_copies=False)
+    assert evaluate_policy(ev, relaxed).passed is True
