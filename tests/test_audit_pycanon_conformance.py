@@ -20,14 +20,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from dpsynth.audit.kanonymity import k_anonymity, t_closeness
+from dpsynth.audit.kanonymity import k_anonymity, t_closeness, worst_over_secrets
 from dpsynth.audit.syntactic import (
     alpha_k_anonymity,
     beta_likeness,
     delta_disclosure,
     ordinal_orders,
     recursive_cl_diversity,
-    worst_over_secrets,
 )
 from dpsynth.tabular.schema import load_schema
 from tests.paths import ADULT_SCHEMA, TEST_DATA

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dpsynth.audit.kanonymity import syntactic_report, t_closeness
+from dpsynth.audit.kanonymity import syntactic_report, t_closeness, worst_over_secrets
 from dpsynth.audit.syntactic import (
     alpha_anonymity,
     alpha_k_anonymity,
@@ -21,7 +21,6 @@ from dpsynth.audit.syntactic import (
     ordinal_orders,
     recursive_c,
     recursive_cl_diversity,
-    worst_over_secrets,
 )
 from dpsynth.errors import ConfigError, SchemaError
 from dpsynth.tabular.schema import load_schema

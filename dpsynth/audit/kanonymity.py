@@ -10,8 +10,11 @@ form their own value. Provided here:
   entropy l-diversity iff its entropy is >= ln l;
 * t-closeness: the largest Earth Mover's Distance between a group's sensitive distribution
   and the table-wide one, with the ordered distance for numeric/ordinal attributes
-  (``EMD = sum_i |cumulative difference_i| / (m - 1)`` over the m sorted distinct values) and
-  the equal distance for categorical ones (``EMD = 1/2 sum_i |p_i - q_i|``).
+  (``EMD = sum_i |cumulative difference_i| / (m - 1)`` over the m distinct values present, in
+  the column's order: numbers sorted, an ordinal in its schema order, text never sorted) and
+  the equal distance for categorical ones (``EMD = 1/2 sum_i |p_i - q_i|``);
+* all of these and pyCANON's other models (:mod:`dpsynth.audit.syntactic`) for several
+  sensitive columns at once (:func:`worst_over_secrets`), and the report that gathers them.
 
 These describe one table. For synthetic data they certify nothing (docs/auditing.md): there
 is no 1:1 mapping between synthetic rows and people, and a generator can copy an outlier into
@@ -27,9 +30,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from dpsynth.errors import ConfigError, SchemaError
+from dpsynth.audit import syntactic as syn
+from dpsynth.audit.qi_groups import (
+    check_columns,
+    group_value_counts,
+    natural_order,
+    qi_group_ids,
+    qi_group_sizes,
+)
+from dpsynth.errors import ConfigError
 
 __all__ = [
+    "SecretsWorstCase",
     "SyntacticReport",
     "group_value_counts",
     "k_anonymity",
@@ -40,36 +52,8 @@ __all__ = [
     "syntactic_report",
     "t_closeness",
     "unique_share",
+    "worst_over_secrets",
 ]
-
-
-def _check(df: pd.DataFrame, columns: Sequence[str]) -> None:
-    for c in columns:
-        if c not in df.columns:
-            raise SchemaError(f"column {c!r} is missing from the table")
-
-
-def qi_group_ids(df: pd.DataFrame, qis: Sequence[str]) -> np.ndarray:
-    """Group number of each row (rows with equal QI values, nulls equal, share a number)."""
-    if not qis:
-        raise ConfigError("at least one quasi-identifier is needed")
-    _check(df, qis)
-    key = np.zeros(len(df), dtype=np.int64)
-    for c in qis:  # one int64 key per row, in the lexicographic order of the column codes
-        codes = np.asarray(pd.factorize(df[c], use_na_sentinel=False)[0], dtype=np.int64)
-        card = int(codes.max()) + 1 if codes.size else 1
-        if key.size and int(key.max()) + 1 > (2**62) // card:
-            key = np.unique(key, return_inverse=True)[1].astype(np.int64).ravel()
-        key = key * card + codes
-    return np.asarray(np.unique(key, return_inverse=True)[1]).ravel()
-
-
-def qi_group_sizes(df: pd.DataFrame, qis: Sequence[str]) -> np.ndarray:
-    """Size of each QI group (one entry per group, unordered)."""
-    if len(df) == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.bincount(qi_group_ids(df, qis))
-
 
 def k_anonymity(df: pd.DataFrame, qis: Sequence[str]) -> int:
     """The k of k-anonymity: the size of the smallest QI group (0 for an empty table)."""
@@ -81,54 +65,6 @@ def unique_share(df: pd.DataFrame, qis: Sequence[str]) -> float:
     """Share of records that are alone in their QI group."""
     sizes = qi_group_sizes(df, qis)
     return float((sizes == 1).sum() / len(df)) if len(df) else 0.0
-
-
-def _value_codes(col: pd.Series, order: Sequence[object] | None) -> tuple[np.ndarray, int]:
-    """Codes of a sensitive column: in ``order`` (nulls last) or in order of appearance."""
-    if order is None:
-        codes = np.asarray(pd.factorize(col, use_na_sentinel=False)[0])
-        return codes, int(codes.max()) + 1 if codes.size else 0
-    index = pd.Index(list(order))
-    if index.has_duplicates:
-        raise ConfigError(f"the order of column {col.name!r} lists a category twice")
-    codes = np.asarray(index.get_indexer(pd.Index(col)))
-    null = col.isna().to_numpy()
-    outside = int(((codes < 0) & ~null).sum())
-    if outside:
-        raise SchemaError(f"column {col.name!r}: {outside} values are not in its declared order")
-    return np.where(null, len(index), codes), len(index) + 1
-
-
-def _natural_order(col: pd.Series) -> list[object] | None:
-    """The order a column carries itself: an ordered categorical's, or sorted numbers."""
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        return list(col.dtype.categories) if col.dtype.ordered else None
-    if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
-        return list(np.unique(col.dropna().to_numpy()))
-    return None
-
-
-def group_value_counts(df: pd.DataFrame, qis: Sequence[str], sensitive: str, *,
-                       order: Sequence[object] | None = None) -> np.ndarray:
-    """Contingency table: QI groups x sensitive values (counts, int64).
-
-    Args:
-        df: The table.
-        qis: Quasi-identifier columns.
-        sensitive: The sensitive column.
-        order: If given, the columns of the table follow this order (nulls last, then only
-            the values that occur are kept); otherwise the order of first appearance.
-
-    Returns:
-        ``counts[g, v]``: records of group ``g`` with value ``v``; every column is non-empty.
-    """
-    _check(df, [sensitive])
-    ids = qi_group_ids(df, qis)
-    codes, n_values = _value_codes(df[sensitive], order)
-    table = np.zeros((int(ids.max()) + 1 if ids.size else 0, n_values), dtype=np.int64)
-    np.add.at(table, (ids, codes), 1)
-    return table[:, table.sum(axis=0) > 0]
-
 
 def _contingency(df: pd.DataFrame, qis: Sequence[str], sensitive: str) -> np.ndarray:
     return group_value_counts(df, qis, sensitive)
@@ -184,11 +120,11 @@ def t_closeness(df: pd.DataFrame, qis: Sequence[str], sensitive: str, *,
     """
     if len(df) == 0:
         return 0.0
-    _check(df, [sensitive])
+    check_columns(df, [sensitive])
     if ordered is False and order is not None:
         raise ConfigError(f"column {sensitive!r}: order given with ordered=False")
     use = None if ordered is False else order if order is not None else \
-        _natural_order(df[sensitive])
+        natural_order(df[sensitive])
     if use is None and ordered:
         raise ConfigError(f"column {sensitive!r} has no order of its own: pass its categories "
                           "in order (order=..., from the schema) for ordered=True")
@@ -204,6 +140,72 @@ def t_closeness(df: pd.DataFrame, qis: Sequence[str], sensitive: str, *,
     else:
         emd = 0.5 * np.abs(diff).sum(axis=1)
     return float(emd.max())
+
+
+@dataclass(frozen=True)
+class SecretsWorstCase:
+    """Every syntactic measure, worst over the secrets (pyCANON's multi-secret convention).
+
+    Attributes:
+        secrets: The sensitive columns.
+        k: k-anonymity.
+        alpha: alpha of (alpha,k)-anonymity (largest over secrets).
+        l_distinct: Distinct l-diversity (smallest over secrets).
+        l_entropy: Entropy l-diversity (smallest; pyCANON truncates it to an int).
+        recursive_c: c of recursive (c,l)-diversity at ``l_distinct`` (``None`` if l < 2).
+        t_closeness: t (largest; ordered distance for secrets with an order).
+        beta_basic: Basic beta-likeness (largest).
+        beta_enhanced: Enhanced beta-likeness as pyCANON computes it (largest).
+        delta_disclosure: delta-disclosure privacy (largest).
+    """
+
+    secrets: tuple[str, ...]
+    k: int
+    alpha: float
+    l_distinct: int
+    l_entropy: float
+    recursive_c: int | None
+    t_closeness: float
+    beta_basic: float
+    beta_enhanced: float
+    delta_disclosure: float
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready dict."""
+        return {"secrets": list(self.secrets), "k": self.k, "alpha": self.alpha,
+                "l_diversity_distinct": self.l_distinct, "l_diversity_entropy": self.l_entropy,
+                "recursive_c": self.recursive_c, "t_closeness": self.t_closeness,
+                "beta_likeness_basic": self.beta_basic,
+                "beta_likeness_enhanced": self.beta_enhanced,
+                "delta_disclosure": self.delta_disclosure}
+
+
+def worst_over_secrets(df: pd.DataFrame, qis: Sequence[str], secrets: Sequence[str], *,
+                       orders: Mapping[str, Sequence[object]] | None = None
+                       ) -> SecretsWorstCase:
+    """All measures of ``df`` with several secrets at once, each at its worst secret.
+
+    Args:
+        df: The table.
+        qis: Quasi-identifier columns.
+        secrets: Sensitive columns.
+        orders: Category order of ordinal secrets (:func:`dpsynth.audit.syntactic.ordinal_orders`); their
+            t-closeness uses the ordered distance in that order.
+
+    Returns:
+        The worst case (pyCANON ``gen=True``).
+    """
+    secs = syn.secret_list(secrets)
+    orders = orders or {}
+    c, l_div = syn.recursive_cl_diversity(df, qis, secs)
+    return SecretsWorstCase(
+        secrets=tuple(secs), k=k_anonymity(df, qis),
+        alpha=max(syn.alpha_anonymity(df, qis, s) for s in secs), l_distinct=l_div,
+        l_entropy=min(l_diversity_entropy(df, qis, s) for s in secs), recursive_c=c,
+        t_closeness=max(t_closeness(df, qis, s, order=orders.get(s)) for s in secs),
+        beta_basic=max(syn.beta_likeness(df, qis, s) for s in secs),
+        beta_enhanced=max(syn.beta_likeness(df, qis, s, enhanced=True) for s in secs),
+        delta_disclosure=max(syn.delta_disclosure(df, qis, s) for s in secs))
 
 
 @dataclass(frozen=True)
@@ -271,8 +273,6 @@ def syntactic_report(df: pd.DataFrame, qis: Sequence[str], secrets: Sequence[str
     Returns:
         The report.
     """
-    from dpsynth.audit import syntactic as syn
-
     orders = orders or {}
     sizes = qi_group_sizes(df, qis)
     l_div = {s: l_diversity_distinct(df, qis, s) for s in secrets}
@@ -287,5 +287,5 @@ def syntactic_report(df: pd.DataFrame, qis: Sequence[str], secrets: Sequence[str
         beta_basic={s: syn.beta_likeness(df, qis, s) for s in secrets},
         beta_enhanced={s: syn.beta_likeness(df, qis, s, enhanced=True) for s in secrets},
         delta_disclosure={s: syn.delta_disclosure(df, qis, s) for s in secrets},
-        worst=syn.worst_over_secrets(df, qis, secrets, orders=orders).to_json()
+        worst=worst_over_secrets(df, qis, secrets, orders=orders).to_json()
         if secrets and len(df) else {})

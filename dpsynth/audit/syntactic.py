@@ -1,7 +1,7 @@
-"""The syntactic privacy models of pyCANON beyond k, l and t, and their worst case over secrets.
+"""The syntactic privacy models of pyCANON beyond k, l and t, one sensitive column at a time.
 
 Each measure reads the contingency table of QI groups x sensitive values
-(:func:`dpsynth.audit.kanonymity.group_value_counts`); ``p_v`` is the table-wide share of
+(:func:`dpsynth.audit.qi_groups.group_value_counts`); ``p_v`` is the table-wide share of
 value ``v`` and ``q_gv`` its share inside group ``g``. The definitions follow pyCANON 1.3.6
 (Sáinz-Pardo Díaz & López García, 2022), checked value for value against it in
 ``tests/test_audit_pycanon_conformance.py``:
@@ -13,37 +13,29 @@ value ``v`` and ``q_gv`` its share inside group ``g``. The definitions follow py
   integer ``c`` is ``max_g floor(r_1 / (r_l + ...)) + 1`` (undefined, ``None``, when l < 2).
   pyCANON 1.3.6 sorts the counts ascending instead (``r_1`` is then the rarest value), which
   gives a different, nearly always 1 or 2, ``c``; ``pycanon_order=True`` reproduces it;
-* basic beta-likeness: ``beta = max_g max_v (q_gv - p_v) / p_v``; enhanced beta-likeness as pyCANON
-  computes it: ``max_v min(beta, -ln p_v)``, i.e. ``min(beta, -ln min_v p_v)``;
+* basic beta-likeness: ``beta = max_g max_v (q_gv - p_v) / p_v``; enhanced beta-likeness as
+  pyCANON computes it: ``max_v min(beta, -ln p_v)``, i.e. ``min(beta, -ln min_v p_v)``;
 * delta-disclosure privacy: ``delta = max_g max_(v: q_gv > 0) |ln(q_gv / p_v)|``.
 
-Several sensitive attributes at once (:func:`worst_over_secrets`) take pyCANON's convention
-(its default ``gen=True``): each measure's worst value over the secrets, with the QI groups
-unchanged; recursive (c,l) uses the smallest l of all secrets. Like the rest of the audit,
+Several sensitive attributes at once (:func:`dpsynth.audit.kanonymity.worst_over_secrets`)
+take pyCANON's convention (its default ``gen=True``): each measure's worst value over the
+secrets, with the QI groups unchanged; recursive (c,l) uses the smallest l of all secrets. Like the rest of the audit,
 these numbers are computed from the data they describe and certify nothing for synthetic data.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from dpsynth.audit.kanonymity import (
-    group_value_counts,
-    k_anonymity,
-    l_diversity_distinct,
-    l_diversity_entropy,
-    t_closeness,
-)
+from dpsynth.audit.qi_groups import group_value_counts, qi_group_sizes
 from dpsynth.errors import ConfigError
 
 __all__ = [
-    "SecretsWorstCase",
     "alpha_anonymity",
     "alpha_k_anonymity",
     "beta_likeness",
@@ -51,7 +43,7 @@ __all__ = [
     "ordinal_orders",
     "recursive_c",
     "recursive_cl_diversity",
-    "worst_over_secrets",
+    "secret_list",
 ]
 
 
@@ -64,7 +56,8 @@ def _shares(df: pd.DataFrame, qis: Sequence[str], sensitive: str
     return q, p
 
 
-def _secrets(secrets: Sequence[str]) -> list[str]:
+def secret_list(secrets: Sequence[str]) -> list[str]:
+    """``secrets`` as a list; refuses a bare string or an empty list."""
     if isinstance(secrets, str) or not secrets:
         raise ConfigError("secrets must be a non-empty list of column names")
     return list(secrets)
@@ -81,8 +74,9 @@ def alpha_anonymity(df: pd.DataFrame, qis: Sequence[str], sensitive: str) -> flo
 def alpha_k_anonymity(df: pd.DataFrame, qis: Sequence[str], secrets: Sequence[str]
                       ) -> tuple[float, int]:
     """(alpha,k)-anonymity over several secrets: ``(max alpha over secrets, k)``."""
-    alpha = max(alpha_anonymity(df, qis, s) for s in _secrets(secrets))
-    return alpha, k_anonymity(df, qis)
+    alpha = max(alpha_anonymity(df, qis, s) for s in secret_list(secrets))
+    sizes = qi_group_sizes(df, qis)
+    return alpha, int(sizes.min()) if sizes.size else 0
 
 
 def recursive_c(df: pd.DataFrame, qis: Sequence[str], sensitive: str, *, ell: int,
@@ -132,8 +126,9 @@ def recursive_cl_diversity(df: pd.DataFrame, qis: Sequence[str], secrets: Sequen
     l is the smallest distinct l-diversity over the secrets and ``c`` the largest
     :func:`recursive_c` at that l (``None`` when l < 2), as pyCANON reports them.
     """
-    secs = _secrets(secrets)
-    l_div = min(l_diversity_distinct(df, qis, s) for s in secs)
+    secs = secret_list(secrets)
+    l_div = min(int((group_value_counts(df, qis, s) > 0).sum(axis=1).min()) if len(df) else 0
+                for s in secs)
     cs = [recursive_c(df, qis, s, ell=l_div, pycanon_order=pycanon_order) for s in secs]
     return (None if l_div < 2 else max(c for c in cs if c is not None)), l_div
 
@@ -182,69 +177,3 @@ def ordinal_orders(schema: Any) -> dict[str, list[object]]:
     """
     return {c.name: list(c.categories) for c in schema.columns
             if getattr(c, "kind", None) == "ordinal"}
-
-
-@dataclass(frozen=True)
-class SecretsWorstCase:
-    """Every syntactic measure, worst over the secrets (pyCANON's multi-secret convention).
-
-    Attributes:
-        secrets: The sensitive columns.
-        k: k-anonymity.
-        alpha: alpha of (alpha,k)-anonymity (largest over secrets).
-        l_distinct: Distinct l-diversity (smallest over secrets).
-        l_entropy: Entropy l-diversity (smallest; pyCANON truncates it to an int).
-        recursive_c: c of recursive (c,l)-diversity at ``l_distinct`` (``None`` if l < 2).
-        t_closeness: t (largest; ordered distance for secrets with an order).
-        beta_basic: Basic beta-likeness (largest).
-        beta_enhanced: Enhanced beta-likeness as pyCANON computes it (largest).
-        delta_disclosure: delta-disclosure privacy (largest).
-    """
-
-    secrets: tuple[str, ...]
-    k: int
-    alpha: float
-    l_distinct: int
-    l_entropy: float
-    recursive_c: int | None
-    t_closeness: float
-    beta_basic: float
-    beta_enhanced: float
-    delta_disclosure: float
-
-    def to_json(self) -> dict[str, object]:
-        """JSON-ready dict."""
-        return {"secrets": list(self.secrets), "k": self.k, "alpha": self.alpha,
-                "l_diversity_distinct": self.l_distinct, "l_diversity_entropy": self.l_entropy,
-                "recursive_c": self.recursive_c, "t_closeness": self.t_closeness,
-                "beta_likeness_basic": self.beta_basic,
-                "beta_likeness_enhanced": self.beta_enhanced,
-                "delta_disclosure": self.delta_disclosure}
-
-
-def worst_over_secrets(df: pd.DataFrame, qis: Sequence[str], secrets: Sequence[str], *,
-                       orders: Mapping[str, Sequence[object]] | None = None
-                       ) -> SecretsWorstCase:
-    """All measures of ``df`` with several secrets at once, each at its worst secret.
-
-    Args:
-        df: The table.
-        qis: Quasi-identifier columns.
-        secrets: Sensitive columns.
-        orders: Category order of ordinal secrets (:func:`ordinal_orders`); their
-            t-closeness uses the ordered distance in that order.
-
-    Returns:
-        The worst case (pyCANON ``gen=True``).
-    """
-    secs = _secrets(secrets)
-    orders = orders or {}
-    c, l_div = recursive_cl_diversity(df, qis, secs)
-    return SecretsWorstCase(
-        secrets=tuple(secs), k=k_anonymity(df, qis),
-        alpha=max(alpha_anonymity(df, qis, s) for s in secs), l_distinct=l_div,
-        l_entropy=min(l_diversity_entropy(df, qis, s) for s in secs), recursive_c=c,
-        t_closeness=max(t_closeness(df, qis, s, order=orders.get(s)) for s in secs),
-        beta_basic=max(beta_likeness(df, qis, s) for s in secs),
-        beta_enhanced=max(beta_likeness(df, qis, s, enhanced=True) for s in secs),
-        delta_disclosure=max(delta_disclosure(df, qis, s) for s in secs))
