@@ -124,3 +124,29 @@ def test_smaller_holdout_gets_its_control_rescaled(adult: pd.DataFrame) -> None:
     assert res.multivariate.control_rate is not None
     assert off.multivariate.control_rate is not None
     assert res.multivariate.control_rate < off.multivariate.control_rate
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_count_matches_equals_a_plain_row_by_row_count(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 300
+    x = rng.integers(0, 5, size=n).astype(float)
+    x[rng.random(n) < 0.1] = np.nan
+    frame = pd.DataFrame({"x": x, "y": rng.normal(size=n).round(1),
+                          "c": rng.choice(["a", "b", None], size=n)})
+    (t,) = _encode(frame)
+    search = search_multivariate(t, 50, n_cols=2, rng=rng, max_rounds=3, batch_size=200)
+    preds = search.predicates
+    vals = np.concatenate([t.num, t.cat.astype(float)], axis=1)
+    ops = {0: lambda a, v: a == v, 1: lambda a, v: a <= v, 2: lambda a, v: a >= v,
+           3: lambda a, v: np.isnan(a)}
+    plain = [int(np.logical_and.reduce([ops[int(o)](vals[:, c], v) for c, o, v in
+                                        zip(preds.cols[i], preds.ops[i], preds.values[i],
+                                            strict=True)]).sum()) for i in range(len(preds))]
+    assert count_matches(t, preds).tolist() == plain and set(plain) == {1}
+    # screening on a subsample never drops a predicate that isolates one row
+    big = pd.concat([frame] * 60, ignore_index=True)
+    big["id"] = [f"k{i}" for i in range(len(big))]  # categorical: "id == v" isolates a row
+    (tb,) = _encode(big)
+    found = search_multivariate(tb, 40, n_cols=2, rng=rng, max_rounds=5)
+    assert (count_matches(tb, found.predicates) == 1).all() and len(found.predicates) == 40

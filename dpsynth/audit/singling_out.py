@@ -53,6 +53,7 @@ EQ, LE, GE, ISNULL = 0, 1, 2, 3
 _NO_PREDICATE = ("no {what} predicate isolates exactly one synthetic row, so this attacker "
                  "has nothing to try; the risk is 0 by construction, not by measurement")
 _BLOCK = 1 << 22
+_SCREEN = 4096
 MIN_HEADLINE = 50  # a variant with fewer predicates never decides the headline
 
 
@@ -85,25 +86,34 @@ def _values(t: EncodedTable) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
 
 
 def count_matches(table: EncodedTable, preds: Predicates) -> NDArray[np.int64]:
-    """Number of records of ``table`` matching each predicate (memory-bounded batches)."""
+    """Number of records of ``table`` matching each predicate (memory-bounded batches).
+
+    A condition is an interval check (``==`` is ``[v, v]``, ``<=`` ``[-inf, v]``, ``>=``
+    ``[v, inf]``) on a contiguous gather of its column; ``is null`` is checked apart.
+    """
     vals, _ = _values(table)
     n = vals.shape[0]
     if len(preds) == 0:
         return np.zeros(0, dtype=np.int64)
     if preds.cols.size and int(preds.cols.max()) >= vals.shape[1]:
         raise ConfigError("a predicate refers to a column outside the audited columns")
-    c = preds.cols.shape[1]
-    step = max(1, _BLOCK // max(1, n * c))
+    cols_t = np.ascontiguousarray(vals.T)  # (p, n): a gather copies contiguous rows
+    lo = np.where((preds.ops == EQ) | (preds.ops == GE), preds.values, -np.inf)
+    hi = np.where((preds.ops == EQ) | (preds.ops == LE), preds.values, np.inf)
+    null = preds.ops == ISNULL
+    lo[null], hi[null] = np.inf, -np.inf  # never matched by the bounds
+    step = max(1, _BLOCK // max(1, n))
     out = np.empty(len(preds), dtype=np.int64)
     for s in range(0, len(preds), step):
-        cols, ops, v = preds.cols[s:s + step], preds.ops[s:s + step], preds.values[s:s + step]
-        x = vals[:, cols]  # (n, b, c)
-        with np.errstate(invalid="ignore"):
-            m = np.where(ops == EQ, x == v, False)
-            m |= np.where(ops == LE, x <= v, False)
-            m |= np.where(ops == GE, x >= v, False)
-            m |= np.where(ops == ISNULL, np.isnan(x), False)
-        out[s:s + step] = m.all(axis=2).sum(axis=0)
+        m = np.ones((min(step, len(preds) - s), n), dtype=bool)
+        for j in range(preds.cols.shape[1]):
+            x = cols_t[preds.cols[s:s + step, j]]  # (b, n)
+            with np.errstate(invalid="ignore"):
+                hit = (x >= lo[s:s + step, j, None]) & (x <= hi[s:s + step, j, None])
+            if null[s:s + step, j].any():
+                hit |= np.isnan(x) & null[s:s + step, j, None]
+            m &= hit
+        out[s:s + step] = m.sum(axis=1)
     return out
 
 
@@ -209,13 +219,12 @@ def search_multivariate(syn: EncodedTable, n: int, *, n_cols: int, rng: np.rando
     vals, is_num = _values(syn)
     p = vals.shape[1]
     c = min(n_cols, p)
-    medians = np.full(p, np.nan)
-    if is_num.any():
-        with np.errstate(all="ignore"):
-            present = ~np.all(np.isnan(vals[:, is_num]), axis=0)
-            med = np.full(int(is_num.sum()), np.nan)
-            med[present] = np.nanmedian(vals[:, is_num][:, present], axis=0)
-        medians[is_num] = med
+    medians = np.full(p, np.nan)  # synthetic medians (all-null columns keep NaN)
+    ok = is_num & ~np.isnan(vals).all(axis=0)
+    medians[ok] = np.nanmedian(vals[:, ok], axis=0) if ok.any() else medians[ok]
+    screen = None  # a subsample: >= 2 matches there means >= 2 in the whole table
+    if vals.shape[0] > 4 * _SCREEN:
+        screen = syn.take(rng.choice(vals.shape[0], size=_SCREEN, replace=False))
     kept: list[Predicates] = []
     seen: set[bytes] = set()
     total = tried = stall = rounds = 0
@@ -225,6 +234,8 @@ def search_multivariate(syn: EncodedTable, n: int, *, n_cols: int, rng: np.rando
         cand = _row_predicates(vals, is_num, rows, _random_cols(batch_size, p, c, rng), rng,
                                medians)
         tried += batch_size
+        if screen is not None:
+            cand = cand.take(np.flatnonzero(count_matches(screen, cand) <= 1))
         good = cand.take(np.flatnonzero(count_matches(syn, cand) == 1))
         fresh: list[int] = []
         for j, key in enumerate(_keys(good)):

@@ -22,10 +22,11 @@ split is stored to prove it. Data: ``examples/adult/adult.csv`` (UCI Adult, CC B
 * candidates: ``copy`` (the training set itself) and ``perturbed`` (each cell of the training
   set replaced, with probability 0.3, by the same column's value in a random training row).
 
-Anonymeter's own randomness: the singling-out queries come from the evaluator's ``seed``; linkability and inference attack every training and control record
-(``n_attacks`` = 2,000), so their counts depend only on Anonymeter's tie-breaking among equally
-near synthetic records (numpy's unstable ``argsort``) and, for the baselines, on unseeded
-generators. Compare intervals, not exact values.
+Anonymeter's own randomness: the singling-out queries come from the evaluator's ``seed``;
+linkability and inference attack every training and control record (``n_attacks`` = 2,000),
+so their counts depend only on Anonymeter's tie-breaking among equally near synthetic records
+(numpy's unstable ``argsort``) and, for the baselines, on unseeded generators. Compare
+intervals, not exact values.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def make_splits(adult: pd.DataFrame) -> dict[str, pd.DataFrame]:
     train = adult.iloc[order[:N_TRAIN]].reset_index(drop=True)
     control = adult.iloc[order[N_TRAIN:N_TRAIN + N_CONTROL]].reset_index(drop=True)
     columns = {c: train[c].tolist() for c in train.columns}
-    for c, values in columns.items():
+    for values in columns.values():
         source = list(values)
         for i in range(len(values)):
             if rnd.random() < PERTURB:
@@ -105,8 +106,7 @@ def _from_results(res: Any) -> dict[str, Any]:
 
 def run(splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
     """Anonymeter's evaluators on every candidate."""
-    from anonymeter.evaluators import (InferenceEvaluator, LinkabilityEvaluator,
-                                       SinglingOutEvaluator)
+    from anonymeter.evaluators import InferenceEvaluator, LinkabilityEvaluator, SinglingOutEvaluator
 
     train, control = splits["train"], splits["control"]
     out: dict[str, Any] = {}
