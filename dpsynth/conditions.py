@@ -178,26 +178,20 @@ def _grid(iv: _Interval) -> _Interval | None:
 
 
 def code_intervals(col: NumericColumn | DatetimeColumn) -> list[_Interval]:
-    """The values each value code decodes to, as an interval per code (null excluded)."""
+    """The values each value code decodes to, as an interval per code (null excluded).
+
+    Numbers take their cells from :func:`dpsynth.tabular.constraints.code_intervals` (one
+    owner for what a cell holds); dates are in granularity units here.
+    """
     if isinstance(col, DatetimeColumn):
         ulo, uhi = col.unit_bounds()
         u = np.linspace(ulo, uhi + 1, col.n_values + 1)
         firsts = [max(math.ceil(u[c]), ulo) for c in range(col.n_values)]
         return [_Interval(f, min(max(math.ceil(u[c + 1]) - 1, f), uhi)) for c, f in enumerate(firsts)]
-    lo, hi = col.bounds
-    atoms = [_Interval(float(a), float(a)) for a in col.atoms]  # atom codes follow the bins: exact values
-    if col.per_integer:
-        return [_Interval(lo + c, lo + c) for c in range(col.n_bins)] + atoms
-    e = col.bin_edges()
-    last = col.n_bins - 1
-    if col.dtype == "float":
-        return [_Interval(float(e[c]), float(e[c + 1]), hi_open=c < last) for c in range(col.n_bins)] + atoms
-    out = []
-    for c in range(col.n_bins):
-        first = float(np.ceil(e[c]))
-        top = float(np.floor(e[c + 1]) if c == last else np.ceil(e[c + 1]) - 1)
-        out.append(_Interval(max(first, math.ceil(lo)), min(max(top, first), math.floor(hi))))
-    return out + atoms
+    from dpsynth.tabular.constraints import code_intervals as cells
+
+    least, most, closed = cells(col)
+    return [_Interval(float(a), float(b), hi_open=not bool(c)) for a, b, c in zip(least, most, closed, strict=True)]
 
 
 def _number(text: object, cond: Condition) -> float:
