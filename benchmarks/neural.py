@@ -192,7 +192,8 @@ def run_ours(kind: str, eps: float, seed: int, args: argparse.Namespace, schema:
                            latent_dim=args.vae_latent_dim if vae else args.latent_dim,
                            init_from_marginals=None if args.vae_init == "default"
                            else args.vae_init == "on",
-                           kl_warmup=args.vae_kl_warmup if vae else None)
+                           kl_warmup=args.vae_kl_warmup if vae else None,
+                           allow_weak=True)  # measure what the refusal would have prevented
         # Training randomness comes from a fresh secret key; ``seed`` drives sampling only.
         gate = PrivateData(NumpyBackend(train), acc, sensitivity=1.0)
         model = fit_neural(kind, gate, schema, key=MechanismKey.fresh(), config=cfg)
