@@ -186,16 +186,27 @@ def _fine_points(lo: float, hi: float, integer: bool, skewed: bool, positive_fro
     return np.unique(pts)
 
 
+def _coarse(gate: PrivateFrame, col: ColumnFacts, grid: npt.NDArray[np.float64], parse: Any, sigma: float,
+            step: str, config: DiscoveryConfig) -> tuple[npt.NDArray[np.int64], tuple[int, int] | None]:
+    """The noisy histogram over a public coarse grid and the span of cells holding real mass.
+
+    With no span the column is marked dropped (too few values to find bounds under DP).
+    """
+    noisy = gate.histogram(col.name, _cells(grid, parse), len(grid) - 1, sigma=sigma,
+                           label=f"discover {col.name!r}: {step}")
+    span = span_of(noisy, sigma, config)
+    if span is None:
+        col.spec, col.notes = {}, [f"{col.name}: too few values to find bounds under DP; dropped"]
+    return noisy, span
+
+
 def discover_numeric(gate: PrivateFrame, col: ColumnFacts, integer: bool, config: DiscoveryConfig) -> None:
     grid = log_grid()
     if integer:  # whole numbers: no cells finer than 1
         grid = grid[(grid == 0) | (np.abs(grid) >= 1)]
     s1 = sigma_for(0.3 * col.rho, gate.bound)
-    h1 = gate.histogram(col.name, _cells(grid, _numbers), len(grid) - 1, sigma=s1,
-                        label=f"discover {col.name!r}: bounds")
-    span = span_of(h1, s1, config)
+    h1, span = _coarse(gate, col, grid, _numbers, s1, "bounds", config)
     if span is None:
-        col.spec, col.notes = {}, [f"{col.name}: too few values to find bounds under DP; dropped"]
         return
     lo, hi = float(grid[span[0]]), float(grid[span[1] + 1])
     if integer:
@@ -245,12 +256,8 @@ def _epoch_days(values: pd.Series) -> npt.NDArray[np.float64]:
 def discover_datetime(gate: PrivateFrame, col: ColumnFacts, with_time: bool, config: DiscoveryConfig) -> None:
     years = pd.date_range("1900-01-01", "2101-01-01", freq="YS", tz="UTC")
     grid = ((years - pd.Timestamp("1970-01-01", tz="UTC")) / pd.Timedelta(days=1)).to_numpy(dtype=np.float64)
-    s1 = sigma_for(0.45 * col.rho, gate.bound)
-    h1 = gate.histogram(col.name, _cells(grid, _epoch_days), len(grid) - 1, sigma=s1,
-                        label=f"discover {col.name!r}: years")
-    span = span_of(h1, s1, config)
+    _, span = _coarse(gate, col, grid, _epoch_days, sigma_for(0.45 * col.rho, gate.bound), "years", config)
     if span is None:
-        col.spec, col.notes = {}, [f"{col.name}: too few dates to find bounds under DP; dropped"]
         return
     months = pd.date_range(years[span[0]], years[span[1] + 1], freq="MS")
     mgrid = ((months - pd.Timestamp("1970-01-01", tz="UTC")) / pd.Timedelta(days=1)).to_numpy(dtype=np.float64)
