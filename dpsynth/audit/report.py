@@ -185,7 +185,11 @@ ends. If the attack is no better than the baseline, a low risk is weak evidence.
  ('inference','inference: deducing a secret attribute')] %}{% set r = js[key].risk %}<tr>
 <td>{{ label }}</td><td>{{ fmt_risk(r) }}</td><td>{{ fmt(r.attack_rate) }}</td>
 <td>{{ fmt(r.baseline_rate) }}</td><td>{{ fmt(r.control_rate) }}</td>
-<td>{{ r.n_attacks if r.n_attacks is defined else 'n/a' }}</td></tr>{% endfor %}</table>
+<td>{{ r.n_attacks if r.n_attacks is defined else 'n/a' }}</td></tr>{% endfor %}
+{% if js.linkability.any_tie %}{% set r = js.linkability.any_tie %}<tr><td>linkability, any tie
+(conservative secondary)</td><td>{{ fmt_risk(r) }}</td><td>{{ fmt(r.attack_rate) }}</td>
+<td>{{ fmt(r.baseline_rate) }}</td><td>{{ fmt(r.control_rate) }}</td><td>{{ r.n_attacks }}</td></tr>
+{% endif %}</table>
 {% for key in ['singling_out','linkability','inference'] %}{% for w in js[key].risk.warnings
  %}<p class="warn">{{ key }}: {{ w }}</p>{% endfor %}{% endfor %}
 <h2>Exact copies and outliers</h2>
