@@ -100,3 +100,22 @@ def test_undefined_risk_is_skipped_not_failed_and_not_run_says_why() -> None:
     assert "linkability risk: undefined: the control always succeeds" in out.skipped
     relaxed = Policy(max_inference_risk_upper=None, forbid_rare_exact_copies=False)
     assert evaluate_policy(ev, relaxed).passed is True
+
+
+def test_rare_copy_allowance_is_a_calibrated_binomial_test() -> None:
+    from scipy.stats import binom
+
+    from dpsynth.audit.runner import rare_copy_allowance
+
+    assert rare_copy_allowance(0, 0, 100) == 0 and rare_copy_allowance(3, 100, 0) == 0
+    # 0 holdout copies, equal rare counts: k copies by chance with probability 2**-k.
+    assert rare_copy_allowance(0, 1000, 1000) == 9  # 2**-9 >= 1e-3 > 2**-10
+    for h in (0, 3, 20):
+        k = rare_copy_allowance(h, 2000, 1000)
+        p = 1000 / 3000
+        assert binom.sf(k - 1, k + h, p) >= 1e-3 > binom.sf(k, k + 1 + h, p)
+    # Under the null the gate rarely fires: simulate honest releases at equal copy rates.
+    rng = np.random.default_rng(0)
+    fires = sum(int(rng.binomial(800, 0.01)) > rare_copy_allowance(int(rng.binomial(800, 0.01)), 800, 800)
+                for _ in range(2000))
+    assert fires <= 10

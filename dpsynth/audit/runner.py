@@ -37,6 +37,8 @@ __all__ = ["DISCLAIMER", "MEMBERSHIP_ALPHA", "RISK_CONFIDENCE", "AuditOptions", 
 logger = logging.getLogger(__name__)
 
 N_OUTLIERS = 10
+#: Level of the one-sided test behind the rare exact-copy allowance.
+RARE_COPY_ALPHA = 1e-3
 
 
 class AuditProgress(Protocol):
@@ -91,10 +93,9 @@ def _exact_copies(r: EncodedTable, s: EncodedTable, h: EncodedTable | None,
                   rare: np.ndarray | None, rare_h: np.ndarray | None) -> dict[str, int | float]:
     """Verbatim copies of real records, with the holdout's chance-collision rate as control.
 
-    ``rare_allowed`` is the number of rare copies explainable by chance: the holdout's rate
-    of rare records found verbatim in the synthetic data, scaled to the real data, plus
-    three Poisson standard deviations. Without a holdout it is 0. Without
-    quasi-identifiers (``rare`` None) rare records are not counted.
+    ``rare_allowed`` is the number of rare copies that chance explains, given how many rare
+    holdout records the synthetic data reproduces (:func:`rare_copy_allowance`). Without a
+    holdout it is 0. Without quasi-identifiers (``rare`` None) rare records are not counted.
     """
     syn_keys = s.row_keys()
     copied = np.isin(r.row_keys(), syn_keys)
@@ -114,10 +115,27 @@ def _exact_copies(r: EncodedTable, s: EncodedTable, h: EncodedTable | None,
         if rare is not None and rare_h is not None:
             out["holdout_n_rare"] = int(rare_h.sum())
             out["holdout_rare"] = int((h_copied & rare_h).sum())
-            if rare_h.sum() > 0:
-                expected = out["holdout_rare"] / int(rare_h.sum()) * int(rare.sum())
-                out["rare_allowed"] = expected + 3.0 * float(np.sqrt(expected))
+            out["rare_allowed"] = float(rare_copy_allowance(
+                int(out["holdout_rare"]), int(rare_h.sum()), int(rare.sum())))
     return out
+
+
+def rare_copy_allowance(holdout_copies: int, holdout_rare: int, real_rare: int,
+                        alpha: float = RARE_COPY_ALPHA) -> int:
+    """The most rare real records that may appear verbatim before chance stops explaining it.
+
+    Under the null (the release reproduces rare training records no more often than rare
+    holdout records), given ``k + holdout_copies`` copies in all, the real side's share ``k``
+    is binomial with probability ``real_rare / (real_rare + holdout_rare)``. The allowance is
+    the largest ``k`` whose one-sided p-value is at least ``alpha`` (0 without rare records).
+    """
+    if real_rare <= 0 or holdout_rare <= 0:
+        return 0
+    from scipy.stats import binom
+
+    k = np.arange(1, real_rare + 1)
+    p_values = binom.sf(k - 1, k + holdout_copies, real_rare / (real_rare + holdout_rare))
+    return int(np.sum(p_values >= alpha))
 
 
 def _outliers(r: EncodedTable, s: EncodedTable, h: EncodedTable | None) -> dict[str, Any]:
