@@ -40,7 +40,7 @@ class Policy:
     max_membership_epsilon_lb: float | None = None
     max_singling_out_risk_upper: float | None = 0.4
     max_linkability_risk_upper: float | None = 0.4
-    max_inference_risk_upper: float | None = 0.4
+    max_inference_risk_upper: float | None = 0.7
     forbid_rare_exact_copies: bool = True
     min_k: int | None = None
 

@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 N_OUTLIERS = 10
 #: Level of the one-sided test behind the rare exact-copy allowance.
-RARE_COPY_ALPHA = 1e-3
+RARE_COPY_ALPHA = 1e-2
 
 
 class AuditProgress(Protocol):
