@@ -173,3 +173,19 @@ def test_vectorised_measures_equal_plain_loops(groups: list[tuple[int, int]]) ->
     c, _ = recursive_cl_diversity(df, ["g"], ["s"])
     assert (c if c is not None else -1) == ref["c"]
     assert np.isfinite(beta_likeness(df, ["g"], "s", enhanced=True))
+
+
+def test_audit_falls_back_to_the_equal_distance_for_values_outside_the_order() -> None:
+    import numpy as np
+
+    from dpsynth.audit.runner import AuditOptions, run_audit
+
+    rng = np.random.default_rng(0)
+    n = 300
+    real = pd.DataFrame({"sex": rng.choice(["F", "M"], n), "edu": rng.choice(["lo", "mid", "hi", "rare"], n)})
+    synthetic = pd.DataFrame({"sex": rng.choice(["F", "M"], n), "edu": rng.choice(["lo", "mid", "hi"], n)})
+    result = run_audit(real, synthetic, holdout=None, quasi_identifiers=["sex"], secrets=["edu"],
+                       options=AuditOptions(ordinal_orders={"edu": ["lo", "mid", "hi"]}),
+                       n_attacks=50, rng=rng)
+    assert result.k_anonymity is not None and result.k_anonymity_real is not None
+    assert any("outside its schema order" in w for w in result.warnings)

@@ -256,6 +256,18 @@ def _rare(frame: pd.DataFrame | None, qis: Sequence[str]) -> np.ndarray | None:
     return np.asarray((qi_group_sizes(frame, qis) == 1)[qi_group_ids(frame, qis)])
 
 
+def _syntactic(df: pd.DataFrame, qis: list[str], secs: list[str], opts: AuditOptions,
+               warnings: list[str], name: str) -> Any:
+    """The k-anonymity family, ordinal secrets in schema order; values outside a declared order
+    (rare real values a release maps to ``other``) fall back to the equal distance, with a warning."""
+    try:
+        return syntactic_report(df, qis, secs, orders=opts.ordinal_orders)
+    except SchemaError:
+        warnings.append(f"t-closeness of the {name} data: an ordinal secret holds values outside "
+                        "its schema order, so the equal distance was used for it")
+        return syntactic_report(df, qis, secs, orders=None)
+
+
 def run_audit(real: pd.DataFrame, synthetic: pd.DataFrame, *, holdout: pd.DataFrame | None,
               quasi_identifiers: Sequence[str], secrets: Sequence[str],
               numeric_ranges: Mapping[str, tuple[float, float]] | None = None,
@@ -324,8 +336,8 @@ def run_audit(real: pd.DataFrame, synthetic: pd.DataFrame, *, holdout: pd.DataFr
     with step("k-anonymity family"):
         kan = kan_real = None
         if qis:
-            kan = syntactic_report(synthetic[cols], qis, secs, orders=opts.ordinal_orders)
-            kan_real = syntactic_report(real, qis, secs, orders=opts.ordinal_orders)
+            kan = _syntactic(synthetic[cols], qis, secs, opts, warnings, "synthetic")
+            kan_real = _syntactic(real, qis, secs, opts, warnings, "real")
     with step("exact copies and outliers"):
         copies = _exact_copies(r, s, h, _rare(real, qis), _rare(holdout, qis))
         outliers = _outliers(r, s, h)

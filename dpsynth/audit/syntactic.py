@@ -173,7 +173,8 @@ def ordinal_orders(schema: Any) -> dict[str, list[object]]:
         schema: A :class:`dpsynth.tabular.schema.Schema`.
 
     Returns:
-        ``{column: categories in schema order}`` for its ordinal columns.
+        ``{column: categories in schema order}`` for its ordinal columns (the ``other``
+        label last, when the column has one).
     """
-    return {c.name: list(c.categories) for c in schema.columns
-            if getattr(c, "kind", None) == "ordinal"}
+    return {c.name: [*c.categories, *([c.other_label] if getattr(c, "other", False) else [])]
+            for c in schema.columns if getattr(c, "kind", None) == "ordinal"}
