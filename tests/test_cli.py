@@ -212,3 +212,15 @@ def test_sample_systematic_by_default_independent_on_request(
     out = tmp_path / "iid.csv"
     code, _, _ = run(["sample", str(model), "--rows", "100", "--independent", "--seed", "1", "--out", str(out)], capsys)
     assert code == 0 and len(pd.read_csv(out)) == 100
+
+
+def test_an_unknown_flag_is_one_line_and_exit_2_in_a_real_process() -> None:
+    import subprocess
+    import sys
+
+    for args in (["release", "--no-such-flag"], ["--no-such-flag"], ["schema", "discover", "--no-such-flag"]):
+        done = subprocess.run([sys.executable, "-m", "dpsynth", *args], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, (args, done.stderr)
+        assert "Traceback" not in done.stderr
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "--no-such-flag" in lines[0], (args, done.stderr)
