@@ -50,3 +50,17 @@ def test_absent_table_is_skipped_and_said(monkeypatch: pytest.MonkeyPatch, tmp_p
                              tables=(ghost.name,), candidates=("exact_copy",))
     assert res.trials == 0 and res.ok is False
     assert res.details["skipped_tables"] and "absent" in res.details["skipped_tables"][0]
+
+
+def test_journal_records_each_audit_and_a_rerun_reuses_it(tmp_path: Path) -> None:
+    journal = tmp_path / "calibration.jsonl"
+    kw = dict(fast=True, rng=np.random.default_rng(0), n_train=400, n_attacks=100, seeds=2,
+              seed_base=77, candidates=("exact_copy",), journal=journal)
+    (first,) = calibration.run(**kw)  # type: ignore[arg-type]
+    lines = journal.read_text().splitlines()
+    assert len(lines) == 2 and first.trials == 2 and first.verdict == "CAUGHT"
+    (again,) = calibration.run(**kw)  # type: ignore[arg-type]
+    assert journal.read_text().splitlines() == lines  # nothing re-audited
+    assert again.details["runs"] == first.details["runs"] and again.seconds == 0.0
+    table = calibration.summarise(journal)
+    assert "| exact_copy | 0/2 | 0/2 |" in table and table.splitlines()[0].startswith("| candidate | adult |")

@@ -28,6 +28,7 @@ experiment with ``allow_private_schema``); the roles are fixed here per table.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
@@ -46,7 +47,8 @@ from dpsynth.audit.runner import run_audit
 from dpsynth.tabular.draft import draft_schema
 from dpsynth.tabular.schema import Schema, load_schema
 
-__all__ = ["CANDIDATES", "TABLES", "Table", "audit_candidate", "jitter_copy", "load_table", "perturbed_copy", "run"]
+__all__ = ["CANDIDATES", "TABLES", "Table", "audit_candidate", "jitter_copy", "load_table", "perturbed_copy", "run",
+           "summarise"]
 
 log = logging.getLogger(__name__)
 
@@ -193,32 +195,99 @@ def _variant(candidate: str, outcomes: dict[str, list[dict[str, Any]]], skipped:
                                           "every seed fails"})
 
 
+def _journal_done(journal: Path | None) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Outcomes already recorded in a journal, keyed by (table, candidate, seed)."""
+    if journal is None or not journal.is_file():
+        return {}
+    done = {}
+    for line in journal.read_text().splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            done[(rec["table"], rec["candidate"], int(rec["seed"]))] = rec["outcome"]
+    return done
+
+
 def run(*, fast: bool, rng: np.random.Generator, seeds: int | None = None, n_train: int | None = None,
         tables: tuple[str, ...] | None = None, candidates: tuple[str, ...] | None = None,
-        n_attacks: int = 500) -> list[VariantResult]:
-    """Run the calibration; ``fast``: Adult only, one seed, MST at 1 and the leaky copies."""
+        n_attacks: int = 500, seed_base: int | None = None, journal: Path | None = None,
+        ) -> list[VariantResult]:
+    """Run the calibration; ``fast``: Adult only, one seed, MST at 1 and the leaky copies.
+
+    Seeds run in the outer loop, so a run stopped early holds whole seeds for every cell.
+    With ``journal`` (a JSON-lines file), every audit's outcome is appended as soon as it is
+    known and outcomes already in the file are reused, so a long campaign can be resumed.
+    ``seed_base`` fixes the split seeds (``seed_base + s``); else they come from ``rng``.
+    """
     seeds = seeds or (1 if fast else 3)
     n_train = n_train or (1000 if fast else 3000)
     names = tables or (("adult",) if fast else tuple(t.name for t in TABLES))
     cands = candidates or (("mst_eps1", "exact_copy", "perturbed_30", "jitter") if fast
                            else tuple(c[0] for c in CANDIDATES))
-    base = int(rng.integers(1 << 30))
+    base = int(rng.integers(1 << 30)) if seed_base is None else seed_base
     outcomes: dict[str, dict[str, list[dict[str, Any]]]] = {c: {} for c in cands}
     seconds = dict.fromkeys(cands, 0.0)
-    skipped = []
+    skipped, loaded = [], {}
     for table in (t for t in TABLES if t.name in names):
         if not table.csv.is_file():
             skipped.append(f"{table.name}: {table.csv} is absent (see this module's docstring)")
             log.warning("calibration: %s skipped, its CSV is absent", table.name)
             continue
-        df, schema = load_table(table)
-        for cand in cands:
-            for s in range(seeds):
-                with Timer() as t:
-                    out = audit_candidate(table, df, schema, cand, n_train=n_train, seed=base + s,
-                                          n_attacks=n_attacks)
-                seconds[cand] += t.seconds
-                outcomes[cand].setdefault(table.name, []).append(out)
-                log.info("calibration %s %s seed %d: %s (%.1f s)", table.name, cand, s,
-                         "pass" if out["passed"] else "fail", t.seconds)
+        loaded[table.name] = (table, *load_table(table))
+    done = _journal_done(journal)
+    for s in range(seeds):
+        for name, (table, df, schema) in loaded.items():
+            for cand in cands:
+                out = done.get((name, cand, base + s))
+                if out is None:
+                    with Timer() as t:
+                        out = audit_candidate(table, df, schema, cand, n_train=n_train, seed=base + s,
+                                              n_attacks=n_attacks)
+                    seconds[cand] += t.seconds
+                    out = {**out, "seconds": round(t.seconds, 2)}
+                    if journal is not None:
+                        with journal.open("a") as fh:
+                            fh.write(json.dumps({"table": name, "candidate": cand, "seed": base + s,
+                                                 "outcome": out}) + "\n")
+                    log.info("calibration %s %s seed %d: %s (%.1f s)", name, cand, s,
+                             "pass" if out["passed"] else "fail", t.seconds)
+                outcomes[cand].setdefault(name, []).append(out)
     return [_variant(c, outcomes[c], skipped, seconds[c]) for c in cands]
+
+
+def summarise(journal: Path) -> str:
+    """A markdown table of passes per candidate and table (seeds passing / seeds) from a journal."""
+    done = _journal_done(journal)
+    names = [t.name for t in TABLES if any(k[0] == t.name for k in done)]
+    lines = ["| candidate | " + " | ".join(names) + " | all |", "|---" * (len(names) + 2) + "|"]
+    for cand, _, _ in CANDIDATES:
+        cells, tot, n = [], 0, 0
+        for name in names:
+            runs = [o for (t, c, _), o in done.items() if t == name and c == cand]
+            p = sum(o["passed"] for o in runs)
+            cells.append(f"{p}/{len(runs)}")
+            tot, n = tot + p, n + len(runs)
+        if n:
+            lines.append(f"| {cand} | " + " | ".join(cells) + f" | {tot}/{n} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m audits.campaigns.calibration --seeds N --seed-base B --journal F [--summary]``."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m audits.campaigns.calibration")
+    p.add_argument("--seeds", type=int, default=20)
+    p.add_argument("--seed-base", type=int, required=True)
+    p.add_argument("--journal", type=Path, required=True)
+    p.add_argument("--summary", action="store_true", help="print the table from the journal and exit")
+    args = p.parse_args(argv)
+    if not args.summary:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        run(fast=False, rng=np.random.default_rng(0), seeds=args.seeds, seed_base=args.seed_base,
+            journal=args.journal)
+    print(summarise(args.journal))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
