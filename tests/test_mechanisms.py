@@ -105,7 +105,7 @@ def test_model_is_a_function_of_the_measurements() -> None:
         measurements = [Measurement(m.clique, comp.compress_counts(m.clique, m.values), m.sigma)
                         if len(m.clique) == 1 else m for m in measurements]
     refit = estimate(synth.model.domain, measurements, total=synth.model.total, iters=1000,
-                     constraints=api.schema_constraints(SCHEMA))
+                     constraints=api.schema_constraints(SCHEMA), start="measurements")
     for clique in [("age",), ("sex", "relationship"), ("education", "income-per-year")]:
         np.testing.assert_allclose(refit.marginal(clique), synth.model.marginal(clique), rtol=1e-6, atol=1e-6)
 

@@ -258,7 +258,7 @@ def fit_aim(
     domain = Domain.from_dict(sizes)
     total = estimate_total(measurements)
     model = estimate(domain, measurements, total=total, iters=config.round_iters,
-                     constraints=constraints, max_cells=config.max_model_cells)
+                     constraints=constraints, max_cells=config.max_model_cells, start="measurements")
     run = _Run(data, config, constraints, domain, cands, comp.compress_counts if comp is not None else None,
                model, measurements, [(a,) for a in attrs], start.sigma, start.eps_rho, start.ones_cost, total)
     del model

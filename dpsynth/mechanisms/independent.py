@@ -39,7 +39,7 @@ def fit_independent(
     sigma = sigma_for_rho(rho, count=len(domain.attrs), sensitivity=data.sensitivity)
     ones = data.measure([(a,) for a in domain.attrs], sigma=sigma, label="independent 1-way")
     total = estimate_total(ones)
-    model = estimate(domain, ones, total=total, iters=iters, constraints=constraints)
+    model = estimate(domain, ones, total=total, iters=iters, constraints=constraints, start="measurements")
     return MarginalFit("independent", domain, tuple(ones), (), model, total, {"sigma": sigma})
 
 

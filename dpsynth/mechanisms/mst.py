@@ -109,7 +109,8 @@ def fit_mst(
     selected: list[tuple[str, ...]] = []
     twos = []
     if d > 1:
-        base = estimate(domain, ones_model, total=total, iters=50, constraints=constraints)
+        base = estimate(domain, ones_model, total=total, iters=50, constraints=constraints,
+                        start="measurements")
         pairs = list(itertools.combinations(attrs, 2))
         transform = comp.compress_counts if comp is not None else None
         answers: dict[tuple[str, ...], npt.NDArray[np.float64]] = {p: base.marginal(p) for p in pairs}  # public
@@ -130,7 +131,7 @@ def fit_mst(
     model_measurements = ones_model + twos
     total = estimate_total(model_measurements)
     model = estimate(domain, model_measurements, total=total, iters=config.iters,
-                     constraints=constraints, max_cells=config.max_model_cells)
+                     constraints=constraints, max_cells=config.max_model_cells, start="measurements")
     params = {"split": list(config.split), "iters": config.iters, "sigma_1way": sigma1,
               "compressed_columns": sorted(comp.maps) if comp is not None else []}
     return MarginalFit("mst", domain, tuple(ones + twos), tuple(selected), model, total, params, comp)

@@ -14,6 +14,7 @@ carries named tables (:class:`~dpsynth.pgm.factor.Factor` in a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -38,6 +39,8 @@ __all__ = [  # the loss and optimizers are re-exported from their modules
     "accelerated_descent",
     "estimate",
     "estimate_total",
+    "independent_optimum",
+    "measured_start",
     "measurement_terms",
     "mirror_descent",
     "potentials_from_marginals",
@@ -148,6 +151,7 @@ def estimate(
     max_cells: int | None = None,
     tol: float = 1e-3,
     accelerated: bool = True,
+    start: Literal["uniform", "measurements"] = "uniform",
 ) -> Model:
     """Fit a graphical model to noisy marginals.
 
@@ -164,6 +168,10 @@ def estimate(
         tol: Stop when the loss improved by less than ``tol`` (relative) over 10 iterations.
         accelerated: Use accelerated mirror descent (default); ``False`` runs plain mirror
             descent with Armijo backtracking, as in Private-PGM.
+        start: Without ``warm_start``, where descent begins: ``"uniform"`` potentials, or
+            ``"measurements"``: each clique's table from the noisy measurement on exactly that
+            clique (clipped at a small floor), else the product of the noisy 1-way marginals of
+            its attributes (see :func:`measured_start`). Post-processing of the measurements.
 
     Returns:
         The fitted model.
@@ -174,16 +182,25 @@ def estimate(
     """
     if iters < 0:
         raise ConfigError(f"iters ({iters}) must be >= 0")
+    if start not in ("uniform", "measurements"):
+        raise ConfigError(f"start ({start!r}) must be 'uniform' or 'measurements'")
     tree, norm = _tree_for(domain, measurements, constraints, max_cells)
     if total is None:
         total = estimate_total(measurements) if measurements else 1.0
     if not total > 0:
         raise ConfigError(f"total ({total}) must be > 0")
     masks = _structural_masks(tree, norm)
-    theta = _starting_potentials(tree, masks, warm_start)
+    if warm_start is None and start == "measurements" and measurements:
+        theta = measured_start(tree, measurements)
+        for node, add in masks.items():
+            theta[node] = theta[node] + add
+    else:
+        theta = _starting_potentials(tree, masks, warm_start)
     calibrator = Calibrator(tree)
     terms = measurement_terms(tree, measurements)
-    if terms and iters > 0:
+    if terms and iters > 0 and not masks and all(len(c) == 1 for c in tree.cliques):
+        theta = independent_optimum(tree, terms, total)  # exact: no descent needed
+    elif terms and iters > 0:
         if accelerated:
             _accelerated_fit(tree, calibrator, Objective(tree, terms, total), theta, masks, iters, tol, callback)
         else:
@@ -192,6 +209,76 @@ def estimate(
         {c: Factor(domain.project(c), t) for c, t in zip(tree.cliques, theta, strict=True)}
     )
     return Model(domain, tree, potentials, float(total), norm)
+
+
+def independent_optimum(tree: JunctionTree, terms: Sequence[MeasurementTerm], total: float) -> list[FloatArray]:
+    """The exact minimiser of the loss when every clique is one attribute (no constraints).
+
+    The loss then separates by attribute: ``sum_m c_m ||total * p - y_m||^2`` over the simplex,
+    whose minimiser is the Euclidean projection of ``sum_m c_m y_m / (total * sum_m c_m)`` onto
+    the simplex. Cells the projection sets to zero get probability 1e-12 of their table (so a
+    later warm start can still move them). Returns log-potentials.
+    """
+    num: dict[int, FloatArray] = {}
+    den: dict[int, float] = {}
+    for t in terms:
+        num[t.home] = num.get(t.home, 0.0) + t.coef * t.y.reshape(-1)
+        den[t.home] = den.get(t.home, 0.0) + t.coef
+    out = []
+    for node, clique in enumerate(tree.cliques):
+        size = tree.domain.project(clique).shape[0]
+        if node not in num or den[node] <= 0:
+            out.append(np.zeros(size))
+            continue
+        p = np.maximum(_project_simplex(num[node] / (total * den[node])), 1e-12)
+        out.append(np.log(p / p.sum()))
+    return out
+
+
+def _project_simplex(v: FloatArray) -> FloatArray:
+    """Euclidean projection of ``v`` onto the probability simplex (sort-based, exact)."""
+    u = np.sort(v)[::-1]
+    css = np.cumsum(u) - 1.0
+    k = np.arange(1, v.size + 1)
+    rho = int(np.nonzero(u - css / k > 0)[0][-1])
+    return np.asarray(np.maximum(v - css[rho] / (rho + 1), 0.0), dtype=np.float64)
+
+
+def measured_start(tree: JunctionTree, measurements: Sequence[Measurement]) -> list[FloatArray]:
+    """Log-potentials whose clique tables come straight from the noisy measurements.
+
+    A clique measured as a whole takes its noisy table; any other clique takes the product of
+    the noisy 1-way marginals of its attributes (uniform where an attribute has none). Each
+    table is clipped below at 1% of its mean cell so that no cell starts at probability zero
+    (descent in log space could not leave it), then normalised. The tables need not agree on
+    shared attributes: :func:`potentials_from_marginals` turns them into a root marginal and
+    conditionals, which is a proper distribution on the tree. Reads only the measurements.
+    """
+    whole: dict[tuple[str, ...], FloatArray] = {}
+    ones: dict[str, FloatArray] = {}
+    for m in measurements:  # the first measurement of a clique wins; later ones are refinements
+        whole.setdefault(tuple(m.clique), np.asarray(m.values, dtype=np.float64))
+        if len(m.clique) == 1:
+            ones.setdefault(m.clique[0], _clipped(np.asarray(m.values, dtype=np.float64)))
+    tables = []
+    for clique in tree.cliques:
+        shape = tuple(tree.domain.project(clique).shape)
+        if tuple(clique) in whole:
+            tables.append(_clipped(whole[tuple(clique)]))
+            continue
+        table = np.ones(shape)
+        for i, a in enumerate(clique):
+            if a in ones:
+                table = table * ones[a].reshape([-1 if j == i else 1 for j in range(len(clique))])
+        tables.append(table / table.sum())
+    return potentials_from_marginals(tree, tables)
+
+
+def _clipped(values: FloatArray) -> FloatArray:
+    """``values`` clipped below at 1% of their mean (at least a tiny positive floor), summing to 1."""
+    floor = max(0.01 * float(np.mean(np.maximum(values, 0.0))), 1e-12)
+    out = np.maximum(values, floor)
+    return np.asarray(out / out.sum(), dtype=np.float64)
 
 
 def _tree_for(
