@@ -45,12 +45,14 @@ def escape_csv_injection(df: pd.DataFrame) -> pd.DataFrame:
         if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)):
             continue
 
-        def fix(v: object) -> object:
-            if isinstance(v, str) and v.startswith(_FORMULA_START) and not _NUMBER.match(v):
-                return "'" + v
-            return v
-
-        out[name] = pd.Series([fix(v) for v in s], index=s.index, dtype=s.dtype, name=name)
+        # decided once per distinct value: synthetic columns repeat few values many times
+        bad = [v for v in pd.unique(s.dropna())
+               if isinstance(v, str) and v.startswith(_FORMULA_START) and not _NUMBER.match(v)]
+        if bad:
+            hit = s.isin(bad).to_numpy()
+            fixed = s.copy()
+            fixed[hit] = ["'" + v for v in s[hit]]
+            out[name] = fixed
     return out
 
 
