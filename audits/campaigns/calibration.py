@@ -174,7 +174,8 @@ def audit_candidate(table: Table, df: pd.DataFrame, schema: Schema, candidate: s
                for k in ("singling_out", "linkability", "inference")},
             "undefined": [k for k in ("singling_out", "linkability", "inference")
                           if res[k]["risk"].get("undefined")],
-            "rare_copies": res["exact_copies"].get("rare")}
+            "rare_copies": res["exact_copies"].get("rare"),
+            "closer_to_real_share": res["exact_copies"].get("closer_to_real_share")}
 
 
 def _variant(candidate: str, outcomes: dict[str, list[dict[str, Any]]], skipped: list[str],

@@ -42,6 +42,7 @@ class Policy:
     max_linkability_risk_upper: float | None = 0.4
     max_inference_risk_upper: float | None = 0.7
     forbid_rare_exact_copies: bool = True
+    max_closer_to_real_share_upper: float | None = None
     min_k: int | None = None
 
     def __post_init__(self) -> None:
@@ -113,6 +114,8 @@ class PolicyEvidence:
         singling_out_ci, linkability_ci, inference_ci: Risk intervals.
         rare_exact_copies: Rare real records copied verbatim (``None``: not counted).
         rare_allowed: Copies that chance collisions explain (from the holdout).
+        closer_to_real_ci: Interval of the share of synthetic records nearer to a real
+            record than to any holdout record (``None``: no holdout).
         k: k-anonymity of the synthetic data.
         undefined: Risks that were measured but are undefined (``singling_out``,
             ``linkability``, ``inference``), each with its one-line reason. An undefined
@@ -130,6 +133,7 @@ class PolicyEvidence:
     inference_ci: tuple[float, float] | None = None
     rare_exact_copies: int | None = None
     rare_allowed: float = 0.0
+    closer_to_real_ci: tuple[float, float] | None = None
     k: int | None = None
     undefined: Mapping[str, str] = field(default_factory=dict)
     not_run: Mapping[str, str] = field(default_factory=dict)
@@ -193,6 +197,8 @@ def evaluate_policy(result: PolicyEvidence | SupportsEvidence, policy: Policy) -
             failures.append(f"{int(n)} rare real records (unique on the quasi-identifiers) "
                             "appear verbatim in the synthetic data, more than chance "
                             f"collisions explain ({float(ev.rare_allowed):.1f}, from the holdout)")
+    cap_upper("share of synthetic records closer to real than to holdout records", ev.closer_to_real_ci,
+              policy.max_closer_to_real_share_upper, "closer_to_real")
     if policy.min_k is not None:
         k = ev.k
         if k is None or int(k) < policy.min_k:

@@ -66,7 +66,7 @@ class AuditResult:
     inference: InferenceResult | None
     k_anonymity: SyntacticReport | None
     k_anonymity_real: SyntacticReport | None
-    exact_copies: dict[str, int | float]
+    exact_copies: dict[str, Any]
     outliers: dict[str, Any]
     meta: dict[str, Any]
     warnings: tuple[str, ...] = ()
@@ -112,6 +112,7 @@ class AuditResult:
             inference_ci=cis["inference"][0],
             rare_exact_copies=None if copies is None else int(copies),
             rare_allowed=float(self.exact_copies.get("rare_allowed") or 0.0),
+            closer_to_real_ci=_pair(self.exact_copies.get("closer_to_real_ci")),
             k=None if self.k_anonymity is None else self.k_anonymity.k,
             undefined={k: reason for k, (_, reason) in cis.items() if reason is not None},
             not_run=dict(self.skipped))
@@ -153,3 +154,8 @@ class AuditResult:
             js["policy"] = (self.policy.to_json() if self.policy is not None else
                             {"passed": None, "failures": [], "skipped": [], "name": None})
         return js
+
+
+def _pair(value: Any) -> tuple[float, float] | None:
+    """A two-number interval from JSON-like data, or ``None``."""
+    return None if value is None else (float(value[0]), float(value[1]))

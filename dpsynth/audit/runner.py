@@ -29,14 +29,16 @@ from dpsynth.audit.policy import Policy, evaluate_policy
 from dpsynth.audit.result import DISCLAIMER, MEMBERSHIP_ALPHA, RISK_CONFIDENCE, AuditResult
 from dpsynth.audit.risk import ESTIMATORS, Estimator
 from dpsynth.audit.singling_out import SinglingOutResult, singling_out_risk
+from dpsynth.audit.stats import wilson_interval
 from dpsynth.errors import ConfigError, SchemaError
 
 __all__ = ["DISCLAIMER", "MEMBERSHIP_ALPHA", "RISK_CONFIDENCE", "AuditOptions", "AuditProgress",
-           "AuditResult", "run_audit"]
+           "AuditResult", "closer_to_real", "run_audit"]
 
 logger = logging.getLogger(__name__)
 
 N_OUTLIERS = 10
+N_CLOSENESS = 2000  # synthetic records compared with real and holdout (share to about +-0.022)
 #: Level of the one-sided test behind the rare exact-copy allowance.
 RARE_COPY_ALPHA = 1e-2
 
@@ -136,6 +138,28 @@ def rare_copy_allowance(holdout_copies: int, holdout_rare: int, real_rare: int,
     k = np.arange(1, real_rare + 1)
     p_values = binom.sf(k - 1, k + holdout_copies, real_rare / (real_rare + holdout_rare))
     return int(np.sum(p_values >= alpha))
+
+
+def closer_to_real(r: EncodedTable, s: EncodedTable, h: EncodedTable, *, rng: np.random.Generator,
+                   max_rows: int = N_CLOSENESS) -> dict[str, Any]:
+    """Share of synthetic records nearer to a real record than to any holdout record.
+
+    For each synthetic record (at most ``max_rows``, drawn at random), the distance to its
+    nearest real (training) record is compared with the distance to its nearest holdout
+    record; a tie counts one half. A generator that learned the population gives about 0.5;
+    one that copies or lightly edits its training records gives more (a 30%-perturbed copy
+    of a 12-column table: 0.57-0.64; a jittered copy: 0.79-0.86). The interval is Wilson's
+    at 95% on the sampled records. The holdout should be as large as the training data:
+    a smaller reference set is farther away on average and biases the share upward.
+    """
+    n = min(max_rows, s.n_rows)
+    q = s.take(np.sort(rng.choice(s.n_rows, size=n, replace=False))) if n < s.n_rows else s
+    d_real, d_hold = nearest_neighbors(q, r, k=1)[1][:, 0], nearest_neighbors(q, h, k=1)[1][:, 0]
+    closer, ties = int((d_real < d_hold).sum()), int((d_real == d_hold).sum())
+    share = (closer + 0.5 * ties) / n
+    ci = wilson_interval(round(share * n), n).as_list()
+    return {"closer_to_real_share": share, "closer_to_real_ci": ci, "closer_to_real_rows": n,
+            "closer_to_real_ties": ties / n}
 
 
 def _outliers(r: EncodedTable, s: EncodedTable, h: EncodedTable | None) -> dict[str, Any]:
@@ -340,6 +364,8 @@ def run_audit(real: pd.DataFrame, synthetic: pd.DataFrame, *, holdout: pd.DataFr
             kan_real = _syntactic(real, qis, secs, opts, warnings, "real")
     with step("exact copies and outliers"):
         copies = _exact_copies(r, s, h, _rare(real, qis), _rare(holdout, qis))
+        if h is not None:
+            copies.update(closer_to_real(r, s, h, rng=rng))
         outliers = _outliers(r, s, h)
     result = AuditResult(
         membership=membership, singling_out=so, linkability=link, inference=inf,
