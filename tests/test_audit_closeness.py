@@ -62,3 +62,13 @@ def test_a_cap_without_a_holdout_fails_closed() -> None:
                                                    max_inference_risk_upper=None,
                                                    forbid_rare_exact_copies=False))
     assert not out.passed and "could not be computed" in out.failures[0]
+
+
+def test_a_small_holdout_does_not_bias_the_share() -> None:
+    rng = np.random.default_rng(11)
+    pop = _population(8000, rng)
+    train, hold, fresh = pop.iloc[:5000], pop.iloc[5000:6000], pop.iloc[6000:]
+    enc = MixedEncoder(train, [fresh, hold], columns=list(train.columns))
+    out = closer_to_real(enc.encode(train), enc.encode(fresh), enc.encode(hold), rng=np.random.default_rng(0))
+    assert out["closer_to_real_reference_rows"] == 1000
+    assert abs(out["closer_to_real_share"] - 0.5) < 0.04  # 0.82 without the subsample (5,000 real against 1,000 holdout)

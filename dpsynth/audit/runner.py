@@ -149,17 +149,23 @@ def closer_to_real(r: EncodedTable, s: EncodedTable, h: EncodedTable, *, rng: np
     record; a tie counts one half. A generator that learned the population gives about 0.5;
     one that copies or lightly edits its training records gives more (a 30%-perturbed copy
     of a 12-column table: 0.57-0.64; a jittered copy: 0.79-0.86). The interval is Wilson's
-    at 95% on the sampled records. The holdout should be as large as the training data:
-    a smaller reference set is farther away on average and biases the share upward.
+    at 95% on the sampled records. The larger of the real and holdout sets is subsampled to
+    the size of the smaller one first: a larger reference set is nearer on average, which
+    would bias the share.
     """
     n = min(max_rows, s.n_rows)
     q = s.take(np.sort(rng.choice(s.n_rows, size=n, replace=False))) if n < s.n_rows else s
+    m = min(r.n_rows, h.n_rows)  # equal reference sizes: a larger set is nearer on average
+    if r.n_rows > m:
+        r = r.take(np.sort(rng.choice(r.n_rows, size=m, replace=False)))
+    if h.n_rows > m:
+        h = h.take(np.sort(rng.choice(h.n_rows, size=m, replace=False)))
     d_real, d_hold = nearest_neighbors(q, r, k=1)[1][:, 0], nearest_neighbors(q, h, k=1)[1][:, 0]
     closer, ties = int((d_real < d_hold).sum()), int((d_real == d_hold).sum())
     share = (closer + 0.5 * ties) / n
     ci = wilson_interval(round(share * n), n).as_list()
     return {"closer_to_real_share": share, "closer_to_real_ci": ci, "closer_to_real_rows": n,
-            "closer_to_real_ties": ties / n}
+            "closer_to_real_reference_rows": m, "closer_to_real_ties": ties / n}
 
 
 def _outliers(r: EncodedTable, s: EncodedTable, h: EncodedTable | None) -> dict[str, Any]:
