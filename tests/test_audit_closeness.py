@@ -71,4 +71,4 @@ def test_a_small_holdout_does_not_bias_the_share() -> None:
     enc = MixedEncoder(train, [fresh, hold], columns=list(train.columns))
     out = closer_to_real(enc.encode(train), enc.encode(fresh), enc.encode(hold), rng=np.random.default_rng(0))
     assert out["closer_to_real_reference_rows"] == 1000
-    assert abs(out["closer_to_real_share"] - 0.5) < 0.04  # 0.82 without the subsample (5,000 real against 1,000 holdout)
+    assert abs(out["closer_to_real_share"] - 0.5) < 0.04  # 0.82 unsubsampled (5,000 real, 1,000 holdout)
