@@ -51,7 +51,7 @@ def test_the_audit_reports_it_and_a_policy_can_cap_it() -> None:
     copies = res.to_json()["exact_copies"]
     assert copies["closer_to_real_share"] > 0.55 and copies["closer_to_real_rows"] == 2000
     assert any("closer to real" in f for f in res.policy.failures)  # type: ignore[union-attr]
-    assert Policy().max_closer_to_real_share_upper is None  # reported, not a default gate yet
+    assert Policy().max_closer_to_real_share_upper == 0.57  # a default gate, see docs/auditing.md
 
 
 def test_a_cap_without_a_holdout_fails_closed() -> None:

@@ -42,7 +42,7 @@ class Policy:
     max_linkability_risk_upper: float | None = 0.4
     max_inference_risk_upper: float | None = 0.7
     forbid_rare_exact_copies: bool = True
-    max_closer_to_real_share_upper: float | None = None
+    max_closer_to_real_share_upper: float | None = 0.57
     min_k: int | None = None
 
     def __post_init__(self) -> None:

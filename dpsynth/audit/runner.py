@@ -347,6 +347,8 @@ def run_audit(real: pd.DataFrame, synthetic: pd.DataFrame, *, holdout: pd.DataFr
         warnings.append(f"{len(extra)} synthetic columns are not in the real data and were "
                         "ignored")
     skipped = _skips(qis, secs, opts.link_columns)
+    if holdout is None:
+        skipped["closer_to_real"] = "needs non-members to compare with: pass --holdout"
     if progress is not None:
         progress.begin(_steps(skipped, holdout is not None))
     step = _stepper(progress)

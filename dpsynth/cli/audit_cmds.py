@@ -144,6 +144,11 @@ def _summary(data: dict[str, Any], out: Path) -> None:
                       f"empirical epsilon lower bound {format_number(mem.get('epsilon_lower_bound'))}")
     for key in ("singling_out", "linkability", "inference"):
         console.print(f"{key} risk {format_risk(data.get(key, {}).get('risk'))}", markup=False)
+    copies = data.get("exact_copies", {})
+    if copies.get("closer_to_real_share") is not None:
+        console.print(f"closer to a real than to a holdout record {format_number(copies['closer_to_real_share'])} "
+                      f"CI {format_number(copies.get('closer_to_real_ci'))} (about 0.5 when nothing is copied)",
+                      markup=False)
     kan = data.get("k_anonymity", {})
     k_text = f"skipped: {kan.get('skipped_reason')}" if kan.get("skipped") else f"k = {kan.get('k')}"
     console.print(f"k-anonymity {k_text}", markup=False)
