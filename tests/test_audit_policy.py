@@ -88,7 +88,8 @@ def test_undefined_risk_is_skipped_not_failed_and_not_run_says_why() -> None:
 
     ev = PolicyEvidence(membership_max_auc_ci=(0.4, 0.6), singling_out_ci=(0.0, 0.1),
                         linkability_ci=None, inference_ci=None, rare_exact_copies=None,
-                        closer_to_real_ci=(0.45, 0.55), undefined={"linkability": "undefined: the control always succeeds"},
+                        closer_to_real_ci=(0.45, 0.55),
+                        undefined={"linkability": "undefined: the control always succeeds"},
                         not_run={"inference": "needs a secret column: pass --secret",
                                  "exact_copies": "pass --qi"})
     out = evaluate_policy(ev, Policy())
