@@ -190,17 +190,19 @@ def estimate(
     if not total > 0:
         raise ConfigError(f"total ({total}) must be > 0")
     masks = _structural_masks(tree, norm)
-    if warm_start is None and start == "measurements" and measurements:
+    calibrator = Calibrator(tree)
+    terms = measurement_terms(tree, measurements)
+    descend = bool(terms) and iters > 0
+    exact = descend and not masks and all(len(c) == 1 for c in tree.cliques)
+    if exact:
+        theta = independent_optimum(tree, terms, total)  # no start and no descent needed
+    elif warm_start is None and start == "measurements" and measurements:
         theta = measured_start(tree, measurements)
         for node, add in masks.items():
             theta[node] = theta[node] + add
     else:
         theta = _starting_potentials(tree, masks, warm_start)
-    calibrator = Calibrator(tree)
-    terms = measurement_terms(tree, measurements)
-    if terms and iters > 0 and not masks and all(len(c) == 1 for c in tree.cliques):
-        theta = independent_optimum(tree, terms, total)  # exact: no descent needed
-    elif terms and iters > 0:
+    if descend and not exact:
         if accelerated:
             _accelerated_fit(tree, calibrator, Objective(tree, terms, total), theta, masks, iters, tol, callback)
         else:
