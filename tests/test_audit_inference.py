@@ -72,3 +72,49 @@ def test_categories_name_codes_in_order() -> None:
     assert enc.categories("c") == ("b", "a")
     with pytest.raises(Exception, match="not a categorical"):
         enc.categories("nope")
+
+
+def test_numeric_guesses_are_judged_relative_to_the_guess_by_default() -> None:
+    from dpsynth.audit.inference import correct_guesses
+
+    truth = np.array([500.0, 500.0, 0.0, -104.0, 50.0, np.nan, 7.0])
+    guess = np.array([510.0, 600.0, 0.0, -100.0, -100.0, np.nan, np.nan])
+    rel = correct_guesses(truth, guess, numeric=True, scale=1000.0, tolerance=0.05)
+    assert rel.tolist() == [True, False, True, True, False, True, False]  # a negative guess is no wildcard
+    by_scale = correct_guesses(truth, guess, numeric=True, scale=1000.0, tolerance=0.05, match="scale")
+    assert by_scale.tolist() == [True, False, True, True, False, True, False]
+    assert correct_guesses(np.array([500.0]), np.array([545.0]), numeric=True, scale=1000.0,
+                           tolerance=0.05, match="scale").tolist() == [True]
+    assert correct_guesses(np.array([500.0]), np.array([545.0]), numeric=True, scale=1000.0,
+                           tolerance=0.05).tolist() == [False]
+    with pytest.raises(Exception, match="numeric_match"):
+        inference_risk(*_skewed(0)[1:4], secrets=["wage"], rng=np.random.default_rng(0),
+                       numeric_match="nearby")  # type: ignore[arg-type]
+
+
+def _skewed(seed: int) -> tuple[MixedEncoder, object, object, object, pd.DataFrame]:
+    """A wage that is log-normal given education: most wages sit in 5% of the range."""
+    rng = np.random.default_rng(seed)
+    n = 3000
+    edu = rng.integers(8, 19, n)
+    frame = pd.DataFrame({"education": edu, "region": rng.choice(list("abcd"), n),
+                          "age": rng.integers(18, 80, n), "hours": rng.integers(10, 60, n),
+                          "wage": np.round(np.exp(4.5 + 0.08 * edu + rng.normal(0, 0.6, n)), 2)})
+    train, hold, fresh = frame.iloc[:1000], frame.iloc[1000:2000], frame.iloc[2000:]
+    enc = MixedEncoder(train, [hold, fresh], numeric_ranges={"wage": (0.0, 20000.0), "education": (0, 20),
+                                                            "age": (18, 80), "hours": (10, 60)})
+    return enc, enc.encode(train), enc.encode(fresh), enc.encode(hold), train
+
+
+def test_a_skewed_numeric_secret_is_defined_and_low_for_fresh_rows_and_high_for_a_copy() -> None:
+    enc, r, fresh, h, train = _skewed(4)
+    # the range rule: every guess is "right", the control too, so the risk is undefined
+    scale = inference_risk(r, fresh, h, secrets=["wage"], rng=np.random.default_rng(0),
+                           numeric_match="scale").per_secret["wage"]
+    assert scale.undefined
+    rel = inference_risk(r, fresh, h, secrets=["wage"], rng=np.random.default_rng(0)).per_secret["wage"]
+    assert not rel.undefined and rel.control_rate < 0.3
+    assert rel.ci.hi < 0.15  # fresh rows leak nothing about these people
+    copy = inference_risk(r, enc.encode(train), h, secrets=["wage"],
+                          rng=np.random.default_rng(0)).per_secret["wage"]
+    assert copy.ci.lo > 0.5  # a copy gives each target's own wage back

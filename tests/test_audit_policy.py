@@ -88,7 +88,7 @@ def test_undefined_risk_is_skipped_not_failed_and_not_run_says_why() -> None:
 
     ev = PolicyEvidence(membership_max_auc_ci=(0.4, 0.6), singling_out_ci=(0.0, 0.1),
                         linkability_ci=None, inference_ci=None, rare_exact_copies=None,
-                        closer_to_real_ci=(0.45, 0.55),
+                        closer_to_real_ci=(0.45, 0.55), closer_to_real_near_ci=(0.45, 0.6),
                         undefined={"linkability": "undefined: the control always succeeds"},
                         not_run={"inference": "needs a secret column: pass --secret",
                                  "exact_copies": "pass --qi"})

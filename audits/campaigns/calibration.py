@@ -47,8 +47,8 @@ from dpsynth.audit.runner import run_audit
 from dpsynth.tabular.draft import draft_schema
 from dpsynth.tabular.schema import Schema, load_schema
 
-__all__ = ["CANDIDATES", "TABLES", "Table", "audit_candidate", "jitter_copy", "load_table", "perturbed_copy", "run",
-           "summarise"]
+__all__ = ["CANDIDATES", "TABLES", "Table", "audit_candidate", "closeness_candidate", "jitter_copy", "load_table",
+           "perturbed_copy", "ranges", "run", "summarise"]
 
 log = logging.getLogger(__name__)
 
@@ -149,9 +149,10 @@ def _coerce_like(syn: pd.DataFrame, train: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def audit_candidate(table: Table, df: pd.DataFrame, schema: Schema, candidate: str, *,
-                    n_train: int, seed: int, n_attacks: int = 500) -> dict[str, Any]:
-    """Audit one candidate of one table for one seed; returns the policy outcome and headlines."""
+def _candidate(table: Table, df: pd.DataFrame, schema: Schema, candidate: str, *, n_train: int,
+               seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, tuple[float, float]],
+                                   np.random.Generator]:
+    """The seed's training split, holdout, candidate release, public ranges and the rng left."""
     rng = np.random.default_rng([seed, zlib.crc32(table.name.encode())])
     perm = rng.permutation(len(df))
     n = min(n_train, len(df) // 2)
@@ -165,17 +166,63 @@ def audit_candidate(table: Table, df: pd.DataFrame, schema: Schema, candidate: s
         _coerce_like(_release(train, schema, mech, cast(float, eps), rng), train)
     ranges = {c.name: (float(c.bounds[0]), float(c.bounds[1])) for c in schema.modelled
               if hasattr(c, "bounds") and c.name in _numeric(train)}
+    return train, hold, syn, ranges, rng
+
+
+def audit_candidate(table: Table, df: pd.DataFrame, schema: Schema, candidate: str, *,
+                    n_train: int, seed: int, n_attacks: int = 500) -> dict[str, Any]:
+    """Audit one candidate of one table for one seed; returns the policy outcome and headlines."""
+    train, hold, syn, ranges, rng = _candidate(table, df, schema, candidate, n_train=n_train, seed=seed)
     res = run_audit(train, syn, holdout=hold, quasi_identifiers=list(table.qis),
                     secrets=list(table.secrets), numeric_ranges=ranges, policy=Policy(),
                     n_attacks=n_attacks, rng=rng).to_json()
+    copies = res["exact_copies"]
     return {"passed": bool(res["policy"]["passed"]), "failures": res["policy"]["failures"],
             "auc_upper": (res["membership"]["max_auc_ci"] or [None, None])[1],
             **{f"{k}_upper": (res[k]["risk"]["ci"] or [None, None])[1]
                for k in ("singling_out", "linkability", "inference")},
             "undefined": [k for k in ("singling_out", "linkability", "inference")
                           if res[k]["risk"].get("undefined")],
-            "rare_copies": res["exact_copies"].get("rare"),
-            "closer_to_real_share": res["exact_copies"].get("closer_to_real_share")}
+            "rare_copies": copies.get("rare"),
+            "closer_to_real_share": copies.get("closer_to_real_share"),
+            "closer_to_real_upper": (copies.get("closer_to_real_ci") or [None, None])[1],
+            "closer_to_real_ties": copies.get("closer_to_real_ties"),
+            "near_share": copies.get("closer_to_real_near_share"),
+            "near_upper": (copies.get("closer_to_real_near_ci") or [None, None])[1]}
+
+
+def closeness_candidate(table: Table, df: pd.DataFrame, schema: Schema, candidate: str, *,
+                        n_train: int, seed: int, n_attacks: int = 500) -> dict[str, Any]:
+    """The two cheap checks of one candidate: closer-to-real share and inference risk.
+
+    The same split and copies as :func:`audit_candidate`; ``passed`` is the verdict of the
+    default policy's caps on these two alone. This is the quick sweep that tunes the caps.
+    """
+    from dpsynth.audit.distance import MixedEncoder
+    from dpsynth.audit.inference import inference_risk
+    from dpsynth.audit.runner import closer_to_real
+
+    train, hold, syn, ranges, rng = _candidate(table, df, schema, candidate, n_train=n_train, seed=seed)
+    cols = list(train.columns)
+    enc = MixedEncoder(train, [syn[cols], hold], columns=cols, numeric_ranges=ranges)
+    r, s, h = enc.encode(train), enc.encode(syn[cols]), enc.encode(hold)
+    out = closer_to_real(r, s, h, rng=rng)
+    n_t = min(n_attacks, r.n_rows, h.n_rows)
+    inf = inference_risk(r.take(rng.choice(r.n_rows, n_t, replace=False)), s,
+                         h.take(rng.choice(h.n_rows, n_t, replace=False)), secrets=list(table.secrets),
+                         rng=rng).risk
+    pol = Policy()
+    upper, near_upper = out["closer_to_real_ci"][1], out["closer_to_real_near_ci"][1]
+    inf_upper = None if inf.undefined else inf.ci.hi
+    ok = all(cap is None or value is None or value <= cap for value, cap in (
+        (upper, pol.max_closer_to_real_share_upper), (near_upper, pol.max_closer_to_real_near_share_upper),
+        (inf_upper, pol.max_inference_risk_upper)))
+    return {"passed": ok, "closer_to_real_share": out["closer_to_real_share"],
+            "closer_to_real_upper": upper, "closer_to_real_ties": out["closer_to_real_ties"],
+            "closer_to_real_se": out["closer_to_real_se"], "near_share": out["closer_to_real_near_share"],
+            "near_upper": near_upper, "near_se": out["closer_to_real_near_se"],
+            "near_rows": out["closer_to_real_near_rows"], "inference_upper": inf_upper,
+            "undefined": ["inference"] if inf.undefined else []}
 
 
 def _variant(candidate: str, outcomes: dict[str, list[dict[str, Any]]], skipped: list[str],
@@ -211,13 +258,14 @@ def _journal_done(journal: Path | None) -> dict[tuple[str, str, int], dict[str, 
 def run(*, fast: bool, rng: np.random.Generator, seeds: int | None = None, n_train: int | None = None,
         tables: tuple[str, ...] | None = None, candidates: tuple[str, ...] | None = None,
         n_attacks: int = 500, seed_base: int | None = None, journal: Path | None = None,
-        ) -> list[VariantResult]:
+        closeness_only: bool = False) -> list[VariantResult]:
     """Run the calibration; ``fast``: Adult only, one seed, MST at 1 and the leaky copies.
 
     Seeds run in the outer loop, so a run stopped early holds whole seeds for every cell.
     With ``journal`` (a JSON-lines file), every audit's outcome is appended as soon as it is
     known and outcomes already in the file are reused, so a long campaign can be resumed.
     ``seed_base`` fixes the split seeds (``seed_base + s``); else they come from ``rng``.
+    ``closeness_only`` records only the two cheap checks (:func:`closeness_candidate`).
     """
     seeds = seeds or (1 if fast else 3)
     n_train = n_train or (1000 if fast else 3000)
@@ -241,8 +289,11 @@ def run(*, fast: bool, rng: np.random.Generator, seeds: int | None = None, n_tra
                 out = done.get((name, cand, base + s))
                 if out is None:
                     with Timer() as t:
-                        out = audit_candidate(table, df, schema, cand, n_train=n_train, seed=base + s,
-                                              n_attacks=n_attacks)
+                        out = (closeness_candidate(table, df, schema, cand, n_train=n_train, seed=base + s,
+                                                   n_attacks=n_attacks)
+                               if closeness_only else
+                               audit_candidate(table, df, schema, cand, n_train=n_train, seed=base + s,
+                                               n_attacks=n_attacks))
                     seconds[cand] += t.seconds
                     out = {**out, "seconds": round(t.seconds, 2)}
                     if journal is not None:
@@ -272,6 +323,24 @@ def summarise(journal: Path) -> str:
     return "\n".join(lines)
 
 
+def ranges(journal: Path) -> str:
+    """Per table and candidate kind: the honest maximum and the leaky minimum of each upper end."""
+    done = _journal_done(journal)
+    keys = ("near_upper", "closer_to_real_upper", "inference_upper", "auc_upper", "singling_out_upper",
+            "linkability_upper")
+    lines = ["| table | kind | " + " | ".join(keys) + " |", "|---" * (len(keys) + 2) + "|"]
+    for name in [t.name for t in TABLES if any(k[0] == t.name for k in done)]:
+        for kind, pick, agg in (("honest max", lambda c: c.startswith(("mst", "aim")), max),
+                                ("leaky min", lambda c: not c.startswith(("mst", "aim")), min)):
+            cells = []
+            for key in keys:
+                vals = [o[key] for (t, c, _), o in done.items()
+                        if t == name and pick(c) and o.get(key) is not None]
+                cells.append(f"{agg(vals):.3f}" if vals else "-")
+            lines.append(f"| {name} | {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m audits.campaigns.calibration --seeds N --seed-base B --journal F [--summary]``."""
     import argparse
@@ -281,12 +350,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed-base", type=int, required=True)
     p.add_argument("--journal", type=Path, required=True)
     p.add_argument("--summary", action="store_true", help="print the table from the journal and exit")
+    p.add_argument("--closeness-only", action="store_true",
+                   help="record only the closer-to-real share and inference (the quick sweep that tunes their caps)")
+    p.add_argument("--tables", help="comma-separated table names (default: all five)")
     args = p.parse_args(argv)
     if not args.summary:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         run(fast=False, rng=np.random.default_rng(0), seeds=args.seeds, seed_base=args.seed_base,
-            journal=args.journal)
+            journal=args.journal, closeness_only=args.closeness_only,
+            tables=tuple(args.tables.split(",")) if args.tables else None)
     print(summarise(args.journal))
+    print()
+    print(ranges(args.journal))
     return 0
 
 

@@ -3,7 +3,12 @@
 Threat model: the attacker knows every audited column of a target except the secret, finds
 the nearest synthetic record on those columns (ties broken at random) and guesses its
 secret value. A guess is right when it equals the truth (categorical; null equals null) or,
-for a numeric secret, lies within ``tolerance`` times the column scale of it. The control
+for a numeric secret, lies within ``tolerance`` of it: relative to the guess by default,
+``|guess - truth| <= tolerance * |guess|`` (Anonymeter's rule, which scores a wage guess of
+510 for a wage of 500 right and one of 600 wrong, whatever the column's range), or with
+``numeric_match="scale"`` within ``tolerance`` times the column's public range (dpsynth's
+earlier rule; on a skewed column it counts most guesses right, so the control succeeds
+nearly always and the risk is undefined or its interval explodes). The control
 attacks held-out people; the baseline guesses the secret of a random synthetic record. For a
 categorical secret the risk is also given per value (Anonymeter's ``risk_for_groups``): the
 attack and control rates restricted to people holding that value, against the overall
@@ -15,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,20 +29,26 @@ from dpsynth.audit.distance import EncodedTable, nearest_neighbors
 from dpsynth.audit.risk import Estimator, RiskResult, residual_risk
 from dpsynth.errors import ConfigError
 
-__all__ = ["InferenceResult", "correct_guesses", "inference_risk"]
+__all__ = ["NUMERIC_MATCHES", "InferenceResult", "NumericMatch", "correct_guesses", "inference_risk"]
+
+
+NumericMatch = Literal["relative", "scale"]
+NUMERIC_MATCHES: tuple[str, ...] = ("relative", "scale")
 
 
 def correct_guesses(truth: NDArray[np.float64] | NDArray[np.int64],
                     guess: NDArray[np.float64] | NDArray[np.int64], *, numeric: bool,
-                    scale: float, tolerance: float) -> NDArray[np.bool_]:
+                    scale: float, tolerance: float,
+                    match: NumericMatch = "relative") -> NDArray[np.bool_]:
     """Which guesses count as right (see the module docstring)."""
     if not numeric:
         return np.asarray(truth == guess)
     t = np.asarray(truth, dtype=np.float64)
     g = np.asarray(guess, dtype=np.float64)
     both_null = np.isnan(t) & np.isnan(g)
+    width = tolerance * (np.abs(g) if match == "relative" else scale)
     with np.errstate(invalid="ignore"):
-        close = np.abs(t - g) <= tolerance * scale
+        close = np.abs(t - g) <= width
     return np.asarray(both_null | close)
 
 
@@ -48,12 +60,13 @@ def _secret_values(t: EncodedTable, secret: str) -> tuple[NDArray[np.float64], b
 
 
 def _attack(targets: EncodedTable, syn: EncodedTable, secret: str, aux: Sequence[str],
-            rng: np.random.Generator, tolerance: float) -> NDArray[np.bool_]:
+            rng: np.random.Generator, tolerance: float, match: NumericMatch) -> NDArray[np.bool_]:
     """Which targets' secrets the nearest-neighbour attacker guesses right."""
     idx, _ = nearest_neighbors(targets.select(aux), syn.select(aux), k=1, rng=rng)
     truth, numeric, scale = _secret_values(targets, secret)
     guess = _secret_values(syn, secret)[0][idx[:, 0]]
-    return correct_guesses(truth, guess, numeric=numeric, scale=scale, tolerance=tolerance)
+    return correct_guesses(truth, guess, numeric=numeric, scale=scale, tolerance=tolerance,
+                           match=match)
 
 
 @dataclass(frozen=True)
@@ -120,7 +133,8 @@ def inference_risk(targets: EncodedTable, syn: EncodedTable, control: EncodedTab
                    *, secrets: Sequence[str], rng: np.random.Generator,
                    tolerance: float = 0.05, confidence: float = 0.95,
                    ci: Estimator = "conservative",
-                   value_labels: Mapping[str, Sequence[str]] | None = None) -> InferenceResult:
+                   value_labels: Mapping[str, Sequence[str]] | None = None,
+                   numeric_match: NumericMatch = "relative") -> InferenceResult:
     """Attribute-inference risk for each secret column, and per value of categorical ones.
 
     Args:
@@ -129,12 +143,18 @@ def inference_risk(targets: EncodedTable, syn: EncodedTable, control: EncodedTab
         control: Encoded held-out records, or None.
         secrets: Secret columns; the attacker knows all other audited columns.
         rng: Randomness (tie-breaking, baseline).
-        tolerance: Numeric guesses within ``tolerance * scale`` count as right.
+        tolerance: Numeric guesses within this tolerance count as right (see
+            ``numeric_match``).
         confidence: Two-sided confidence level of the intervals.
         ci: Estimator (``"conservative"`` or Anonymeter's ``"wilson-centre"``).
         value_labels: Labels of each categorical secret's codes (``MixedEncoder.categories``),
             used to name the per-value risks; codes are used without them.
+        numeric_match: ``"relative"`` (within ``tolerance * |guess|``, Anonymeter's rule) or
+            ``"scale"`` (within ``tolerance`` times the column's public range).
     """
+    if numeric_match not in NUMERIC_MATCHES:
+        raise ConfigError(f"numeric_match ({numeric_match!r}) must be one of "
+                          f"{', '.join(NUMERIC_MATCHES)}")
     if not secrets:
         raise ConfigError("inference needs at least one secret column")
     if targets.n_rows == 0:
@@ -145,14 +165,14 @@ def inference_risk(targets: EncodedTable, syn: EncodedTable, control: EncodedTab
         aux = [c for c in targets.columns if c != secret]
         if not aux:
             raise ConfigError(f"inference on {secret!r} needs at least one other column")
-        hits = _attack(targets, syn, secret, aux, rng, tolerance)
+        hits = _attack(targets, syn, secret, aux, rng, tolerance, numeric_match)
         c_hits = None if control is None else _attack(control, syn, secret, aux, rng,
-                                                      tolerance)
+                                                      tolerance, numeric_match)
         truth, numeric, scale = _secret_values(targets, secret)
         pool = _secret_values(syn, secret)[0]
         guess = pool[rng.integers(0, pool.size, size=truth.size)]
         base = int(correct_guesses(truth, guess, numeric=numeric, scale=scale,
-                                   tolerance=tolerance).sum())
+                                   tolerance=tolerance, match=numeric_match).sum())
         out[secret] = residual_risk(
             n_success=int(hits.sum()), n_attacks=targets.n_rows, n_baseline_success=base,
             n_baseline=targets.n_rows,

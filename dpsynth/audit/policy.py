@@ -22,7 +22,11 @@ import yaml
 
 from dpsynth.errors import ConfigError
 
-__all__ = ["Policy", "PolicyEvidence", "PolicyOutcome", "SupportsEvidence", "evaluate_policy", "load_policy"]
+#: Default cap of the near closer-to-real share's upper end (docs/auditing.md, "Calibration").
+NEAR_CAP = 0.65
+
+__all__ = ["NEAR_CAP", "Policy", "PolicyEvidence", "PolicyOutcome", "SupportsEvidence", "evaluate_policy",
+           "load_policy"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,7 +46,8 @@ class Policy:
     max_linkability_risk_upper: float | None = 0.4
     max_inference_risk_upper: float | None = 0.7
     forbid_rare_exact_copies: bool = True
-    max_closer_to_real_share_upper: float | None = 0.57
+    max_closer_to_real_share_upper: float | None = None
+    max_closer_to_real_near_share_upper: float | None = NEAR_CAP
     min_k: int | None = None
 
     def __post_init__(self) -> None:
@@ -116,6 +121,8 @@ class PolicyEvidence:
         rare_allowed: Copies that chance collisions explain (from the holdout).
         closer_to_real_ci: Interval of the share of synthetic records nearer to a real
             record than to any holdout record (``None``: no holdout).
+        closer_to_real_near_ci: The same share's interval among the quarter of synthetic
+            records nearest to the pooled real and holdout records.
         k: k-anonymity of the synthetic data.
         undefined: Risks that were measured but are undefined (``singling_out``,
             ``linkability``, ``inference``), each with its one-line reason. An undefined
@@ -134,6 +141,7 @@ class PolicyEvidence:
     rare_exact_copies: int | None = None
     rare_allowed: float = 0.0
     closer_to_real_ci: tuple[float, float] | None = None
+    closer_to_real_near_ci: tuple[float, float] | None = None
     k: int | None = None
     undefined: Mapping[str, str] = field(default_factory=dict)
     not_run: Mapping[str, str] = field(default_factory=dict)
@@ -199,6 +207,8 @@ def evaluate_policy(result: PolicyEvidence | SupportsEvidence, policy: Policy) -
                             f"collisions explain ({float(ev.rare_allowed):.1f}, from the holdout)")
     cap_upper("share of synthetic records closer to real than to holdout records", ev.closer_to_real_ci,
               policy.max_closer_to_real_share_upper, "closer_to_real")
+    cap_upper("share of near synthetic records closer to real than to holdout records",
+              ev.closer_to_real_near_ci, policy.max_closer_to_real_near_share_upper, "closer_to_real")
     if policy.min_k is not None:
         k = ev.k
         if k is None or int(k) < policy.min_k:

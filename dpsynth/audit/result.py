@@ -113,6 +113,7 @@ class AuditResult:
             rare_exact_copies=None if copies is None else int(copies),
             rare_allowed=float(self.exact_copies.get("rare_allowed") or 0.0),
             closer_to_real_ci=_pair(self.exact_copies.get("closer_to_real_ci")),
+            closer_to_real_near_ci=_pair(self.exact_copies.get("closer_to_real_near_ci")),
             k=None if self.k_anonymity is None else self.k_anonymity.k,
             undefined={k: reason for k, (_, reason) in cis.items() if reason is not None},
             not_run=dict(self.skipped))

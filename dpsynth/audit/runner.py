@@ -20,8 +20,9 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from dpsynth.audit.closeness import closer_to_real
 from dpsynth.audit.distance import EncodedTable, MixedEncoder, nearest_neighbors, top_outliers
-from dpsynth.audit.inference import InferenceResult, inference_risk
+from dpsynth.audit.inference import NUMERIC_MATCHES, InferenceResult, NumericMatch, inference_risk
 from dpsynth.audit.kanonymity import qi_group_ids, qi_group_sizes, syntactic_report
 from dpsynth.audit.linkage import LinkabilityResult, default_split, linkability_attack
 from dpsynth.audit.membership import MembershipAttackResult, distance_mia, domias_mia
@@ -29,7 +30,6 @@ from dpsynth.audit.policy import Policy, evaluate_policy
 from dpsynth.audit.result import DISCLAIMER, MEMBERSHIP_ALPHA, RISK_CONFIDENCE, AuditResult
 from dpsynth.audit.risk import ESTIMATORS, Estimator
 from dpsynth.audit.singling_out import SinglingOutResult, singling_out_risk
-from dpsynth.audit.stats import wilson_interval
 from dpsynth.errors import ConfigError, SchemaError
 
 __all__ = ["DISCLAIMER", "MEMBERSHIP_ALPHA", "RISK_CONFIDENCE", "AuditOptions", "AuditProgress",
@@ -38,7 +38,6 @@ __all__ = ["DISCLAIMER", "MEMBERSHIP_ALPHA", "RISK_CONFIDENCE", "AuditOptions", 
 logger = logging.getLogger(__name__)
 
 N_OUTLIERS = 10
-N_CLOSENESS = 2000  # synthetic records compared with real and holdout (share to about +-0.022)
 #: Level of the one-sided test behind the rare exact-copy allowance.
 RARE_COPY_ALPHA = 1e-2
 
@@ -67,6 +66,8 @@ class AuditOptions:
         confidence: Two-sided level of the WP29 risk intervals.
         ci: Risk estimator: ``"conservative"`` or Anonymeter's ``"wilson-centre"``.
         ordinal_orders: Public order of ordinal columns (t-closeness in schema order).
+        numeric_match: When a guess of a numeric secret is right: ``"relative"`` (within 5%
+            of the guess, Anonymeter's rule) or ``"scale"`` (within 5% of the column's range).
     """
 
     link_columns: tuple[Sequence[str], Sequence[str]] | None = None
@@ -75,8 +76,12 @@ class AuditOptions:
     confidence: float = RISK_CONFIDENCE
     ci: Estimator = "conservative"
     ordinal_orders: Mapping[str, Sequence[object]] | None = None
+    numeric_match: NumericMatch = "relative"
 
     def __post_init__(self) -> None:
+        if self.numeric_match not in NUMERIC_MATCHES:
+            raise ConfigError(f"numeric_match ({self.numeric_match!r}) must be one of "
+                              f"{sorted(NUMERIC_MATCHES)}")
         if self.ci not in ESTIMATORS:
             raise ConfigError(f"ci ({self.ci!r}) must be one of {sorted(ESTIMATORS)}")
         if not 0.5 <= self.confidence < 1.0:
@@ -138,35 +143,6 @@ def rare_copy_allowance(holdout_copies: int, holdout_rare: int, real_rare: int,
     k = np.arange(1, real_rare + 1)
     p_values = binom.sf(k - 1, k + holdout_copies, real_rare / (real_rare + holdout_rare))
     return int(np.sum(p_values >= alpha))
-
-
-def closer_to_real(r: EncodedTable, s: EncodedTable, h: EncodedTable, *, rng: np.random.Generator,
-                   max_rows: int = N_CLOSENESS) -> dict[str, Any]:
-    """Share of synthetic records nearer to a real record than to any holdout record.
-
-    For each synthetic record (at most ``max_rows``, drawn at random), the distance to its
-    nearest real (training) record is compared with the distance to its nearest holdout
-    record; a tie counts one half. A generator that learned the population gives about 0.5;
-    one that copies or lightly edits its training records gives more (on the five calibration
-    tables over 28 seeds: MST/AIM releases 0.46-0.55, 30%-perturbed copies 0.55-0.72,
-    jittered copies 0.71-1.00; docs/auditing.md). The interval is Wilson's
-    at 95% on the sampled records. The larger of the real and holdout sets is subsampled to
-    the size of the smaller one first: a larger reference set is nearer on average, which
-    would bias the share.
-    """
-    n = min(max_rows, s.n_rows)
-    q = s.take(np.sort(rng.choice(s.n_rows, size=n, replace=False))) if n < s.n_rows else s
-    m = min(r.n_rows, h.n_rows)  # equal reference sizes: a larger set is nearer on average
-    if r.n_rows > m:
-        r = r.take(np.sort(rng.choice(r.n_rows, size=m, replace=False)))
-    if h.n_rows > m:
-        h = h.take(np.sort(rng.choice(h.n_rows, size=m, replace=False)))
-    d_real, d_hold = nearest_neighbors(q, r, k=1)[1][:, 0], nearest_neighbors(q, h, k=1)[1][:, 0]
-    closer, ties = int((d_real < d_hold).sum()), int((d_real == d_hold).sum())
-    share = (closer + 0.5 * ties) / n
-    ci = wilson_interval(round(share * n), n).as_list()
-    return {"closer_to_real_share": share, "closer_to_real_ci": ci, "closer_to_real_rows": n,
-            "closer_to_real_reference_rows": m, "closer_to_real_ties": ties / n}
 
 
 def _outliers(r: EncodedTable, s: EncodedTable, h: EncodedTable | None) -> dict[str, Any]:
@@ -277,7 +253,7 @@ def _wp29(r: EncodedTable, s: EncodedTable, h: EncodedTable | None, targets: Enc
         labels = {c: enc.categories(c) for c in secs if c in enc.cat_columns}
         with step("inference"):
             inf = inference_risk(targets, s, control, secrets=secs, rng=rng, confidence=conf,
-                                 ci=est, value_labels=labels)
+                                 ci=est, value_labels=labels, numeric_match=opts.numeric_match)
     return so, link, inf
 
 

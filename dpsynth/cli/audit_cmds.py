@@ -149,6 +149,11 @@ def _summary(data: dict[str, Any], out: Path) -> None:
         console.print(f"closer to a real than to a holdout record {format_number(copies['closer_to_real_share'])} "
                       f"CI {format_number(copies.get('closer_to_real_ci'))} (about 0.5 when nothing is copied)",
                       markup=False)
+    if copies.get("closer_to_real_near_share") is not None:
+        near = format_number(copies["closer_to_real_near_share"])
+        console.print(f"  among the quarter nearest the real records {near} "
+                      f"CI {format_number(copies.get('closer_to_real_near_ci'))} (copies show here first)",
+                      markup=False)
     kan = data.get("k_anonymity", {})
     k_text = f"skipped: {kan.get('skipped_reason')}" if kan.get("skipped") else f"k = {kan.get('k')}"
     console.print(f"k-anonymity {k_text}", markup=False)
@@ -179,6 +184,9 @@ def audit_cmd(
     n_neighbors: int = typer.Option(1, "--n-neighbors", help="Linkability neighbours per half."),
     confidence: float = typer.Option(0.95, "--confidence", help="Level of the WP29 risk intervals."),
     ci: str = typer.Option("conservative", "--ci", help="Risk estimator: conservative or wilson-centre."),
+    numeric_match: str = typer.Option("relative", "--numeric-match",
+                                      help="A numeric secret's guess is right within 5% of the guess "
+                                           "(relative, Anonymeter's rule) or of the column's range (scale)."),
     n_attacks: int = typer.Option(500, "--n-attacks"),
     seed: int | None = typer.Option(None, "--seed"),
     out: Path = typer.Option(..., "--out", help="Directory for the CONFIDENTIAL audit report."),
@@ -204,7 +212,8 @@ def audit_cmd(
         raise ConfigError("--link-a and --link-b go together: give both column sets or neither")
     opts = AuditOptions(link_columns=None if a is None or b is None else (a, b),
                         singling_out_columns=_split_cols(so_cols, "--so-cols"), n_neighbors=n_neighbors,
-                        confidence=confidence, ci=ci)  # type: ignore[arg-type]  # checked by AuditOptions
+                        confidence=confidence, ci=ci,  # type: ignore[arg-type]  # checked by AuditOptions
+                        numeric_match=numeric_match)  # type: ignore[arg-type]
     s = load_schema(schema)
     if synthetic.is_dir():
         if manifest is None and (synthetic / "manifest.json").exists():
