@@ -1,4 +1,5 @@
-"""Benchmark the DP-VAE and DP-GAN against the independent-marginals baseline on UCI Adult.
+"""Benchmark the DP-VAE and DP-GAN against the independent-marginals baseline on UCI Adult
+(or, with ``--table``, on a coded benchmark table of ``benchmarks/tables.py``).
 
 For each epsilon: fit on an 80% split, sample as many rows as the DP row estimate, and report
 the 2-way workload error (mean L1 distance between normalised real and synthetic 2-way
@@ -21,6 +22,10 @@ every run of ours is appended to ``benchmarks/.cache/neural/runs.jsonl``, so
     .venv/bin/python benchmarks/neural.py --eps 3 --seeds 3   # ~3 min idle per seed
     .venv/bin/python benchmarks/neural.py --eps 1 3 10 --seeds 3 --peers smartnoise
     .venv/bin/python benchmarks/neural.py --table-only
+    .venv/bin/python benchmarks/neural.py --table yrbss --eps 1 3 --seeds 2 --only independent dpvae
+
+A ``dpvae``/``dpgan`` run with ``--allow-weak`` off (the library default) is refused when the
+table is too small for DP-SGD at that epsilon; the refusal is recorded as the run's result.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import numpy as np
 
 from dpsynth.backends.numpy import NumpyBackend
 from dpsynth.neural import NeuralConfig, fit_neural
+from dpsynth.neural.limits import WeakDPSGDError
 from dpsynth.privacy.accountant import Accountant
 from dpsynth.privacy.budget import ApproxDP
 from dpsynth.privacy.events import GaussianEvent
@@ -104,22 +110,37 @@ def tstr_auc(synth: np.ndarray, test: np.ndarray, target: int) -> float:
                                clf.predict_proba(test[:, feats])[:, 1]))
 
 
-def split() -> tuple[Any, Table, np.ndarray]:
+def split(name: str = "adult") -> tuple[Any, Table, np.ndarray]:
     """The schema, the 80% training table and the 20% held-out codes (permutation seed 0)."""
-    schema = load_schema(ROOT / "examples/adult/schema.yaml")
-    table = encode(read_frame(ROOT / "examples/adult/adult.csv", schema), schema)
+    if name == "adult":
+        schema = load_schema(ROOT / "examples/adult/schema.yaml")
+        table = encode(read_frame(ROOT / "examples/adult/adult.csv", schema), schema)
+    else:
+        from dpsynth.tabular.schema_io import from_pgm_domain
+
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from tables import load
+
+        frame, domain = load(name)
+        schema = from_pgm_domain(domain)
+        table = encode(frame, schema)
     perm = np.random.default_rng(0).permutation(table.num_rows)
     cut = int(0.8 * len(perm))
     return (schema, Table(table.columns, table.sizes, table.codes[perm[:cut]]),
             table.codes[perm[cut:]])
 
 
-def record(row: dict[str, Any]) -> None:
+def _runs(name: str) -> Path:
+    return RUNS if name == "adult" else CACHE / name / "runs.jsonl"
+
+
+def record(row: dict[str, Any], name: str = "adult") -> None:
     """Print one run and append it to the run cache."""
     print(f"{row['eps']:>5g} {row['method']:<12} {row['l1']:>9.4f} {row['auc']:>6.3f} "
           f"{row.get('ledger_eps', float('nan')):>10.4f} {row['fit_s']:>7.1f}  {row.get('notes', '')}")
-    RUNS.parent.mkdir(parents=True, exist_ok=True)
-    with RUNS.open("a") as fh:
+    runs = _runs(name)
+    runs.parent.mkdir(parents=True, exist_ok=True)
+    with runs.open("a") as fh:
         fh.write(json.dumps(row) + "\n")
 
 
@@ -193,10 +214,14 @@ def run_ours(kind: str, eps: float, seed: int, args: argparse.Namespace, schema:
                            init_from_marginals=None if args.vae_init == "default"
                            else args.vae_init == "on",
                            kl_warmup=args.vae_kl_warmup if vae else None,
-                           allow_weak=True)  # measure what the refusal would have prevented
+                           allow_weak=args.allow_weak)  # on: measure what the refusal would prevent
         # Training randomness comes from a fresh secret key; ``seed`` drives sampling only.
         gate = PrivateData(NumpyBackend(train), acc, sensitivity=1.0)
-        model = fit_neural(kind, gate, schema, key=MechanismKey.fresh(), config=cfg)
+        try:
+            model = fit_neural(kind, gate, schema, key=MechanismKey.fresh(), config=cfg)
+        except WeakDPSGDError as exc:
+            return {**row, "l1": float("nan"), "auc": float("nan"), "fit_s": time.perf_counter() - t0,
+                    "ledger_eps": acc.epsilon(), "refused": True, "notes": f"REFUSED: {exc}"}
         row["fit_s"] = time.perf_counter() - t0
         raw = model.sample(model.estimated_rows, np.random.default_rng(rng.integers(2**32)),
                            calibrate=False)
@@ -260,19 +285,28 @@ def main() -> None:
     ap.add_argument("--peer-seeds", type=int, default=1)
     ap.add_argument("--table-only", action="store_true",
                     help="print the median table of every cached run; fit nothing")
+    ap.add_argument("--table", default="adult", help="adult or a table of benchmarks/tables.py")
+    ap.add_argument("--allow-weak", action=argparse.BooleanOptionalAction, default=True,
+                    help="fit DP-SGD even where the library would refuse (default on: measure it)")
     args = ap.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore")
     if args.table_only:  # the latest cached run per (eps, method, seed)
         latest = {(r["eps"], r["method"], r["seed"]): r for r in
-                  (json.loads(line) for line in (RUNS.read_text().splitlines() if RUNS.exists() else []))}
+                  (json.loads(line) for line in (_runs(args.table).read_text().splitlines()
+                                                 if _runs(args.table).exists() else []))}
         summary(list(latest.values()))
         return
 
-    schema, train, test = split()
-    target = train.columns.index(TARGET)
-    print(f"Adult: {train.num_rows} train / {len(test)} test rows, {len(train.columns)} columns, "
+    schema, train, test = split(args.table)
+    if args.table == "adult":
+        target = train.columns.index(TARGET)
+    else:
+        from tables import TABLES
+
+        target = train.columns.index(TABLES[args.table].target)
+    print(f"{args.table}: {train.num_rows} train / {len(test)} test rows, {len(train.columns)} columns, "
           f"one-hot width {sum(train.sizes)}, delta={args.delta:g}, torch threads={args.threads}")
     print(f"real-data AUC (train on real train split): {tstr_auc(train.codes, test, target):.3f}\n")
     header = f"{'eps':>5} {'method':<12} {'2-way L1':>9} {'AUC':>6} {'ledger eps':>10} {'fit s':>7}  notes"
@@ -283,12 +317,12 @@ def main() -> None:
         for seed in range(args.seeds):
             for kind in args.only:
                 rows.append(run_ours(kind, eps, seed, args, schema, train, test, target))
-                record(rows[-1])
+                record(rows[-1], args.table)
         if "smartnoise" in args.peers:
             for mech in args.peer_mechs:
                 for seed in range(args.peer_seeds):
                     rows.append(run_peer(mech, eps, seed, train, args.delta, test, target))
-                    record(rows[-1])
+                    record(rows[-1], args.table)
     summary(rows)
 
 
