@@ -195,7 +195,12 @@ ends. If the attack is no better than the baseline, a low risk is weak evidence.
 <h2>Exact copies and outliers</h2>
 <p class="note">Real records reproduced verbatim in the synthetic data. "Rare" records are
 unique on the quasi-identifiers in the real data; copying them is the clearest leak.
-Compare with the holdout: identical rows also arise by chance in small domains.</p>
+Compare with the holdout: identical rows also arise by chance in small domains.
+<code>closer_to_real_share</code> is the share of synthetic records nearer to a training record
+than to any holdout record (about 0.5 when nothing is copied); the <code>near</code> share is
+the same among the quarter of synthetic records nearest the real records, where copies and
+lightly edited copies show first. Their intervals come from random relabellings of the
+pooled training and holdout records.</p>
 <table>{% for k, v in js.exact_copies.items() %}<tr><th>{{ k }}</th><td>{{ fmt(v) }}</td></tr>
 {% endfor %}{% for k, v in js.outliers.items() %}<tr><th>outliers: {{ k }}</th><td>{{ fmt(v) }}
 </td></tr>{% endfor %}</table>
