@@ -105,6 +105,7 @@ def test_cli_flags_and_progress_and_three_decimals(
     assert js["singling_out"]["columns"] == ["age", "education", "occupation"]
     assert js["linkability"]["risk"]["confidence"] == 0.9
     assert js["meta"]["risk_estimator"] == "wilson-centre"
+    assert js["meta"]["numeric_match"] == "relative"  # Anonymeter's rule, the default
     assert "membership: distance attack" in err and "inference" in err  # progress rows
     summary = err[err.index("CONFIDENTIAL"):]
     assert not LONG_FLOAT.search(summary), summary
@@ -150,3 +151,16 @@ def test_format_number() -> None:
     assert format_number([0.0, 1 / 3]) == "[0.000, 0.333]"
     assert format_number(7) == "7" and format_number(None) == "n/a"
     assert format_number(float("nan")) == "n/a"
+
+
+def test_numeric_match_flag_is_recorded_and_a_bad_value_is_one_line(
+        split: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["audit", str(split["real"]), str(split["syn"]), "--schema", str(ADULT_SCHEMA), "--holdout",
+            str(split["hold"]), "--n-attacks", "50", "--seed", "1", "--secret", "age"]
+    assert main([*args, "--numeric-match", "nearby", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "numeric_match" in err and "relative" in err and "Traceback" not in err
+    assert main([*args, "--numeric-match", "scale", "--out", str(tmp_path / "s")]) in (0, 1)
+    js = json.loads((tmp_path / "s" / "audit.json").read_text(encoding="utf-8"))
+    assert js["meta"]["numeric_match"] == "scale"
+    assert js["inference"]["per_secret"]["age"]["n_attacks"] == 50

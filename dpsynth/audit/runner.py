@@ -369,7 +369,7 @@ def _meta(real: pd.DataFrame, synthetic: pd.DataFrame, holdout: pd.DataFrame | N
     return {"n_real": len(real), "n_synthetic": len(synthetic),
             "n_holdout": None if holdout is None else len(holdout), "n_targets": n_t,
             "quasi_identifiers": qis, "secrets": secs, "columns": cols,
-            "risk_confidence": opts.confidence, "risk_estimator": opts.ci,
+            "risk_confidence": opts.confidence, "risk_estimator": opts.ci, "numeric_match": opts.numeric_match,
             "membership_alpha": MEMBERSHIP_ALPHA,
             "numeric_scale_source": {
                 c: "public range" if c in (numeric_ranges or {}) else
