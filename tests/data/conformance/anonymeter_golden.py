@@ -7,11 +7,14 @@ environment)::
     python3 -m venv /tmp/anon-venv
     /tmp/anon-venv/bin/pip install anonymeter==1.1.0
     /tmp/anon-venv/bin/python tests/data/conformance/anonymeter_golden.py
+    /tmp/anon-venv/bin/python tests/data/conformance/anonymeter_golden.py --numeric   # adds a block
 
 It writes ``tests/data/conformance/anonymeter_golden.json``: for each candidate synthetic
 table, Anonymeter's singling-out (univariate and multivariate), linkability and inference
 results (raw success counts, the Wilson-centre rates with their errors, and the risk with its
-interval), plus the versions used. ``tests/test_audit_anonymeter_conformance.py`` reads that
+interval), plus the versions used. ``--numeric`` keeps every existing number and adds (or
+replaces) one block, ``inference_numeric``: inference on numeric secrets, where Anonymeter
+counts a guess right when ``|guess - truth| / guess <= 0.05``. ``tests/test_audit_anonymeter_conformance.py`` reads that
 JSON and checks dpsynth's estimators on the very same splits, without Anonymeter.
 
 The splits are made with Python's ``random.Random`` (whose stream is stable across Python and
@@ -56,6 +59,7 @@ SO_SEEDS = (1, 2, 3)
 LINK_A = ["workclass", "education", "hours-per-week", "capital-loss", "capital-gain"]
 LINK_B = ["race", "sex", "fnlwgt", "age", "native-country"]
 SECRETS = ["income-per-year", "marital-status"]
+NUMERIC_SECRETS = ["age", "hours-per-week"]
 CONFIDENCE = 0.95
 
 
@@ -144,14 +148,42 @@ def run(splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
     return out
 
 
+def run_numeric(splits: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """Anonymeter's inference on the numeric secrets, for every candidate."""
+    from anonymeter.evaluators import InferenceEvaluator
+
+    train, control = splits["train"], splits["control"]
+    out: dict[str, Any] = {}
+    for name in ("copy", "perturbed"):
+        out[name] = {}
+        for secret in NUMERIC_SECRETS:
+            aux = [c for c in train.columns if c != secret]
+            ev = InferenceEvaluator(ori=train, syn=splits[name], control=control, aux_cols=aux,
+                                    secret=secret, n_attacks=N_TRAIN, regression=True)
+            ev.evaluate(n_jobs=1)
+            out[name][secret] = _results(ev)
+            print(name, "inference", secret, out[name][secret]["risk"], file=sys.stderr)
+    return out
+
+
 def main() -> None:
-    """Compute and write the golden JSON."""
+    """Compute and write the golden JSON (``--numeric``: only add the numeric-secret block)."""
     import anonymeter
     import numpy as np
 
     warnings.simplefilter("ignore")
     adult = pd.read_csv(ADULT)
     splits = make_splits(adult)
+    if "--numeric" in sys.argv:
+        golden = json.loads(OUT.read_text(encoding="utf-8"))
+        assert golden["digests"] == {k: split_digest(v) for k, v in splits.items()}
+        golden["config"]["numeric_secrets"] = NUMERIC_SECRETS
+        golden["versions_numeric"] = {"anonymeter": getattr(anonymeter, "__version__", "1.1.0"),
+                                      "numpy": np.__version__, "pandas": pd.__version__,
+                                      "python": sys.version.split()[0]}
+        golden["inference_numeric"] = run_numeric(splits)
+        OUT.write_text(json.dumps(golden, indent=1) + "\n", encoding="utf-8")
+        return
     golden = {
         "what": "Anonymeter risks on fixed Adult splits; see anonymeter_golden.py",
         "versions": {"anonymeter": getattr(anonymeter, "__version__", "1.1.0"),
