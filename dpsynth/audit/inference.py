@@ -29,11 +29,18 @@ from dpsynth.audit.distance import EncodedTable, nearest_neighbors
 from dpsynth.audit.risk import Estimator, RiskResult, residual_risk
 from dpsynth.errors import ConfigError
 
-__all__ = ["NUMERIC_MATCHES", "InferenceResult", "NumericMatch", "correct_guesses", "inference_risk"]
+__all__ = ["NUMERIC_MATCHES", "InferenceResult", "NumericMatch", "check_numeric_match", "correct_guesses",
+           "inference_risk"]
 
 
 NumericMatch = Literal["relative", "scale"]
 NUMERIC_MATCHES: tuple[str, ...] = ("relative", "scale")
+
+
+def check_numeric_match(value: str) -> None:
+    """Refuse an unknown rule for numeric guesses (a :class:`ConfigError` naming the choices)."""
+    if value not in NUMERIC_MATCHES:
+        raise ConfigError(f"numeric_match ({value!r}) must be one of {', '.join(NUMERIC_MATCHES)}")
 
 
 def correct_guesses(truth: NDArray[np.float64] | NDArray[np.int64],
@@ -152,9 +159,7 @@ def inference_risk(targets: EncodedTable, syn: EncodedTable, control: EncodedTab
         numeric_match: ``"relative"`` (within ``tolerance * |guess|``, Anonymeter's rule) or
             ``"scale"`` (within ``tolerance`` times the column's public range).
     """
-    if numeric_match not in NUMERIC_MATCHES:
-        raise ConfigError(f"numeric_match ({numeric_match!r}) must be one of "
-                          f"{', '.join(NUMERIC_MATCHES)}")
+    check_numeric_match(numeric_match)
     if not secrets:
         raise ConfigError("inference needs at least one secret column")
     if targets.n_rows == 0:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from dpsynth.audit.closeness import closer_to_real
 from dpsynth.audit.distance import EncodedTable, MixedEncoder, nearest_neighbors, top_outliers
-from dpsynth.audit.inference import NUMERIC_MATCHES, InferenceResult, NumericMatch, inference_risk
+from dpsynth.audit.inference import InferenceResult, NumericMatch, check_numeric_match, inference_risk
 from dpsynth.audit.kanonymity import qi_group_ids, qi_group_sizes, syntactic_report
 from dpsynth.audit.linkage import LinkabilityResult, default_split, linkability_attack
 from dpsynth.audit.membership import MembershipAttackResult, distance_mia, domias_mia
@@ -79,9 +79,7 @@ class AuditOptions:
     numeric_match: NumericMatch = "relative"
 
     def __post_init__(self) -> None:
-        if self.numeric_match not in NUMERIC_MATCHES:
-            raise ConfigError(f"numeric_match ({self.numeric_match!r}) must be one of "
-                              f"{sorted(NUMERIC_MATCHES)}")
+        check_numeric_match(self.numeric_match)
         if self.ci not in ESTIMATORS:
             raise ConfigError(f"ci ({self.ci!r}) must be one of {sorted(ESTIMATORS)}")
         if not 0.5 <= self.confidence < 1.0:
