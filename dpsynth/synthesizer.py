@@ -69,6 +69,16 @@ class Synthesizer:
     statement: PrivacyStatement | None = field(repr=False, default=None)
 
     @property
+    def estimated_rows_stderr(self) -> float | None:
+        """Standard error of :attr:`estimated_rows` from the measurements' noise (public), or
+        ``None`` without measurements (neural generators)."""
+        if not self.measurements:
+            return None
+        from dpsynth.pgm import total_stderr
+
+        return total_stderr(self.measurements)
+
+    @property
     def guarantee(self) -> PrivacyStatement:
         """How the guarantee was obtained, as built by the mechanism that ran."""
         return self.statement if self.statement is not None else statement_for(self.mechanism)

@@ -73,6 +73,7 @@ class ReleaseResult:
         rows: Synthetic rows written.
         rows_source: ``dp_estimate`` or ``user``.
         estimated_rows: The DP estimate of the input's size.
+        estimated_rows_stderr: Its standard error from the noise scales (``None`` if unknown).
         files: Paths of the bundle's files, relative to ``bundle``.
         internal_report: Directory of the confidential evaluation, if one was written.
         signed_by: Fingerprint of the key that signed the bundle (``signature.json``), if signed.
@@ -87,6 +88,7 @@ class ReleaseResult:
     rows: int
     rows_source: str
     estimated_rows: int
+    estimated_rows_stderr: float | None = None
     files: tuple[str, ...] = field(default_factory=tuple)
     internal_report: Path | None = None
     signed_by: str | None = None
@@ -377,6 +379,7 @@ def release(
         bundle=out_dir, release_id=manifest["release_id"], mechanism=synth.mechanism,
         epsilon=p.epsilon, delta=p.delta, rho=p.rho, rows=choice.count,
         rows_source=choice.source, estimated_rows=choice.dp_estimate,
+        estimated_rows_stderr=synth.estimated_rows_stderr,
         files=tuple(sorted([*sums, "SHA256SUMS", *([signing.SIGNATURE_FILE] if signed_by else [])])),
         internal_report=report_dir, signed_by=signed_by,
     )

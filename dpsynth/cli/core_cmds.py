@@ -61,17 +61,22 @@ def load_input(data: Path, schema: Any, *, sep: str | None, engine: str, mechani
     return read_frame(data, schema, sep=sep)
 
 
-def warn_if_tiny(estimated_rows: int, mechanism: str) -> None:
+def warn_if_tiny(estimated_rows: int, mechanism: str, stderr: float | None = None) -> None:
     """Warn on stderr when the DP estimate of the input size is tiny (never an error).
 
+    Tiny means under :data:`TINY_ROWS`, or within three standard errors of zero (``stderr``,
+    from the noise scales): an empty file's estimate is pure noise and can land above 20.
     The estimate is differentially private, so printing it reveals nothing more; the exact
     row count is never checked or reported (docs/releasing.md, "Empty and tiny inputs").
     """
-    if registry.get(mechanism).reads_data and estimated_rows < TINY_ROWS:
+    limit = max(float(TINY_ROWS), 3.0 * stderr if stderr is not None else 0.0)
+    if registry.get(mechanism).reads_data and estimated_rows < limit:
         from dpsynth.cli import err_console
 
+        near = f" (within 3 standard errors, ±{stderr:.0f} each, of zero)" if stderr is not None \
+            and estimated_rows >= TINY_ROWS else ""
         err_console().print(
-            f"[yellow]warning[/yellow]: the DP estimate of the input size is {estimated_rows} rows: the "
+            f"[yellow]warning[/yellow]: the DP estimate of the input size is {estimated_rows} rows{near}: the "
             "input may be (nearly) empty, or the budget too small. Check the file with "
             "`dpsynth validate` (confidential) before using the output.")
 
@@ -305,7 +310,7 @@ def fit_cmd(
                 options=neural_options(mechanism, allow_weak_neural))
     synth.save(out, overwrite=overwrite)
     publish(out)  # a fitted model is DP output (post-processing of noisy measurements)
-    warn_if_tiny(synth.estimated_rows, synth.mechanism)
+    warn_if_tiny(synth.estimated_rows, synth.mechanism, synth.estimated_rows_stderr)
     emit({"model": str(out), "mechanism": synth.mechanism, "epsilon": synth.privacy.epsilon,
           "delta": synth.privacy.delta, "rho": synth.privacy.rho,
           "estimated_rows": synth.estimated_rows}, as_json=as_json)

@@ -194,7 +194,7 @@ def register(app: typer.Typer) -> None:
                 discover_schema_epsilon=discover, max_memory=opts.get("max_memory"),
                 options=neural_options(mech, bool(opts.get("allow_weak_neural"))),
             )
-        warn_if_tiny(result.estimated_rows, result.mechanism)
+        warn_if_tiny(result.estimated_rows, result.mechanism, result.estimated_rows_stderr)
         human = (f"release {result.release_id}: {result.rows:,} rows, epsilon={result.epsilon:.6g}, "
                  f"delta={result.delta:g} -> {result.bundle}" if result.epsilon is not None else
                  f"release {result.release_id}: {result.rows:,} rows -> {result.bundle}")

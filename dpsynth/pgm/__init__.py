@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dpsynth.pgm.clique_vector import CliqueVector
 from dpsynth.pgm.domain import Domain
-from dpsynth.pgm.estimate import WarmStart, estimate, estimate_total
+from dpsynth.pgm.estimate import WarmStart, estimate, estimate_total, total_stderr
 from dpsynth.pgm.factor import Factor
 from dpsynth.pgm.inference import Beliefs, Calibrator
 from dpsynth.pgm.junction_tree import (
@@ -36,4 +36,5 @@ __all__ = [
     "sample",
     "sample_with_shares",
     "save_model",
+    "total_stderr",
 ]

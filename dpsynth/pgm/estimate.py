@@ -30,7 +30,7 @@ from dpsynth.pgm.marginals import MarginalCache
 from dpsynth.pgm.measurement import Measurement
 from dpsynth.pgm.model import Model
 from dpsynth.pgm.objective import MeasurementTerm, Objective, measurement_terms
-from dpsynth.pgm.optimizers import accelerated_descent, mirror_descent
+from dpsynth.pgm.optimizers import Smoothness, accelerated_descent, mirror_descent
 
 __all__ = [  # the loss and optimizers are re-exported from their modules
     "MeasurementTerm",
@@ -44,6 +44,7 @@ __all__ = [  # the loss and optimizers are re-exported from their modules
     "measurement_terms",
     "mirror_descent",
     "potentials_from_marginals",
+    "total_stderr",
     "warm_potentials",
 ]
 
@@ -72,6 +73,11 @@ class WarmStart:
         model, self._model = self._model, None
         return model
 
+    @property
+    def smoothness(self) -> float | None:
+        """The held model's last smoothness constant (``None`` once taken or if unknown)."""
+        return None if self._model is None else self._model.smoothness
+
 
 def estimate_total(measurements: Sequence[Measurement]) -> float:
     """Inverse-variance weighted mean of the measurements' sums, clipped to at least 1.
@@ -84,6 +90,14 @@ def estimate_total(measurements: Sequence[Measurement]) -> float:
     var = np.array([m.values.size * m.sigma**2 for m in measurements])
     est = float(np.sum(sums / var) / np.sum(1.0 / var))
     return max(est, 1.0)
+
+
+def total_stderr(measurements: Sequence[Measurement]) -> float:
+    """Standard error of :func:`estimate_total` (public: the noise scales and cell counts)."""
+    if not measurements:
+        raise ConfigError("at least one measurement is needed to estimate the total")
+    var = np.array([m.values.size * m.sigma**2 for m in measurements])
+    return float(np.sqrt(1.0 / np.sum(1.0 / var)))
 
 
 def _check(domain: Domain, m: Measurement) -> None:
@@ -190,6 +204,7 @@ def estimate(
     if not total > 0:
         raise ConfigError(f"total ({total}) must be > 0")
     masks = _structural_masks(tree, norm)
+    smoothness = Smoothness(warm_start.smoothness if warm_start is not None else None)
     calibrator = Calibrator(tree)
     terms = measurement_terms(tree, measurements)
     descend = bool(terms) and iters > 0
@@ -204,13 +219,14 @@ def estimate(
         theta = _starting_potentials(tree, masks, warm_start)
     if descend and not exact:
         if accelerated:
-            _accelerated_fit(tree, calibrator, Objective(tree, terms, total), theta, masks, iters, tol, callback)
+            _accelerated_fit(tree, calibrator, Objective(tree, terms, total), theta, masks, iters, tol, callback,
+                             smoothness)
         else:
             theta = mirror_descent(calibrator, Objective(tree, terms, total), theta, iters, tol, callback)
     potentials = CliqueVector(
         {c: Factor(domain.project(c), t) for c, t in zip(tree.cliques, theta, strict=True)}
     )
-    return Model(domain, tree, potentials, float(total), norm)
+    return Model(domain, tree, potentials, float(total), norm, smoothness.value)
 
 
 def independent_optimum(tree: JunctionTree, terms: Sequence[MeasurementTerm], total: float) -> list[FloatArray]:
@@ -323,13 +339,14 @@ def _accelerated_fit(
     iters: int,
     tol: float,
     callback: Callable[[int, float], None] | None,
+    smoothness: Smoothness,
 ) -> None:
     """Run :func:`accelerated_descent` and write the fitted log-potentials into ``theta``.
 
     The optimizer returns clique tables; the last potentials are dropped first (they are
     rebuilt from the tables), so no more than one model-sized set is alive besides them.
     """
-    tables = accelerated_descent(calibrator, objective, theta, iters, tol, callback)
+    tables = accelerated_descent(calibrator, objective, theta, iters, tol, callback, smoothness)
     theta.clear()  # the last potentials are not needed: rebuilt from the tables
     theta.extend(potentials_from_marginals(tree, tables))
     del tables

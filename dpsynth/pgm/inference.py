@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from dpsynth.arrays import FloatArray
 from dpsynth.errors import ConfigError
 from dpsynth.pgm.junction_tree import JunctionTree
+from dpsynth.pgm.tableops import broadcast_into, sum_axes
 
 __all__ = ["Beliefs", "Calibrator", "sum_axes"]
 
@@ -49,29 +49,6 @@ class _Edge:
     down_axes: tuple[int, ...]  # axes of the parent summed out for the reverse message
     in_parent: tuple[int, ...]  # broadcast shape of a separator table inside the parent
     in_child: tuple[int, ...]  # broadcast shape of a separator table inside the child
-
-
-_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-@lru_cache(maxsize=4096)
-def _subscripts(ndim: int, axes: tuple[int, ...]) -> str:
-    kept = "".join(_LETTERS[i] for i in range(ndim) if i not in axes)
-    return f"{_LETTERS[:ndim]}->{kept}"
-
-
-def sum_axes(table: FloatArray, axes: tuple[int, ...]) -> FloatArray:
-    """``table`` summed over ``axes`` (no keepdims).
-
-    ``np.add.reduce`` is slow on short inner axes (e.g. summing out a trailing binary
-    attribute); ``einsum`` is up to twice as fast there, while a reduction over the leading
-    axis alone is fastest with ``add.reduce``.
-    """
-    if not axes:
-        return table
-    if axes == (0,) or table.ndim > len(_LETTERS):
-        return np.asarray(np.add.reduce(table, axis=axes), dtype=np.float64)
-    return np.asarray(np.einsum(_subscripts(table.ndim, axes), table), dtype=np.float64)
 
 
 def _shifted_exp(log_table: FloatArray, *, inplace: bool = False) -> tuple[FloatArray, float]:
@@ -126,6 +103,7 @@ class Calibrator:
         own = [False] * len(logs)  # whether logs[i] is our copy (updated in place)
         cur: list[FloatArray] = list(logs)
         up: dict[int, FloatArray] = {}
+        child_mass: dict[int, float] = {}
         for edge in reversed(self.edges):
             # A table we already copied (it received messages) is exponentiated in place.
             lin, shift = _shifted_exp(logs[edge.child], inplace=own[edge.child])
@@ -136,13 +114,13 @@ class Calibrator:
             msg = msg / mass
             log_z += shift + np.log(mass)
             up[edge.child] = msg
+            child_mass[edge.child] = mass
             with np.errstate(divide="ignore"):
-                log_msg = np.log(msg).reshape(edge.in_parent)
-                if own[edge.parent]:
-                    logs[edge.parent] += log_msg
-                else:
-                    logs[edge.parent] = logs[edge.parent] + log_msg
-                    own[edge.parent] = True
+                log_msg = np.log(msg)
+                parent = logs[edge.parent]
+                logs[edge.parent] = broadcast_into(np.add, parent, log_msg, edge.in_parent,
+                                                   out=parent if own[edge.parent] else None)
+                own[edge.parent] = True
         lin, shift = _shifted_exp(logs[self.root], inplace=own[self.root])
         logs[self.root] = lin
         mass = float(np.sum(lin))
@@ -156,10 +134,12 @@ class Calibrator:
             msg = up[edge.child]
             with np.errstate(over="ignore", invalid="ignore"):
                 ratio = np.divide(sep, msg, out=np.zeros_like(sep), where=msg > 0)
+                # The child's new mass, without a pass over it: its table sums to msg * mass
+                # over the separator, so scaling by ratio leaves mass * sum(sep where msg > 0).
+                mass = child_mass[edge.child] * float(np.sum(sep, where=msg > 0))
+                if mass > 0:  # a belief with no mass left (e.g. fully clamped away) stays zero
+                    ratio /= mass
                 out = cur[edge.child]  # our own exp() buffer: scale it in place
-                out *= ratio.reshape(edge.in_child)
-            mass = float(np.sum(out))
-            if mass > 0:  # a belief with no mass left (e.g. fully clamped away) stays zero
-                out /= mass
+                broadcast_into(np.multiply, out, ratio, edge.in_child, out=out)
             probs[edge.child] = out
         return Beliefs(self.tree, tuple(probs), float(log_z))

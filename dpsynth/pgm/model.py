@@ -40,6 +40,8 @@ class Model:
         potentials: Log-potentials, one factor per tree clique (``-inf`` = structural zero).
         total: The (estimated) number of records; marginals are scaled by it.
         constraints: Forbidden partial assignments, normalised (their cells have mass 0).
+        smoothness: The smoothness constant the accelerated fit ended with (a hint for a
+            warm-started refit, see :class:`~dpsynth.pgm.optimizers.Smoothness`; not saved).
     """
 
     domain: Domain
@@ -47,6 +49,7 @@ class Model:
     potentials: CliqueVector
     total: float
     constraints: tuple[Normalized, ...] = ()
+    smoothness: float | None = None
 
     def __post_init__(self) -> None:
         if list(self.potentials) != list(self.tree.cliques):

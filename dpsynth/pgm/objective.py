@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from dpsynth.arrays import FloatArray
-from dpsynth.pgm.inference import sum_axes
 from dpsynth.pgm.junction_tree import JunctionTree
 from dpsynth.pgm.measurement import Measurement
+from dpsynth.pgm.tableops import broadcast_into, sum_axes
 
 __all__ = ["MeasurementTerm", "Objective", "inner", "measurement_terms"]
 
@@ -145,5 +145,5 @@ class Objective:
             par = self.parent[g_idx]
             target = grads[self.homes[g_idx]] if par < 0 else acc[par]
             assert target is not None
-            target += part.reshape(self.in_parent[g_idx])
+            broadcast_into(np.add, target, part, self.in_parent[g_idx], out=target)
         return grads, per_term
