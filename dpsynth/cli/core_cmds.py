@@ -73,8 +73,7 @@ def warn_if_tiny(estimated_rows: int, mechanism: str, stderr: float | None = Non
     if registry.get(mechanism).reads_data and estimated_rows < limit:
         from dpsynth.cli import err_console
 
-        near = f" (within 3 standard errors, ±{stderr:.0f} each, of zero)" if stderr is not None \
-            and estimated_rows >= TINY_ROWS else ""
+        near = "" if estimated_rows < TINY_ROWS else f" (within 3 standard errors, ±{stderr:.0f} each, of zero)"
         err_console().print(
             f"[yellow]warning[/yellow]: the DP estimate of the input size is {estimated_rows} rows{near}: the "
             "input may be (nearly) empty, or the budget too small. Check the file with "

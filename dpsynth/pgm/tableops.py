@@ -13,7 +13,8 @@ and, while more than three runs remain, peels one summed run off with a contiguo
 ``np.add.reduce``: a leading run first (rows of at least :data:`_ROW` cells, regrouped when the
 kept tail is short), else a trailing one, else the inner one. Each peel shrinks the table by
 the run's size, so the remaining ``einsum`` works on a small table. On the clique shapes of
-Adult at ε = 3 this is 3-6 times faster over all 1- to 3-way reductions (docs/benchmarks.md).
+Adult at ε = 3 this was 2.2-8.9 times faster over all 1- to 3-way reductions in one run of
+``benchmarks/tableops.py`` (``benchmarks/results/tableops.md``).
 The plan depends on the shape and axes only, so the same call always sums in the same order.
 
 The reverse, :func:`broadcast_into` (``big op= small`` broadcast along the axes ``small``
