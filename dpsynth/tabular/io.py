@@ -68,7 +68,7 @@ def text_columns(df: pd.DataFrame) -> pd.DataFrame:
         s = out[name]
         if not pd.api.types.is_object_dtype(s):
             continue
-        kinds = {type(v) for v in s.dropna()}
+        kinds = {type(v) for v in pd.unique(s.dropna())}  # per distinct value: few, repeated
         if len(kinds) > 1:
             out[name] = s.map(lambda v: v if v is None or (isinstance(v, float) and v != v) else str(v))
     return out
