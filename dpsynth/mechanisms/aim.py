@@ -16,7 +16,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -51,8 +51,13 @@ class AIMConfig:
         max_rounds: Upper bound ``T`` used to set the initial noise (default ``16 * d``).
         alpha: Share of each round's budget for measurement (the rest is selection).
         max_model_cells: Model size cap in cells (default 10M cells = 80 MB of float64).
-        round_iters: Mirror-descent iterations after each round (warm-started).
-        final_iters: Iterations of the final estimate.
+        round_iters: Mirror-descent iterations after each round (warm-started), at most.
+        round_tol: A round's refit stops once the loss improved by less than this share over
+            ten iterations.
+        final_iters: Iterations of the final estimate, at most.
+        final_tol: The same for the final estimate.
+        precision: Floating-point type of the clique tables while a refit descends
+            (:func:`dpsynth.pgm.estimate`); the model keeps float64 potentials.
         compress: Merge each column's values whose noisy 1-way count is below
             ``compress_threshold * sigma`` into one cell before the rounds (as in MST; the
             AIM paper recommends it for large domains). Post-processing of the 1-way
@@ -70,7 +75,10 @@ class AIMConfig:
     alpha: float = 0.9
     max_model_cells: int = 10_000_000
     round_iters: int = 100
+    round_tol: float = 1e-3
     final_iters: int = 1000
+    final_tol: float = 1e-3
+    precision: Literal["float64", "float32"] = "float64"
     compress: bool = True
     compress_threshold: float = 2.0
     compress_max_share: float = 0.01
@@ -80,6 +88,9 @@ class AIMConfig:
             raise ConfigError(f"alpha ({self.alpha}) must be in (0, 1)")
         if self.degree < 1:
             raise ConfigError(f"degree ({self.degree}) must be >= 1")
+        for name in ("round_tol", "final_tol"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name} ({getattr(self, name)}) must be in [0, 1)")
         if self.max_rounds is not None and self.max_rounds < 1:
             raise ConfigError(f"max_rounds ({self.max_rounds}) must be >= 1")
 
@@ -151,7 +162,7 @@ class _Run:
     total: float
     selected: list[Clique] = dataclasses.field(default_factory=list)
 
-    def refit(self, iters: int) -> None:
+    def refit(self, iters: int, tol: float) -> None:
         """Re-estimate from the measurements, warm-started from the current model.
 
         Only the old model's potentials are needed, and only to seed the new fit: they are
@@ -160,8 +171,8 @@ class _Run:
         """
         warm = WarmStart(dataclasses.replace(self.model))
         self.model = None
-        self.model = estimate(self.domain, self.measurements, total=self.total, iters=iters,
-                              warm_start=warm, constraints=self.constraints,
+        self.model = estimate(self.domain, self.measurements, total=self.total, iters=iters, tol=tol,
+                              precision=self.config.precision, warm_start=warm, constraints=self.constraints,
                               max_cells=self.config.max_model_cells)
 
 
@@ -230,7 +241,7 @@ def _rounds(run: _Run, rho: float, max_weight: float) -> int:
         run.measured.append(pick)
         n_rounds += 1
         run.total = estimate_total(run.measurements)
-        run.refit(run.config.round_iters)
+        run.refit(run.config.round_iters, run.config.round_tol)
         after = run.model.marginal(pick)
         if float(np.abs(after - before).sum()) <= bias * run.domain.size(pick):
             run.sigma /= 2
@@ -257,13 +268,13 @@ def fit_aim(
     comp, sizes, measurements = _compression(ones, data, config, start.sigma, constraints)
     domain = Domain.from_dict(sizes)
     total = estimate_total(measurements)
-    model = estimate(domain, measurements, total=total, iters=config.round_iters,
+    model = estimate(domain, measurements, total=total, iters=config.round_iters, tol=config.round_tol,
                      constraints=constraints, max_cells=config.max_model_cells, start="measurements")
     run = _Run(data, config, constraints, domain, cands, comp.compress_counts if comp is not None else None,
                model, measurements, [(a,) for a in attrs], start.sigma, start.eps_rho, start.ones_cost, total)
     del model
     n_rounds = _rounds(run, rho, max(cands.values()))
-    run.refit(config.final_iters)
+    run.refit(config.final_iters, config.final_tol)
     transcript = tuple(ones) + tuple(run.measurements[len(ones):])  # 1-way in the original domain
     return MarginalFit("aim", run.domain, transcript, tuple(run.selected), run.model, run.total,
                        {"rounds": n_rounds, "max_rounds": start.rounds, "alpha": config.alpha,

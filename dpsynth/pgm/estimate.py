@@ -14,7 +14,7 @@ carries named tables (:class:`~dpsynth.pgm.factor.Factor` in a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -47,6 +47,8 @@ __all__ = [  # the loss and optimizers are re-exported from their modules
     "total_stderr",
     "warm_potentials",
 ]
+
+_FLOAT64 = np.dtype(np.float64)
 
 _FLOOR = 1e-30
 
@@ -166,6 +168,7 @@ def estimate(
     tol: float = 1e-3,
     accelerated: bool = True,
     start: Literal["uniform", "measurements"] = "uniform",
+    precision: Literal["float64", "float32"] = "float64",
 ) -> Model:
     """Fit a graphical model to noisy marginals.
 
@@ -186,6 +189,9 @@ def estimate(
             ``"measurements"``: each clique's table from the noisy measurement on exactly that
             clique (clipped at a small floor), else the product of the noisy 1-way marginals of
             its attributes (see :func:`measured_start`). Post-processing of the measurements.
+        precision: Floating-point type of the clique tables during (accelerated) descent.
+            ``"float32"`` halves the memory traffic of every pass over a large model; the
+            fitted potentials are returned as float64 either way.
 
     Returns:
         The fitted model.
@@ -198,6 +204,8 @@ def estimate(
         raise ConfigError(f"iters ({iters}) must be >= 0")
     if start not in ("uniform", "measurements"):
         raise ConfigError(f"start ({start!r}) must be 'uniform' or 'measurements'")
+    if precision not in ("float64", "float32"):
+        raise ConfigError(f"precision ({precision!r}) must be 'float64' or 'float32'")
     tree, norm = _tree_for(domain, measurements, constraints, max_cells)
     if total is None:
         total = estimate_total(measurements) if measurements else 1.0
@@ -219,8 +227,9 @@ def estimate(
         theta = _starting_potentials(tree, masks, warm_start)
     if descend and not exact:
         if accelerated:
-            _accelerated_fit(tree, calibrator, Objective(tree, terms, total), theta, masks, iters, tol, callback,
-                             smoothness)
+            dtype = np.dtype(precision)
+            _accelerated_fit(tree, calibrator, Objective(tree, terms, total, dtype), theta, masks, iters, tol,
+                             callback, smoothness, dtype)
         else:
             theta = mirror_descent(calibrator, Objective(tree, terms, total), theta, iters, tol, callback)
     potentials = CliqueVector(
@@ -340,15 +349,21 @@ def _accelerated_fit(
     tol: float,
     callback: Callable[[int, float], None] | None,
     smoothness: Smoothness,
+    dtype: np.dtype[Any] = _FLOAT64,
 ) -> None:
     """Run :func:`accelerated_descent` and write the fitted log-potentials into ``theta``.
 
     The optimizer returns clique tables; the last potentials are dropped first (they are
     rebuilt from the tables), so no more than one model-sized set is alive besides them.
+    The descent runs on tables of ``dtype``; the potentials written back are float64.
     """
+    for i, t in enumerate(theta):  # one table at a time: no second model-sized set
+        if t.dtype != dtype:
+            theta[i] = t.astype(dtype)
     tables = accelerated_descent(calibrator, objective, theta, iters, tol, callback, smoothness)
     theta.clear()  # the last potentials are not needed: rebuilt from the tables
-    theta.extend(potentials_from_marginals(tree, tables))
+    for t in potentials_from_marginals(tree, tables):
+        theta.append(t if t.dtype == np.float64 else t.astype(np.float64))
     del tables
     for node, add in masks.items():
         theta[node] = theta[node] + add

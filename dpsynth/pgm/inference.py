@@ -51,6 +51,10 @@ class _Edge:
     in_child: tuple[int, ...]  # broadcast shape of a separator table inside the child
 
 
+#: Table precisions calibration keeps (anything else is converted to float64).
+_FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
+
+
 def _shifted_exp(log_table: FloatArray, *, inplace: bool = False) -> tuple[FloatArray, float]:
     """``exp(log_table - max)`` and the max; raises if every entry is ``-inf``.
 
@@ -99,7 +103,7 @@ class Calibrator:
                 constraints or evidence).
         """
         log_z = 0.0
-        logs: list[FloatArray] = [np.asarray(t, dtype=np.float64) for t in log_potentials]
+        logs: list[FloatArray] = [t if t.dtype in _FLOATS else np.asarray(t, dtype=np.float64) for t in log_potentials]
         own = [False] * len(logs)  # whether logs[i] is our copy (updated in place)
         cur: list[FloatArray] = list(logs)
         up: dict[int, FloatArray] = {}

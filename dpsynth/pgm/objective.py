@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +25,8 @@ from dpsynth.pgm.measurement import Measurement
 from dpsynth.pgm.tableops import broadcast_into, sum_axes
 
 __all__ = ["MeasurementTerm", "Objective", "inner", "measurement_terms"]
+
+_FLOAT64 = np.dtype(np.float64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,9 +81,14 @@ class Objective:
     outermost group instead of once per measurement.
     """
 
-    def __init__(self, tree: JunctionTree, terms: list[MeasurementTerm], total: float) -> None:
+    def __init__(self, tree: JunctionTree, terms: list[MeasurementTerm], total: float,
+                 dtype: np.dtype[Any] = _FLOAT64) -> None:
         self.terms = terms
         self.total = total
+        self.dtype = dtype  # of the clique-sized gradients (the tables' precision)
+        # The noisy counts in that precision: a pass that mixes float32 and float64 arrays is
+        # cast element by element, slower than either.
+        self.ys = [t.y if t.y.dtype == dtype else t.y.astype(dtype) for t in terms]
         self.shapes = [tuple(tree.domain.project(c).shape) for c in tree.cliques]
         keys: list[tuple[int, tuple[int, ...]]] = []  # (home, kept axes of the home clique)
         index: dict[tuple[int, tuple[int, ...]], int] = {}
@@ -124,8 +132,8 @@ class Objective:
     def loss(self, mus: list[FloatArray]) -> float:
         """The weighted squared error of the terms' tables ``mus`` (from :meth:`marginals`)."""
         total = 0.0
-        for t, mu in zip(self.terms, mus, strict=True):
-            r = self.total * mu - t.y
+        for t, y, mu in zip(self.terms, self.ys, mus, strict=True):
+            r = self.total * mu - y
             total += t.coef * inner(r, r)
         return total
 
@@ -133,12 +141,12 @@ class Objective:
         """Per-clique gradients (w.r.t. probabilities) and per-term gradients."""
         acc: list[FloatArray | None] = [None] * len(self.homes)
         per_term = []
-        for t, g_idx, mu in zip(self.terms, self.group_of, mus, strict=True):
-            g = (2.0 * self.total * t.coef) * (self.total * mu - t.y)
+        for t, y, g_idx, mu in zip(self.terms, self.ys, self.group_of, mus, strict=True):
+            g = (2.0 * self.total * t.coef) * (self.total * mu - y)
             per_term.append(g)
             prev = acc[g_idx]
             acc[g_idx] = g.copy() if prev is None else prev + g
-        grads = [np.zeros(s) for s in self.shapes]
+        grads = [np.zeros(s, dtype=self.dtype) for s in self.shapes]
         for g_idx in reversed(self.order):  # children first (every group has a term)
             part = acc[g_idx]
             assert part is not None

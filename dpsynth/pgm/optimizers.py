@@ -213,7 +213,7 @@ def accelerated_descent(
     history = [f_x]
     z = x
     y = [np.empty_like(xc) for xc in x]
-    tmp = np.empty(2 * _CHUNK)
+    tmp = np.empty(2 * _CHUNK, dtype=x[0].dtype)
     # A group that is a whole clique is answered by the clique table itself (no copy): keep
     # a copy of those marginals of y before y is overwritten by the trial point.
     aliased = {i for i, g in enumerate(objective.group_of)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -77,26 +78,32 @@ def _runs(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[tuple[int, ...
     return None
 
 
+def _kept(x: FloatArray) -> type[np.floating[Any]]:
+    """The result type of a reduction: float32 tables stay float32 (a float32 model's passes
+    must not mix precisions, which makes numpy cast element by element), all else float64."""
+    return np.float32 if x.dtype == np.float32 else np.float64
+
+
 def _sum_leading(x: FloatArray) -> FloatArray:
     """``x`` summed over its first axis, adding rows of at least :data:`_ROW` cells."""
     n = x.shape[0]
     width = x.size // max(n, 1)
     if width >= _ROW or n < 4:
-        return np.asarray(np.add.reduce(x, axis=0), dtype=np.float64)
+        return np.asarray(np.add.reduce(x, axis=0), dtype=_kept(x))
     group = max(1, _ROW // width)  # rows added side by side: (n / group, group * width)
     whole = (n // group) * group
     flat = x.reshape(n, width)
     out = np.add.reduce(flat[:whole].reshape(n // group, group * width), axis=0).reshape(group, width).sum(axis=0)
     if whole < n:
         out += np.add.reduce(flat[whole:], axis=0)
-    return np.asarray(out, dtype=np.float64).reshape(x.shape[1:])
+    return np.asarray(out, dtype=_kept(x)).reshape(x.shape[1:])
 
 
 def _sum_trailing(x: FloatArray) -> FloatArray:
     """``x`` summed over its last axis."""
     size = x.shape[-1]
     if size >= _SHORT:
-        return np.asarray(np.add.reduce(x, axis=-1), dtype=np.float64)
+        return np.asarray(np.add.reduce(x, axis=-1), dtype=_kept(x))
     out = x[..., 0].copy()
     for j in range(1, size):
         out += x[..., j]
@@ -125,12 +132,12 @@ def sum_axes(table: FloatArray, axes: tuple[int, ...]) -> FloatArray:
     if not axes:
         return table
     if axes == (0,) or table.ndim > len(_LETTERS):
-        return np.asarray(np.add.reduce(table, axis=axes), dtype=np.float64)
+        return np.asarray(np.add.reduce(table, axis=axes), dtype=_kept(table))
     runs = None if table.size < _SMALL else _runs(table.shape, axes)
     if runs is None:
-        return np.asarray(np.einsum(_subscripts(table.ndim, axes), table), dtype=np.float64)
+        return np.asarray(np.einsum(_subscripts(table.ndim, axes), table), dtype=_kept(table))
     kept = tuple(s for i, s in enumerate(table.shape) if i not in axes)
-    return np.ascontiguousarray(_peel(table, *runs), dtype=np.float64).reshape(kept)
+    return np.ascontiguousarray(_peel(table, *runs), dtype=_kept(table)).reshape(kept)
 
 
 @lru_cache(maxsize=8192)
