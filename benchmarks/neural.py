@@ -205,7 +205,7 @@ def run_ours(kind: str, eps: float, seed: int, args: argparse.Namespace, schema:
         row["ledger_eps"] = eps
     else:
         vae = kind == "dpvae"
-        cfg = NeuralConfig(epochs=args.epochs if vae else args.gan_epochs,
+        cfg = NeuralConfig(epochs=args.epochs if vae else args.gan_epochs, min_steps=args.min_steps,
                            batch_size=args.batch_size, threads=args.threads,
                            hidden=tuple(args.hidden), lr=args.vae_lr if vae else args.lr,
                            generator_lr=args.generator_lr, marginal_share=args.marginal_share,
@@ -261,8 +261,10 @@ def main() -> None:
     ap.add_argument("--eps", type=float, nargs="+", default=[3.0])
     ap.add_argument("--delta", type=float, default=1e-9)
     ap.add_argument("--seeds", type=int, default=1)
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=None, help="VAE epochs (default: the library's rule)")
     ap.add_argument("--gan-epochs", type=int, default=10)
+    ap.add_argument("--min-steps", type=int, default=NeuralConfig().min_steps,
+                    help="fewest DP-SGD steps (the library default; 0: epochs alone)")
     ap.add_argument("--batch-size", type=int, default=2048)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
@@ -288,18 +290,25 @@ def main() -> None:
     ap.add_argument("--table", default="adult", help="adult or a table of benchmarks/tables.py")
     ap.add_argument("--allow-weak", action=argparse.BooleanOptionalAction, default=True,
                     help="fit DP-SGD even where the library would refuse (default on: measure it)")
+    ap.add_argument("--train-rows", type=int, default=None,
+                    help="keep only this many training rows (a small table; cached as <table>-n<rows>)")
     args = ap.parse_args()
+    args.table_key = args.table
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore")
+    key = args.table if args.train_rows is None else f"{args.table}-n{args.train_rows}"
     if args.table_only:  # the latest cached run per (eps, method, seed)
         latest = {(r["eps"], r["method"], r["seed"]): r for r in
-                  (json.loads(line) for line in (_runs(args.table).read_text().splitlines()
-                                                 if _runs(args.table).exists() else []))}
+                  (json.loads(line) for line in (_runs(key).read_text().splitlines()
+                                                 if _runs(key).exists() else []))}
         summary(list(latest.values()))
         return
 
     schema, train, test = split(args.table)
+    if args.train_rows is not None:  # the first rows of the (shuffled) training split: a small table
+        train = Table(train.columns, train.sizes, train.codes[:args.train_rows])
+        args.table_key = f"{args.table}-n{train.num_rows}"
     if args.table == "adult":
         target = train.columns.index(TARGET)
     else:
@@ -317,12 +326,12 @@ def main() -> None:
         for seed in range(args.seeds):
             for kind in args.only:
                 rows.append(run_ours(kind, eps, seed, args, schema, train, test, target))
-                record(rows[-1], args.table)
+                record(rows[-1], args.table_key)
         if "smartnoise" in args.peers:
             for mech in args.peer_mechs:
                 for seed in range(args.peer_seeds):
                     rows.append(run_peer(mech, eps, seed, train, args.delta, test, target))
-                    record(rows[-1], args.table)
+                    record(rows[-1], args.table_key)
     summary(rows)
 
 

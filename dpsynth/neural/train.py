@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from dpsynth.privacy.randomness import MechanismKey
 
 __all__ = [
+    "DEFAULT_EPOCHS",
     "MODEL_DEFAULTS",
     "DPSGDPlan",
     "ModelSettings",
@@ -90,12 +91,24 @@ MODEL_DEFAULTS: dict[str, ModelSettings] = {
 }
 
 
+#: Epochs of a fit that does not set them (before :attr:`NeuralConfig.min_steps` raises them).
+DEFAULT_EPOCHS = 10
+
+
 @dataclass(frozen=True, kw_only=True)
 class NeuralConfig:
     """Configuration of a DP-VAE or DP-GAN fit (all public).
 
     Attributes:
-        epochs: Passes over the data in expectation (steps = epochs * int(1/q)).
+        epochs: Passes over the data in expectation (steps = epochs * int(1/q)). ``None``
+            (the default): :data:`DEFAULT_EPOCHS`, raised until the run has at least
+            ``min_steps`` steps. An explicit number is used as given.
+        min_steps: With ``epochs=None``, the fewest DP-SGD steps: on a small table an epoch is
+            only a few steps, so the epochs are raised until ``epochs * int(1/q) >= min_steps``
+            (public: q comes from the batch size and the DP row estimate). More steps mean more
+            noise per step, which the noise-to-signal rule then weighs. On yrbss (10,856 rows,
+            eps 3) 50 steps gave rows no better than independent columns and 200 steps beat
+            them (docs/neural.md).
         batch_size: Expected Poisson batch size; ``q = batch_size / n_noisy``.
         epsilon: Epsilon of this fit (noisy count + training composed, at the accountant's
             delta). ``None`` spends whatever the accountant's budget has left.
@@ -130,7 +143,8 @@ class NeuralConfig:
             ``--allow-weak-neural``).
     """
 
-    epochs: int = 10
+    epochs: int | None = None
+    min_steps: int = 200
     batch_size: int = 2048
     epsilon: float | None = None
     marginal_share: float = 0.25
@@ -152,9 +166,11 @@ class NeuralConfig:
     allow_weak: bool = False
 
     def __post_init__(self) -> None:
+        if isinstance(self.min_steps, bool) or not isinstance(self.min_steps, int) or self.min_steps < 0:
+            raise ConfigError(f"min_steps ({self.min_steps!r}) must be an integer >= 0")
         for name in ("epochs", "batch_size", "latent_dim", "oversample", "calibration_iters"):
             v = getattr(self, name)
-            if name == "latent_dim" and v is None:
+            if name in ("latent_dim", "epochs") and v is None:
                 continue
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{name} ({v!r}) must be an integer >= 1")
@@ -189,6 +205,13 @@ class NeuralConfig:
             or not 0.0 <= self.kl_warmup <= 1.0
         ):
             raise ConfigError(f"kl_warmup ({self.kl_warmup!r}) must be in [0, 1] or None")
+
+    def epoch_rule(self) -> tuple[int, int]:
+        """``(epochs, min_steps)`` for :func:`plan_dpsgd`: explicit epochs exactly, else the default
+        epochs raised to ``min_steps``."""
+        if self.epochs is not None:
+            return self.epochs, 0
+        return DEFAULT_EPOCHS, self.min_steps
 
     def settings(self, kind: str) -> ModelSettings:
         """The model settings for ``kind`` (``"dpvae"`` or ``"dpgan"``): explicit values win,
@@ -248,10 +271,12 @@ def plan_dpsgd(
     target_epsilon: float,
     delta: float,
     extra_rdp: Sequence[float] | np.ndarray[Any, np.dtype[np.float64]] | None = None,
+    min_steps: int = 0,
 ) -> DPSGDPlan:
     """Fix q, steps and the noise multiplier from public quantities only.
 
-    ``q = min(1, batch_size / n_estimate)``; the noise multiplier is the smallest one whose
+    ``q = min(1, batch_size / n_estimate)``; the epochs are raised to the fewest whose steps
+    ``epochs * int(1/q)`` reach ``min_steps``; the noise multiplier is the smallest one whose
     DP-SGD RDP, composed with ``extra_rdp`` (already-spent RDP at
     :data:`dpsynth.privacy.rdp.DEFAULT_ORDERS`), converts to at most ``target_epsilon`` at ``delta``.
     """
@@ -259,7 +284,9 @@ def plan_dpsgd(
 
     n_est = max(1, int(n_estimate))
     q = min(1.0, batch_size / n_est)
-    steps = epochs * steps_per_epoch(q)
+    per_epoch = steps_per_epoch(q)
+    epochs = max(int(epochs), -(-int(min_steps) // per_epoch))
+    steps = epochs * per_epoch
     sigma = noise_multiplier_for_epsilon(target_epsilon, delta, q, steps, extra_rdp=extra_rdp)
     return DPSGDPlan(
         noise_multiplier=float(sigma),
