@@ -103,12 +103,9 @@ class NeuralConfig:
         epochs: Passes over the data in expectation (steps = epochs * int(1/q)). ``None``
             (the default): :data:`DEFAULT_EPOCHS`, raised until the run has at least
             ``min_steps`` steps. An explicit number is used as given.
-        min_steps: With ``epochs=None``, the fewest DP-SGD steps: on a small table an epoch is
-            only a few steps, so the epochs are raised until ``epochs * int(1/q) >= min_steps``
-            (public: q comes from the batch size and the DP row estimate). More steps mean more
-            noise per step, which the noise-to-signal rule then weighs. On yrbss (10,856 rows,
-            eps 3) 50 steps gave rows no better than independent columns and 200 steps beat
-            them (docs/neural.md).
+        min_steps: With ``epochs=None``, the epochs rise until ``epochs * int(1/q) >= min_steps``
+            (public: q comes from the batch size and the DP row estimate). On yrbss (eps 3) 50
+            steps lost to independent columns and 200 beat them (docs/neural.md).
         batch_size: Expected Poisson batch size; ``q = batch_size / n_noisy``.
         epsilon: Epsilon of this fit (noisy count + training composed, at the accountant's
             delta). ``None`` spends whatever the accountant's budget has left.
