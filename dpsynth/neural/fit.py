@@ -245,8 +245,9 @@ def fit_neural(
     layout = _check_gate(kind, data, schema)
     target = _target(kind, data, config, delta)
     est = _estimate_rows(kind, data, config, target)
-    plan = plan_dpsgd(n_estimate=est.n_est, batch_size=config.batch_size, epochs=config.epoch_rule()[0],
-                      min_steps=config.epoch_rule()[1], max_grad_norm=config.max_grad_norm,
+    epochs, min_steps = config.epoch_rule()
+    plan = plan_dpsgd(n_estimate=est.n_est, batch_size=config.batch_size, epochs=epochs,
+                      min_steps=min_steps, max_grad_norm=config.max_grad_norm,
                       target_epsilon=target.epsilon, delta=target.delta, extra_rdp=est.base)
     from dpsynth.neural.limits import refuse_if_weak
 

@@ -96,8 +96,9 @@ def expected_plan(config: NeuralConfig, *, rows: int, epsilon: float, delta: flo
     if share == 0 and config.n_estimate is None:
         share = config.count_share
     extra = share * rho * np.asarray(DEFAULT_ORDERS, dtype=np.float64)  # Gaussian RDP: alpha * rho
-    return plan_dpsgd(n_estimate=rows, batch_size=config.batch_size, epochs=config.epoch_rule()[0],
-                      min_steps=config.epoch_rule()[1], max_grad_norm=config.max_grad_norm,
+    epochs, min_steps = config.epoch_rule()
+    return plan_dpsgd(n_estimate=rows, batch_size=config.batch_size, epochs=epochs,
+                      min_steps=min_steps, max_grad_norm=config.max_grad_norm,
                       target_epsilon=epsilon, delta=delta, extra_rdp=extra)
 
 
