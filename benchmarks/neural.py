@@ -262,7 +262,7 @@ def main() -> None:
     ap.add_argument("--delta", type=float, default=1e-9)
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=None, help="VAE epochs (default: the library's rule)")
-    ap.add_argument("--gan-epochs", type=int, default=10)
+    ap.add_argument("--gan-epochs", type=int, default=None, help="GAN epochs (default: the library's rule)")
     ap.add_argument("--min-steps", type=int, default=NeuralConfig().min_steps,
                     help="fewest DP-SGD steps (the library default; 0: epochs alone)")
     ap.add_argument("--batch-size", type=int, default=2048)

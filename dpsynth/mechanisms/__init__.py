@@ -1,23 +1,22 @@
 """Mechanisms: each one module, registered here by name (see :mod:`dpsynth.mechanisms.registry`).
 
-Importing the package registers the built-in mechanisms, in this order; a new mechanism
-adds its module and one :func:`~dpsynth.mechanisms.registry.register` line below (or calls
-``register`` from its own package).
+Importing the package registers the built-in mechanisms by module path, in this order; each
+module is imported when its mechanism is first looked up, so ``sample`` imports none of them
+and ``fit -m mst`` only MST's. A new mechanism adds its module and one
+:func:`~dpsynth.mechanisms.registry.register_lazy` line below (or calls
+:func:`~dpsynth.mechanisms.registry.register` from its own package).
 """
 
 from __future__ import annotations
 
-from dpsynth.mechanisms.aim import AIMMechanism
-from dpsynth.mechanisms.dpsgd import DPSGDMechanism
-from dpsynth.mechanisms.independent import IndependentMechanism, SchemaOnlyMechanism
-from dpsynth.mechanisms.mst import MSTMechanism
-from dpsynth.mechanisms.registry import Mechanism, get, names, register
+from dpsynth.mechanisms.registry import Mechanism, get, names, register, register_lazy
 
 __all__ = ["Mechanism", "get", "names", "register"]
 
-register(SchemaOnlyMechanism(), replace=True)
-register(IndependentMechanism(), replace=True)
-register(MSTMechanism(), replace=True)
-register(AIMMechanism(), replace=True)
-register(DPSGDMechanism("dpvae"), replace=True)
-register(DPSGDMechanism("dpgan"), replace=True)
+# Registered by module path: a mechanism's module is imported when it is first looked up.
+register_lazy("schema_only", "dpsynth.mechanisms.independent", "SchemaOnlyMechanism")
+register_lazy("independent", "dpsynth.mechanisms.independent", "IndependentMechanism")
+register_lazy("mst", "dpsynth.mechanisms.mst", "MSTMechanism")
+register_lazy("aim", "dpsynth.mechanisms.aim", "AIMMechanism")
+register_lazy("dpvae", "dpsynth.mechanisms.dpsgd", "DPSGDMechanism", "dpvae")
+register_lazy("dpgan", "dpsynth.mechanisms.dpsgd", "DPSGDMechanism", "dpgan")

@@ -12,6 +12,7 @@ package is first imported; the neural ones import torch only when they fit.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -32,6 +33,7 @@ __all__ = [
     "get",
     "names",
     "register",
+    "register_lazy",
     "resolve_config",
     "unregister",
 ]
@@ -114,7 +116,18 @@ class Mechanism(Protocol):
         ...
 
 
-_REGISTRY: dict[str, Mechanism] = {}
+_REGISTRY: dict[str, Mechanism | tuple[str, str, tuple[Any, ...]]] = {}
+
+
+def register_lazy(name: str, module: str, factory: str, *args: Any) -> None:
+    """Register ``name`` as ``module.factory(*args)``, imported on the first :func:`get`.
+
+    The built-in mechanisms are registered this way so that a command touching one mechanism
+    (or none: ``sample``) does not import the others' modules.
+    """
+    if not name.isidentifier():
+        raise ConfigError(f"mechanism name {name!r} must be an identifier (letters, digits, _)")
+    _REGISTRY[name] = (module, factory, args)
 
 
 def register(mechanism: Mechanism, *, replace: bool = False) -> Mechanism:
@@ -148,9 +161,16 @@ def get(name: str) -> Mechanism:
         ConfigError: Unknown name; the message lists the registered names.
     """
     try:
-        return _REGISTRY[name]
+        entry = _REGISTRY[name]
     except (KeyError, TypeError):
         raise ConfigError(f"mechanism {name!r} must be one of {list(_REGISTRY)}") from None
+    if isinstance(entry, tuple):
+        module, factory, args = entry
+        made = getattr(importlib.import_module(module), factory)(*args)
+        if made.name != name:
+            raise ConfigError(f"{module}.{factory} builds mechanism {made.name!r}, registered as {name!r}")
+        entry = register(made, replace=True)
+    return entry
 
 
 def names() -> tuple[str, ...]:
