@@ -11,16 +11,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from dpsynth.backends.base import CountingBackend
 from dpsynth.errors import ConfigError, SchemaError
 from dpsynth.mechanisms import registry
-from dpsynth.mechanisms.aim import AIMConfig
 from dpsynth.mechanisms.base import MarginalFit
-from dpsynth.mechanisms.mst import MSTConfig
 from dpsynth.privacy.accountant import Accountant
 from dpsynth.privacy.budget import ZCDP, ApproxDP, budget_of
 from dpsynth.privacy.events import ApproxZCDPEvent, ZCDPEvent
@@ -29,6 +27,10 @@ from dpsynth.privacy.randomness import MechanismKey
 from dpsynth.privacy.spend import PrivacySpend
 from dpsynth.synthesizer import Synthesizer, load
 from dpsynth.tabular.schema import Schema
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dpsynth.mechanisms.aim import AIMConfig
+    from dpsynth.mechanisms.mst import MSTConfig
 
 __all__ = ["MECHANISMS", "Synthesizer", "fit", "load", "privacy_caveats", "schema_constraints"]
 

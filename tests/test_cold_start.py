@@ -119,3 +119,8 @@ def test_fit_and_sample_commands_import_no_heavy_extra(coded_input: tuple[Path, 
         assert len(modules) <= COMMAND_BUDGET, f"{name}: {len(modules)} modules > budget {COMMAND_BUDGET}"
     assert "opendp.measurements" in fit  # the fit drew its noise from OpenDP ...
     assert "opendp" not in sample  # ... sampling is post-processing and loads no noise sampler
+    # mechanisms are imported on first lookup: fit -m mst loads MST's module alone, sample none
+    others = {"dpsynth.mechanisms.aim", "dpsynth.mechanisms.dpsgd", "dpsynth.neural.train"}
+    assert "dpsynth.mechanisms.mst" in fit and not others & fit
+    assert not {"dpsynth.mechanisms.mst", *others} & sample
+    assert not {"dpsynth.backends.duckdb", "dpsynth.backends.spark"} & (fit | sample)

@@ -12,7 +12,6 @@ package is first imported; the neural ones import torch only when they fit.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -166,7 +165,8 @@ def get(name: str) -> Mechanism:
         raise ConfigError(f"mechanism {name!r} must be one of {list(_REGISTRY)}") from None
     if isinstance(entry, tuple):
         module, factory, args = entry
-        made = getattr(importlib.import_module(module), factory)(*args)
+        # __import__ rather than importlib.import_module: -X importtime then lists the module
+        made = getattr(__import__(module, fromlist=[factory]), factory)(*args)
         if made.name != name:
             raise ConfigError(f"{module}.{factory} builds mechanism {made.name!r}, registered as {name!r}")
         entry = register(made, replace=True)
