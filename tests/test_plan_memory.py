@@ -98,9 +98,9 @@ def test_bound_covers_aim_over_a_wide_text_column(adult: tuple[pd.DataFrame, Sch
 def test_plan_reports_the_model_the_schema_implies() -> None:
     _, tiny = _categorical({"a": 6, "b": 6, "c": 7}, 10)
     plan = plan_fit(tiny, mechanism="aim", epsilon=1.0).to_json()
-    assert plan["memory"]["model_cells_bound"] == 252  # the full domain, not the 10M-cell cap
+    assert plan["memory"]["model_cells_bound"] == 252  # the full domain, not the 2M-cell cap
     assert plan["memory_mib"] < 5
     wide = parse_schema({"columns": [{"name": f"c{i}", "kind": "categorical", "categories": [str(j) for j in range(40)]}
                                      for i in range(12)]})
     big = plan_fit(wide, mechanism="aim", epsilon=1.0).to_json()["memory"]
-    assert big["model_cells_bound"] == 10_000_000 and big["bound_mib"] > big["fixed_mib"] > 5
+    assert big["model_cells_bound"] == 2_000_000 and big["bound_mib"] > big["fixed_mib"] > 5
