@@ -102,6 +102,15 @@ class Synthesizer:
         """
         return self._codes(rows, rng, self._evidence(conditions), independent)
 
+    def sample_codes_given(self, rows: int, rng: np.random.Generator, evidence: Mapping[str, list[int]]) -> np.ndarray:
+        """Sample integer codes given ``{column: allowed codes}`` of the schema's domain (the
+        evidence of linked tables: a child row given its parent's codes)."""
+        return self._codes(rows, rng, {c: list(v) for c, v in evidence.items()}, False)
+
+    def decode_codes(self, codes: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+        """Rows from codes of :meth:`sample_codes` (decoded, structural constraints applied)."""
+        return apply_constraints(decode(codes, self.schema, rng), codes, self.schema, rng)
+
     def _codes(self, rows: int, rng: np.random.Generator, evidence: dict[str, list[int]] | None,
                independent: bool) -> np.ndarray:
         if rows < 0:

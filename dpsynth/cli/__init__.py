@@ -30,7 +30,7 @@ _app = typer.Typer(
 )
 _state: dict[str, Any] = {"debug": False, "registered": False}
 _COMMAND_MODULES = ("dpsynth.cli.core_cmds", "dpsynth.cli.release_cmds", "dpsynth.cli.audit_cmds",
-                    "dpsynth.cli.ledger_cmds", "dpsynth.cli.discover_cmds")
+                    "dpsynth.cli.ledger_cmds", "dpsynth.cli.discover_cmds", "dpsynth.cli.relational_cmds")
 _ROOT_FLAGS = frozenset({"--debug", "--verbose", "-v"})
 
 

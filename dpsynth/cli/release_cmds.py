@@ -221,6 +221,24 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"bundle {bundle} does not exist; check the path")
         if not bundle.is_dir():
             raise ConfigError(f"bundle {bundle} is a file; give the bundle directory")
+        if (bundle / "relational.yaml").is_file() and not (bundle / "schema.yaml").exists():
+            from dpsynth.relational.bundle import verify_relational
+
+            if key is not None:
+                raise ConfigError("signatures of relational bundles are not supported yet; verify without --key")
+            linked = verify_relational(bundle)
+            if as_json:
+                typer.echo(json.dumps(linked.to_json(), indent=2))
+            else:
+                typer.echo(f"{'OK' if linked.ok else 'FAILED'}: {bundle} ({linked.files_checked} files, "
+                           "checksums, guarantee and links)", err=True)
+                for line in linked.failures:
+                    typer.echo(f"  {line}", err=True)
+            if not linked.ok:
+                from dpsynth.errors import BundleError
+
+                raise BundleError(f"bundle {bundle} failed verification: " + "; ".join(linked.failures))
+            return
         result = verify_bundle(bundle, key=key)
         if as_json:
             typer.echo(json.dumps(result.to_json(), indent=2))

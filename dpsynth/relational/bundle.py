@@ -1,0 +1,229 @@
+"""Release linked tables as one bundle, and verify one (checksums, guarantee, referential integrity).
+
+A relational bundle holds, written atomically::
+
+    tables/<table>.csv, tables/<table>.parquet   one pair per table, keys that join
+    relational.yaml, schemas/<table>.schema.yaml the public relational schema
+    model/                                       the fitted tables (sample more: no data, no budget)
+    manifest.json                                one guarantee per person, each table's share
+    privacy_statement.md, SHA256SUMS
+
+:func:`verify_relational` recomputes every checksum, re-derives epsilon from the ledger,
+and checks that every primary key is unique, every foreign key names a row of the root and
+no person has more child rows than the declared bound.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dpsynth.bundle.manifest import format_sha256sums, parse_sha256sums, sha256_file, software_versions
+from dpsynth.bundle.verify import ledger_epsilon, ledger_rho
+from dpsynth.errors import BundleError, ConfigError
+from dpsynth.relational.fit import fit_relational
+from dpsynth.relational.schema import RelationalSchema, dump_relational, load_relational
+from dpsynth.tabular.atomic import atomic_directory, write_bytes_atomic, write_text_atomic
+
+__all__ = ["FORMAT", "RelationalVerifyResult", "read_tables", "release_tables", "verify_relational"]
+
+FORMAT = "dpsynth-relational-bundle/1"
+
+
+def read_tables(rel: RelationalSchema, data: Mapping[str, Any] | None = None) -> dict[str, pd.DataFrame]:
+    """Each table's rows: a frame or path from ``data``, else the schema's ``data`` file."""
+    from dpsynth.tabular.encoding import read_frame
+
+    frames: dict[str, pd.DataFrame] = {}
+    for name, schema in rel.schemas.items():
+        source = (data or {}).get(name)
+        if source is None:
+            source = rel.data_path(name)
+        if source is None:
+            raise ConfigError(f"table {name!r}: no data (give a data file in the relational schema)")
+        frames[name] = source if isinstance(source, pd.DataFrame) else read_frame(source, schema)
+    return frames
+
+
+def _statement(manifest: dict[str, Any]) -> str:
+    priv = manifest["privacy"]
+    lines = [
+        f"# Privacy statement: {manifest.get('name') or 'relational release'}",
+        "",
+        f"This release of {len(manifest['tables'])} linked tables satisfies "
+        f"({priv['epsilon']:.6g}, {priv['delta']:.3g})-differential privacy "
+        f"(rho = {priv['rho']:.6g} zCDP) for **{priv['unit']}**.",
+        "",
+        "One epsilon covers every table: adding or removing one person changes their root row and "
+        "at most the declared number of rows of each child table; the tables' budget shares compose.",
+        "",
+        "| table | rows released | share of the budget | rho |",
+        "|---|---|---|---|",
+    ]
+    for name, t in manifest["tables"].items():
+        lines.append(f"| {name} | {t['rows']} | {t['budget_share']:.3g} | {t['rho']:.6g} |")
+    lines += ["", "Keys are fresh integers that join; they are not the input's keys. Row counts are "
+              "drawn from DP estimates, not copied from the input.", ""]
+    return "\n".join(lines)
+
+
+def release_tables(relational: RelationalSchema | str | Path, out: str | Path, *, epsilon: float | None = None,
+                   delta: float = 1e-9, rho: float | None = None, mechanism: str = "aim",
+                   seed: int | None = None, data: Mapping[str, Any] | None = None,
+                   overwrite: bool = False, options: object | None = None) -> Path:
+    """Fit every table, sample linked synthetic tables and write a verified bundle to ``out``.
+
+    The output location is checked before any budget is spent; the bundle is verified after
+    it is written and before it is moved into place.
+    """
+    rel = relational if isinstance(relational, RelationalSchema) else load_relational(relational)
+    target = Path(out)
+    if target.exists() and not overwrite:
+        raise ConfigError(f"output {target} already exists (pass overwrite to replace it)")
+    frames = read_tables(rel, data)
+    model = fit_relational(rel, frames, mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho,
+                           options=options)
+    tables = model.sample(seed=seed)
+    from dpsynth.bundle.write import _data_bytes
+
+    with atomic_directory(target, overwrite=overwrite) as tmp:
+        release_id = uuid.uuid4().hex
+        spend = model.privacy
+        files: dict[str, int | None] = {}
+        for name, frame in tables.items():
+            csv_text, parquet = _data_bytes(frame, {"release_id": release_id, "table": name})
+            write_text_atomic(tmp / "tables" / f"{name}.csv", csv_text)
+            write_bytes_atomic(tmp / "tables" / f"{name}.parquet", parquet)
+            files[f"tables/{name}.csv"] = files[f"tables/{name}.parquet"] = len(frame)
+        dump_relational(rel, tmp)
+        model.save(tmp / "model")
+        manifest: dict[str, Any] = {
+            "format": FORMAT, "release_id": release_id, "name": rel.name,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"), "software": software_versions(),
+            "mechanism": mechanism, "seed": seed, "root": rel.root,
+            "privacy": {"epsilon": spend.epsilon, "delta": spend.delta, "rho": spend.rho, "unit": spend.unit,
+                        "conversion": spend.conversion,
+                        "ledger": [step.to_json() for step in spend.ledger]},
+            "tables": {name: {"rows": len(tables[name]), "budget_share": rel.shares[name],
+                              "rho": model.synths[name].privacy.rho,
+                              "estimated_rows": model.synths[name].estimated_rows,
+                              **{k: v for k, v in rel.specs[name].model_dump(exclude_none=True).items()
+                                 if k in ("primary_key", "parent", "foreign_key", "max_rows_per_parent")}}
+                       for name in rel.specs},
+        }
+        write_text_atomic(tmp / "privacy_statement.md", _statement(manifest))
+        names = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+        manifest["outputs"] = [{"path": n, "sha256": sha256_file(tmp / n), "rows": files.get(n)} for n in names]
+        write_text_atomic(tmp / "manifest.json", json.dumps(manifest, indent=2, allow_nan=False))
+        sums = {n: sha256_file(tmp / n) for n in [*names, "manifest.json"]}
+        write_text_atomic(tmp / "SHA256SUMS", format_sha256sums(sums))
+        for p in [tmp, *tmp.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        check = verify_relational(tmp)
+        if not check.ok:
+            raise BundleError("the relational bundle failed its own verification: " + "; ".join(check.failures))
+    return target
+
+
+@dataclass(frozen=True)
+class RelationalVerifyResult:
+    """The outcome of :func:`verify_relational` (file names, table and column names only)."""
+
+    bundle: Path
+    ok: bool
+    failures: tuple[str, ...]
+    files_checked: int
+    release_id: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form, as printed by ``dpsynth verify --json``."""
+        return {"bundle": str(self.bundle), "ok": self.ok, "failures": list(self.failures),
+                "files_checked": self.files_checked, "release_id": self.release_id}
+
+
+def _check_sums(bundle: Path, fail: list[str]) -> int:
+    sums_path = bundle / "SHA256SUMS"
+    if not sums_path.is_file():
+        fail.append("missing file SHA256SUMS")
+        return 0
+    sums, bad = parse_sha256sums(sums_path.read_text(encoding="utf-8", errors="replace"))
+    fail += [f"SHA256SUMS: malformed {b}" for b in bad]
+    present = sorted(p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file())
+    fail += [f"file {n} is not covered by SHA256SUMS" for n in present if n != "SHA256SUMS" and n not in sums]
+    checked = 0
+    for name, digest in sums.items():
+        target = bundle / name
+        if not target.resolve().is_relative_to(bundle.resolve()) or not target.is_file():
+            fail.append(f"SHA256SUMS lists {name}, which is missing")
+            continue
+        checked += 1
+        if sha256_file(target) != digest:
+            fail.append(f"checksum mismatch: {name}")
+    return checked
+
+
+def _check_links(bundle: Path, manifest: dict[str, Any], fail: list[str]) -> None:
+    tables = manifest.get("tables", {})
+    root = manifest.get("root")
+    frames: dict[str, pd.DataFrame] = {}
+    for name, t in tables.items():
+        try:
+            frames[name] = pd.read_parquet(bundle / "tables" / f"{name}.parquet")
+        except (OSError, ValueError):
+            fail.append(f"tables/{name}.parquet cannot be read")
+            continue
+        csv_rows = len(pd.read_csv(bundle / "tables" / f"{name}.csv", dtype=str, keep_default_na=False))
+        if not len(frames[name]) == csv_rows == t.get("rows"):
+            fail.append(f"table {name}: CSV, Parquet and manifest row counts differ")
+        pk = t.get("primary_key")
+        if pk is not None and name in frames and (pk not in frames[name] or not frames[name][pk].is_unique):
+            fail.append(f"table {name}: primary key {pk!r} is missing or not unique")
+    if root not in frames:
+        return
+    root_keys = set(frames[root][tables[root]["primary_key"]].tolist())
+    for name, t in tables.items():
+        if name == root or name not in frames:
+            continue
+        fk = t["foreign_key"]
+        if fk not in frames[name]:
+            fail.append(f"table {name}: foreign key {fk!r} is missing")
+            continue
+        keys = frames[name][fk]
+        if keys.isna().any() or not set(keys.tolist()) <= root_keys:
+            fail.append(f"table {name}: foreign key {fk!r} names rows that are not in {root!r}")
+        if len(keys) and int(keys.value_counts().max()) > int(t["max_rows_per_parent"]):
+            fail.append(f"table {name}: a person has more than max_rows_per_parent rows")
+
+
+def verify_relational(path: str | Path) -> RelationalVerifyResult:
+    """Recompute checksums, the guarantee from the ledger, and the links between the tables."""
+    bundle = Path(path)
+    fail: list[str] = []
+    if not bundle.is_dir():
+        return RelationalVerifyResult(bundle, False, (f"{bundle} is not a directory",), 0, None)
+    checked = _check_sums(bundle, fail)
+    try:
+        manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        fail.append("manifest.json is missing or not valid JSON")
+        return RelationalVerifyResult(bundle, False, tuple(fail), checked, None)
+    if manifest.get("format") != FORMAT:
+        fail.append(f"manifest format is not {FORMAT}")
+    priv = manifest.get("privacy", {})
+    ledger = priv.get("ledger", [])
+    if not ledger or abs(ledger_rho(ledger) - float(priv.get("rho") or 0.0)) > 1e-9 * max(1.0, priv.get("rho") or 1):
+        fail.append("privacy.rho does not equal the sum of the ledger")
+    elif priv.get("delta") and abs(ledger_epsilon(ledger, float(priv["delta"])) - float(priv["epsilon"])) > 1e-6:
+        fail.append("privacy.epsilon does not follow from the ledger")
+    table_rho = sum(float(t.get("rho") or 0.0) for t in manifest.get("tables", {}).values())
+    if table_rho > float(priv.get("rho") or 0.0) * (1 + 1e-9):
+        fail.append("the tables spent more rho than the release states")
+    _check_links(bundle, manifest, fail)
+    return RelationalVerifyResult(bundle, not fail, tuple(fail), checked, manifest.get("release_id"))

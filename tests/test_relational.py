@@ -1,0 +1,213 @@
+"""Linked tables: one person-level guarantee, keys that join, children that follow their parents."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from dpsynth.errors import ConfigError, SchemaError
+from dpsynth.relational import fit_relational, load_relational
+from dpsynth.relational.bundle import read_tables, release_tables, verify_relational
+from dpsynth.relational.fit import RelationalSynthesizer, prepare_frames
+from dpsynth.relational.schema import parse_relational
+from tests.relational_data import MAX_VISITS, PERSON_SCHEMA, VISIT_SCHEMA, relational_spec, write_clinic
+
+
+@pytest.fixture(scope="module")
+def clinic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_clinic(tmp_path_factory.mktemp("clinic") / "data", n=3000, seed=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(clinic: Path) -> tuple[RelationalSynthesizer, dict[str, pd.DataFrame]]:
+    rel = load_relational(clinic)
+    frames = read_tables(rel)
+    return fit_relational(rel, frames, mechanism="aim", epsilon=3.0), frames
+
+
+def _joined(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    return tables["visits"].merge(tables["persons"], on="person_id", how="inner")
+
+
+def _count_dist(tables: dict[str, pd.DataFrame]) -> pd.Series:
+    per = tables["visits"].groupby("person_id").size().reindex(tables["persons"]["person_id"]).fillna(0)
+    return per.clip(upper=MAX_VISITS).value_counts(normalize=True).reindex(range(MAX_VISITS + 1), fill_value=0.0)
+
+
+def test_one_guarantee_composes_the_tables(fitted: tuple[RelationalSynthesizer, dict[str, pd.DataFrame]]) -> None:
+    model, _ = fitted
+    spend = model.privacy
+    assert spend.epsilon == pytest.approx(3.0, rel=1e-9)
+    assert [step.event.label for step in spend.ledger] == [
+        "table 'persons' (0.5 of the budget)", "table 'visits' (0.5 of the budget)"]
+    rhos = [model.synths[t].privacy.rho for t in ("persons", "visits")]
+    assert sum(rhos) == pytest.approx(spend.rho, rel=1e-12)  # each table spent exactly its share
+    assert rhos[0] == pytest.approx(rhos[1], rel=1e-9)
+    child = model.synths["visits"].schema.privacy_unit
+    assert (child.kind, child.column, child.max_rows) == ("person", "person_id", MAX_VISITS)
+    assert "at most 12 rows in 'visits'" in str(spend.unit)
+
+
+def test_keys_join_and_bounds_hold(fitted: tuple[RelationalSynthesizer, dict[str, pd.DataFrame]]) -> None:
+    model, _ = fitted
+    tables = model.sample(seed=1)
+    persons, visits = tables["persons"], tables["visits"]
+    assert list(persons.columns) == ["person_id", "age", "sex", "race"]
+    assert list(visits.columns) == ["visit_id", "person_id", "department", "cost"]
+    assert persons["person_id"].is_unique and visits["visit_id"].is_unique
+    assert visits["person_id"].isin(persons["person_id"]).all()
+    assert visits.groupby("person_id").size().max() <= MAX_VISITS
+    assert abs(len(persons) - 3000) < 100  # a DP estimate of the persons, not the count
+    again = model.sample(seed=1)
+    pd.testing.assert_frame_equal(again["visits"], visits)  # the seed drives post-processing
+
+
+def test_children_follow_their_parents(fitted: tuple[RelationalSynthesizer, dict[str, pd.DataFrame]]) -> None:
+    """Department depends on the person's sex and the number of visits on age; links at random
+    (the same rows, keys shuffled) lose both, so the checks have power."""
+    model, real = fitted
+    synth = model.sample(seed=2)
+    for tables, linked in ((synth, True), (real, True)):
+        j = _joined(tables)
+        share = pd.crosstab(j["sex"], j["department"], normalize="index")
+        assert share.loc["Male", "maternity"] < 0.05 and share.loc["Female", "maternity"] > 0.2, linked
+        per = tables["visits"].groupby("person_id").size().reindex(tables["persons"]["person_id"]).fillna(0)
+        ages = tables["persons"].set_index("person_id")["age"].astype(int)
+        assert per[ages >= 55].mean() > 2.5 * per[ages < 35].mean()
+    shuffled = dict(synth)
+    rng = np.random.default_rng(0)
+    shuffled["visits"] = synth["visits"].assign(
+        person_id=rng.choice(synth["persons"]["person_id"].to_numpy(), len(synth["visits"])))
+    j = _joined(shuffled)
+    assert pd.crosstab(j["sex"], j["department"], normalize="index").loc["Male", "maternity"] > 0.1
+    l1 = float(np.abs(_count_dist(synth) - _count_dist(real)).sum())
+    l1_random = float(np.abs(_count_dist(shuffled) - _count_dist(real)).sum())
+    assert l1 < 0.12 < l1_random
+
+
+def test_the_policy_drops_orphans_and_bounds_heavy_persons(clinic: Path) -> None:
+    rel = load_relational(clinic)
+    frames = read_tables(rel)
+    persons, visits = frames["persons"], frames["visits"]
+    heavy = persons["person_id"].iloc[0]
+    extra = pd.DataFrame({"visit_id": [str(10**6 + i) for i in range(100)], "person_id": heavy,
+                          "department": "general", "cost": "10"})
+    orphans = pd.DataFrame({"visit_id": ["x1", "x2"], "person_id": ["999999", None],
+                            "department": "general", "cost": "10"})
+    dup = persons.iloc[[1]].assign(age="90")
+    prepared = prepare_frames(rel, {"persons": pd.concat([persons, dup]),
+                                    "visits": pd.concat([visits, extra, orphans])})
+    root = prepared["persons"].set_index("person_id")
+    assert len(root) == len(persons)  # the duplicate key kept its first row
+    assert root.loc[persons["person_id"].iloc[1], "age"] == persons["age"].iloc[1]
+    assert root.loc[heavy, "n_visits"] == MAX_VISITS  # clamped to the bound
+    assert set(prepared["visits"]["person_id"]) <= set(root.index)  # orphans dropped
+    assert list(prepared["visits"].columns[-2:]) == ["age", "sex"]  # parent columns joined
+    assert frames["visits"].equals(visits)  # the input is not modified
+
+
+def test_a_saved_model_samples_without_data(fitted: tuple[RelationalSynthesizer, dict[str, pd.DataFrame]],
+                                            tmp_path: Path) -> None:
+    model, _ = fitted
+    model.save(tmp_path)
+    loaded = RelationalSynthesizer.load(tmp_path)
+    assert loaded.privacy.epsilon == pytest.approx(model.privacy.epsilon)
+    a, b = model.sample(500, seed=3), loaded.sample(500, seed=3)
+    for name in a:
+        pd.testing.assert_frame_equal(a[name], b[name])
+
+
+def test_bundle_verifies_and_catches_a_broken_link(clinic: Path, tmp_path: Path) -> None:
+    out = release_tables(clinic, tmp_path / "bundle", epsilon=1.0, mechanism="mst", seed=0)
+    result = verify_relational(out)
+    assert result.ok, result.failures
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["privacy"]["epsilon"] == pytest.approx(1.0)
+    assert set(manifest["tables"]) == {"persons", "visits"}
+    assert (out / "tables" / "visits.csv").is_file() and (out / "relational.yaml").is_file()
+    # break one foreign key, and re-sign the checksums so that only the link check can see it
+    visits = pd.read_parquet(out / "tables" / "visits.parquet")
+    visits.loc[0, "person_id"] = 10**9
+    (out / "tables" / "visits.parquet").chmod(0o644)
+    visits.to_parquet(out / "tables" / "visits.parquet", index=False)
+    from dpsynth.bundle.manifest import format_sha256sums, sha256_file
+
+    names = [p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != "SHA256SUMS"]
+    (out / "SHA256SUMS").chmod(0o644)
+    (out / "SHA256SUMS").write_text(format_sha256sums({n: sha256_file(out / n) for n in names}))
+    broken = verify_relational(out)
+    assert not broken.ok
+    assert any("foreign key 'person_id' names rows that are not in 'persons'" in f for f in broken.failures)
+
+
+def test_an_existing_output_is_refused_before_any_spend(clinic: Path, tmp_path: Path) -> None:
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(ConfigError, match="already exists"):
+        release_tables(clinic, tmp_path / "taken", epsilon=1.0)
+
+
+def _spec(**changes: object) -> dict[str, object]:
+    spec = relational_spec()
+    tables = spec["tables"]
+    assert isinstance(tables, list)
+    for key, value in changes.items():
+        table, _, field = key.partition("__")
+        entry = next(t for t in tables if t["name"] == table)
+        if value is None:
+            entry.pop(field, None)
+        else:
+            entry[field] = value
+    return spec
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"persons__primary_key": None}, "root table 'persons' needs a primary_key"),
+    ({"visits__foreign_key": None}, "a child table needs parent, foreign_key and max_rows_per_parent"),
+    ({"visits__parent_columns": ["income"]}, "parent column 'income' is not a modelled column of 'persons'"),
+    ({"visits__parent_columns": ["person_id"]}, "parent column 'person_id' is not a modelled column"),
+    ({"visits__foreign_key": "department"}, "foreign_key 'department' must be of kind identifier"),
+    ({"visits__parent": "visits"}, "parent 'visits' must be the root 'persons'"),
+    ({"visits__max_rows_per_parent": 0}, "max_rows_per_parent"),
+])
+def test_schema_errors_name_the_table_and_the_rule(tmp_path: Path, changes: dict[str, object], message: str) -> None:
+    (tmp_path / "persons.schema.yaml").write_text(yaml.safe_dump(PERSON_SCHEMA))
+    (tmp_path / "visits.schema.yaml").write_text(yaml.safe_dump(VISIT_SCHEMA))
+    with pytest.raises(SchemaError, match=message.replace("(", r"\(")):
+        parse_relational(_spec(**changes), tmp_path)
+
+
+def test_budget_shares_are_declared_for_every_table(tmp_path: Path) -> None:
+    (tmp_path / "persons.schema.yaml").write_text(yaml.safe_dump(PERSON_SCHEMA))
+    (tmp_path / "visits.schema.yaml").write_text(yaml.safe_dump(VISIT_SCHEMA))
+    rel = parse_relational({**_spec(), "budget_shares": {"persons": 1, "visits": 3}}, tmp_path)
+    assert rel.shares == {"persons": 0.25, "visits": 0.75}
+    with pytest.raises(SchemaError, match="missing"):
+        parse_relational({**_spec(), "budget_shares": {"persons": 1}}, tmp_path)
+
+
+def test_the_command_writes_a_verified_bundle(clinic: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    run = [sys.executable, "-m", "dpsynth"]
+    made = subprocess.run([*run, "release-tables", str(clinic), "--epsilon", "1", "-m", "mst", "--seed", "0",
+                           "--out", str(out), "--json"], capture_output=True, text=True, check=False)
+    assert made.returncode == 0, made.stderr
+    result = json.loads(made.stdout)
+    assert result["verified"] is True and math.isclose(result["epsilon"], 1.0)
+    checked = subprocess.run([*run, "verify", str(out)], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0 and "OK" in checked.stderr
+    missing = clinic.parent / "no-data.yaml"
+    spec = yaml.safe_load(clinic.read_text())
+    spec["tables"][1]["data"] = "nowhere.csv"
+    missing.write_text(yaml.safe_dump(spec))
+    failed = subprocess.run([*run, "release-tables", str(missing), "--epsilon", "1", "--out", str(tmp_path / "b2")],
+                            capture_output=True, text=True, check=False)
+    assert failed.returncode == 2 and "nowhere.csv" in failed.stderr and "Traceback" not in failed.stderr
+    assert not (tmp_path / "b2").exists()
