@@ -116,6 +116,44 @@ def prepare_frames(rel: RelationalSchema, frames: Mapping[str, pd.DataFrame]) ->
     return {rel.root: root, **out}
 
 
+def _apportion(rows: int, weights: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
+    """``rows`` split over members in proportion to ``weights`` (systematic rounding), each at
+    most ``cap``; the result may sum to less than ``rows`` when the caps bind."""
+    share = rows * weights / weights.sum()
+    base = np.floor(share).astype(np.int64)
+    frac = share - base
+    left = rows - int(base.sum())
+    if left > 0:
+        ticks = (rng.random() + np.arange(left)) / left * frac.sum()
+        base += np.bincount(np.searchsorted(np.cumsum(frac), ticks, side="right").clip(max=len(base) - 1),
+                            minlength=len(base))
+    return np.asarray(np.minimum(base, cap), dtype=np.int64)
+
+
+def _matched(synth: Synthesizer, parent_columns: tuple[str, ...], counts: np.ndarray, given: np.ndarray,
+             cap: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the child model alone, each handed to a person with the same parent columns."""
+    block = synth.sample_codes(int(counts.sum()), rng)
+    pos = {c.name: j for j, c in enumerate(synth.schema.modelled)}
+    own = block[:, [pos[c] for c in parent_columns]]
+    _, inverse = np.unique(np.concatenate([given, own]), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    group_of_person, group_of_row = inverse[:len(given)], inverse[len(given):]
+    owners = np.full(len(block), -1, dtype=np.int64)
+    order = np.argsort(group_of_person, kind="stable")
+    bounds = np.searchsorted(group_of_person[order], np.arange(inverse.max() + 2))
+    for g in np.unique(group_of_row):
+        members = order[bounds[g]:bounds[g + 1]]
+        if not len(members):
+            continue
+        rows = np.flatnonzero(group_of_row == g)
+        weights = counts[members].astype(np.float64)
+        take = _apportion(len(rows), weights if weights.sum() > 0 else np.ones(len(members)), cap, rng)
+        owners[rows[:int(take.sum())]] = np.repeat(members, take)
+    kept = owners >= 0
+    return owners[kept], block[kept]
+
+
 def _in_order(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     """The table's own columns in its schema's order (identifiers declared ``output: drop``
     and not keys are left out; parent and count columns are dropped)."""
@@ -141,9 +179,19 @@ class RelationalSynthesizer:
         """The DP estimate of the number of persons (root rows)."""
         return int(self.synths[self.rel.root].estimated_rows)
 
-    def sample(self, rows: int | None = None, *, seed: int | None = None) -> dict[str, pd.DataFrame]:
+    def sample(self, rows: int | None = None, *, seed: int | None = None,
+               link: str = "conditional") -> dict[str, pd.DataFrame]:
         """Synthetic tables (post-processing only): ``rows`` persons (default the DP estimate)
-        and their child rows; keys are fresh integers that join."""
+        and their child rows; keys are fresh integers that join.
+
+        ``link="conditional"`` draws each person's ``n_<child>`` rows from the child model
+        given the person's parent columns. ``link="matched"`` draws as many rows from the child
+        model alone (so their parent columns follow the child model) and hands each to a person
+        with the same parent columns, in proportion to the persons' ``n_<child>`` (at most the
+        bound each); rows whose parent columns no person has are dropped.
+        """
+        if link not in ("conditional", "matched"):
+            raise ConfigError(f"link ({link!r}) must be 'conditional' or 'matched'")
         rng = PostProcessingSeed(seed).generator()
         rel = self.rel
         n = self.estimated_rows if rows is None else int(rows)
@@ -160,13 +208,21 @@ class RelationalSynthesizer:
         for child in rel.children:
             counts = frame[count_column(child)].to_numpy(dtype=np.int64)
             given = codes[:, [pos[c] for c in rel.specs[child].parent_columns]]
-            out[child] = self._children(child, keys, counts, given, rng)
+            out[child] = self._children(child, keys, counts, given, rng, link)
         return out
 
     def _children(self, child: str, keys: np.ndarray, counts: np.ndarray, given: np.ndarray,
-                  rng: np.random.Generator) -> pd.DataFrame:
+                  rng: np.random.Generator, link: str) -> pd.DataFrame:
         spec = self.rel.specs[child]
         synth = self.synths[child]
+        if link == "matched" and spec.parent_columns:
+            parents, block = _matched(synth, spec.parent_columns, counts, given,
+                                      int(spec.max_rows_per_parent or 1), rng)
+            frame = synth.decode_codes(block, rng)
+            frame[str(spec.foreign_key)] = keys[parents]
+            if spec.primary_key is not None:
+                frame[spec.primary_key] = np.arange(1, len(parents) + 1, dtype=np.int64)
+            return _in_order(frame, self.rel.schemas[child])
         parents = np.repeat(np.arange(len(keys)), counts)
         block = np.empty((len(parents), len(synth.schema.modelled)), dtype=np.int64)
         if spec.parent_columns and len(parents):
