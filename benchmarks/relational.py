@@ -11,7 +11,9 @@ and the same budget share per table (examples/nafld/relational.yaml):
 - **relational** (dpsynth.relational): subjects with child counts; children given their
   subject's parent columns. **relational, matched links**: the same fit, sampled with
   ``link="matched"`` (children from the child model alone, handed to subjects with the same
-  parent columns in proportion to their counts); its time is the sampling alone.
+  parent columns in proportion to their counts); **relational, reweighted**: subjects
+  resampled within each group of equal parent columns so that the group's child rows match the
+  child model, then conditional; their times are the sampling alone.
 - **independent tables**: each table fitted alone (children without parent columns, at
   person level); as many children as the child model's DP row estimate, linked to subjects
   drawn uniformly at random.
@@ -162,11 +164,13 @@ def run(eps_list: list[float], seeds: int, mechanism: str) -> list[dict[str, obj
     rows: list[dict[str, object]] = []
     for eps, seed in itertools.product(eps_list, range(seeds)):
         model = None
-        for method in ("relational", "relational, matched links", "independent tables", "flattened"):
+        for method in ("relational", "relational, matched links", "relational, reweighted", "independent tables",
+                       "flattened"):
             t0 = time.perf_counter()
             if method.startswith("relational"):  # one fit, two ways of linking (paired)
                 model = model or fit_relational(rel, frames, mechanism=mechanism, epsilon=eps)
-                synth = model.sample(seed=seed, link="matched" if "matched" in method else "conditional")
+                link = "matched" if "matched" in method else "reweighted" if "reweighted" in method else "conditional"
+                synth = model.sample(seed=seed, link=link)
             else:
                 synth = _baseline(rel, frames, flattened=method == "flattened", mechanism=mechanism,
                                   epsilon=eps, seed=seed)

@@ -213,12 +213,14 @@ def test_the_command_writes_a_verified_bundle(clinic: Path, tmp_path: Path) -> N
     assert not (tmp_path / "b2").exists()
 
 
-def test_matched_links_keep_keys_bounds_and_the_child_model(
-        fitted: tuple[RelationalSynthesizer, dict[str, pd.DataFrame]]) -> None:
-    """``link="matched"``: children drawn from the child model alone, handed to persons with the
-    same parent columns; keys join, bounds hold, and the dependence on sex survives."""
+@pytest.mark.parametrize("link", ["matched", "reweighted"])
+def test_other_links_keep_keys_bounds_and_the_child_model(
+        link: str, fitted: tuple[RelationalSynthesizer, dict[str, pd.DataFrame]]) -> None:
+    """``link="matched"`` (children from the child model alone, handed to persons with the same
+    parent columns) and ``"reweighted"`` (persons resampled within their group, then
+    conditional): keys join, bounds hold, and the dependence on sex survives."""
     model, _ = fitted
-    tables = model.sample(seed=4, link="matched")
+    tables = model.sample(seed=4, link=link)
     visits, persons = tables["visits"], tables["persons"]
     assert visits["person_id"].isin(persons["person_id"]).all()
     assert visits.groupby("person_id").size().max() <= MAX_VISITS
@@ -226,3 +228,15 @@ def test_matched_links_keep_keys_bounds_and_the_child_model(
     assert share.loc["Male", "maternity"] < 0.05 and share.loc["Female", "maternity"] > 0.2
     with pytest.raises(ConfigError, match="link"):
         model.sample(seed=4, link="random")
+
+
+def test_the_tilt_hits_the_asked_mean_count() -> None:
+    """Reweighting's tilt gives the asked mean child count, clipped to the counts' range."""
+    from dpsynth.relational.fit import _tilt
+
+    counts = np.array([0, 1, 1, 2, 5, 8], dtype=np.float64)
+    for mean in (0.5, 2.8, 6.0):
+        w = _tilt(counts, mean)
+        assert w.sum() == pytest.approx(1.0) and float((w * counts).sum()) == pytest.approx(mean, abs=1e-6)
+    assert float((_tilt(counts, 99.0) * counts).sum()) == pytest.approx(8.0, abs=1e-3)  # clipped to the range
+    assert np.allclose(_tilt(np.array([3.0, 3.0]), 1.0), 0.5)

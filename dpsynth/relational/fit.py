@@ -48,6 +48,8 @@ __all__ = ["MECHANISMS", "RelationalSynthesizer", "fit_relational", "fit_schemas
 
 #: Mechanisms a relational fit can use: children are sampled by conditioning a graphical model.
 MECHANISMS = ("mst", "aim", "independent")
+#: How children are linked to sampled persons (see :meth:`RelationalSynthesizer.sample`).
+LINKS = ("conditional", "matched", "reweighted")
 _FORMAT = "dpsynth-relational/1"
 
 
@@ -154,6 +156,50 @@ def _matched(synth: Synthesizer, parent_columns: tuple[str, ...], counts: np.nda
     return owners[kept], block[kept]
 
 
+def _tilt(counts: np.ndarray, mean: float) -> np.ndarray:
+    """Weights ``exp(lam * counts)`` (normalised) whose weighted mean of ``counts`` is ``mean``
+    (clipped to the counts' range); ``lam`` by bisection."""
+    lo_n, hi_n = float(counts.min()), float(counts.max())
+    if hi_n == lo_n:
+        return np.full(len(counts), 1 / len(counts))
+    target = min(max(mean, lo_n), hi_n)
+    scaled = (counts - lo_n) / (hi_n - lo_n)
+    lo, hi = -60.0, 60.0
+    for _ in range(60):
+        lam = (lo + hi) / 2
+        w = np.exp(lam * (scaled - scaled.max()))
+        if lo_n + (hi_n - lo_n) * float((w * scaled).sum() / w.sum()) < target:
+            lo = lam
+        else:
+            hi = lam
+    w = np.exp(lam * (scaled - scaled.max()))
+    return np.asarray(w / w.sum(), dtype=np.float64)
+
+
+def _reweighted(child: Synthesizer, parent_columns: tuple[str, ...], codes: np.ndarray, counts: np.ndarray,
+                columns: list[str], rng: np.random.Generator) -> np.ndarray:
+    """Indices of resampled persons: within each group of equal parent columns, persons drawn
+    (systematically) with exponentially tilted weights so that the group's mean child count
+    makes its child rows the share the child model gives that group. The group sizes, and so
+    the persons' own marginals over the parent columns, are kept."""
+    total = int(counts.sum())
+    if total == 0:
+        return np.arange(len(counts))
+    pos = {c.name: j for j, c in enumerate(child.schema.modelled)}
+    drawn = child.sample_codes(total, rng)[:, [pos[c] for c in parent_columns]]
+    given = codes[:, [columns.index(c) for c in parent_columns]]
+    combos, inverse = np.unique(np.concatenate([given, drawn]), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    group, wanted = inverse[:len(given)], np.bincount(inverse[len(given):], minlength=len(combos))
+    idx = np.arange(len(counts))
+    for g in np.unique(group):
+        members = np.flatnonzero(group == g)
+        w = _tilt(counts[members].astype(np.float64), wanted[g] / len(members))
+        ticks = (rng.random() + np.arange(len(members))) / len(members)
+        idx[members] = members[np.searchsorted(np.cumsum(w), ticks).clip(max=len(members) - 1)]
+    return idx
+
+
 def _in_order(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     """The table's own columns in its schema's order (identifiers declared ``output: drop``
     and not keys are left out; parent and count columns are dropped)."""
@@ -188,10 +234,13 @@ class RelationalSynthesizer:
         given the person's parent columns. ``link="matched"`` draws as many rows from the child
         model alone (so their parent columns follow the child model) and hands each to a person
         with the same parent columns, in proportion to the persons' ``n_<child>`` (at most the
-        bound each); rows whose parent columns no person has are dropped.
+        bound each); rows whose parent columns no person has are dropped. ``link="reweighted"``
+        first resamples the persons within each group of equal parent columns, tilted towards
+        more or fewer children, so that each group's child rows match the child model's share
+        (:func:`_reweighted`), then links as ``conditional``.
         """
-        if link not in ("conditional", "matched"):
-            raise ConfigError(f"link ({link!r}) must be 'conditional' or 'matched'")
+        if link not in LINKS:
+            raise ConfigError(f"link ({link!r}) must be one of {list(LINKS)}")
         rng = PostProcessingSeed(seed).generator()
         rel = self.rel
         n = self.estimated_rows if rows is None else int(rows)
@@ -200,6 +249,13 @@ class RelationalSynthesizer:
         root = self.synths[rel.root]
         codes = root.sample_codes(n, rng)
         frame = root.decode_codes(codes, rng)
+        if link == "reweighted":
+            for child in rel.children:
+                if rel.specs[child].parent_columns:
+                    idx = _reweighted(self.synths[child], rel.specs[child].parent_columns, codes,
+                                      frame[count_column(child)].to_numpy(dtype=np.int64),
+                                      [c.name for c in root.schema.modelled], rng)
+                    codes, frame = codes[idx], frame.iloc[idx].reset_index(drop=True)
         pk = str(rel.specs[rel.root].primary_key)
         keys = np.arange(1, n + 1, dtype=np.int64)
         frame[pk] = keys
