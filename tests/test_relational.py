@@ -148,6 +148,13 @@ def test_bundle_verifies_and_catches_a_broken_link(clinic: Path, tmp_path: Path)
     assert any("foreign key 'person_id' names rows that are not in 'persons'" in f for f in broken.failures)
 
 
+def test_duckdb_counts_the_same_linked_release(clinic: Path, tmp_path: Path) -> None:
+    out = release_tables(clinic, tmp_path / "bundle", epsilon=1.0, mechanism="mst", seed=0, engine="duckdb")
+    assert verify_relational(out).ok
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["engine"] == "duckdb" and manifest["privacy"]["epsilon"] == pytest.approx(1.0)
+
+
 def test_an_existing_output_is_refused_before_any_spend(clinic: Path, tmp_path: Path) -> None:
     (tmp_path / "taken").mkdir()
     with pytest.raises(ConfigError, match="already exists"):

@@ -21,6 +21,7 @@ def release_tables_cmd(
     delta: float = typer.Option(1e-9, "--delta"),
     rho: float | None = typer.Option(None, "--rho"),
     seed: int | None = typer.Option(None, "--seed", help="Seed of the sampling (post-processing only)."),
+    engine: str = typer.Option("numpy", "--engine", help="Counting engine of every table: numpy or duckdb."),
     out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to write."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     as_json: bool = typer.Option(False, "--json"),
@@ -32,7 +33,7 @@ def release_tables_cmd(
 
     check_budget_flags(epsilon, delta, rho)
     target = release_tables(relational, out, epsilon=epsilon, delta=delta, rho=rho, mechanism=mechanism,
-                            seed=seed, overwrite=overwrite)
+                            seed=seed, overwrite=overwrite, engine=engine)
     import json
 
     manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))

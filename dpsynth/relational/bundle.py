@@ -77,7 +77,7 @@ def _statement(manifest: dict[str, Any]) -> str:
 def release_tables(relational: RelationalSchema | str | Path, out: str | Path, *, epsilon: float | None = None,
                    delta: float = 1e-9, rho: float | None = None, mechanism: str = "aim",
                    seed: int | None = None, data: Mapping[str, Any] | None = None,
-                   overwrite: bool = False, options: object | None = None) -> Path:
+                   overwrite: bool = False, options: object | None = None, engine: str = "numpy") -> Path:
     """Fit every table, sample linked synthetic tables and write a verified bundle to ``out``.
 
     The output location is checked before any budget is spent; the bundle is verified after
@@ -89,7 +89,7 @@ def release_tables(relational: RelationalSchema | str | Path, out: str | Path, *
         raise ConfigError(f"output {target} already exists (pass overwrite to replace it)")
     frames = read_tables(rel, data)
     model = fit_relational(rel, frames, mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho,
-                           options=options)
+                           options=options, engine=engine)
     tables = model.sample(seed=seed)
     from dpsynth.bundle.write import _data_bytes
 
@@ -107,7 +107,7 @@ def release_tables(relational: RelationalSchema | str | Path, out: str | Path, *
         manifest: dict[str, Any] = {
             "format": FORMAT, "release_id": release_id, "name": rel.name,
             "created": datetime.now(UTC).isoformat(timespec="seconds"), "software": software_versions(),
-            "mechanism": mechanism, "seed": seed, "root": rel.root,
+            "mechanism": mechanism, "engine": engine, "seed": seed, "root": rel.root,
             "privacy": {"epsilon": spend.epsilon, "delta": spend.delta, "rho": spend.rho, "unit": spend.unit,
                         "conversion": spend.conversion,
                         "ledger": [step.to_json() for step in spend.ledger]},
