@@ -210,6 +210,15 @@ def test_the_command_writes_a_verified_bundle(clinic: Path, tmp_path: Path) -> N
     assert result["verified"] is True and math.isclose(result["epsilon"], 1.0)
     checked = subprocess.run([*run, "verify", str(out)], capture_output=True, text=True, check=False)
     assert checked.returncode == 0 and "OK" in checked.stderr
+    more = subprocess.run([*run, "sample-tables", str(out), "--rows", "200", "--seed", "1", "--out",
+                           str(tmp_path / "more"), "--json"], capture_output=True, text=True, check=False)
+    assert more.returncode == 0, more.stderr
+    persons = pd.read_csv(tmp_path / "more" / "persons.csv")
+    visits = pd.read_csv(tmp_path / "more" / "visits.csv")
+    assert len(persons) == 200 and visits["person_id"].isin(persons["person_id"]).all()
+    single = subprocess.run([*run, "sample", str(out), "--out", str(tmp_path / "x.csv")],
+                            capture_output=True, text=True, check=False)
+    assert single.returncode == 2 and "sample-tables" in single.stderr
     missing = clinic.parent / "no-data.yaml"
     spec = yaml.safe_load(clinic.read_text())
     spec["tables"][1]["data"] = "nowhere.csv"

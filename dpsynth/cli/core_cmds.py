@@ -344,6 +344,8 @@ def sample_cmd(
     if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise ConfigError(f"--out {out.name}: unsupported format {out.suffix!r} (use .csv or .parquet)")
     check_output(out, overwrite=True, is_dir=False)
+    if (model / "relational.yaml").is_file():
+        raise ConfigError(f"{model} holds linked tables; sample them with `dpsynth sample-tables {model} --out DIR`")
     if is_bundle(model):
         synth = load_bundle(model, key=key)
     elif key is not None:

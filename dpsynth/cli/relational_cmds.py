@@ -44,6 +44,37 @@ def release_tables_cmd(
          as_json=as_json)
 
 
+def sample_tables_cmd(
+    bundle: Path = typer.Argument(..., help="A relational bundle written by release-tables (verified first)."),
+    rows: int | None = typer.Option(None, "--rows", help="Persons to draw (default: the DP estimate)."),
+    seed: int | None = typer.Option(None, "--seed", help="Post-processing seed: sampling and decoding only."),
+    link: str = typer.Option("conditional", "--link", help="conditional, matched or reweighted."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory to write, one CSV per table."),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Sample more linked tables from a relational bundle (post-processing: no data, no budget)."""
+    from dpsynth.cli import emit
+    from dpsynth.errors import BundleError, ConfigError
+    from dpsynth.relational.bundle import verify_relational
+    from dpsynth.relational.fit import RelationalSynthesizer
+    from dpsynth.tabular.atomic import atomic_directory, write_text_atomic
+    from dpsynth.tabular.io import escape_csv_injection, text_columns
+
+    if not (bundle / "relational.yaml").is_file():
+        raise ConfigError(f"{bundle} is not a relational bundle (no relational.yaml); use `dpsynth sample`")
+    check = verify_relational(bundle)
+    if not check.ok:
+        raise BundleError(f"bundle {bundle} failed verification: " + "; ".join(check.failures))
+    tables = RelationalSynthesizer.load(bundle / "model").sample(rows, seed=seed, link=link)
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        for name, frame in tables.items():
+            write_text_atomic(tmp / f"{name}.csv",
+                              escape_csv_injection(text_columns(frame)).to_csv(index=False, lineterminator="\n"))
+    emit({"out": str(out), "rows": {name: len(frame) for name, frame in tables.items()}}, as_json=as_json)
+
+
 def register(app: typer.Typer) -> None:
-    """Add the command to ``app``."""
+    """Add the commands to ``app``."""
     app.command("release-tables")(release_tables_cmd)
+    app.command("sample-tables")(sample_tables_cmd)
