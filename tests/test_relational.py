@@ -256,3 +256,36 @@ def test_the_tilt_hits_the_asked_mean_count() -> None:
         assert w.sum() == pytest.approx(1.0) and float((w * counts).sum()) == pytest.approx(mean, abs=1e-6)
     assert float((_tilt(counts, 99.0) * counts).sum()) == pytest.approx(8.0, abs=1e-3)  # clipped to the range
     assert np.allclose(_tilt(np.array([3.0, 3.0]), 1.0), 0.5)
+
+
+@pytest.mark.parametrize(("edit", "code", "message"), [
+    ("missing-file", 4, "cannot read relational schema"),
+    ("bad-yaml", 4, "not valid YAML/JSON"),
+    ("no-foreign-key", 2, "table 'visits': the data has no foreign key column 'person_id'"),
+    ("no-root-column", 4, "lacks schema columns ['age']"),
+    ("neural", 2, "must be one of ['mst', 'aim', 'independent'] for linked tables"),
+])
+def test_bad_input_is_one_line_with_the_documented_code(clinic: Path, tmp_path: Path, edit: str, code: int,
+                                                       message: str) -> None:
+    spec = yaml.safe_load(clinic.read_text())
+    folder = clinic.parent
+    path, mech = tmp_path / "relational.yaml", "mst"
+    for t in spec["tables"]:
+        t["schema"], t["data"] = str(folder / t["schema"]), str(folder / t["data"])
+    if edit == "no-foreign-key":
+        pd.read_csv(folder / "visits.csv").drop(columns=["person_id"]).to_csv(tmp_path / "v.csv", index=False)
+        spec["tables"][1]["data"] = str(tmp_path / "v.csv")
+    if edit == "no-root-column":
+        pd.read_csv(folder / "persons.csv").drop(columns=["age"]).to_csv(tmp_path / "p.csv", index=False)
+        spec["tables"][0]["data"] = str(tmp_path / "p.csv")
+    path.write_text(yaml.safe_dump(spec))
+    if edit == "missing-file":
+        path = tmp_path / "nowhere.yaml"
+    if edit == "bad-yaml":
+        path.write_text("root: [")
+    if edit == "neural":
+        mech = "dpvae"
+    run = subprocess.run([sys.executable, "-m", "dpsynth", "release-tables", str(path), "--epsilon", "1", "-m", mech,
+                          "--out", str(tmp_path / "bundle")], capture_output=True, text=True, check=False)
+    assert run.returncode == code and message in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and not (tmp_path / "bundle").exists()
