@@ -155,6 +155,19 @@ def test_duckdb_counts_the_same_linked_release(clinic: Path, tmp_path: Path) -> 
     assert manifest["engine"] == "duckdb" and manifest["privacy"]["epsilon"] == pytest.approx(1.0)
 
 
+def test_a_persistent_ledger_caps_repeated_releases(clinic: Path, tmp_path: Path) -> None:
+    """Two releases of epsilon 1 under a lifetime cap of 1.2 (two compose to about 1.41 in
+    zCDP): the second is refused before any read, and the ledger keeps the first one's spend."""
+    from dpsynth.errors import BudgetExceededError
+
+    ledger = tmp_path / "ledger.json"
+    release_tables(clinic, tmp_path / "a", epsilon=1.0, mechanism="mst", ledger_path=ledger, lifetime_epsilon=1.2)
+    before = ledger.read_bytes()
+    with pytest.raises(BudgetExceededError):
+        release_tables(clinic, tmp_path / "b", epsilon=1.0, mechanism="mst", ledger_path=ledger)
+    assert ledger.read_bytes() == before and not (tmp_path / "b").exists()
+
+
 def test_an_existing_output_is_refused_before_any_spend(clinic: Path, tmp_path: Path) -> None:
     (tmp_path / "taken").mkdir()
     with pytest.raises(ConfigError, match="already exists"):

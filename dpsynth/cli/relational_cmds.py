@@ -22,6 +22,9 @@ def release_tables_cmd(
     rho: float | None = typer.Option(None, "--rho"),
     seed: int | None = typer.Option(None, "--seed", help="Seed of the sampling (post-processing only)."),
     engine: str = typer.Option("numpy", "--engine", help="Counting engine of every table: numpy or duckdb."),
+    ledger: Path | None = typer.Option(None, "--ledger", help="Persistent ledger file with a lifetime cap."),
+    lifetime_epsilon: float | None = typer.Option(
+        None, "--lifetime-epsilon", help="Lifetime cap stored in a NEW ledger (default: this budget)."),
     out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to write."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     as_json: bool = typer.Option(False, "--json"),
@@ -33,7 +36,8 @@ def release_tables_cmd(
 
     check_budget_flags(epsilon, delta, rho)
     target = release_tables(relational, out, epsilon=epsilon, delta=delta, rho=rho, mechanism=mechanism,
-                            seed=seed, overwrite=overwrite, engine=engine)
+                            seed=seed, overwrite=overwrite, engine=engine, ledger_path=ledger,
+                            lifetime_epsilon=lifetime_epsilon)
     import json
 
     manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))

@@ -77,7 +77,8 @@ def _statement(manifest: dict[str, Any]) -> str:
 def release_tables(relational: RelationalSchema | str | Path, out: str | Path, *, epsilon: float | None = None,
                    delta: float = 1e-9, rho: float | None = None, mechanism: str = "aim",
                    seed: int | None = None, data: Mapping[str, Any] | None = None,
-                   overwrite: bool = False, options: object | None = None, engine: str = "numpy") -> Path:
+                   overwrite: bool = False, options: object | None = None, engine: str = "numpy",
+                   ledger_path: str | Path | None = None, lifetime_epsilon: float | None = None) -> Path:
     """Fit every table, sample linked synthetic tables and write a verified bundle to ``out``.
 
     The output location is checked before any budget is spent; the bundle is verified after
@@ -89,7 +90,8 @@ def release_tables(relational: RelationalSchema | str | Path, out: str | Path, *
         raise ConfigError(f"output {target} already exists (pass overwrite to replace it)")
     frames = read_tables(rel, data)
     model = fit_relational(rel, frames, mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho,
-                           options=options, engine=engine)
+                           options=options, engine=engine, ledger_path=ledger_path,
+                           lifetime_epsilon=lifetime_epsilon)
     tables = model.sample(seed=seed)
     from dpsynth.bundle.write import _data_bytes
 

@@ -326,7 +326,8 @@ class RelationalSynthesizer:
 
 def fit_relational(rel: RelationalSchema, frames: Mapping[str, pd.DataFrame], *, mechanism: str = "aim",
                    epsilon: float | None = None, delta: float = 1e-9, rho: float | None = None,
-                   options: object | None = None, engine: str = "numpy") -> RelationalSynthesizer:
+                   options: object | None = None, engine: str = "numpy", ledger_path: str | Path | None = None,
+                   lifetime_epsilon: float | None = None) -> RelationalSynthesizer:
     """Fit every table of ``rel`` on ``frames`` (one frame per table), spending the budget once.
 
     Args:
@@ -337,16 +338,18 @@ def fit_relational(rel: RelationalSchema, frames: Mapping[str, pd.DataFrame], *,
         delta: The delta of the guarantee.
         options: The mechanism's options, used for every table.
         engine: Counting engine of each table's fit.
+        ledger_path: Persistent per-dataset ledger: the whole budget is reserved in it before
+            any read (or the release is refused, leaving it as it was), then committed.
+        lifetime_epsilon: Lifetime cap (at ``delta``) stored when the ledger is created.
     """
-    from dpsynth.api import fit
-    from dpsynth.privacy.accountant import Accountant
+    from dpsynth.api import _accountant, fit
 
     if mechanism not in MECHANISMS:
         raise ConfigError(f"mechanism ({mechanism!r}) must be one of {list(MECHANISMS)} for linked tables")
     budget = budget_of(epsilon=epsilon, delta=delta, rho=rho)
     schemas = fit_schemas(rel)
     prepared = prepare_frames(rel, frames)
-    accountant = Accountant(budget, label="relational release")
+    accountant = _accountant(budget, delta, ledger_path, lifetime_epsilon, None, f"release-tables {rel.name or ''}")
     total = accountant.remaining_rho
     synths: dict[str, Synthesizer] = {}
     try:
