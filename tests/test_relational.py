@@ -168,6 +168,21 @@ def test_a_persistent_ledger_caps_repeated_releases(clinic: Path, tmp_path: Path
     assert ledger.read_bytes() == before and not (tmp_path / "b").exists()
 
 
+def test_a_signed_bundle_verifies_with_its_key_only(clinic: Path, tmp_path: Path) -> None:
+    from dpsynth.bundle.signing import generate_key
+
+    generate_key(tmp_path / "key")
+    generate_key(tmp_path / "other")
+    out = release_tables(clinic, tmp_path / "bundle", epsilon=1.0, mechanism="mst", sign=tmp_path / "key")
+    assert (out / "signature.json").is_file()
+    assert verify_relational(out, key=tmp_path / "key.pub").ok
+    wrong = verify_relational(out, key=tmp_path / "other.pub")
+    assert not wrong.ok and any("another key" in f for f in wrong.failures)
+    run = subprocess.run([sys.executable, "-m", "dpsynth", "verify", str(out), "--key", str(tmp_path / "key.pub")],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+
+
 def test_an_existing_output_is_refused_before_any_spend(clinic: Path, tmp_path: Path) -> None:
     (tmp_path / "taken").mkdir()
     with pytest.raises(ConfigError, match="already exists"):

@@ -25,6 +25,7 @@ def release_tables_cmd(
     ledger: Path | None = typer.Option(None, "--ledger", help="Persistent ledger file with a lifetime cap."),
     lifetime_epsilon: float | None = typer.Option(
         None, "--lifetime-epsilon", help="Lifetime cap stored in a NEW ledger (default: this budget)."),
+    sign: Path | None = typer.Option(None, "--sign", help="Sign the bundle with this Ed25519 private key."),
     out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to write."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     as_json: bool = typer.Option(False, "--json"),
@@ -37,7 +38,7 @@ def release_tables_cmd(
     check_budget_flags(epsilon, delta, rho)
     target = release_tables(relational, out, epsilon=epsilon, delta=delta, rho=rho, mechanism=mechanism,
                             seed=seed, overwrite=overwrite, engine=engine, ledger_path=ledger,
-                            lifetime_epsilon=lifetime_epsilon)
+                            lifetime_epsilon=lifetime_epsilon, sign=sign)
     import json
 
     manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))

@@ -224,9 +224,7 @@ def register(app: typer.Typer) -> None:
         if (bundle / "relational.yaml").is_file() and not (bundle / "schema.yaml").exists():
             from dpsynth.relational.bundle import verify_relational
 
-            if key is not None:
-                raise ConfigError("signatures of relational bundles are not supported yet; verify without --key")
-            linked = verify_relational(bundle)
+            linked = verify_relational(bundle, key=key)
             if as_json:
                 typer.echo(json.dumps(linked.to_json(), indent=2))
             else:

@@ -21,16 +21,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from dpsynth.bundle.manifest import format_sha256sums, parse_sha256sums, sha256_file, software_versions
+from dpsynth.bundle.signing import SIGNATURE_FILE
 from dpsynth.bundle.verify import ledger_epsilon, ledger_rho
 from dpsynth.errors import BundleError, ConfigError
 from dpsynth.relational.fit import fit_relational
 from dpsynth.relational.schema import RelationalSchema, dump_relational, load_relational
 from dpsynth.tabular.atomic import atomic_directory, write_bytes_atomic, write_text_atomic
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 __all__ = ["FORMAT", "RelationalVerifyResult", "read_tables", "release_tables", "verify_relational"]
 
@@ -78,16 +82,21 @@ def release_tables(relational: RelationalSchema | str | Path, out: str | Path, *
                    delta: float = 1e-9, rho: float | None = None, mechanism: str = "aim",
                    seed: int | None = None, data: Mapping[str, Any] | None = None,
                    overwrite: bool = False, options: object | None = None, engine: str = "numpy",
-                   ledger_path: str | Path | None = None, lifetime_epsilon: float | None = None) -> Path:
+                   ledger_path: str | Path | None = None, lifetime_epsilon: float | None = None,
+                   sign: str | Path | None = None) -> Path:
     """Fit every table, sample linked synthetic tables and write a verified bundle to ``out``.
 
-    The output location is checked before any budget is spent; the bundle is verified after
-    it is written and before it is moved into place.
+    The output location and the signing key (``sign``, an Ed25519 private key file from
+    ``dpsynth keygen``) are checked before any budget is spent; the bundle is signed and
+    verified after it is written and before it is moved into place.
     """
+    from dpsynth.bundle import signing
+
     rel = relational if isinstance(relational, RelationalSchema) else load_relational(relational)
     target = Path(out)
     if target.exists() and not overwrite:
         raise ConfigError(f"output {target} already exists (pass overwrite to replace it)")
+    key = None if sign is None else signing.load_private_key(sign)
     frames = read_tables(rel, data)
     model = fit_relational(rel, frames, mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho,
                            options=options, engine=engine, ledger_path=ledger_path,
@@ -128,7 +137,11 @@ def release_tables(relational: RelationalSchema | str | Path, out: str | Path, *
         write_text_atomic(tmp / "SHA256SUMS", format_sha256sums(sums))
         for p in [tmp, *tmp.rglob("*")]:
             p.chmod(0o755 if p.is_dir() else 0o644)
-        check = verify_relational(tmp)
+        public = None
+        if key is not None:
+            signing.sign_bundle(tmp, key)
+            public = key.public_key()
+        check = verify_relational(tmp, key=public)
         if not check.ok:
             raise BundleError("the relational bundle failed its own verification: " + "; ".join(check.failures))
     return target
@@ -158,7 +171,8 @@ def _check_sums(bundle: Path, fail: list[str]) -> int:
     sums, bad = parse_sha256sums(sums_path.read_text(encoding="utf-8", errors="replace"))
     fail += [f"SHA256SUMS: malformed {b}" for b in bad]
     present = sorted(p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file())
-    fail += [f"file {n} is not covered by SHA256SUMS" for n in present if n != "SHA256SUMS" and n not in sums]
+    fail += [f"file {n} is not covered by SHA256SUMS" for n in present
+             if n not in ("SHA256SUMS", SIGNATURE_FILE) and n not in sums]
     checked = 0
     for name, digest in sums.items():
         target = bundle / name
@@ -204,9 +218,14 @@ def _check_links(bundle: Path, manifest: dict[str, Any], fail: list[str]) -> Non
             fail.append(f"table {name}: a person has more than max_rows_per_parent rows")
 
 
-def verify_relational(path: str | Path) -> RelationalVerifyResult:
-    """Recompute checksums, the guarantee from the ledger, and the links between the tables."""
+def verify_relational(path: str | Path, *, key: str | Path | Ed25519PublicKey | None = None
+                      ) -> RelationalVerifyResult:
+    """Recompute checksums, the guarantee from the ledger, and the links between the tables;
+    with ``key`` (a public key or its PEM file), the signature must be valid and made by it."""
+    from dpsynth.bundle.signing import check_signature, load_public_key
+
     bundle = Path(path)
+    public = load_public_key(key) if isinstance(key, (str, Path)) else key
     fail: list[str] = []
     if not bundle.is_dir():
         return RelationalVerifyResult(bundle, False, (f"{bundle} is not a directory",), 0, None)
@@ -228,4 +247,7 @@ def verify_relational(path: str | Path) -> RelationalVerifyResult:
     if table_rho > float(priv.get("rho") or 0.0) * (1 + 1e-9):
         fail.append("the tables spent more rho than the release states")
     _check_links(bundle, manifest, fail)
+    signature = check_signature(bundle, public)
+    if signature.failed:
+        fail.append(signature.message)
     return RelationalVerifyResult(bundle, not fail, tuple(fail), checked, manifest.get("release_id"))
