@@ -133,6 +133,11 @@ def test_bundle_verifies_and_catches_a_broken_link(clinic: Path, tmp_path: Path)
     assert manifest["privacy"]["epsilon"] == pytest.approx(1.0)
     assert set(manifest["tables"]) == {"persons", "visits"}
     assert (out / "tables" / "visits.csv").is_file() and (out / "relational.yaml").is_file()
+    for table in ("persons", "visits"):  # a public report per table, under the release's guarantee
+        report = json.loads((out / "report" / f"{table}.json").read_text())
+        assert report["privacy"]["epsilon"] == pytest.approx(1.0) and report["kind"] == "public"
+        assert "<svg" in (out / "report" / f"{table}.html").read_text()
+    assert {c["name"] for c in report["columns"]} >= {"department", "age", "sex"}  # joined parent columns
     # break one foreign key, and re-sign the checksums so that only the link check can see it
     visits = pd.read_parquet(out / "tables" / "visits.parquet")
     visits.loc[0, "person_id"] = 10**9

@@ -6,6 +6,7 @@ A relational bundle holds, written atomically::
     relational.yaml, schemas/<table>.schema.yaml the public relational schema
     model/                                       the fitted tables (sample more: no data, no budget)
     manifest.json                                one guarantee per person, each table's share
+    report/<table>.html, report/<table>.json    public reports (noisy measurements vs released rows)
     privacy_statement.md, SHA256SUMS
 
 :func:`verify_relational` recomputes every checksum, re-derives epsilon from the ledger,
@@ -29,7 +30,7 @@ from dpsynth.bundle.manifest import format_sha256sums, parse_sha256sums, sha256_
 from dpsynth.bundle.signing import SIGNATURE_FILE
 from dpsynth.bundle.verify import ledger_epsilon, ledger_rho
 from dpsynth.errors import BundleError, ConfigError
-from dpsynth.relational.fit import fit_relational
+from dpsynth.relational.fit import RelationalSynthesizer, fit_relational
 from dpsynth.relational.schema import RelationalSchema, dump_relational, load_relational
 from dpsynth.tabular.atomic import atomic_directory, write_bytes_atomic, write_text_atomic
 
@@ -76,6 +77,30 @@ def _statement(manifest: dict[str, Any]) -> str:
     lines += ["", "Keys are fresh integers that join; they are not the input's keys. Row counts are "
               "drawn from DP estimates, not copied from the input.", ""]
     return "\n".join(lines)
+
+
+def _write_reports(tmp: Path, model: RelationalSynthesizer, tables: dict[str, pd.DataFrame],
+                   manifest: dict[str, Any]) -> None:
+    """One public HTML report per table (``report/<table>.html`` and ``.json``): the table's
+    noisy measurements against the released rows (joined with their parent columns, and the
+    root with its child counts), under the release's guarantee. Post-processing only."""
+    from dpsynth.bundle.manifest import RowsChoice, build_manifest
+    from dpsynth.relational.fit import prepare_frames
+    from dpsynth.report.public import build_public_report, render_public_html, synthetic_table
+
+    fitted = prepare_frames(model.rel, tables)  # the released tables in each fit's layout
+    whole = manifest["privacy"]
+    for name, synth in model.synths.items():
+        own = build_manifest(synth, rows=RowsChoice(count=len(tables[name]), source="dp_estimate",
+                                                    dp_estimate=synth.estimated_rows),
+                             seed=manifest["seed"], allow_private_schema=False, requested={}, outputs=[],
+                             release_id=manifest["release_id"], created_utc=manifest["created"])
+        own["privacy"].update({k: whole[k] for k in ("epsilon", "delta", "rho", "unit")})
+        own["privacy"]["caveats"] = [f"table {name!r} of a linked release; its ledger below is this table's "
+                                     f"share (rho {synth.privacy.rho:.6g}) of the release's rho {whole['rho']:.6g}"]
+        report = build_public_report(synth, synthetic_table(fitted[name], synth), manifest=own)
+        write_text_atomic(tmp / "report" / f"{name}.json", json.dumps(report, indent=2, allow_nan=False))
+        write_text_atomic(tmp / "report" / f"{name}.html", render_public_html(report))
 
 
 def release_tables(relational: RelationalSchema | str | Path, out: str | Path, *, epsilon: float | None = None,
@@ -130,6 +155,7 @@ def release_tables(relational: RelationalSchema | str | Path, out: str | Path, *
                        for name in rel.specs},
         }
         write_text_atomic(tmp / "privacy_statement.md", _statement(manifest))
+        _write_reports(tmp, model, tables, manifest)
         names = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
         manifest["outputs"] = [{"path": n, "sha256": sha256_file(tmp / n), "rows": files.get(n)} for n in names]
         write_text_atomic(tmp / "manifest.json", json.dumps(manifest, indent=2, allow_nan=False))
