@@ -9,11 +9,12 @@ separate virtualenv (benchmarks/tables.py). Every generator gets the same epsilo
 and the same budget share per table (examples/nafld/relational.yaml):
 
 - **relational** (dpsynth.relational): subjects with child counts; children given their
-  subject's parent columns. **relational, matched links**: the same fit, sampled with
-  ``link="matched"`` (children from the child model alone, handed to subjects with the same
-  parent columns in proportion to their counts); **relational, reweighted**: subjects
-  resampled within each group of equal parent columns so that the group's child rows match the
-  child model, then conditional; their times are the sampling alone.
+  subject's parent columns. One fit, sampled with each ``link``: **conditional** (children
+  drawn given their subject's parent columns), **matched** (children from the child model
+  alone, handed to subjects with the same parent columns in proportion to their counts) and
+  **reweighted**, the default (subjects resampled within each group of equal parent columns so
+  that the group's child rows match the child model, then conditional). The conditional row's
+  time is fit + sample, the others' the sampling alone.
 - **independent tables**: each table fitted alone (children without parent columns, at
   person level); as many children as the child model's DP row estimate, linked to subjects
   drawn uniformly at random.
@@ -189,13 +190,12 @@ def run(eps_list: list[float], seeds: int, mechanism: str) -> list[dict[str, obj
                                       "TSTR status AUC": tstr(rel, frames, holdout)}]
     for eps, seed in itertools.product(eps_list, range(seeds)):
         model = None
-        for method in ("relational", "relational, matched links", "relational, reweighted", "independent tables",
-                       "flattened"):
+        for method in ("relational, conditional links", "relational, matched links", "relational, reweighted links",
+                       "independent tables", "flattened"):
             t0 = time.perf_counter()
-            if method.startswith("relational"):  # one fit, two ways of linking (paired)
+            if method.startswith("relational"):  # one fit, three ways of linking (paired)
                 model = model or fit_relational(rel, frames, mechanism=mechanism, epsilon=eps)
-                link = "matched" if "matched" in method else "reweighted" if "reweighted" in method else "conditional"
-                synth = model.sample(seed=seed, link=link)
+                synth = model.sample(seed=seed, link=method.split(", ")[1].split()[0])
             else:
                 synth = _baseline(rel, frames, flattened=method == "flattened", mechanism=mechanism,
                                   epsilon=eps, seed=seed)

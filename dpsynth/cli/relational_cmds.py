@@ -53,7 +53,7 @@ def sample_tables_cmd(
     bundle: Path = typer.Argument(..., help="A relational bundle written by release-tables (verified first)."),
     rows: int | None = typer.Option(None, "--rows", help="Persons to draw (default: the DP estimate)."),
     seed: int | None = typer.Option(None, "--seed", help="Post-processing seed: sampling and decoding only."),
-    link: str = typer.Option("conditional", "--link", help="conditional, matched or reweighted."),
+    link: str = typer.Option("reweighted", "--link", help="reweighted (default), conditional or matched."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory to write, one CSV per table."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     as_json: bool = typer.Option(False, "--json"),
