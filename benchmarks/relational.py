@@ -66,54 +66,11 @@ def _codes(frame: pd.DataFrame, schema: object, columns: list[str]) -> dict[str,
     return {c: encode_column(frame[c], schema.column(c))[0] for c in columns}  # type: ignore[attr-defined]
 
 
-def _l1(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...], sizes: tuple[int, ...]) -> float:
-    def hist(cols: tuple[np.ndarray, ...]) -> np.ndarray:
-        flat = np.ravel_multi_index(cols, sizes) if cols[0].size else np.zeros(0, dtype=np.int64)
-        h = np.bincount(flat, minlength=int(np.prod(sizes))).astype(float)
-        return h / max(h.sum(), 1.0)
-    return float(np.abs(hist(a) - hist(b)).sum())
-
-
 def scores(rel: object, real: dict[str, pd.DataFrame], synth: dict[str, pd.DataFrame]) -> dict[str, float]:
-    """Joined 2-way, child-count and within-table errors of ``synth`` against ``real``."""
-    root = rel.root  # type: ignore[attr-defined]
-    specs, schemas = rel.specs, rel.schemas  # type: ignore[attr-defined]
-    pk = specs[root].primary_key
-    out: dict[str, float] = {}
-    for name, schema in schemas.items():
-        cols = [c.name for c in schema.modelled]
-        r, s = _codes(real[name], schema, cols), _codes(synth[name], schema, cols)
-        pairs = list(itertools.combinations(cols, 2))
-        out[f"within {name}"] = float(np.mean([_l1((r[a], r[b]), (s[a], s[b]), (schema.column(a).domain_size(),
-                                                                                schema.column(b).domain_size()))
-                                               for a, b in pairs]))
-    parent = schemas[root]
-    for child in rel.children:  # type: ignore[attr-defined]
-        spec, schema = specs[child], schemas[child]
-        fk, bound = spec.foreign_key, int(spec.max_rows_per_parent)
-        errs = []
-        joined = {}
-        for label, tables in (("real", real), ("synth", synth)):
-            subj = tables[root].rename(columns={pk: fk})
-            subj[fk] = subj[fk].astype(str)
-            kids = tables[child].assign(**{fk: tables[child][fk].astype(str)})
-            joined[label] = kids.merge(subj, on=fk, how="inner", suffixes=("", "_parent"))
-        own = [c.name for c in schema.modelled]
-        pcols = [c.name for c in parent.modelled]
-        rj = {**_codes(joined["real"], schema, own), **_codes(joined["real"], parent, pcols)}
-        sj = {**_codes(joined["synth"], schema, own), **_codes(joined["synth"], parent, pcols)}
-        for a in own:
-            for b in pcols:
-                sizes = (schema.column(a).domain_size(), parent.column(b).domain_size())
-                errs.append(_l1((rj[a], rj[b]), (sj[a], sj[b]), sizes))
-        out[f"joined {child}"] = float(np.mean(errs))
-        dists = []
-        for tables in (real, synth):
-            keys = tables[root][pk].astype(str)
-            per = tables[child][fk].astype(str).value_counts().reindex(keys).fillna(0).clip(upper=bound)
-            dists.append(np.bincount(per.astype(int), minlength=bound + 1) / max(len(per), 1))
-        out[f"count {child}"] = float(np.abs(dists[0] - dists[1]).sum())
-    return out
+    """Joined 2-way, child-count and within-table errors (:func:`dpsynth.relational.evaluate.fidelity`)."""
+    from dpsynth.relational.evaluate import fidelity
+
+    return fidelity(rel, real, synth)  # type: ignore[arg-type]
 
 
 def tstr(rel: object, synth: dict[str, pd.DataFrame], holdout: dict[str, pd.DataFrame],

@@ -188,6 +188,20 @@ def test_a_signed_bundle_verifies_with_its_key_only(clinic: Path, tmp_path: Path
     assert run.returncode == 0, run.stderr
 
 
+def test_the_internal_report_is_private_and_outside_the_bundle(clinic: Path, tmp_path: Path) -> None:
+    out = release_tables(clinic, tmp_path / "bundle", epsilon=3.0, mechanism="aim", seed=0,
+                         internal_report=tmp_path / "internal")
+    doc = json.loads((tmp_path / "internal" / "evaluation.json").read_text())
+    assert doc["confidential"] is True and doc["input_rows"]["persons"] == 3000
+    scores = doc["fidelity"]
+    assert set(scores) == {"within persons", "within visits", "joined visits", "count visits"}
+    assert 0 < scores["count visits"] < 0.3 and 0 < scores["joined visits"] < 0.5
+    assert (tmp_path / "internal").stat().st_mode & 0o077 == 0  # owner only
+    assert not any("evaluation" in p.name for p in out.rglob("*"))
+    with pytest.raises(ConfigError, match="outside the bundle"):
+        release_tables(clinic, tmp_path / "b2", epsilon=1.0, internal_report=tmp_path / "b2" / "internal")
+
+
 def test_an_existing_output_is_refused_before_any_spend(clinic: Path, tmp_path: Path) -> None:
     (tmp_path / "taken").mkdir()
     with pytest.raises(ConfigError, match="already exists"):

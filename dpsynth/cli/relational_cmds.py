@@ -26,6 +26,8 @@ def release_tables_cmd(
     lifetime_epsilon: float | None = typer.Option(
         None, "--lifetime-epsilon", help="Lifetime cap stored in a NEW ledger (default: this budget)."),
     sign: Path | None = typer.Option(None, "--sign", help="Sign the bundle with this Ed25519 private key."),
+    internal_report: Path | None = typer.Option(
+        None, "--internal-report", help="CONFIDENTIAL folder (outside the bundle) for the fidelity evaluation."),
     out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to write."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     as_json: bool = typer.Option(False, "--json"),
@@ -38,7 +40,7 @@ def release_tables_cmd(
     check_budget_flags(epsilon, delta, rho)
     target = release_tables(relational, out, epsilon=epsilon, delta=delta, rho=rho, mechanism=mechanism,
                             seed=seed, overwrite=overwrite, engine=engine, ledger_path=ledger,
-                            lifetime_epsilon=lifetime_epsilon, sign=sign)
+                            lifetime_epsilon=lifetime_epsilon, sign=sign, internal_report=internal_report)
     import json
 
     manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))

@@ -108,20 +108,28 @@ def release_tables(relational: RelationalSchema | str | Path, out: str | Path, *
                    seed: int | None = None, data: Mapping[str, Any] | None = None,
                    overwrite: bool = False, options: object | None = None, engine: str = "numpy",
                    ledger_path: str | Path | None = None, lifetime_epsilon: float | None = None,
-                   sign: str | Path | None = None) -> Path:
+                   sign: str | Path | None = None, internal_report: str | Path | None = None) -> Path:
     """Fit every table, sample linked synthetic tables and write a verified bundle to ``out``.
 
     The output location and the signing key (``sign``, an Ed25519 private key file from
     ``dpsynth keygen``) are checked before any budget is spent; the bundle is signed and
-    verified after it is written and before it is moved into place.
+    verified after it is written and before it is moved into place. ``internal_report`` names
+    a CONFIDENTIAL folder (mode 0700, outside the bundle) for ``evaluation.json``: the
+    fidelity of the released tables against the input (:func:`dpsynth.relational.evaluate.fidelity`).
     """
     from dpsynth.bundle import signing
+    from dpsynth.tabular.io import check_output, keep_private
 
     rel = relational if isinstance(relational, RelationalSchema) else load_relational(relational)
     target = Path(out)
     if target.exists() and not overwrite:
         raise ConfigError(f"output {target} already exists (pass overwrite to replace it)")
     key = None if sign is None else signing.load_private_key(sign)
+    if internal_report is not None:
+        report_dir = Path(internal_report)
+        if report_dir.resolve().is_relative_to(target.resolve()):
+            raise ConfigError("the internal report is confidential: write it outside the bundle")
+        check_output(report_dir, overwrite=overwrite)
     frames = read_tables(rel, data)
     model = fit_relational(rel, frames, mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho,
                            options=options, engine=engine, ledger_path=ledger_path,
@@ -170,6 +178,16 @@ def release_tables(relational: RelationalSchema | str | Path, out: str | Path, *
         check = verify_relational(tmp, key=public)
         if not check.ok:
             raise BundleError("the relational bundle failed its own verification: " + "; ".join(check.failures))
+    if internal_report is not None:
+        from dpsynth.relational.evaluate import fidelity
+
+        with atomic_directory(Path(internal_report), overwrite=overwrite) as rep:
+            doc = {"confidential": True, "release_id": manifest["release_id"],
+                   "note": "computed on the confidential input without DP: never publish",
+                   "input_rows": {name: len(frame) for name, frame in frames.items()},
+                   "fidelity": fidelity(rel, frames, tables)}
+            write_text_atomic(rep / "evaluation.json", json.dumps(doc, indent=2, allow_nan=False))
+        keep_private(internal_report)
     return target
 
 
