@@ -158,48 +158,66 @@ def _matched(synth: Synthesizer, parent_columns: tuple[str, ...], counts: np.nda
     return owners[kept], block[kept]
 
 
-def _tilt(counts: np.ndarray, mean: float) -> np.ndarray:
-    """Weights ``exp(lam * counts)`` (normalised) whose weighted mean of ``counts`` is ``mean``
-    (clipped to the counts' range); ``lam`` by bisection."""
+def _tilt(counts: np.ndarray, mean: float, base: np.ndarray | None = None) -> np.ndarray:
+    """Weights ``base * exp(lam * counts)`` (normalised) whose weighted mean of ``counts`` is
+    ``mean`` (clipped to the counts' range); ``lam`` by bisection."""
+    base = np.full(len(counts), 1.0) if base is None else base / base.max()
     lo_n, hi_n = float(counts.min()), float(counts.max())
     if hi_n == lo_n:
-        return np.full(len(counts), 1 / len(counts))
+        return np.asarray(base / base.sum(), dtype=np.float64)
     target = min(max(mean, lo_n), hi_n)
     scaled = (counts - lo_n) / (hi_n - lo_n)
     lo, hi = -60.0, 60.0
     for _ in range(60):
         lam = (lo + hi) / 2
-        w = np.exp(lam * (scaled - scaled.max()))
+        w = base * np.exp(lam * (scaled - scaled.max()))
         if lo_n + (hi_n - lo_n) * float((w * scaled).sum() / w.sum()) < target:
             lo = lam
         else:
             hi = lam
-    w = np.exp(lam * (scaled - scaled.max()))
+    w = base * np.exp(lam * (scaled - scaled.max()))
     return np.asarray(w / w.sum(), dtype=np.float64)
 
 
-def _reweighted(child: Synthesizer, parent_columns: tuple[str, ...], codes: np.ndarray, counts: np.ndarray,
-                columns: list[str], rng: np.random.Generator) -> np.ndarray:
-    """Indices of resampled persons: within each group of equal parent columns, persons drawn
-    (systematically) with exponentially tilted weights so that the group's mean child count
-    makes its child rows the share the child model gives that group. The group sizes, and so
-    the persons' own marginals over the parent columns, are kept."""
-    total = int(counts.sum())
-    if total == 0:
-        return np.arange(len(counts))
+def _targets(child: Synthesizer, parent_columns: tuple[str, ...], given: np.ndarray, total: int,
+             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Each person's group of equal parent columns, and each group's child rows among ``total``
+    rows drawn from the child model alone (the child model's share of the group)."""
     pos = {c.name: j for j, c in enumerate(child.schema.modelled)}
     drawn = child.sample_codes(total, rng)[:, [pos[c] for c in parent_columns]]
-    given = codes[:, [columns.index(c) for c in parent_columns]]
     combos, inverse = np.unique(np.concatenate([given, drawn]), axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
-    group, wanted = inverse[:len(given)], np.bincount(inverse[len(given):], minlength=len(combos))
-    idx = np.arange(len(counts))
-    for g in np.unique(group):
-        members = np.flatnonzero(group == g)
-        w = _tilt(counts[members].astype(np.float64), wanted[g] / len(members))
-        ticks = (rng.random() + np.arange(len(members))) / len(members)
-        idx[members] = members[np.searchsorted(np.cumsum(w), ticks).clip(max=len(members) - 1)]
-    return idx
+    return inverse[:len(given)], np.bincount(inverse[len(given):], minlength=len(combos))
+
+
+def _reweighted(synths: Mapping[str, Synthesizer], links: Mapping[str, tuple[str, ...]], codes: np.ndarray,
+                counts: Mapping[str, np.ndarray], columns: list[str], rng: np.random.Generator,
+                sweeps: int = 4) -> np.ndarray:
+    """Indices of resampled persons. Person weights are raked, ``sweeps`` times over every
+    child table and every group of equal parent columns, so that each group keeps its size and
+    its mean child count makes its child rows the share the child model gives it (an
+    exponential tilt per group and child); then the persons are drawn systematically."""
+    n = len(codes)
+    groups = []
+    for child, pcols in links.items():
+        total = int(counts[child].sum())
+        if total:
+            group, wanted = _targets(synths[child], pcols, codes[:, [columns.index(c) for c in pcols]], total, rng)
+            order = np.argsort(group, kind="stable")
+            cuts = np.searchsorted(group[order], np.arange(len(wanted) + 1))
+            members = [order[cuts[g]:cuts[g + 1]] for g in range(len(wanted)) if cuts[g + 1] > cuts[g]]
+            groups.append((counts[child].astype(np.float64), [(m, wanted[group[m[0]]]) for m in members]))
+    if not groups or n == 0:
+        return np.arange(n)
+    log_w = np.zeros(n)
+    for _ in range(sweeps):
+        for child_counts, parts in groups:
+            for m, want in parts:
+                w = _tilt(child_counts[m], want / len(m), np.exp(log_w[m] - log_w[m].max()))
+                log_w[m] = np.log(np.maximum(w * len(m), 1e-300))
+    p = np.exp(log_w - log_w.max())
+    ticks = (rng.random() + np.arange(n)) / n
+    return np.asarray(np.searchsorted(np.cumsum(p / p.sum()), ticks).clip(max=n - 1), dtype=np.int64)
 
 
 def _in_order(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
@@ -254,12 +272,11 @@ class RelationalSynthesizer:
         codes = root.sample_codes(n, rng)
         frame = root.decode_codes(codes, rng)
         if link == "reweighted":
-            for child in rel.children:
-                if rel.specs[child].parent_columns:
-                    idx = _reweighted(self.synths[child], rel.specs[child].parent_columns, codes,
-                                      frame[count_column(child)].to_numpy(dtype=np.int64),
-                                      [c.name for c in root.schema.modelled], rng)
-                    codes, frame = codes[idx], frame.iloc[idx].reset_index(drop=True)
+            links = {c: rel.specs[c].parent_columns for c in rel.children if rel.specs[c].parent_columns}
+            idx = _reweighted(self.synths, links, codes,
+                              {c: frame[count_column(c)].to_numpy(dtype=np.int64) for c in links},
+                              [c.name for c in root.schema.modelled], rng)
+            codes, frame = codes[idx], frame.iloc[idx].reset_index(drop=True)
         pk = str(rel.specs[rel.root].primary_key)
         keys = np.arange(1, n + 1, dtype=np.int64)
         frame[pk] = keys
