@@ -52,6 +52,10 @@ __all__ = ["MECHANISMS", "RelationalSynthesizer", "fit_relational", "fit_schemas
 MECHANISMS = ("mst", "aim", "independent")
 #: How children are linked to sampled persons (see :meth:`RelationalSynthesizer.sample`).
 LINKS = ("conditional", "matched", "reweighted")
+#: The most a reweighting tilt may move a group's mean child count (a factor either way): the
+#: child model's share of a small group is noisy, and an unbounded tilt can push every weight
+#: to the persons with the most children.
+MAX_TILT = 1.5
 _FORMAT = "dpsynth-relational/1"
 
 
@@ -213,7 +217,10 @@ def _reweighted(synths: Mapping[str, Synthesizer], links: Mapping[str, tuple[str
     for _ in range(sweeps):
         for child_counts, parts in groups:
             for m, want in parts:
-                w = _tilt(child_counts[m], want / len(m), np.exp(log_w[m] - log_w[m].max()))
+                base = np.exp(log_w[m] - log_w[m].max())
+                own = float((base * child_counts[m]).sum() / base.sum())
+                target = min(max(want / len(m), own / MAX_TILT), own * MAX_TILT) if own > 0 else want / len(m)
+                w = _tilt(child_counts[m], target, base)
                 log_w[m] = np.log(np.maximum(w * len(m), 1e-300))
     p = np.exp(log_w - log_w.max())
     ticks = (rng.random() + np.arange(n)) / n
