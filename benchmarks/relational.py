@@ -46,6 +46,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dpsynth.relational.schema import RelationalSchema
+from dpsynth.tabular.schema import Schema
+
 HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE.parent / "examples" / "nafld"
 RESULTS = HERE / "results"
@@ -60,20 +63,20 @@ def export() -> None:
         tables._rdata("survival", f"nafld{i}").to_csv(EXAMPLE / f"nafld{i}.csv", index=False)
 
 
-def _codes(frame: pd.DataFrame, schema: object, columns: list[str]) -> dict[str, np.ndarray]:
+def _codes(frame: pd.DataFrame, schema: Schema, columns: list[str]) -> dict[str, np.ndarray]:
     from dpsynth.tabular.encoding import encode_column
 
-    return {c: encode_column(frame[c], schema.column(c))[0] for c in columns}  # type: ignore[attr-defined]
+    return {c: encode_column(frame[c], schema.column(c))[0] for c in columns}
 
 
-def scores(rel: object, real: dict[str, pd.DataFrame], synth: dict[str, pd.DataFrame]) -> dict[str, float]:
+def scores(rel: RelationalSchema, real: dict[str, pd.DataFrame], synth: dict[str, pd.DataFrame]) -> dict[str, float]:
     """Joined 2-way, child-count and within-table errors (:func:`dpsynth.relational.evaluate.fidelity`)."""
     from dpsynth.relational.evaluate import fidelity
 
-    return fidelity(rel, real, synth)  # type: ignore[arg-type]
+    return fidelity(rel, real, synth)
 
 
-def tstr(rel: object, synth: dict[str, pd.DataFrame], holdout: dict[str, pd.DataFrame],
+def tstr(rel: RelationalSchema, synth: dict[str, pd.DataFrame], holdout: dict[str, pd.DataFrame],
          target: str = "status") -> float:
     """Train on synthetic person profiles (subject columns, child counts and child value counts),
     test on the held-out subjects' real profiles: ROC AUC of predicting ``target``."""
@@ -82,7 +85,7 @@ def tstr(rel: object, synth: dict[str, pd.DataFrame], holdout: dict[str, pd.Data
 
     from dpsynth.relational.audit import person_profiles
 
-    train, test = person_profiles(rel, synth), person_profiles(rel, holdout)  # type: ignore[arg-type]
+    train, test = person_profiles(rel, synth), person_profiles(rel, holdout)
     y_train, y_test = train.pop(target).astype(str) == "1", test.pop(target).astype(str) == "1"
     both = pd.get_dummies(pd.concat([train, test], keys=["s", "h"]), dtype=float)
     if y_train.nunique() < 2:
@@ -91,8 +94,8 @@ def tstr(rel: object, synth: dict[str, pd.DataFrame], holdout: dict[str, pd.Data
     return float(roc_auc_score(y_test, model.predict_proba(both.loc["h"])[:, 1]))
 
 
-def _baseline(rel: object, frames: dict[str, pd.DataFrame], *, flattened: bool, mechanism: str, epsilon: float,
-              seed: int) -> dict[str, pd.DataFrame]:
+def _baseline(rel: RelationalSchema, frames: dict[str, pd.DataFrame], *, flattened: bool, mechanism: str,
+              epsilon: float, seed: int) -> dict[str, pd.DataFrame]:
     """One of the two baselines (see the module docstring), at the same budget shares."""
     from dpsynth.api import fit
     from dpsynth.privacy.budget import epsilon_to_rho
@@ -100,18 +103,18 @@ def _baseline(rel: object, frames: dict[str, pd.DataFrame], *, flattened: bool, 
     from dpsynth.tabular.schema import parse_schema
 
     rho = epsilon_to_rho(epsilon, 1e-9)
-    prepared = prepare_frames(rel, frames)  # type: ignore[arg-type]
-    schemas = fit_schemas(rel)  # type: ignore[arg-type]
-    root = rel.root  # type: ignore[attr-defined]
-    specs = rel.specs  # type: ignore[attr-defined]
+    prepared = prepare_frames(rel, frames)
+    schemas = fit_schemas(rel)
+    root = rel.root
+    specs = rel.specs
     rng = np.random.default_rng(seed)
-    subjects_schema = rel.schemas[root]  # type: ignore[attr-defined]
+    subjects_schema = rel.schemas[root]
     subj = fit(prepared[root][[c.name for c in subjects_schema.columns]], subjects_schema, mechanism=mechanism,
-               rho=rho * rel.shares[root]).sample(seed=seed)  # type: ignore[attr-defined]
+               rho=rho * rel.shares[root]).sample(seed=seed)
     pk = specs[root].primary_key
     subj[pk] = np.arange(1, len(subj) + 1)
     out = {root: subj}
-    for child in rel.children:  # type: ignore[attr-defined]
+    for child in rel.children:
         spec = specs[child]
         schema = schemas[child]
         frame = prepared[child]
@@ -120,7 +123,7 @@ def _baseline(rel: object, frames: dict[str, pd.DataFrame], *, flattened: bool, 
             data["columns"] = [c for c in data["columns"] if c["name"] not in spec.parent_columns]
             schema = parse_schema(data)
             frame = frame.drop(columns=list(spec.parent_columns))
-        model = fit(frame, schema, mechanism=mechanism, rho=rho * rel.shares[child])  # type: ignore[attr-defined]
+        model = fit(frame, schema, mechanism=mechanism, rho=rho * rel.shares[child])
         kids = model.sample(seed=seed)
         owners = rng.integers(0, len(subj), len(kids))
         if flattened and spec.parent_columns:
@@ -192,8 +195,8 @@ def render(rows: list[dict[str, object]], mechanism: str) -> str:
     for (eps, method), group in itertools.groupby(sorted(rows, key=lambda r: (str(r["eps"]), r["method"])),
                                                   key=lambda r: (str(r["eps"]), r["method"])):
         g = list(group)
-        cells = [f"{statistics.median(float(r[k]) for r in g):.3f}" for k in keys]  # type: ignore[arg-type]
-        secs = statistics.median(float(r["seconds"]) for r in g)  # type: ignore[arg-type]
+        cells = [f"{statistics.median(float(r[k]) for r in g):.3f}" for k in keys]
+        secs = statistics.median(float(r["seconds"]) for r in g)
         lines.append(f"| {eps} | {method} | " + " | ".join(cells) + f" | {secs:.1f} | {len(g)} |")
     return "\n".join(lines) + "\n"
 
