@@ -118,7 +118,7 @@ def release_tables(relational: RelationalSchema | str | Path, out: str | Path, *
     fidelity of the released tables against the input (:func:`dpsynth.relational.evaluate.fidelity`).
     """
     from dpsynth.bundle import signing
-    from dpsynth.tabular.io import check_output, keep_private
+    from dpsynth.tabular.io import check_output
 
     rel = relational if isinstance(relational, RelationalSchema) else load_relational(relational)
     target = Path(out)
@@ -139,7 +139,6 @@ def release_tables(relational: RelationalSchema | str | Path, out: str | Path, *
 
     with atomic_directory(target, overwrite=overwrite) as tmp:
         release_id = uuid.uuid4().hex
-        spend = model.privacy
         files: dict[str, int | None] = {}
         for name, frame in tables.items():
             csv_text, parquet = _data_bytes(frame, {"release_id": release_id, "table": name})
@@ -148,20 +147,7 @@ def release_tables(relational: RelationalSchema | str | Path, out: str | Path, *
             files[f"tables/{name}.csv"] = files[f"tables/{name}.parquet"] = len(frame)
         dump_relational(rel, tmp)
         model.save(tmp / "model")
-        manifest: dict[str, Any] = {
-            "format": FORMAT, "release_id": release_id, "name": rel.name,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"), "software": software_versions(),
-            "mechanism": mechanism, "engine": engine, "seed": seed, "root": rel.root,
-            "privacy": {"epsilon": spend.epsilon, "delta": spend.delta, "rho": spend.rho, "unit": spend.unit,
-                        "conversion": spend.conversion,
-                        "ledger": [step.to_json() for step in spend.ledger]},
-            "tables": {name: {"rows": len(tables[name]), "budget_share": rel.shares[name],
-                              "rho": model.synths[name].privacy.rho,
-                              "estimated_rows": model.synths[name].estimated_rows,
-                              **{k: v for k, v in rel.specs[name].model_dump(exclude_none=True).items()
-                                 if k in ("primary_key", "parent", "foreign_key", "max_rows_per_parent")}}
-                       for name in rel.specs},
-        }
+        manifest = _manifest(model, tables, release_id=release_id, mechanism=mechanism, engine=engine, seed=seed)
         write_text_atomic(tmp / "privacy_statement.md", _statement(manifest))
         _write_reports(tmp, model, tables, manifest)
         names = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
@@ -179,16 +165,42 @@ def release_tables(relational: RelationalSchema | str | Path, out: str | Path, *
         if not check.ok:
             raise BundleError("the relational bundle failed its own verification: " + "; ".join(check.failures))
     if internal_report is not None:
-        from dpsynth.relational.evaluate import fidelity
-
-        with atomic_directory(Path(internal_report), overwrite=overwrite) as rep:
-            doc = {"confidential": True, "release_id": manifest["release_id"],
-                   "note": "computed on the confidential input without DP: never publish",
-                   "input_rows": {name: len(frame) for name, frame in frames.items()},
-                   "fidelity": fidelity(rel, frames, tables)}
-            write_text_atomic(rep / "evaluation.json", json.dumps(doc, indent=2, allow_nan=False))
-        keep_private(internal_report)
+        _write_internal(Path(internal_report), rel, frames, tables, manifest["release_id"], overwrite=overwrite)
     return target
+
+
+def _manifest(model: RelationalSynthesizer, tables: dict[str, pd.DataFrame], *, release_id: str, mechanism: str,
+              engine: str, seed: int | None) -> dict[str, Any]:
+    """``manifest.json`` without its ``outputs``: the release's one guarantee and each table's part."""
+    rel, spend = model.rel, model.privacy
+    keys = ("primary_key", "parent", "foreign_key", "max_rows_per_parent")
+    return {
+        "format": FORMAT, "release_id": release_id, "name": rel.name,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"), "software": software_versions(),
+        "mechanism": mechanism, "engine": engine, "seed": seed, "root": rel.root,
+        "privacy": {"epsilon": spend.epsilon, "delta": spend.delta, "rho": spend.rho, "unit": spend.unit,
+                    "conversion": spend.conversion, "ledger": [step.to_json() for step in spend.ledger]},
+        "tables": {name: {"rows": len(tables[name]), "budget_share": rel.shares[name],
+                          "rho": model.synths[name].privacy.rho,
+                          "estimated_rows": model.synths[name].estimated_rows,
+                          **{k: v for k, v in rel.specs[name].model_dump(exclude_none=True).items() if k in keys}}
+                   for name in rel.specs},
+    }
+
+
+def _write_internal(folder: Path, rel: RelationalSchema, frames: dict[str, pd.DataFrame],
+                    tables: dict[str, pd.DataFrame], release_id: str, *, overwrite: bool) -> None:
+    """The CONFIDENTIAL evaluation (owner-only folder): fidelity against the input, no DP."""
+    from dpsynth.relational.evaluate import fidelity
+    from dpsynth.tabular.io import keep_private
+
+    with atomic_directory(folder, overwrite=overwrite) as rep:
+        doc = {"confidential": True, "release_id": release_id,
+               "note": "computed on the confidential input without DP: never publish",
+               "input_rows": {name: len(frame) for name, frame in frames.items()},
+               "fidelity": fidelity(rel, frames, tables)}
+        write_text_atomic(rep / "evaluation.json", json.dumps(doc, indent=2, allow_nan=False))
+    keep_private(folder)
 
 
 @dataclass(frozen=True)
