@@ -19,9 +19,7 @@ from audits.campaigns import neighbours as nb
 from dpsynth.privacy.randomness import MechanismKey
 from dpsynth.relational import load_relational
 from dpsynth.relational.bundle import read_tables
-from dpsynth.relational.fit import fit_schemas
 from dpsynth.relational.schema import RelationalSchema
-from dpsynth.tabular.schema import Schema, parse_schema
 from tests.relational_data import MAX_VISITS, write_clinic
 
 KEY = MechanismKey.for_audit("tests/relational-neighbours")
@@ -56,20 +54,21 @@ def test_every_read_of_every_table_stays_within_its_sensitivity(
     assert out.violated == []
 
 
-def _row_unit_children(rel: RelationalSchema) -> dict[str, Schema]:
-    """The planted bug: children fitted as if each row were a person."""
-    out = fit_schemas(rel)
-    for child in rel.children:
-        data = out[child].model_dump(mode="json", by_alias=True)
-        data["privacy_unit"] = {"kind": "row"}
-        out[child] = parse_schema(data)
-    return out
-
-
 def test_children_fitted_per_row_are_caught(clinic: tuple[RelationalSchema, dict[str, pd.DataFrame]],
                                             tmp_path: Path) -> None:
     rel, frames = clinic
     out = linked.check_linked(rel, frames, nb.MECHANISMS["independent"], nb.engine_factory("numpy"), key=KEY,
-                              rng=np.random.default_rng(1), schemas=_row_unit_children)
+                              rng=np.random.default_rng(1), schemas=linked.row_unit_children)
     assert out.sensitivity["visits"] == 1 and out.max_l1["visits"] > 1
     assert out.violated == ["visits"]
+
+
+def test_the_campaign_runs_the_linked_variants() -> None:
+    """``python -m audits`` (neighbours campaign) covers linked tables: both mechanisms pass, the
+    planted row-unit child is caught."""
+    out = {r.variant: r for r in linked.run(rng=np.random.default_rng(0))}
+    assert {v: r.verdict for v, r in out.items()} == {
+        "linked/sens/mst/numpy": "PASS", "linked/sens/aim/numpy": "PASS",
+        "row_unit_children/linked/sens/independent": "CAUGHT"}
+    assert all(r.ok for r in out.values())
+    assert out["linked/sens/mst/numpy"].details["max_l1"] == {"people": 1, "events": linked.MAX_CHILDREN}

@@ -14,20 +14,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from audits.campaigns.neighbours import SEED, SENS_RHO, BackendFactory, Fit, _replay
+from audits.campaigns.common import Expect, Timer, VariantResult
+from audits.campaigns.neighbours import MECHANISMS, SEED, SENS_RHO, VALUES, BackendFactory, Fit, _replay, engine_factory
 from dpsynth.privacy.accountant import Accountant
 from dpsynth.privacy.budget import ZCDP
 from dpsynth.privacy.gate import GateRead, PrivateData
 from dpsynth.privacy.randomness import MechanismKey
 from dpsynth.relational.fit import fit_schemas, prepare_frames
-from dpsynth.relational.schema import RelationalSchema
-from dpsynth.tabular.schema import Schema
+from dpsynth.relational.schema import RelationalSchema, parse_relational
+from dpsynth.tabular.schema import Schema, parse_schema
 
-__all__ = ["LinkedOutcome", "check_linked", "linked_neighbours"]
+__all__ = ["LinkedOutcome", "check_linked", "linked_neighbours", "make_linked", "row_unit_children", "run"]
+CAMPAIGN = "neighbours"
+MAX_CHILDREN = 3
 
 Schemas = Callable[[RelationalSchema], dict[str, Schema]]
 
@@ -103,3 +107,63 @@ def check_linked(rel: RelationalSchema, frames: Mapping[str, pd.DataFrame], fit:
                 max_l1[name] = max(max_l1[name], int(np.abs(x.astype(np.int64) - r.exact).sum()))
     return LinkedOutcome(sensitivity={t: s.privacy_unit.sensitivity_rows for t, s in fitted.items()},
                          reads={t: len(r) for t, r in reads.items()}, max_l1=max_l1, neighbours=len(nbrs))
+
+
+def make_linked(persons: int, rng: np.random.Generator) -> tuple[RelationalSchema, dict[str, pd.DataFrame]]:
+    """A root of ``persons`` (two categoricals) and a child table with 0..5 rows each, bound 3."""
+    cat = {"kind": "categorical", "categories": list(VALUES)}
+    root = parse_schema({"columns": [{"name": "pid", "kind": "identifier"}, {"name": "a", **cat},
+                                     {"name": "b", **cat}]})
+    child = parse_schema({"columns": [{"name": "pid", "kind": "identifier"}, {"name": "x", **cat},
+                                      {"name": "y", **cat}]})
+    spec = {"root": "people", "tables": [
+        {"name": "people", "schema": "-", "primary_key": "pid"},
+        {"name": "events", "schema": "-", "parent": "people", "foreign_key": "pid",
+         "max_rows_per_parent": MAX_CHILDREN, "parent_columns": ["a"]}]}
+    rel = parse_relational(spec, Path("."), "linked campaign", schemas={"people": root, "events": child})
+    keys = [f"p{i}" for i in range(persons)]
+    people = pd.DataFrame({"pid": keys, "a": rng.choice(list(VALUES), persons), "b": rng.choice(list(VALUES), persons)})
+    owners = np.repeat(keys, rng.integers(0, 6, persons))
+    events = pd.DataFrame({"pid": owners, "x": rng.choice(list(VALUES), len(owners)),
+                           "y": rng.choice(list(VALUES), len(owners))})
+    return rel, {"people": people, "events": events.iloc[rng.permutation(len(events))].reset_index(drop=True)}
+
+
+def row_unit_children(rel: RelationalSchema) -> dict[str, Schema]:
+    """The planted bug: children fitted as if each row were a person."""
+    out = fit_schemas(rel)
+    for child in rel.children:
+        data = out[child].model_dump(mode="json", by_alias=True)
+        data["privacy_unit"] = {"kind": "row"}
+        out[child] = parse_schema(data)
+    return out
+
+
+def _result(variant: str, expect: Expect, out: LinkedOutcome, seconds: float) -> VariantResult:
+    bad = bool(out.violated)
+    verdict, ok = (("FAIL", False) if bad else ("PASS", True)) if expect == "pass" else \
+        (("CAUGHT", True) if bad else ("MISSED", False))
+    worst = max(out.max_l1, key=lambda t: out.max_l1[t] / out.sensitivity[t])
+    return VariantResult(campaign=CAMPAIGN, variant=variant, expect=expect, measure="l1",
+                         claim=float(out.sensitivity[worst]), lower_bound=float(out.max_l1[worst]), verdict=verdict,
+                         ok=ok, trials=out.neighbours, seconds=round(seconds, 3),
+                         details={"sensitivity": out.sensitivity, "max_l1": out.max_l1, "reads": out.reads,
+                                  "check": "every read of every table, after the relational preparation, moves by "
+                                  "at most the table's sensitivity when one person comes or goes with all rows"})
+
+
+def run(*, rng: np.random.Generator) -> list[VariantResult]:
+    """Linked tables on neighbours: MST and AIM correct (pass), children per row (caught)."""
+    rel, frames = make_linked(60, np.random.default_rng(21))
+    results = []
+    for mech in ("mst", "aim"):
+        with Timer() as t:
+            out = check_linked(rel, frames, MECHANISMS[mech], engine_factory("numpy"),
+                               key=MechanismKey.for_audit(f"{CAMPAIGN}|linked|{mech}"), rng=np.random.default_rng(5))
+        results.append(_result(f"linked/sens/{mech}/numpy", "pass", out, t.seconds))
+    with Timer() as t:
+        out = check_linked(rel, frames, MECHANISMS["independent"], engine_factory("numpy"),
+                           key=MechanismKey.for_audit(f"{CAMPAIGN}|linked|planted"), rng=np.random.default_rng(5),
+                           schemas=row_unit_children)
+    results.append(_result("row_unit_children/linked/sens/independent", "caught", out, t.seconds))
+    return results

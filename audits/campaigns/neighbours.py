@@ -468,6 +468,9 @@ def run(*, fast: bool, rng: np.random.Generator) -> list[VariantResult]:
             res = attack(seeded_bounding, world0=w0, world1=w1, schema=schema, releases=plan.planted_releases)
         results.append(_attack_result("seeded_bounding/attack/independent", "caught", res,
                                       plan.planted_releases, t.seconds, rng))
+        from audits.campaigns import linked  # one person with all their rows in linked tables
+
+        results += linked.run(rng=rng)
     finally:
         if created and spark is not None:
             spark.stop()
