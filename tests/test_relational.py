@@ -343,3 +343,19 @@ def test_bad_input_is_one_line_with_the_documented_code(clinic: Path, tmp_path: 
                           "--out", str(tmp_path / "bundle")], capture_output=True, text=True, check=False)
     assert run.returncode == code and message in run.stderr, run.stderr
     assert len(run.stderr.strip().splitlines()) == 1 and not (tmp_path / "bundle").exists()
+
+
+def test_the_plan_reads_no_data_and_the_release_takes_a_person_count(clinic: Path, tmp_path: Path) -> None:
+    from dpsynth.relational.fit import plan_relational
+
+    spec = yaml.safe_load(clinic.read_text())
+    for t in spec["tables"]:
+        t["schema"], t["data"] = str(clinic.parent / t["schema"]), str(tmp_path / "absent.csv")
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(spec))
+    plan = plan_relational(load_relational(tmp_path / "r.yaml"), mechanism="mst", epsilon=1.0)
+    assert plan["rho"] == pytest.approx(sum(t["rho"] for t in plan["tables"].values()))
+    assert {n: t["sensitivity_rows"] for n, t in plan["tables"].items()} == {"persons": 1, "visits": MAX_VISITS}
+    assert plan["tables"]["persons"]["modelled_columns"][-1] == "n_visits"
+    assert plan["tables"]["visits"]["modelled_columns"][-2:] == ["age", "sex"]
+    out = release_tables(clinic, tmp_path / "bundle", epsilon=1.0, mechanism="mst", seed=0, rows=250)
+    assert json.loads((out / "manifest.json").read_text())["tables"]["persons"]["rows"] == 250

@@ -21,6 +21,7 @@ def release_tables_cmd(
     delta: float = typer.Option(1e-9, "--delta"),
     rho: float | None = typer.Option(None, "--rho"),
     seed: int | None = typer.Option(None, "--seed", help="Seed of the sampling (post-processing only)."),
+    rows: int | None = typer.Option(None, "--rows", help="Persons to release (default: the DP estimate)."),
     engine: str = typer.Option("numpy", "--engine", help="Counting engine of every table: numpy or duckdb."),
     ledger: Path | None = typer.Option(None, "--ledger", help="Persistent ledger file with a lifetime cap."),
     lifetime_epsilon: float | None = typer.Option(
@@ -40,7 +41,8 @@ def release_tables_cmd(
     check_budget_flags(epsilon, delta, rho)
     target = release_tables(relational, out, epsilon=epsilon, delta=delta, rho=rho, mechanism=mechanism,
                             seed=seed, overwrite=overwrite, engine=engine, ledger_path=ledger,
-                            lifetime_epsilon=lifetime_epsilon, sign=sign, internal_report=internal_report)
+                            lifetime_epsilon=lifetime_epsilon, sign=sign, internal_report=internal_report,
+                            rows=rows)
     import json
 
     manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
@@ -81,7 +83,34 @@ def sample_tables_cmd(
     emit({"out": str(out), "rows": {name: len(frame) for name, frame in tables.items()}}, as_json=as_json)
 
 
+def plan_tables_cmd(
+    relational: Path = typer.Argument(..., help="Relational schema (YAML); no data is read."),
+    mechanism: str = typer.Option("aim", "--mechanism", "-m", help="aim, mst or independent (every table)."),
+    epsilon: float | None = typer.Option(None, "--epsilon"),
+    delta: float = typer.Option(1e-9, "--delta"),
+    rho: float | None = typer.Option(None, "--rho"),
+    max_memory: str | None = typer.Option(None, "--max-memory", help="Working-memory budget of each table's fit."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Plan a linked release from public inputs alone: each table's share, rho, sensitivity and model."""
+    from dpsynth.cli import emit
+    from dpsynth.relational.fit import plan_relational
+    from dpsynth.relational.schema import load_relational
+
+    check_budget_flags(epsilon, delta, rho)
+    plan = plan_relational(load_relational(relational), mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho,
+                           max_memory=max_memory)
+    if as_json:
+        emit(plan, as_json=True)
+        return
+    emit({"unit": plan["unit"], "epsilon": plan["epsilon"], "rho": plan["rho"],
+          **{f"table {name}": f"share {t['budget_share']:.3g}, rho {t['rho']:.4g}, sensitivity {t['sensitivity_rows']} "
+             f"rows, {len(t['modelled_columns'])} modelled columns, model <= {t['plan']['max_model_cells']} cells"
+             for name, t in plan["tables"].items()}}, as_json=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add the commands to ``app``."""
     app.command("release-tables")(release_tables_cmd)
     app.command("sample-tables")(sample_tables_cmd)
+    app.command("plan-tables")(plan_tables_cmd)

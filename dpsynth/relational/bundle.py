@@ -108,7 +108,8 @@ def release_tables(relational: RelationalSchema | str | Path, out: str | Path, *
                    seed: int | None = None, data: Mapping[str, Any] | None = None,
                    overwrite: bool = False, options: object | None = None, engine: str = "numpy",
                    ledger_path: str | Path | None = None, lifetime_epsilon: float | None = None,
-                   sign: str | Path | None = None, internal_report: str | Path | None = None) -> Path:
+                   sign: str | Path | None = None, internal_report: str | Path | None = None,
+                   rows: int | None = None) -> Path:
     """Fit every table, sample linked synthetic tables and write a verified bundle to ``out``.
 
     The output location and the signing key (``sign``, an Ed25519 private key file from
@@ -134,7 +135,7 @@ def release_tables(relational: RelationalSchema | str | Path, out: str | Path, *
     model = fit_relational(rel, frames, mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho,
                            options=options, engine=engine, ledger_path=ledger_path,
                            lifetime_epsilon=lifetime_epsilon)
-    tables = model.sample(seed=seed)
+    tables = model.sample(rows, seed=seed)  # rows: persons; default the DP estimate
     from dpsynth.bundle.write import _data_bytes
 
     with atomic_directory(target, overwrite=overwrite) as tmp:
