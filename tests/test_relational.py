@@ -346,7 +346,7 @@ def test_bad_input_is_one_line_with_the_documented_code(clinic: Path, tmp_path: 
 
 
 def test_the_plan_reads_no_data_and_the_release_takes_a_person_count(clinic: Path, tmp_path: Path) -> None:
-    from dpsynth.relational.fit import plan_relational
+    from dpsynth.relational.plan import plan_relational
 
     spec = yaml.safe_load(clinic.read_text())
     for t in spec["tables"]:

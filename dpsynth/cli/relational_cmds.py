@@ -94,7 +94,7 @@ def plan_tables_cmd(
 ) -> None:
     """Plan a linked release from public inputs alone: each table's share, rho, sensitivity and model."""
     from dpsynth.cli import emit
-    from dpsynth.relational.fit import plan_relational
+    from dpsynth.relational.plan import plan_relational
     from dpsynth.relational.schema import load_relational
 
     check_budget_flags(epsilon, delta, rho)
