@@ -33,7 +33,6 @@ every child's parent is the root.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dpsynth.errors import SchemaError
-from dpsynth.tabular.schema import IdentifierColumn, Schema, dump_schema, load_schema, parse_schema
+from dpsynth.tabular.schema import IdentifierColumn, Schema, dump_schema, load_schema, parse_schema, read_document
 
 __all__ = ["RelationalSchema", "TableSpec", "count_column", "dump_relational", "load_relational"]
 
@@ -230,15 +229,7 @@ def parse_relational(data: Any, folder: Path, origin: str = "relational schema",
 def load_relational(path: str | Path) -> RelationalSchema:
     """Read a relational schema file and the table schemas it names."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise SchemaError(f"cannot read relational schema {p}: {exc.strerror}") from None
-    try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise SchemaError(f"{p.name}: not valid YAML/JSON ({type(exc).__name__})") from None
-    return parse_relational(data, p.parent, p.name)
+    return parse_relational(read_document(p, "relational schema"), p.parent, p.name)
 
 
 def dump_relational(rel: RelationalSchema, folder: Path) -> None:

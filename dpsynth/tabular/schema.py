@@ -53,6 +53,7 @@ __all__ = [
     "canonical_key",
     "dump_schema",
     "load_schema",
+    "read_document",
     "schema_json_schema",
 ]
 
@@ -265,18 +266,26 @@ def from_pgm_domain(domain: Mapping[str, int]) -> Schema:
     return _parse({"columns": cols}, "domain")
 
 
-def load_schema(path: str | Path) -> Schema:
-    """Read a dpsynth YAML/JSON schema or a Private-PGM domain JSON (``{"col": size}``)."""
+def read_document(path: str | Path, what: str = "schema") -> Any:
+    """The content of a YAML file (JSON by its ``.json`` suffix); errors name the file, never its text.
+
+    Raises:
+        SchemaError: The file cannot be read (``cannot read <what> <path>``) or parsed.
+    """
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise SchemaError(f"cannot read schema {p}: {exc.strerror}") from None
+        raise SchemaError(f"cannot read {what} {p}: {exc.strerror}") from None
     try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+        return json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise SchemaError(f"{p.name}: not valid YAML/JSON ({type(exc).__name__})") from None
-    return _parse(data, p.name)
+
+
+def load_schema(path: str | Path) -> Schema:
+    """Read a dpsynth YAML/JSON schema or a Private-PGM domain JSON (``{"col": size}``)."""
+    return _parse(read_document(path), Path(path).name)
 
 
 def parse_schema(data: Any, origin: str = "schema") -> Schema:
