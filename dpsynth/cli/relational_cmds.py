@@ -36,7 +36,7 @@ def release_tables_cmd(
     """Release linked tables (a root table of persons and its child tables) as one verified bundle
     under one epsilon per person."""
     from dpsynth.cli import emit
-    from dpsynth.relational.bundle import release_tables, verify_relational
+    from dpsynth.relational.bundle import release_tables
 
     check_budget_flags(epsilon, delta, rho)
     target = release_tables(relational, out, epsilon=epsilon, delta=delta, rho=rho, mechanism=mechanism,
@@ -45,11 +45,11 @@ def release_tables_cmd(
                             rows=rows)
     import json
 
+    # release_tables verified the bundle before moving it into place (or raised)
     manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
-    check = verify_relational(target)
     emit({"out": str(target), "epsilon": manifest["privacy"]["epsilon"], "delta": manifest["privacy"]["delta"],
           "unit": manifest["privacy"]["unit"],
-          "rows": {name: t["rows"] for name, t in manifest["tables"].items()}, "verified": check.ok},
+          "rows": {name: t["rows"] for name, t in manifest["tables"].items()}, "verified": True},
          as_json=as_json)
 
 
