@@ -302,7 +302,7 @@ def test_other_links_keep_keys_bounds_and_the_child_model(
 
 def test_the_tilt_hits_the_asked_mean_count() -> None:
     """Reweighting's tilt gives the asked mean child count, clipped to the counts' range."""
-    from dpsynth.relational.fit import _tilt
+    from dpsynth.relational.linking import _tilt
 
     counts = np.array([0, 1, 1, 2, 5, 8], dtype=np.float64)
     for mean in (0.5, 2.8, 6.0):

@@ -14,7 +14,7 @@ larger than memory. Counts are cached per marginal like
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from dpsynth.errors import ConfigError, require
 from dpsynth.privacy.randomness import MechanismKey
 from dpsynth.tabular.schema import Schema
 
-__all__ = ["DuckDBBackend"]
+__all__ = ["DuckDBBackend", "file_sql"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,31 @@ _PARQUET = (".parquet", ".pq")
 #: A cell text no CSV holds: DuckDB's own null detection is switched off with it, so that
 #: ``schema.missing_values`` alone decides which cells are null (as in ``read_frame``).
 _NO_NULL = "\x00dpsynth-no-null\x00"
+
+
+def file_sql(con: Any, source: str | Path, missing_values: Sequence[str]) -> str:
+    """SQL selecting a CSV or Parquet file (or glob) on ``con``: CSV cells as text, after the
+    schema's missing-value rules (as ``read_frame`` reads them); Parquet columns as typed."""
+    path = str(source)
+    suffix = Path(path).suffix.lower()
+    if suffix in _PARQUET:
+        return f"SELECT * FROM read_parquet({DUCKDB.string(path)})"
+    if suffix not in _CSV:
+        raise ConfigError(f"input {Path(path).name}: unsupported format {suffix!r} (use .csv or .parquet)")
+    if not any(ch in path for ch in "*?[") and not Path(path).exists():
+        raise ConfigError(f"input file {path} does not exist")
+    delim = "\t" if suffix == ".tsv" else ","
+    reader = (
+        f"read_csv({DUCKDB.string(path)}, all_varchar = true, header = true, "
+        f"delim = {DUCKDB.string(delim)}, nullstr = {DUCKDB.string(_NO_NULL)})"
+    )
+    raw = [str(r[0]) for r in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
+    cols = ", ".join(
+        f"{missing_expr(DUCKDB, DUCKDB.ident(c), missing_values)} AS "
+        f"{DUCKDB.ident(c.lstrip(chr(0xFEFF)).lstrip(' '))}"
+        for c in raw
+    )
+    return f"SELECT {cols} FROM {reader}"
 
 
 class DuckDBBackend(SQLBackend):
@@ -104,27 +129,8 @@ class DuckDBBackend(SQLBackend):
             return "SELECT * FROM __dpsynth_frame"
         if not isinstance(source, (str, Path)):
             raise ConfigError("source must be a path, a pandas DataFrame or a DuckDB relation")
-        path = str(source)
-        suffix = Path(path).suffix.lower()
-        if suffix in _PARQUET:
-            return f"SELECT * FROM read_parquet({DUCKDB.string(path)})"
-        if suffix not in _CSV:
-            raise ConfigError(f"input {Path(path).name}: unsupported format {suffix!r} (use .csv or .parquet)")
-        if not any(ch in path for ch in "*?[") and not Path(path).exists():
-            raise ConfigError(f"input file {path} does not exist")
-        self._one_scan_maps = True  # parsing CSV is the costly part of a scan
-        delim = "\t" if suffix == ".tsv" else ","
-        reader = (
-            f"read_csv({DUCKDB.string(path)}, all_varchar = true, header = true, "
-            f"delim = {DUCKDB.string(delim)}, nullstr = {DUCKDB.string(_NO_NULL)})"
-        )
-        raw = [name for name, _ in self._describe(f"SELECT * FROM {reader}")]
-        cols = ", ".join(
-            f"{missing_expr(DUCKDB, DUCKDB.ident(c), self._schema.missing_values)} AS "
-            f"{DUCKDB.ident(c.lstrip(chr(0xFEFF)).lstrip(' '))}"
-            for c in raw
-        )
-        return f"SELECT {cols} FROM {reader}"
+        self._one_scan_maps = Path(str(source)).suffix.lower() in _CSV  # parsing CSV is the costly part
+        return file_sql(self._con, source, self._schema.missing_values)
 
     def _query(self, sql: str) -> dict[str, Any]:
         if self._con is not None:

@@ -42,18 +42,26 @@ __all__ = ["FORMAT", "RelationalVerifyResult", "read_tables", "release_tables", 
 FORMAT = "dpsynth-relational-bundle/1"
 
 
-def read_tables(rel: RelationalSchema, data: Mapping[str, Any] | None = None) -> dict[str, pd.DataFrame]:
-    """Each table's rows: a frame or path from ``data``, else the schema's ``data`` file."""
+def read_tables(rel: RelationalSchema, data: Mapping[str, Any] | None = None, *,
+                lazy_children: bool = False) -> dict[str, Any]:
+    """Each table's rows: a frame or path from ``data``, else the schema's ``data`` file.
+
+    With ``lazy_children`` a child table given as a path stays a path (the duckdb engine reads
+    it out of core); otherwise every path is read into a frame with its table's schema.
+    """
     from dpsynth.tabular.encoding import read_frame
 
-    frames: dict[str, pd.DataFrame] = {}
+    frames: dict[str, Any] = {}
     for name, schema in rel.schemas.items():
         source = (data or {}).get(name)
         if source is None:
             source = rel.data_path(name)
         if source is None:
             raise ConfigError(f"table {name!r}: no data (give a data file in the relational schema)")
-        frames[name] = source if isinstance(source, pd.DataFrame) else read_frame(source, schema)
+        if isinstance(source, pd.DataFrame) or (lazy_children and name != rel.root):
+            frames[name] = source
+        else:
+            frames[name] = read_frame(source, schema)
     return frames
 
 
@@ -131,7 +139,7 @@ def release_tables(relational: RelationalSchema | str | Path, out: str | Path, *
         if report_dir.resolve().is_relative_to(target.resolve()):
             raise ConfigError("the internal report is confidential: write it outside the bundle")
         check_output(report_dir, overwrite=overwrite)
-    frames = read_tables(rel, data)
+    frames = read_tables(rel, data, lazy_children=engine == "duckdb")
     model = fit_relational(rel, frames, mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho,
                            options=options, engine=engine, ledger_path=ledger_path,
                            lifetime_epsilon=lifetime_epsilon)
@@ -166,7 +174,8 @@ def release_tables(relational: RelationalSchema | str | Path, out: str | Path, *
         if not check.ok:
             raise BundleError("the relational bundle failed its own verification: " + "; ".join(check.failures))
     if internal_report is not None:
-        _write_internal(Path(internal_report), rel, frames, tables, manifest["release_id"], overwrite=overwrite)
+        _write_internal(Path(internal_report), rel, read_tables(rel, frames), tables, manifest["release_id"],
+                        overwrite=overwrite)
     return target
 
 

@@ -42,6 +42,7 @@ from dpsynth.privacy.budget import budget_of
 from dpsynth.privacy.events import ZCDPEvent
 from dpsynth.privacy.randomness import PostProcessingSeed
 from dpsynth.privacy.spend import PrivacySpend
+from dpsynth.relational.linking import matched, reweighted
 from dpsynth.relational.schema import RelationalSchema, count_column, dump_relational, reload_relational
 from dpsynth.synthesizer import Synthesizer
 from dpsynth.tabular.schema import Schema, parse_schema
@@ -52,10 +53,6 @@ __all__ = ["MECHANISMS", "RelationalSynthesizer", "fit_relational", "fit_schemas
 MECHANISMS = ("mst", "aim", "independent")
 #: How children are linked to sampled persons (see :meth:`RelationalSynthesizer.sample`).
 LINKS = ("conditional", "matched", "reweighted")
-#: The most a reweighting tilt may move a group's mean child count (a factor either way): the
-#: child model's share of a small group is noisy, and an unbounded tilt can push every weight
-#: to the persons with the most children.
-MAX_TILT = 1.5
 _FORMAT = "dpsynth-relational/1"
 
 
@@ -94,23 +91,38 @@ def _keys(values: pd.Series) -> pd.Series:
     return values.astype("string").str.strip()
 
 
-def prepare_frames(rel: RelationalSchema, frames: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """The frames each table is fitted on (see :func:`fit_schemas`), by the module's policy."""
+def _root_frame(rel: RelationalSchema, frame: pd.DataFrame) -> pd.DataFrame:
+    """The root's rows with keys as text: rows without a key dropped, the first of each key kept."""
+    pk = str(rel.specs[rel.root].primary_key)
+    if pk not in frame.columns:
+        raise ConfigError(f"table {rel.root!r}: the data has no primary key column {pk!r}")
+    root = frame.copy()
+    root[pk] = _keys(root[pk])
+    return root[root[pk].notna()].drop_duplicates(subset=pk, keep="first").reset_index(drop=True)
+
+
+def _frame_of(rel: RelationalSchema, name: str, source: Any) -> pd.DataFrame:
+    """A table's rows: the frame given, or its CSV/Parquet file read with its schema."""
+    if isinstance(source, pd.DataFrame):
+        return source
+    from dpsynth.tabular.encoding import read_frame
+
+    return read_frame(source, rel.schemas[name])
+
+
+def prepare_frames(rel: RelationalSchema, frames: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    """The frames each table is fitted on (see :func:`fit_schemas`), by the module's policy;
+    ``frames`` holds a frame or a CSV/Parquet path per table."""
     missing = sorted(set(rel.specs) - set(frames))
     if missing:
         raise ConfigError(f"no data given for tables {missing}")
-    root_spec = rel.specs[rel.root]
-    pk = str(root_spec.primary_key)
-    root = frames[rel.root].copy()
-    if pk not in root.columns:
-        raise ConfigError(f"table {rel.root!r}: the data has no primary key column {pk!r}")
-    root[pk] = _keys(root[pk])
-    root = root[root[pk].notna()].drop_duplicates(subset=pk, keep="first").reset_index(drop=True)
+    pk = str(rel.specs[rel.root].primary_key)
+    root = _root_frame(rel, _frame_of(rel, rel.root, frames[rel.root]))
     out: dict[str, pd.DataFrame] = {}
     for child in rel.children:
         spec = rel.specs[child]
         fk = str(spec.foreign_key)
-        frame = frames[child]
+        frame = _frame_of(rel, child, frames[child])
         if fk not in frame.columns:
             raise ConfigError(f"table {child!r}: the data has no foreign key column {fk!r}")
         frame = frame.copy()
@@ -122,109 +134,6 @@ def prepare_frames(rel: RelationalSchema, frames: Mapping[str, pd.DataFrame]) ->
         bound = int(spec.max_rows_per_parent or 1)
         root[count_column(child)] = root[pk].map(counts).fillna(0).astype("int64").clip(upper=bound)
     return {rel.root: root, **out}
-
-
-def _apportion(rows: int, weights: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
-    """``rows`` split over members in proportion to ``weights`` (systematic rounding), each at
-    most ``cap``; the result may sum to less than ``rows`` when the caps bind."""
-    share = rows * weights / weights.sum()
-    base = np.floor(share).astype(np.int64)
-    frac = share - base
-    left = rows - int(base.sum())
-    if left > 0:
-        ticks = (rng.random() + np.arange(left)) / left * frac.sum()
-        base += np.bincount(np.searchsorted(np.cumsum(frac), ticks, side="right").clip(max=len(base) - 1),
-                            minlength=len(base))
-    return np.asarray(np.minimum(base, cap), dtype=np.int64)
-
-
-def _matched(synth: Synthesizer, parent_columns: tuple[str, ...], counts: np.ndarray, given: np.ndarray,
-             cap: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the child model alone, each handed to a person with the same parent columns."""
-    block = synth.sample_codes(int(counts.sum()), rng)
-    pos = {c.name: j for j, c in enumerate(synth.schema.modelled)}
-    own = block[:, [pos[c] for c in parent_columns]]
-    _, inverse = np.unique(np.concatenate([given, own]), axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    group_of_person, group_of_row = inverse[:len(given)], inverse[len(given):]
-    owners = np.full(len(block), -1, dtype=np.int64)
-    order = np.argsort(group_of_person, kind="stable")
-    bounds = np.searchsorted(group_of_person[order], np.arange(inverse.max() + 2))
-    for g in np.unique(group_of_row):
-        members = order[bounds[g]:bounds[g + 1]]
-        if not len(members):
-            continue
-        rows = np.flatnonzero(group_of_row == g)
-        weights = counts[members].astype(np.float64)
-        take = _apportion(len(rows), weights if weights.sum() > 0 else np.ones(len(members)), cap, rng)
-        owners[rows[:int(take.sum())]] = np.repeat(members, take)
-    kept = owners >= 0
-    return owners[kept], block[kept]
-
-
-def _tilt(counts: np.ndarray, mean: float, base: np.ndarray | None = None) -> np.ndarray:
-    """Weights ``base * exp(lam * counts)`` (normalised) whose weighted mean of ``counts`` is
-    ``mean`` (clipped to the counts' range); ``lam`` by bisection."""
-    base = np.full(len(counts), 1.0) if base is None else base / base.max()
-    lo_n, hi_n = float(counts.min()), float(counts.max())
-    if hi_n == lo_n:
-        return np.asarray(base / base.sum(), dtype=np.float64)
-    target = min(max(mean, lo_n), hi_n)
-    scaled = (counts - lo_n) / (hi_n - lo_n)
-    lo, hi = -60.0, 60.0
-    for _ in range(60):
-        lam = (lo + hi) / 2
-        w = base * np.exp(lam * (scaled - scaled.max()))
-        if lo_n + (hi_n - lo_n) * float((w * scaled).sum() / w.sum()) < target:
-            lo = lam
-        else:
-            hi = lam
-    w = base * np.exp(lam * (scaled - scaled.max()))
-    return np.asarray(w / w.sum(), dtype=np.float64)
-
-
-def _targets(child: Synthesizer, parent_columns: tuple[str, ...], given: np.ndarray, total: int,
-             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Each person's group of equal parent columns, and each group's child rows among ``total``
-    rows drawn from the child model alone (the child model's share of the group)."""
-    pos = {c.name: j for j, c in enumerate(child.schema.modelled)}
-    drawn = child.sample_codes(total, rng)[:, [pos[c] for c in parent_columns]]
-    combos, inverse = np.unique(np.concatenate([given, drawn]), axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    return inverse[:len(given)], np.bincount(inverse[len(given):], minlength=len(combos))
-
-
-def _reweighted(synths: Mapping[str, Synthesizer], links: Mapping[str, tuple[str, ...]], codes: np.ndarray,
-                counts: Mapping[str, np.ndarray], columns: list[str], rng: np.random.Generator,
-                sweeps: int = 4) -> np.ndarray:
-    """Indices of resampled persons. Person weights are raked, ``sweeps`` times over every
-    child table and every group of equal parent columns, so that each group keeps its size and
-    its mean child count makes its child rows the share the child model gives it (an
-    exponential tilt per group and child); then the persons are drawn systematically."""
-    n = len(codes)
-    groups = []
-    for child, pcols in links.items():
-        total = int(counts[child].sum())
-        if total:
-            group, wanted = _targets(synths[child], pcols, codes[:, [columns.index(c) for c in pcols]], total, rng)
-            order = np.argsort(group, kind="stable")
-            cuts = np.searchsorted(group[order], np.arange(len(wanted) + 1))
-            members = [order[cuts[g]:cuts[g + 1]] for g in range(len(wanted)) if cuts[g + 1] > cuts[g]]
-            groups.append((counts[child].astype(np.float64), [(m, wanted[group[m[0]]]) for m in members]))
-    if not groups or n == 0:
-        return np.arange(n)
-    log_w = np.zeros(n)
-    for _ in range(sweeps):
-        for child_counts, parts in groups:
-            for m, want in parts:
-                base = np.exp(log_w[m] - log_w[m].max())
-                own = float((base * child_counts[m]).sum() / base.sum())
-                target = min(max(want / len(m), own / MAX_TILT), own * MAX_TILT) if own > 0 else want / len(m)
-                w = _tilt(child_counts[m], target, base)
-                log_w[m] = np.log(np.maximum(w * len(m), 1e-300))
-    p = np.exp(log_w - log_w.max())
-    ticks = (rng.random() + np.arange(n)) / n
-    return np.asarray(np.searchsorted(np.cumsum(p / p.sum()), ticks).clip(max=n - 1), dtype=np.int64)
 
 
 def _in_order(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
@@ -259,7 +168,7 @@ class RelationalSynthesizer:
 
         ``link="reweighted"`` (default) first resamples the persons within each group of equal
         parent columns, tilted towards more or fewer children, so that each group's child rows
-        match the child model's share (:func:`_reweighted`), then links as ``conditional``; on
+        match the child model's share (:func:`dpsynth.relational.linking.reweighted`), then links as ``conditional``; on
         NAFLD it gave the best joined marginals and TSTR of the three at a small cost in the
         count distribution (docs/relational.md). ``link="conditional"`` draws each person's
         ``n_<child>`` rows from the child model given the person's parent columns.
@@ -280,7 +189,7 @@ class RelationalSynthesizer:
         frame = root.decode_codes(codes, rng)
         if link == "reweighted":
             links = {c: rel.specs[c].parent_columns for c in rel.children if rel.specs[c].parent_columns}
-            idx = _reweighted(self.synths, links, codes,
+            idx = reweighted(self.synths, links, codes,
                               {c: frame[count_column(c)].to_numpy(dtype=np.int64) for c in links},
                               [c.name for c in root.schema.modelled], rng)
             codes, frame = codes[idx], frame.iloc[idx].reset_index(drop=True)
@@ -300,7 +209,7 @@ class RelationalSynthesizer:
         spec = self.rel.specs[child]
         synth = self.synths[child]
         if link == "matched" and spec.parent_columns:
-            parents, block = _matched(synth, spec.parent_columns, counts, given,
+            parents, block = matched(synth, spec.parent_columns, counts, given,
                                       int(spec.max_rows_per_parent or 1), rng)
             frame = synth.decode_codes(block, rng)
             frame[str(spec.foreign_key)] = keys[parents]
@@ -352,7 +261,7 @@ class RelationalSynthesizer:
         return cls(rel, synths, PrivacySpend.from_json(meta["privacy"]))
 
 
-def fit_relational(rel: RelationalSchema, frames: Mapping[str, pd.DataFrame], *, mechanism: str = "aim",
+def fit_relational(rel: RelationalSchema, frames: Mapping[str, Any], *, mechanism: str = "aim",
                    epsilon: float | None = None, delta: float = 1e-9, rho: float | None = None,
                    options: object | None = None, engine: str = "numpy", ledger_path: str | Path | None = None,
                    lifetime_epsilon: float | None = None) -> RelationalSynthesizer:
@@ -360,24 +269,46 @@ def fit_relational(rel: RelationalSchema, frames: Mapping[str, pd.DataFrame], *,
 
     Args:
         rel: The relational schema.
-        frames: Each table's rows (as read with its schema; keys are compared as text).
+        frames: Each table's rows: a frame (as read with its schema) or a CSV/Parquet path; keys
+            are compared as text.
         mechanism: ``aim``, ``mst`` or ``independent`` for every table.
         epsilon: Budget per person as (epsilon, delta)-DP; or give ``rho`` (zCDP).
         delta: The delta of the guarantee.
         options: The mechanism's options, used for every table.
-        engine: Counting engine of each table's fit.
+        engine: Counting engine of each table's fit. With ``duckdb`` the child tables are
+            joined with their parent columns and counted inside DuckDB, out of core
+            (:mod:`dpsynth.relational.sources`); only the root is held in memory.
         ledger_path: Persistent per-dataset ledger: the whole budget is reserved in it before
             any read (or the release is refused, leaving it as it was), then committed.
         lifetime_epsilon: Lifetime cap (at ``delta``) stored when the ledger is created.
     """
-    from dpsynth.api import _accountant, fit
-
     if mechanism not in MECHANISMS:
         raise ConfigError(f"mechanism ({mechanism!r}) must be one of {list(MECHANISMS)} for linked tables")
     budget = budget_of(epsilon=epsilon, delta=delta, rho=rho)
     schemas = fit_schemas(rel)
-    prepared = prepare_frames(rel, frames)
-    accountant = _accountant(budget, delta, ledger_path, lifetime_epsilon, None, f"release-tables {rel.name or ''}")
+    missing = sorted(set(rel.specs) - set(frames))
+    if missing:
+        raise ConfigError(f"no data given for tables {missing}")
+    if engine != "duckdb":
+        prepared: Mapping[str, Any] = prepare_frames(rel, frames)
+        return _fit_tables(rel, schemas, prepared, budget, mechanism=mechanism, delta=delta, options=options,
+                           engine=engine, ledger=(ledger_path, lifetime_epsilon))
+    from dpsynth.relational.sources import ChildRelations, add_counts
+
+    root = _root_frame(rel, _frame_of(rel, rel.root, frames[rel.root]))
+    with ChildRelations(rel, root, frames) as joined:
+        prepared = {rel.root: add_counts(rel, root, joined), **joined.relations}
+        return _fit_tables(rel, schemas, prepared, budget, mechanism=mechanism, delta=delta, options=options,
+                           engine=engine, ledger=(ledger_path, lifetime_epsilon))
+
+
+def _fit_tables(rel: RelationalSchema, schemas: Mapping[str, Schema], prepared: Mapping[str, Any], budget: Any, *,
+                mechanism: str, delta: float, options: object | None, engine: str,
+                ledger: tuple[str | Path | None, float | None]) -> RelationalSynthesizer:
+    """Fit each table under one outer accountant, charging its share first (see the module)."""
+    from dpsynth.api import _accountant, fit
+
+    accountant = _accountant(budget, delta, ledger[0], ledger[1], None, f"release-tables {rel.name or ''}")
     total = accountant.remaining_rho
     synths: dict[str, Synthesizer] = {}
     try:
