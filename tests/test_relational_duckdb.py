@@ -65,7 +65,7 @@ def test_every_count_equals_the_in_memory_path(messy: Path, tmp_path: Path, fmt:
         assert root["n_visits"].max() == MAX_VISITS
         key = MechanismKey.fresh()  # the same secret: both engines keep the same rows per person
         mem = open_backend("numpy", expected["visits"], schema, key=key)
-        out = open_backend("duckdb", joined.relations["visits"], schema, key=key)
+        out = open_backend("duckdb", joined.paths["visits"], schema, key=key)
         try:
             for clique, a, b in zip(cliques, mem.count(cliques), out.count(cliques), strict=True):
                 assert np.array_equal(a, b), clique
@@ -78,11 +78,12 @@ def test_every_count_equals_the_in_memory_path(messy: Path, tmp_path: Path, fmt:
             out.close()
 
 
-def test_the_scratch_database_is_private_and_removed(messy: Path) -> None:
+def test_the_scratch_files_are_private_and_removed(messy: Path) -> None:
     rel = load_relational(messy)
-    root, joined = _relations(rel, {n: rel.data_path(n) for n in rel.specs})
+    _, joined = _relations(rel, {n: rel.data_path(n) for n in rel.specs})
     scratch = Path(joined._scratch.name)
     assert scratch.is_dir() and scratch.stat().st_mode & 0o077 == 0
+    assert joined.paths["visits"].parent == scratch and joined.paths["visits"].is_file()
     joined.close()
     assert not scratch.exists()
 

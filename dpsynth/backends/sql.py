@@ -325,6 +325,10 @@ class SQLBackend(CachedCounts):
         for j, c in cols:
             self._map_for(j, c)
 
+    def _person_expr(self, column: str) -> str:
+        """SQL of the person identifier the bounding partitions by (the column itself here)."""
+        return column
+
     def _encoded_sql(self, names: Sequence[str]) -> tuple[str, dict[str, str]]:
         """SQL of the codes of ``names`` (all modelled columns when bounding) and their aliases."""
         d, unit = self._dialect, self._schema.privacy_unit
@@ -345,7 +349,7 @@ class SQLBackend(CachedCounts):
                 joins.append(f"LEFT JOIN {m} ON __p.r_{a} = {m}.v")
                 maps.append(m)
         if bounded:
-            raw.append(f"{d.ident(str(unit.column))} AS __pid")
+            raw.append(f"{self._person_expr(d.ident(str(unit.column)))} AS __pid")
             codes.append("__pid")
         hint = f"/*+ BROADCAST({', '.join(maps)}) */ " if maps and d.name == "spark" else ""
         sql = f"SELECT {hint}{', '.join(codes)} FROM (SELECT {', '.join(raw)} FROM {self._source}) AS __p"

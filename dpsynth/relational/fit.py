@@ -297,7 +297,7 @@ def fit_relational(rel: RelationalSchema, frames: Mapping[str, Any], *, mechanis
 
     root = _root_frame(rel, _frame_of(rel, rel.root, frames[rel.root]))
     with ChildRelations(rel, root, frames) as joined:
-        prepared = {rel.root: add_counts(rel, root, joined), **joined.relations}
+        prepared = {rel.root: add_counts(rel, root, joined), **joined.paths}
         return _fit_tables(rel, schemas, prepared, budget, mechanism=mechanism, delta=delta, options=options,
                            engine=engine, ledger=(ledger_path, lifetime_epsilon))
 

@@ -1,10 +1,12 @@
 """Child tables joined with their parent columns inside DuckDB, for tables larger than memory.
 
 With ``engine="duckdb"`` a child table given as a CSV or Parquet file (or a frame) is never
-loaded into Python: its rows are read by DuckDB, joined there with the (in-memory) root's key
-and parent columns, and handed to the DuckDB counting backend as a relation, which bounds each
-person's rows with the run's secret key and counts out of core. Only one row per person comes
-back: the number of child rows of each person, for the root's ``n_<child>`` column.
+loaded into Python: DuckDB reads it, joins it with the (in-memory) root's key and parent
+columns and writes the joined rows once to a Parquet file in a private scratch folder (mode
+0700, removed on close). The DuckDB counting backend then reads that file like any input: it
+bounds each person's rows with the run's secret key and counts out of core, under its memory
+limit. Only one row per person comes back to Python: the number of child rows of each person,
+for the root's ``n_<child>`` column.
 
 The policy is :func:`dpsynth.relational.fit.prepare_frames`' policy: keys are compared as
 trimmed text, child rows whose key is missing or names no root row are dropped. Every exact
@@ -30,7 +32,7 @@ _KEY = "__dpsynth_parent_key"
 
 
 class ChildRelations:
-    """A DuckDB connection holding each child table joined with its parent columns.
+    """Each child table joined with its parent columns, as a private scratch Parquet file.
 
     Args:
         rel: The relational schema.
@@ -39,7 +41,7 @@ class ChildRelations:
         memory_limit: DuckDB ``memory_limit``; beyond it, the join and the counting spill.
         temp_directory: Where DuckDB spills (DuckDB's default when None).
 
-    Use as a context manager; the relations are valid until it closes.
+    Use as a context manager; the files (``paths``) exist until it closes.
     """
 
     def __init__(self, rel: RelationalSchema, root: pd.DataFrame, sources: Mapping[str, Any], *,
@@ -47,29 +49,28 @@ class ChildRelations:
         import tempfile
 
         duckdb: Any = require("duckdb", "scale")
-        # The joined rows are stored once, in a private scratch database (compressed, on disk
-        # beyond the memory limit), so each counting pass scans them instead of re-parsing the
-        # files and re-joining; the folder (mode 0700) is removed on close.
+        # The joined rows are written once (compressed Parquet), so each counting pass scans
+        # them instead of re-parsing the input and re-joining; the folder is mode 0700.
         self._scratch = tempfile.TemporaryDirectory(prefix="dpsynth-join-", dir=temp_directory)
-        self._con: Any = duckdb.connect(str(Path(self._scratch.name) / "joined.duckdb"))
+        self._con: Any = duckdb.connect(":memory:")
         self._con.execute(f"SET memory_limit = {DUCKDB.string(memory_limit)}")
         self._con.execute("SET preserve_insertion_order = false")
         self._con.execute("SET TimeZone = 'UTC'")
         if temp_directory is not None:
             self._con.execute(f"SET temp_directory = {DUCKDB.string(str(temp_directory))}")
         self._frames: list[pd.DataFrame] = []  # registered frames must outlive their views
-        self.relations: dict[str, Any] = {}
+        self.paths: dict[str, Path] = {}
         self._fks = {c: str(rel.specs[c].foreign_key) for c in rel.children}
         pk = str(rel.specs[rel.root].primary_key)
         for i, child in enumerate(rel.children):
-            self.relations[child] = self._join(rel, child, i, root, pk, sources[child])
+            self.paths[child] = self._join(rel, child, i, root, pk, sources[child])
 
     def _register(self, name: str, frame: pd.DataFrame) -> str:
         self._frames.append(frame)
         self._con.register(name, frame)
         return f"SELECT * FROM {name}"
 
-    def _join(self, rel: RelationalSchema, child: str, i: int, root: pd.DataFrame, pk: str, source: Any) -> Any:
+    def _join(self, rel: RelationalSchema, child: str, i: int, root: pd.DataFrame, pk: str, source: Any) -> Path:
         from dpsynth.backends.duckdb import file_sql
 
         spec = rel.specs[child]
@@ -90,17 +91,19 @@ class ChildRelations:
         sql = (f"SELECT {own + ', ' if own else ''}p.{_KEY} AS {fk}{', ' + picked if picked else ''} "
                f"FROM ({inner}) AS c JOIN __dpsynth_parents_{i} AS p "
                f"ON trim(CAST(c.{fk} AS VARCHAR)) = p.{_KEY}")
-        self._con.execute(f"CREATE TABLE __dpsynth_joined_{i} AS {sql}")
-        return self._con.sql(f"SELECT * FROM __dpsynth_joined_{i}")
+        path = Path(self._scratch.name) / f"{i}.parquet"
+        self._con.execute(f"COPY ({sql}) TO {DUCKDB.string(str(path))} (FORMAT parquet)")
+        return path
 
     def counts(self, child: str) -> pd.Series:
         """Each person's number of rows in ``child`` (persons without rows are absent)."""
         fk = DUCKDB.ident(self._fks[child])
-        frame = self.relations[child].aggregate(f"{fk} AS k, count(*) AS n", fk).df()
+        frame = self._con.execute(f"SELECT {fk} AS k, count(*) AS n FROM read_parquet("
+                                  f"{DUCKDB.string(str(self.paths[child]))}) GROUP BY {fk}").df()
         return pd.Series(frame["n"].to_numpy(), index=frame["k"].astype("string"))
 
     def close(self) -> None:
-        self.relations.clear()
+        self.paths.clear()
         self._frames.clear()
         self._con.close()
         self._scratch.cleanup()
