@@ -138,6 +138,14 @@ def test_bundle_verifies_and_catches_a_broken_link(clinic: Path, tmp_path: Path)
         assert report["privacy"]["epsilon"] == pytest.approx(1.0) and report["kind"] == "public"
         assert "<svg" in (out / "report" / f"{table}.html").read_text()
     assert {c["name"] for c in report["columns"]} >= {"department", "age", "sex"}  # joined parent columns
+    overview = json.loads((out / "report" / "index.json").read_text())  # one page for the release
+    assert [t["name"] for t in overview["tables"]] == ["persons", "visits"]
+    assert overview["privacy"]["epsilon"] == pytest.approx(1.0) and overview["kind"] == "public-relational"
+    (counts,) = overview["child_counts"]
+    assert counts["table"] == "visits" and counts["measured"] and len(counts["labels"]) == MAX_VISITS + 1
+    page = (out / "report" / "index.html").read_text()
+    assert 'href="persons.html"' in page and 'href="visits.html"' in page and "at most 12 rows per person" in page
+    assert "http://" not in page and "https://" not in page and "<script" not in page  # self-contained
     # break one foreign key, and re-sign the checksums so that only the link check can see it
     visits = pd.read_parquet(out / "tables" / "visits.parquet")
     visits.loc[0, "person_id"] = 10**9

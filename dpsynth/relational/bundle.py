@@ -6,6 +6,7 @@ A relational bundle holds, written atomically::
     relational.yaml, schemas/<table>.schema.yaml the public relational schema
     model/                                       the fitted tables (sample more: no data, no budget)
     manifest.json                                one guarantee per person, each table's share
+    report/index.html, report/index.json        public overview: the guarantee, the tables, child counts
     report/<table>.html, report/<table>.json    public reports (noisy measurements vs released rows)
     privacy_statement.md, SHA256SUMS
 
@@ -91,13 +92,16 @@ def _write_reports(tmp: Path, model: RelationalSynthesizer, tables: dict[str, pd
                    manifest: dict[str, Any]) -> None:
     """One public HTML report per table (``report/<table>.html`` and ``.json``): the table's
     noisy measurements against the released rows (joined with their parent columns, and the
-    root with its child counts), under the release's guarantee. Post-processing only."""
+    root with its child counts), under the release's guarantee; and the overview page
+    (``report/index.html``, :mod:`dpsynth.relational.overview`). Post-processing only."""
     from dpsynth.bundle.manifest import RowsChoice, build_manifest
     from dpsynth.relational.fit import prepare_frames
+    from dpsynth.relational.overview import build_overview, render_overview
     from dpsynth.report.public import build_public_report, render_public_html, synthetic_table
 
     fitted = prepare_frames(model.rel, tables)  # the released tables in each fit's layout
     whole = manifest["privacy"]
+    reports: dict[str, dict[str, Any]] = {}
     for name, synth in model.synths.items():
         own = build_manifest(synth, rows=RowsChoice(count=len(tables[name]), source="dp_estimate",
                                                     dp_estimate=synth.estimated_rows),
@@ -109,6 +113,11 @@ def _write_reports(tmp: Path, model: RelationalSynthesizer, tables: dict[str, pd
         report = build_public_report(synth, synthetic_table(fitted[name], synth), manifest=own)
         write_text_atomic(tmp / "report" / f"{name}.json", json.dumps(report, indent=2, allow_nan=False))
         write_text_atomic(tmp / "report" / f"{name}.html", render_public_html(report))
+        reports[name] = report
+    links = {c: list(model.rel.specs[c].parent_columns) for c in model.rel.children}
+    overview = build_overview(manifest, reports, links)
+    write_text_atomic(tmp / "report" / "index.json", json.dumps(overview, indent=2, allow_nan=False))
+    write_text_atomic(tmp / "report" / "index.html", render_overview(overview))
 
 
 def release_tables(relational: RelationalSchema | str | Path, out: str | Path, *, epsilon: float | None = None,
