@@ -41,12 +41,13 @@ def test_the_neighbours_differ_by_one_person(clinic: tuple[RelationalSchema, dic
     assert len(out["add_childless_person"]["visits"]) == len(frames["visits"])
 
 
-@pytest.mark.parametrize("mech", ["mst", "aim"])
+@pytest.mark.parametrize(("mech", "engine"), [("mst", "numpy"), ("aim", "numpy"), ("aim", "duckdb")])
 def test_every_read_of_every_table_stays_within_its_sensitivity(
-        mech: str, clinic: tuple[RelationalSchema, dict[str, pd.DataFrame]]) -> None:
+        mech: str, engine: str, clinic: tuple[RelationalSchema, dict[str, pd.DataFrame]]) -> None:
     rel, frames = clinic
-    out = linked.check_linked(rel, frames, nb.MECHANISMS[mech], nb.engine_factory("numpy"), key=KEY,
-                              rng=np.random.default_rng(1))
+    prepare = linked.in_duckdb if engine == "duckdb" else linked.in_memory  # the child joined in DuckDB
+    out = linked.check_linked(rel, frames, nb.MECHANISMS[mech], nb.engine_factory(engine), key=KEY,
+                              rng=np.random.default_rng(1), prepare=prepare)
     assert out.sensitivity == {"persons": 1, "visits": MAX_VISITS}
     assert out.neighbours == 3 and min(out.reads.values()) >= 5
     assert out.max_l1["visits"] == MAX_VISITS  # the heavy person is bounded, and the bound is tight
@@ -64,11 +65,11 @@ def test_children_fitted_per_row_are_caught(clinic: tuple[RelationalSchema, dict
 
 
 def test_the_campaign_runs_the_linked_variants() -> None:
-    """``python -m audits`` (neighbours campaign) covers linked tables: both mechanisms pass, the
-    planted row-unit child is caught."""
+    """``python -m audits`` (neighbours campaign) covers linked tables: both mechanisms pass, on
+    the in-memory and the DuckDB path, the planted row-unit child is caught."""
     out = {r.variant: r for r in linked.run(rng=np.random.default_rng(0))}
     assert {v: r.verdict for v, r in out.items()} == {
-        "linked/sens/mst/numpy": "PASS", "linked/sens/aim/numpy": "PASS",
+        "linked/sens/mst/numpy": "PASS", "linked/sens/aim/numpy": "PASS", "linked/sens/aim/duckdb": "PASS",
         "row_unit_children/linked/sens/independent": "CAUGHT"}
     assert all(r.ok for r in out.values())
     assert out["linked/sens/mst/numpy"].details["max_l1"] == {"people": 1, "events": linked.MAX_CHILDREN}
