@@ -99,6 +99,7 @@ class DuckDBBackend(SQLBackend):
         self._con: Any = None
         self._frame: pd.DataFrame | None = None
         self._rel: Any = None
+        self._bounded: str | None = None
         if isinstance(source, duckdb.DuckDBPyRelation):
             self._rel = source
             self._use_maps = False  # no temporary tables on a connection we do not own
@@ -117,6 +118,28 @@ class DuckDBBackend(SQLBackend):
             described = self._describe("SELECT * FROM __dpsynth_src")
         self._kinds = {str(n): source_kind(t) for n, t in described}
         self._check_columns()
+
+    def _encoded_sql(self, names: Sequence[str]) -> tuple[str, dict[str, str]]:
+        """With a person-level unit, the bounded codes of every modelled column, stored once.
+
+        Bounding keeps the same rows in every pass (the key is fixed for the run), and its window
+        over all rows is the costly part of a pass: the first pass stores the kept rows' codes
+        in a temporary table (small integers, spilled beyond the memory limit) that later
+        passes scan instead.
+        """
+        sql, alias = super()._encoded_sql(names)
+        if self._schema.privacy_unit.kind != "person" or self._con is None:
+            return sql, alias
+        if self._bounded is None:
+            modelled = list(self._schema.modelled)
+            cols = ", ".join(
+                f"CAST({alias[c.name]} AS {'SMALLINT' if c.domain_size() < 2**15 else 'INTEGER'}) AS {alias[c.name]}"
+                for c in modelled
+            )
+            self._con.execute(f"CREATE TEMP TABLE __dpsynth_bounded AS SELECT {cols} FROM ({sql}) AS __b")
+            self._bounded = "__dpsynth_bounded"
+            self._extra_maps.append(self._bounded)
+        return f"SELECT * FROM {self._bounded}", alias
 
     def _person_expr(self, column: str) -> str:
         """The person identifier, as a flat text vector when it is text.
