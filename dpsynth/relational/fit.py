@@ -302,35 +302,6 @@ def fit_relational(rel: RelationalSchema, frames: Mapping[str, Any], *, mechanis
                            engine=engine, ledger=(ledger_path, lifetime_epsilon))
 
 
-#: AIM workload weights of a child's cliques: (only child columns, child and parent columns);
-#: cliques of parent columns alone are the root's to measure (sensitivity 1 there, the bound here).
-CHILD_WORKLOAD: tuple[float, float] | None = None
-
-
-def _child_options(rel: RelationalSchema, child: str, schema: Schema, mechanism: str,
-                   options: object | None) -> object | None:
-    """A child's AIM options: its workload without parent-only cliques (see ``CHILD_WORKLOAD``)."""
-    if mechanism != "aim" or CHILD_WORKLOAD is None or not rel.specs[child].parent_columns:
-        return options
-    import dataclasses
-    import itertools
-
-    from dpsynth.mechanisms.aim import AIMConfig
-
-    config = options if isinstance(options, AIMConfig) else AIMConfig()
-    if config.workload is not None:
-        return config
-    parents = set(rel.specs[child].parent_columns)
-    names = [c.name for c in schema.modelled]
-    own_w, cross_w = CHILD_WORKLOAD
-    work = []
-    for clique in itertools.combinations(names, min(config.degree, len(names))):
-        inside = len(parents & set(clique))
-        if inside < len(clique):
-            work.append((clique, cross_w if inside else own_w))
-    return dataclasses.replace(config, workload=tuple(work))
-
-
 def _fit_tables(rel: RelationalSchema, schemas: Mapping[str, Schema], prepared: Mapping[str, Any], budget: Any, *,
                 mechanism: str, delta: float, options: object | None, engine: str,
                 ledger: tuple[str | Path | None, float | None]) -> RelationalSynthesizer:
@@ -345,9 +316,8 @@ def _fit_tables(rel: RelationalSchema, schemas: Mapping[str, Schema], prepared: 
         for name in names:  # the last table takes exactly what is left (no rounding overspend)
             share = total * rel.shares[name] if name != names[-1] else accountant.remaining_rho
             accountant.charge(ZCDPEvent(share, label=f"table {name!r} ({rel.shares[name]:.3g} of the budget)"))
-            own = options if name == rel.root else _child_options(rel, name, schemas[name], mechanism, options)
             synths[name] = fit(prepared[name], schemas[name], mechanism=mechanism, rho=share, delta=delta,
-                               options=own, engine=engine)
+                               options=options, engine=engine)
     except BaseException:
         accountant.abort()
         raise
