@@ -216,6 +216,31 @@ def test_an_existing_output_is_refused_before_any_spend(clinic: Path, tmp_path: 
         release_tables(clinic, tmp_path / "taken", epsilon=1.0)
 
 
+def test_a_drafted_child_schema_is_refused_before_any_read_or_accepted_as_a_caveat(clinic: Path,
+                                                                                  tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "drafted"
+    shutil.copytree(clinic.parent, folder)
+    schema = yaml.safe_load((folder / "visits.schema.yaml").read_text())
+    next(c for c in schema["columns"] if c["name"] == "cost")["source"] = "private_inferred"
+    (folder / "visits.schema.yaml").write_text(yaml.safe_dump(schema, sort_keys=False))
+    ledger = tmp_path / "ledger.json"
+    with pytest.raises(SchemaError, match=r"table 'visits': the schema has private_inferred facts "
+                                          r"\(columns \['cost'\]\).*--allow-private-schema"):
+        release_tables(folder / "relational.yaml", tmp_path / "refused", epsilon=1.0, mechanism="mst",
+                       ledger_path=ledger)
+    assert not ledger.exists()  # refused before the root (a clean schema) spent anything
+    out = release_tables(folder / "relational.yaml", tmp_path / "accepted", epsilon=1.0, mechanism="mst",
+                         allow_private_schema=True)
+    caveats = json.loads((out / "manifest.json").read_text())["privacy"]["caveats"]
+    assert [c for c in caveats if "PRIVATE SCHEMA ACCEPTED" in c] == [next(
+        c for c in caveats if c.startswith("table 'visits': PRIVATE SCHEMA ACCEPTED: facts of columns ['cost']"))]
+    assert "PRIVATE SCHEMA ACCEPTED" in (out / "privacy_statement.md").read_text()
+    report = json.loads((out / "report" / "persons.json").read_text())
+    assert any("PRIVATE SCHEMA ACCEPTED" in c for c in report["caveats"])  # every table's report says it
+
+
 def _spec(**changes: object) -> dict[str, object]:
     spec = relational_spec()
     tables = spec["tables"]

@@ -29,6 +29,8 @@ def release_tables_cmd(
     sign: Path | None = typer.Option(None, "--sign", help="Sign the bundle with this Ed25519 private key."),
     internal_report: Path | None = typer.Option(
         None, "--internal-report", help="CONFIDENTIAL folder (outside the bundle) for the fidelity evaluation."),
+    allow_private_schema: bool = typer.Option(
+        False, "--allow-private-schema", help="Accept drafted (private_inferred) schema facts, as a caveat."),
     out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to write."),
     overwrite: bool = typer.Option(False, "--overwrite"),
     as_json: bool = typer.Option(False, "--json"),
@@ -42,7 +44,7 @@ def release_tables_cmd(
     target = release_tables(relational, out, epsilon=epsilon, delta=delta, rho=rho, mechanism=mechanism,
                             seed=seed, overwrite=overwrite, engine=engine, ledger_path=ledger,
                             lifetime_epsilon=lifetime_epsilon, sign=sign, internal_report=internal_report,
-                            rows=rows)
+                            rows=rows, allow_private_schema=allow_private_schema)
     import json
 
     # release_tables verified the bundle before moving it into place (or raised)

@@ -85,6 +85,8 @@ def _statement(manifest: dict[str, Any]) -> str:
         lines.append(f"| {name} | {t['rows']} | {t['budget_share']:.3g} | {t['rho']:.6g} |")
     lines += ["", "Keys are fresh integers that join; they are not the input's keys. Row counts are "
               "drawn from DP estimates, not copied from the input.", ""]
+    if priv.get("caveats"):
+        lines += ["## Caveats", "", *(f"- {c}" for c in priv["caveats"]), ""]
     return "\n".join(lines)
 
 
@@ -109,7 +111,8 @@ def _write_reports(tmp: Path, model: RelationalSynthesizer, tables: dict[str, pd
                              release_id=manifest["release_id"], created_utc=manifest["created"])
         own["privacy"].update({k: whole[k] for k in ("epsilon", "delta", "rho", "unit")})
         own["privacy"]["caveats"] = [f"table {name!r} of a linked release; its ledger below is this table's "
-                                     f"share (rho {synth.privacy.rho:.6g}) of the release's rho {whole['rho']:.6g}"]
+                                     f"share (rho {synth.privacy.rho:.6g}) of the release's rho {whole['rho']:.6g}",
+                                     *whole.get("caveats", [])]
         report = build_public_report(synth, synthetic_table(fitted[name], synth), manifest=own)
         write_text_atomic(tmp / "report" / f"{name}.json", json.dumps(report, indent=2, allow_nan=False))
         write_text_atomic(tmp / "report" / f"{name}.html", render_public_html(report))
@@ -126,7 +129,7 @@ def release_tables(relational: RelationalSchema | str | Path, out: str | Path, *
                    overwrite: bool = False, options: object | None = None, engine: str = "numpy",
                    ledger_path: str | Path | None = None, lifetime_epsilon: float | None = None,
                    sign: str | Path | None = None, internal_report: str | Path | None = None,
-                   rows: int | None = None) -> Path:
+                   rows: int | None = None, allow_private_schema: bool = False) -> Path:
     """Fit every table, sample linked synthetic tables and write a verified bundle to ``out``.
 
     The output location and the signing key (``sign``, an Ed25519 private key file from
@@ -151,7 +154,7 @@ def release_tables(relational: RelationalSchema | str | Path, out: str | Path, *
     frames = read_tables(rel, data, lazy_children=engine == "duckdb")
     model = fit_relational(rel, frames, mechanism=mechanism, epsilon=epsilon, delta=delta, rho=rho,
                            options=options, engine=engine, ledger_path=ledger_path,
-                           lifetime_epsilon=lifetime_epsilon)
+                           lifetime_epsilon=lifetime_epsilon, allow_private_schema=allow_private_schema)
     tables = model.sample(rows, seed=seed)  # rows: persons; default the DP estimate
     from dpsynth.bundle.write import _data_bytes
 
@@ -198,7 +201,8 @@ def _manifest(model: RelationalSynthesizer, tables: dict[str, pd.DataFrame], *, 
         "created": datetime.now(UTC).isoformat(timespec="seconds"), "software": software_versions(),
         "mechanism": mechanism, "engine": engine, "seed": seed, "root": rel.root,
         "privacy": {"epsilon": spend.epsilon, "delta": spend.delta, "rho": spend.rho, "unit": spend.unit,
-                    "conversion": spend.conversion, "ledger": [step.to_json() for step in spend.ledger]},
+                    "conversion": spend.conversion, "ledger": [step.to_json() for step in spend.ledger],
+                    "caveats": list(spend.caveats)},
         "tables": {name: {"rows": len(tables[name]), "budget_share": rel.shares[name],
                           "rho": model.synths[name].privacy.rho,
                           "estimated_rows": model.synths[name].estimated_rows,

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dpsynth.errors import ConfigError
+from dpsynth.errors import ConfigError, SchemaError
 from dpsynth.privacy.budget import budget_of
 from dpsynth.privacy.events import ZCDPEvent
 from dpsynth.privacy.randomness import PostProcessingSeed
@@ -264,7 +264,7 @@ class RelationalSynthesizer:
 def fit_relational(rel: RelationalSchema, frames: Mapping[str, Any], *, mechanism: str = "aim",
                    epsilon: float | None = None, delta: float = 1e-9, rho: float | None = None,
                    options: object | None = None, engine: str = "numpy", ledger_path: str | Path | None = None,
-                   lifetime_epsilon: float | None = None) -> RelationalSynthesizer:
+                   lifetime_epsilon: float | None = None, allow_private_schema: bool = False) -> RelationalSynthesizer:
     """Fit every table of ``rel`` on ``frames`` (one frame per table), spending the budget once.
 
     Args:
@@ -281,10 +281,19 @@ def fit_relational(rel: RelationalSchema, frames: Mapping[str, Any], *, mechanis
         ledger_path: Persistent per-dataset ledger: the whole budget is reserved in it before
             any read (or the release is refused, leaving it as it was), then committed.
         lifetime_epsilon: Lifetime cap (at ``delta``) stored when the ledger is created.
+        allow_private_schema: Accept table schemas with ``private_inferred`` facts (each is
+            recorded as a caveat of the guarantee); otherwise they are refused, every table's
+            before any data is read.
     """
     if mechanism not in MECHANISMS:
         raise ConfigError(f"mechanism ({mechanism!r}) must be one of {list(MECHANISMS)} for linked tables")
     budget = budget_of(epsilon=epsilon, delta=delta, rho=rho)
+    for name, own in rel.schemas.items():
+        inferred = own.private_inferred()
+        if inferred and not allow_private_schema:
+            raise SchemaError(f"table {name!r}: the schema has private_inferred facts (columns {inferred}); "
+                              "declare public facts, or pass --allow-private-schema (allow_private_schema=True) "
+                              "to accept the caveat")
     schemas = fit_schemas(rel)
     missing = sorted(set(rel.specs) - set(frames))
     if missing:
@@ -292,19 +301,19 @@ def fit_relational(rel: RelationalSchema, frames: Mapping[str, Any], *, mechanis
     if engine != "duckdb":
         prepared: Mapping[str, Any] = prepare_frames(rel, frames)
         return _fit_tables(rel, schemas, prepared, budget, mechanism=mechanism, delta=delta, options=options,
-                           engine=engine, ledger=(ledger_path, lifetime_epsilon))
+                           engine=engine, ledger=(ledger_path, lifetime_epsilon), private=allow_private_schema)
     from dpsynth.relational.sources import ChildRelations, add_counts
 
     root = _root_frame(rel, _frame_of(rel, rel.root, frames[rel.root]))
     with ChildRelations(rel, root, frames) as joined:
         prepared = {rel.root: add_counts(rel, root, joined), **joined.paths}
         return _fit_tables(rel, schemas, prepared, budget, mechanism=mechanism, delta=delta, options=options,
-                           engine=engine, ledger=(ledger_path, lifetime_epsilon))
+                           engine=engine, ledger=(ledger_path, lifetime_epsilon), private=allow_private_schema)
 
 
 def _fit_tables(rel: RelationalSchema, schemas: Mapping[str, Schema], prepared: Mapping[str, Any], budget: Any, *,
                 mechanism: str, delta: float, options: object | None, engine: str,
-                ledger: tuple[str | Path | None, float | None]) -> RelationalSynthesizer:
+                ledger: tuple[str | Path | None, float | None], private: bool) -> RelationalSynthesizer:
     """Fit each table under one outer accountant, charging its share first (see the module)."""
     from dpsynth.api import _accountant, fit
 
@@ -317,10 +326,16 @@ def _fit_tables(rel: RelationalSchema, schemas: Mapping[str, Schema], prepared: 
             share = total * rel.shares[name] if name != names[-1] else accountant.remaining_rho
             accountant.charge(ZCDPEvent(share, label=f"table {name!r} ({rel.shares[name]:.3g} of the budget)"))
             synths[name] = fit(prepared[name], schemas[name], mechanism=mechanism, rho=share, delta=delta,
-                               options=options, engine=engine)
+                               options=options, engine=engine, allow_private_schema=private)
     except BaseException:
         accountant.abort()
         raise
     accountant.commit()
     spend = accountant.spend(delta)
-    return RelationalSynthesizer(rel, synths, spend.with_context(unit=rel.describe_unit(), caveats=[]))
+    caveats: list[str] = []
+    for name, synth in synths.items():  # the tables' caveats, once each; a private schema names its table
+        for caveat in synth.privacy.caveats:
+            text = f"table {name!r}: {caveat}" if caveat.startswith("PRIVATE SCHEMA") else caveat
+            if text not in caveats:
+                caveats.append(text)
+    return RelationalSynthesizer(rel, synths, spend.with_context(unit=rel.describe_unit(), caveats=caveats))
