@@ -26,7 +26,8 @@ pytest.importorskip("duckdb")
 @pytest.fixture(scope="module")
 def messy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The clinic tables with what real exports have: padded keys, missing and orphan keys, a
-    repeated person, one person far over the bound and missing cells."""
+    repeated person, one person far over the bound, missing cells, and a parent column repeated
+    (with other values) in the child file."""
     path = write_clinic(tmp_path_factory.mktemp("messy") / "data", n=1500, seed=4)
     folder = path.parent
     persons = pd.read_csv(folder / "persons.csv", dtype=str)
@@ -36,7 +37,9 @@ def messy(tmp_path_factory: pytest.TempPathFactory) -> Path:
                           "department": "cardiology", "cost": "10.5"})
     odd = pd.DataFrame({"visit_id": ["o1", "o2", "o3"], "person_id": ["999999", "", persons["person_id"].iloc[2]],
                         "department": ["general", "general", ""], "cost": ["1", "2", ""]})
-    pd.concat([visits, extra, odd]).to_csv(folder / "visits.csv", index=False)
+    both = pd.concat([visits, extra, odd])
+    both["age"] = "999"  # the export repeats a parent column, wrongly: the root's value is the person's
+    both.to_csv(folder / "visits.csv", index=False)
     pd.concat([persons, persons.iloc[[3]].assign(age="99")]).to_csv(folder / "persons.csv", index=False)
     return path
 
@@ -60,6 +63,8 @@ def test_every_count_equals_the_in_memory_path(messy: Path, tmp_path: Path, fmt:
     cols = [c.name for c in schema.modelled]
     cliques = [(c,) for c in cols] + list(itertools.combinations(cols, 2)) + [tuple(cols)]
     root, joined = _relations(rel, paths)
+    ages = expected["visits"].merge(root[["person_id", "age"]], on="person_id", suffixes=("", "_root"))
+    assert (ages["age"] == ages["age_root"]).all()  # the person's age, not the file's copy
     with joined:
         pd.testing.assert_frame_equal(root, expected["persons"])  # the child counts, clamped
         assert root["n_visits"].max() == MAX_VISITS

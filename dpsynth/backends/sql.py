@@ -393,18 +393,22 @@ class SQLBackend(CachedCounts):
                     flat[j], counts[j] = _ints(result[uname])[rows], n[rows]
             self._cache.update(zip(keys, plan.assemble(flat, counts), strict=True))
             return
-        sets = [tuple(alias[c] for c in k) for k in keys]
-        shapes = [tuple(self._domain[c] for c in k) for k in keys]
-        result = self._query(grouping_sets_sql(self._dialect, inner, sets, columns))
-        grouped = scatter_counts(
-            _ints(result["__g"]),
-            {a: _ints(result[a]) for a in columns},
-            _ints(result["__n"]),
-            columns,
-            sets,
-            shapes,
-        )
-        self._cache.update(zip(keys, grouped, strict=True))
+        # Wide tables (a key space over 62 bits): GROUPING SETS, at most 60 sets per query
+        # (DuckDB reserves memory per set: 800 sets of a 2,000-row table exceeded 2 GB).
+        for part in (keys[i : i + 60] for i in range(0, len(keys), 60)):
+            sets = [tuple(alias[c] for c in k) for k in part]
+            shapes = [tuple(self._domain[c] for c in k) for k in part]
+            used = [a for a in columns if any(a in st for st in sets)]
+            result = self._query(grouping_sets_sql(self._dialect, inner, sets, used))
+            grouped = scatter_counts(
+                _ints(result["__g"]),
+                {a: _ints(result[a]) for a in used},
+                _ints(result["__n"]),
+                used,
+                sets,
+                shapes,
+            )
+            self._cache.update(zip(part, grouped, strict=True))
 
     def _close_maps(self) -> None:
         for name in [*(m for m in self._maps.values() if m is not None), *self._extra_maps]:

@@ -125,7 +125,9 @@ def prepare_frames(rel: RelationalSchema, frames: Mapping[str, Any]) -> dict[str
         frame = _frame_of(rel, child, frames[child])
         if fk not in frame.columns:
             raise ConfigError(f"table {child!r}: the data has no foreign key column {fk!r}")
-        frame = frame.copy()
+        # a child file's own copy of a parent column (a person's age repeated on every visit) is
+        # not the child's: the person's value comes from the root
+        frame = frame.drop(columns=[c for c in spec.parent_columns if c in frame.columns])
         frame[fk] = _keys(frame[fk])
         parent = root[[pk, *spec.parent_columns]].rename(columns={pk: fk})
         joined = frame[frame[fk].notna()].merge(parent, on=fk, how="inner", validate="many_to_one")

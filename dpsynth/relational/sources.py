@@ -86,7 +86,8 @@ class ChildRelations:
         columns = [str(r[0]) for r in self._con.execute(f"DESCRIBE {inner}").fetchall()]
         if str(spec.foreign_key) not in columns:
             raise ConfigError(f"table {child!r}: the data has no foreign key column {str(spec.foreign_key)!r}")
-        own = ", ".join(f"c.{DUCKDB.ident(c)}" for c in columns if c != spec.foreign_key)
+        skip = {str(spec.foreign_key), *spec.parent_columns}  # the person's values come from the root
+        own = ", ".join(f"c.{DUCKDB.ident(c)}" for c in columns if c not in skip)
         picked = ", ".join(f"p.{DUCKDB.ident(c)}" for c in spec.parent_columns)
         sql = (f"SELECT {own + ', ' if own else ''}p.{_KEY} AS {fk}{', ' + picked if picked else ''} "
                f"FROM ({inner}) AS c JOIN __dpsynth_parents_{i} AS p "
