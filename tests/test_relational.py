@@ -390,5 +390,11 @@ def test_the_plan_reads_no_data_and_the_release_takes_a_person_count(clinic: Pat
     assert {n: t["sensitivity_rows"] for n, t in plan["tables"].items()} == {"persons": 1, "visits": MAX_VISITS}
     assert plan["tables"]["persons"]["modelled_columns"][-1] == "n_visits"
     assert plan["tables"]["visits"]["modelled_columns"][-2:] == ["age", "sex"]
+    # four modelled columns each and equal shares: a child count is the bound times noisier
+    sigma = {n: t["plan"]["measurements"][0]["sigma"] for n, t in plan["tables"].items()}
+    assert sigma["visits"] == pytest.approx(MAX_VISITS * sigma["persons"])
+    shown = subprocess.run([sys.executable, "-m", "dpsynth", "plan-tables", str(tmp_path / "r.yaml"), "-m", "mst",
+                            "--epsilon", "1"], capture_output=True, text=True, check=True)
+    assert f"noise sigma {sigma['visits']:,.0f} rows per cell" in " ".join((shown.stdout + shown.stderr).split())
     out = release_tables(clinic, tmp_path / "bundle", epsilon=1.0, mechanism="mst", seed=0, rows=250)
     assert json.loads((out / "manifest.json").read_text())["tables"]["persons"]["rows"] == 250

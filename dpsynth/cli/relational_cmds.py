@@ -6,6 +6,7 @@ The main app (:mod:`dpsynth.cli`) calls :func:`register`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -105,10 +106,14 @@ def plan_tables_cmd(
     if as_json:
         emit(plan, as_json=True)
         return
+    def first_sigma(t: dict[str, Any]) -> str:
+        sigmas = [m["sigma"] for m in t["plan"].get("measurements", []) if isinstance(m.get("sigma"), float)]
+        return f", noise sigma {sigmas[0]:,.0f} rows per cell of a 1-way count" if sigmas else ""
+
     emit({"unit": plan["unit"], "epsilon": plan["epsilon"], "rho": plan["rho"],
           **{f"table {name}": f"share {t['budget_share']:.3g}, rho {t['rho']:.4g}, sensitivity {t['sensitivity_rows']} "
              f"rows, {len(t['modelled_columns'])} modelled columns, model <= {t['plan']['max_model_cells']} cells"
-             for name, t in plan["tables"].items()}}, as_json=False)
+             + first_sigma(t) for name, t in plan["tables"].items()}}, as_json=False)
 
 
 def register(app: typer.Typer) -> None:
