@@ -114,3 +114,53 @@ def test_a_child_without_its_key_column_is_named(messy: Path, tmp_path: Path) ->
     with pytest.raises(ConfigError, match="table 'visits': the data has no foreign key column 'person_id'"):
         fit_relational(rel, {"persons": rel.data_path("persons"), "visits": tmp_path / "v.csv"},
                        mechanism="mst", epsilon=1.0, engine="duckdb")
+
+
+def _variant(messy: Path, tmp_path: Path, edit: str) -> Path:
+    """A copy of the clinic whose visits file is broken as ``edit`` says."""
+    import shutil
+
+    import yaml
+
+    folder = tmp_path / edit
+    shutil.copytree(messy.parent, folder)
+    visits = folder / "visits.csv"
+    if edit == "semicolons":
+        visits.write_text(visits.read_text().replace(",", ";"))
+    elif edit == "semicolons_declared":
+        visits.write_text(visits.read_text().replace(",", ";"))
+        spec = yaml.safe_load((folder / "relational.yaml").read_text())
+        spec["tables"][1]["sep"] = ";"
+        (folder / "relational.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    elif edit == "latin1_row":
+        with visits.open("ab") as fh:
+            fh.write(b"x9,1,caf\xe9,3,40\n")
+    elif edit == "empty":
+        visits.write_text("")
+    return folder / "relational.yaml"
+
+
+@pytest.mark.parametrize("engine", ["numpy", "duckdb"])
+@pytest.mark.parametrize(("edit", "error", "message"), [
+    ("semicolons", "SchemaError", "table 'visits': .*looks ';'-separated; set the table's sep in the relational "
+                                  "schema to ';'"),
+    ("latin1_row", "ConfigError", "table 'visits': .*UTF-8"),
+    ("empty", "ConfigError", "table 'visits': input file visits.csv is empty"),
+])
+def test_a_bad_child_file_is_named_before_any_spend_on_both_engines(messy: Path, tmp_path: Path, engine: str,
+                                                                    edit: str, error: str, message: str) -> None:
+    from dpsynth import errors
+
+    ledger = tmp_path / "ledger.json"
+    with pytest.raises(getattr(errors, error), match=message) as info:
+        release_tables(_variant(messy, tmp_path, edit), tmp_path / "out", epsilon=1.0, mechanism="mst",
+                       engine=engine, ledger_path=ledger)
+    assert "\xe9" not in str(info.value) and "caf" not in str(info.value)  # no cell value in the message
+    assert not ledger.exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("engine", ["numpy", "duckdb"])
+def test_a_table_declares_its_delimiter(messy: Path, tmp_path: Path, engine: str) -> None:
+    out = release_tables(_variant(messy, tmp_path, "semicolons_declared"), tmp_path / "out", epsilon=1.0,
+                         mechanism="mst", engine=engine, seed=0)
+    assert verify_relational(out).ok

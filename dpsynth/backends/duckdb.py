@@ -39,7 +39,7 @@ _PARQUET = (".parquet", ".pq")
 _NO_NULL = "\x00dpsynth-no-null\x00"
 
 
-def file_sql(con: Any, source: str | Path, missing_values: Sequence[str]) -> str:
+def file_sql(con: Any, source: str | Path, missing_values: Sequence[str], sep: str | None = None) -> str:
     """SQL selecting a CSV or Parquet file (or glob) on ``con``: CSV cells as text, after the
     schema's missing-value rules (as ``read_frame`` reads them); Parquet columns as typed."""
     path = str(source)
@@ -50,7 +50,7 @@ def file_sql(con: Any, source: str | Path, missing_values: Sequence[str]) -> str
         raise ConfigError(f"input {Path(path).name}: unsupported format {suffix!r} (use .csv or .parquet)")
     if not any(ch in path for ch in "*?[") and not Path(path).exists():
         raise ConfigError(f"input file {path} does not exist")
-    delim = "\t" if suffix == ".tsv" else ","
+    delim = sep if sep is not None else "\t" if suffix == ".tsv" else ","
     reader = (
         f"read_csv({DUCKDB.string(path)}, all_varchar = true, header = true, "
         f"delim = {DUCKDB.string(delim)}, nullstr = {DUCKDB.string(_NO_NULL)})"

@@ -50,7 +50,8 @@ def read_tables(rel: RelationalSchema, data: Mapping[str, Any] | None = None, *,
     With ``lazy_children`` a child table given as a path stays a path (the duckdb engine reads
     it out of core); otherwise every path is read into a frame with its table's schema.
     """
-    from dpsynth.tabular.encoding import read_frame
+    from dpsynth.relational.fit import _frame_of, table_errors
+    from dpsynth.tabular.reading import check_input
 
     frames: dict[str, Any] = {}
     for name, schema in rel.schemas.items():
@@ -59,10 +60,10 @@ def read_tables(rel: RelationalSchema, data: Mapping[str, Any] | None = None, *,
             source = rel.data_path(name)
         if source is None:
             raise ConfigError(f"table {name!r}: no data (give a data file in the relational schema)")
-        if isinstance(source, pd.DataFrame) or (lazy_children and name != rel.root):
-            frames[name] = source
-        else:
-            frames[name] = read_frame(source, schema)
+        if lazy_children and name != rel.root and not isinstance(source, pd.DataFrame):
+            with table_errors(name):  # the checks that need only the file and its header, now
+                check_input(source, schema, sep=rel.specs[name].sep)
+        frames[name] = source if lazy_children and name != rel.root else _frame_of(rel, name, source)
     return frames
 
 

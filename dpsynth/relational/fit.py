@@ -29,7 +29,8 @@ row are dropped; a person's surplus child rows are dropped by the bounding.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,12 +103,25 @@ def _root_frame(rel: RelationalSchema, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _frame_of(rel: RelationalSchema, name: str, source: Any) -> pd.DataFrame:
-    """A table's rows: the frame given, or its CSV/Parquet file read with its schema."""
+    """A table's rows: the frame given, or its CSV/Parquet file read with its schema (and the
+    table's ``sep``); a file's problem is named with its table."""
     if isinstance(source, pd.DataFrame):
         return source
     from dpsynth.tabular.encoding import read_frame
 
-    return read_frame(source, rel.schemas[name])
+    with table_errors(name):
+        return read_frame(source, rel.schemas[name], sep=rel.specs[name].sep)
+
+
+@contextmanager
+def table_errors(name: str) -> Iterator[None]:
+    """Name the table in a file error, and point the CLI's ``--sep`` hint at the table's ``sep``."""
+    try:
+        yield
+    except (ConfigError, SchemaError) as exc:
+        text = str(exc).replace("pass --sep", "set the table's sep in the relational schema to")
+        text = text.replace("(--sep)", "(the table's sep)")
+        raise type(exc)(text if text.startswith("table ") else f"table {name!r}: {text}") from None
 
 
 def prepare_frames(rel: RelationalSchema, frames: Mapping[str, Any]) -> dict[str, pd.DataFrame]:

@@ -61,6 +61,7 @@ class TableSpec(BaseModel):
     foreign_key: str | None = None
     max_rows_per_parent: int | None = Field(default=None, ge=1, le=MAX_ROWS_PER_PARENT)
     parent_columns: tuple[str, ...] = ()
+    sep: str | None = Field(default=None, min_length=1, max_length=1)
 
     @model_validator(mode="after")
     def _check(self) -> TableSpec:

@@ -26,7 +26,14 @@ from dpsynth.backends.sql import DUCKDB
 from dpsynth.errors import ConfigError, require
 from dpsynth.relational.schema import RelationalSchema, count_column
 
-__all__ = ["ChildRelations"]
+__all__ = ["ChildRelations", "add_counts"]
+
+
+def duckdb_error() -> type[Exception]:
+    """DuckDB's base error class (DuckDB is an optional dependency)."""
+    import duckdb
+
+    return duckdb.Error
 
 _KEY = "__dpsynth_parent_key"
 
@@ -63,7 +70,13 @@ class ChildRelations:
         self._fks = {c: str(rel.specs[c].foreign_key) for c in rel.children}
         pk = str(rel.specs[rel.root].primary_key)
         for i, child in enumerate(rel.children):
-            self.paths[child] = self._join(rel, child, i, root, pk, sources[child])
+            try:
+                self.paths[child] = self._join(rel, child, i, root, pk, sources[child])
+            except duckdb_error() as exc:  # DuckDB's message may quote a line of the file: not shown
+                self.close()
+                raise ConfigError(f"table {child!r}: DuckDB could not read its data ({type(exc).__name__}): "
+                                  "check that it is UTF-8, well-formed CSV (delimiter: the table's sep) "
+                                  "or Parquet") from None
 
     def _register(self, name: str, frame: pd.DataFrame) -> str:
         self._frames.append(frame)
@@ -80,7 +93,7 @@ class ChildRelations:
         if isinstance(source, pd.DataFrame):
             inner = self._register(f"__dpsynth_child_{i}", normalise_frame(source))
         elif isinstance(source, (str, Path)):
-            inner = file_sql(self._con, source, rel.schemas[child].missing_values)
+            inner = file_sql(self._con, source, rel.schemas[child].missing_values, sep=spec.sep)
         else:
             raise ConfigError(f"table {child!r}: give a CSV/Parquet path or a DataFrame for the duckdb engine")
         columns = [str(r[0]) for r in self._con.execute(f"DESCRIBE {inner}").fetchall()]
