@@ -215,3 +215,20 @@ def test_many_marginals_of_a_wide_person_table_fit_in_memory() -> None:
     want = open_backend("numpy", frame, schema, key=key).count(cliques)
     for clique, g, w in zip(cliques, got, want, strict=True):
         np.testing.assert_array_equal(g, w, err_msg=str(clique))
+
+
+def test_spills_go_to_a_private_folder_not_the_working_directory(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """DuckDB's default spill folder is ``.tmp`` in the working directory; private rows go to an
+    owner-only folder of their own instead, removed when the backend closes."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"a": rng.integers(0, 100, 300_000), "b": rng.integers(0, 100, 300_000)})
+    schema = parse_schema({"columns": [{"name": k, "kind": "numeric", "dtype": "int", "bounds": [0, 99], "bins": 100}
+                                       for k in "ab"]})
+    backend = DuckDBBackend(frame, schema, memory_limit="32MB", threads=1)
+    spill = Path(backend._con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0])
+    assert spill.name.startswith("dpsynth-spill-") and spill.stat().st_mode & 0o077 == 0
+    assert backend.count([("a", "b")])[0].sum() == 300_000
+    backend.close()
+    assert not spill.exists() and not (tmp_path / ".tmp").exists()

@@ -72,7 +72,9 @@ class DuckDBBackend(SQLBackend):
             relation. CSV cells are read as text; ``schema.missing_values`` become nulls.
         schema: The public schema; its modelled columns define the domain.
         memory_limit: DuckDB ``memory_limit`` (beyond it, operators spill to disk).
-        temp_directory: Where DuckDB spills; DuckDB's default when None.
+        temp_directory: Where DuckDB spills; when None, a fresh owner-only folder in the
+            system's temporary directory, removed on close (DuckDB's own default is ``.tmp``
+            in the working directory, where private rows have no business).
         threads: DuckDB worker threads; DuckDB's default (all cores) when None.
         key: The run's in-mechanism secret, which keys contribution bounding (person-level
             privacy unit only); a fresh one when None. Never the user's seed.
@@ -100,6 +102,7 @@ class DuckDBBackend(SQLBackend):
         self._frame: pd.DataFrame | None = None
         self._rel: Any = None
         self._bounded: str | None = None
+        self._spill: Any = None
         if isinstance(source, duckdb.DuckDBPyRelation):
             self._rel = source
             self._use_maps = False  # no temporary tables on a connection we do not own
@@ -109,8 +112,12 @@ class DuckDBBackend(SQLBackend):
             self._con.execute(f"SET memory_limit = {DUCKDB.string(memory_limit)}")
             self._con.execute("SET preserve_insertion_order = false")
             self._con.execute("SET TimeZone = 'UTC'")
-            if temp_directory is not None:
-                self._con.execute(f"SET temp_directory = {DUCKDB.string(str(temp_directory))}")
+            if temp_directory is None:
+                import tempfile
+
+                self._spill = tempfile.TemporaryDirectory(prefix="dpsynth-spill-")
+                temp_directory = self._spill.name
+            self._con.execute(f"SET temp_directory = {DUCKDB.string(str(temp_directory))}")
             if threads is not None:
                 self._con.execute(f"SET threads = {int(threads)}")
             self._con.execute(f"CREATE VIEW __dpsynth_src AS {self._open(source)}")
@@ -209,3 +216,6 @@ class DuckDBBackend(SQLBackend):
         if self._con is not None:
             self._con.close()
             self._con = None
+        if self._spill is not None:
+            self._spill.cleanup()
+            self._spill = None

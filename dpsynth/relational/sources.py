@@ -35,6 +35,7 @@ def duckdb_error() -> type[Exception]:
 
     return duckdb.Error
 
+
 _KEY = "__dpsynth_parent_key"
 
 
@@ -46,7 +47,8 @@ class ChildRelations:
         root: The root's rows, keys already as text (``prepare_frames``' root).
         sources: Each child's CSV/Parquet path or frame.
         memory_limit: DuckDB ``memory_limit``; beyond it, the join and the counting spill.
-        temp_directory: Where DuckDB spills (DuckDB's default when None).
+        temp_directory: Where the private scratch folder goes (the system's temporary
+            directory when None); DuckDB spills inside it.
 
     Use as a context manager; the files (``paths``) exist until it closes.
     """
@@ -63,8 +65,8 @@ class ChildRelations:
         self._con.execute(f"SET memory_limit = {DUCKDB.string(memory_limit)}")
         self._con.execute("SET preserve_insertion_order = false")
         self._con.execute("SET TimeZone = 'UTC'")
-        if temp_directory is not None:
-            self._con.execute(f"SET temp_directory = {DUCKDB.string(str(temp_directory))}")
+        spill = Path(self._scratch.name) / "spill"  # never DuckDB's default, ./.tmp
+        self._con.execute(f"SET temp_directory = {DUCKDB.string(str(spill))}")
         self._frames: list[pd.DataFrame] = []  # registered frames must outlive their views
         self.paths: dict[str, Path] = {}
         self._fks = {c: str(rel.specs[c].foreign_key) for c in rel.children}
@@ -72,11 +74,13 @@ class ChildRelations:
         for i, child in enumerate(rel.children):
             try:
                 self.paths[child] = self._join(rel, child, i, root, pk, sources[child])
-            except duckdb_error() as exc:  # DuckDB's message may quote a line of the file: not shown
-                self.close()
-                raise ConfigError(f"table {child!r}: DuckDB could not read its data ({type(exc).__name__}): "
-                                  "check that it is UTF-8, well-formed CSV (delimiter: the table's sep) "
-                                  "or Parquet") from None
+            except BaseException as exc:
+                self.close()  # no scratch file outlives a failed join
+                if isinstance(exc, duckdb_error()):  # its message may quote a line of the file: not shown
+                    raise ConfigError(f"table {child!r}: DuckDB could not read its data ({type(exc).__name__}): "
+                                      "check that it is UTF-8, well-formed CSV (delimiter: the table's sep) "
+                                      "or Parquet") from None
+                raise
 
     def _register(self, name: str, frame: pd.DataFrame) -> str:
         self._frames.append(frame)
