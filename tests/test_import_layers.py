@@ -90,7 +90,13 @@ def test_only_the_gate_draws_dp_noise_and_only_gate_and_api_open_backends() -> N
         if any(n == "dpsynth.backends" or n.startswith("dpsynth.backends.") for n in names):
             backend_users.add(rel)
     assert noise_users == {"privacy/gate.py", "privacy/frame_gate.py"}, noise_users
-    assert backend_users <= {"api.py"}, backend_users
+    # relational/sources.py joins linked tables' files in DuckDB (SQL text helpers only); it
+    # opens no counting backend: every count of a linked release goes through api.fit's gate.
+    assert backend_users <= {"api.py", "relational/sources.py"}, backend_users
+    joined = _imports(ast.parse((PACKAGE_DIR / "relational" / "sources.py").read_text(encoding="utf-8")))
+    assert {n for n in joined if n.startswith("dpsynth.backends")} == {
+        "dpsynth.backends.frames", "dpsynth.backends.frames.normalise_frame", "dpsynth.backends.sql",
+        "dpsynth.backends.sql.DUCKDB", "dpsynth.backends.duckdb", "dpsynth.backends.duckdb.file_sql"}
 
 
 def _module_name(path: Path) -> str:
