@@ -138,7 +138,8 @@ def main() -> None:
     released = "the DP estimate of the persons" if args.release_persons is None else f"{args.release_persons:,} persons"
     lines_md = [f"{args.persons:,} persons, {lines:,} visit rows ({size / 2**30:.2f} GiB of CSV), "
                 f"{args.mechanism.upper()}, epsilon 1, bound 100 visits per person. Each cell is one whole "
-                f"process (peak RSS: the process's own maximum resident set); the release writes {released} and their visits.", "",
+                "process (peak RSS: the process's own maximum resident set); "
+                f"the release writes {released} and their visits.", "",
                 "| engine | fit s | fit peak MiB | release s | release peak MiB | verified |",
                 "|---|---|---|---|---|---|"]
     lines_md += [f"| {r['engine']} | {r['fit_s']:.0f} | {r['fit_mib']:.0f} | {r['release_s']:.0f} | "
