@@ -148,6 +148,18 @@ class DuckDBBackend(SQLBackend):
             self._extra_maps.append(self._bounded)
         return f"SELECT * FROM {self._bounded}", alias
 
+    def _aggregate(self, sql: str) -> str:
+        """The distinct code tuples of a wide pass, counted once into a temporary table (each
+        group of 60 grouping sets then reads it instead of re-reading the source)."""
+        if self._con is None:
+            return sql
+        self._con.execute(f"CREATE OR REPLACE TEMP TABLE __dpsynth_aggregated AS {sql}")
+        return "SELECT * FROM __dpsynth_aggregated"
+
+    def _forget_aggregate(self) -> None:
+        if self._con is not None:
+            self._con.execute("DROP TABLE IF EXISTS __dpsynth_aggregated")
+
     def _person_expr(self, column: str) -> str:
         """The person identifier, as a flat text vector when it is text.
 

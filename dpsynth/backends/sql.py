@@ -56,6 +56,7 @@ __all__ = [
     "WHITESPACE",
     "Dialect",
     "SQLBackend",
+    "aggregated_sql",
     "bounded_sql",
     "code_expr",
     "grouping_id",
@@ -102,22 +103,27 @@ def bounded_sql(
     )
 
 
+def aggregated_sql(inner: str, columns: Sequence[str]) -> str:
+    """The distinct code tuples of ``columns`` in ``inner`` with their row counts ``__c``."""
+    cols = ", ".join(columns)
+    return f"SELECT {cols}, COUNT(*) AS __c FROM ({inner}) AS __s GROUP BY {cols}"
+
+
 def grouping_sets_sql(
-    d: Dialect, inner: str, sets: Sequence[tuple[str, ...]], columns: Sequence[str]
+    d: Dialect, aggregated: str, sets: Sequence[tuple[str, ...]], columns: Sequence[str]
 ) -> str:
-    """One-pass ``GROUP BY GROUPING SETS`` over ``inner`` with a ``GROUPING_ID`` column ``__g``.
+    """``GROUP BY GROUPING SETS`` over ``aggregated`` (:func:`aggregated_sql`: the grouping
+    sets expand the small table of distinct tuples instead of copying every input row once per
+    set) with a ``GROUPING_ID`` column ``__g``.
 
     ``columns`` lists every column named in ``sets``; bit ``len(columns) - 1 - i`` of ``__g``
     is set when ``columns[i]`` is rolled up (the SQL standard layout, shared by both engines).
     """
     cols = ", ".join(columns)
     groups = ", ".join("(" + ", ".join(s) + ")" for s in sets)
-    # Pre-aggregate on the full code tuple first: the grouping sets then expand the (small)
-    # table of distinct tuples instead of copying every input row once per grouping set.
     return (
         f"SELECT grouping_id({cols}) AS __g, {cols}, CAST(SUM(__c) AS BIGINT) AS __n FROM "
-        f"(SELECT {cols}, COUNT(*) AS __c FROM ({inner}) AS __s GROUP BY {cols}) AS __a "
-        f"GROUP BY GROUPING SETS ({groups})"
+        f"({aggregated}) AS __a GROUP BY GROUPING SETS ({groups})"
     )
 
 
@@ -393,13 +399,15 @@ class SQLBackend(CachedCounts):
                     flat[j], counts[j] = _ints(result[uname])[rows], n[rows]
             self._cache.update(zip(keys, plan.assemble(flat, counts), strict=True))
             return
-        # Wide tables (a key space over 62 bits): GROUPING SETS, at most 60 sets per query
-        # (DuckDB reserves memory per set: 800 sets of a 2,000-row table exceeded 2 GB).
+        # Wide tables (a key space over 62 bits): the distinct code tuples are counted once, then
+        # GROUPING SETS over them, at most 60 sets per query (DuckDB reserves memory per set:
+        # 800 sets of a 2,000-row table exceeded 2 GB).
+        aggregated = self._aggregate(aggregated_sql(inner, columns))
         for part in (keys[i : i + 60] for i in range(0, len(keys), 60)):
             sets = [tuple(alias[c] for c in k) for k in part]
             shapes = [tuple(self._domain[c] for c in k) for k in part]
             used = [a for a in columns if any(a in st for st in sets)]
-            result = self._query(grouping_sets_sql(self._dialect, inner, sets, used))
+            result = self._query(grouping_sets_sql(self._dialect, aggregated, sets, used))
             grouped = scatter_counts(
                 _ints(result["__g"]),
                 {a: _ints(result[a]) for a in used},
@@ -409,6 +417,15 @@ class SQLBackend(CachedCounts):
                 shapes,
             )
             self._cache.update(zip(part, grouped, strict=True))
+        self._forget_aggregate()
+
+    def _aggregate(self, sql: str) -> str:
+        """SQL the grouping-set queries of one pass read ``sql``'s rows from (here ``sql``
+        itself: each query re-aggregates; engines that can store it once do)."""
+        return sql
+
+    def _forget_aggregate(self) -> None:
+        """Drop what :meth:`_aggregate` stored, if anything."""
 
     def _close_maps(self) -> None:
         for name in [*(m for m in self._maps.values() if m is not None), *self._extra_maps]:
