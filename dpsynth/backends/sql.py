@@ -109,16 +109,10 @@ def aggregated_sql(inner: str, columns: Sequence[str]) -> str:
     return f"SELECT {cols}, COUNT(*) AS __c FROM ({inner}) AS __s GROUP BY {cols}"
 
 
-def grouping_sets_sql(
-    d: Dialect, aggregated: str, sets: Sequence[tuple[str, ...]], columns: Sequence[str]
-) -> str:
-    """``GROUP BY GROUPING SETS`` over ``aggregated`` (:func:`aggregated_sql`: the grouping
-    sets expand the small table of distinct tuples instead of copying every input row once per
-    set) with a ``GROUPING_ID`` column ``__g``.
-
-    ``columns`` lists every column named in ``sets``; bit ``len(columns) - 1 - i`` of ``__g``
-    is set when ``columns[i]`` is rolled up (the SQL standard layout, shared by both engines).
-    """
+def grouping_sets_sql(d: Dialect, aggregated: str, sets: Sequence[tuple[str, ...]], columns: Sequence[str]) -> str:
+    """``GROUP BY GROUPING SETS`` over the distinct tuples of :func:`aggregated_sql` (not every
+    input row once per set), with ``GROUPING_ID`` ``__g``: bit ``len(columns) - 1 - i`` is set
+    when ``columns[i]`` (every column named in ``sets``) is rolled up, as the SQL standard says."""
     cols = ", ".join(columns)
     groups = ", ".join("(" + ", ".join(s) + ")" for s in sets)
     return (
@@ -399,29 +393,21 @@ class SQLBackend(CachedCounts):
                     flat[j], counts[j] = _ints(result[uname])[rows], n[rows]
             self._cache.update(zip(keys, plan.assemble(flat, counts), strict=True))
             return
-        # Wide tables (a key space over 62 bits): the distinct code tuples are counted once, then
-        # GROUPING SETS over them, at most 60 sets per query (DuckDB reserves memory per set:
-        # 800 sets of a 2,000-row table exceeded 2 GB).
+        # Wide tables (key space over 62 bits): distinct tuples counted once, then at most 60
+        # grouping sets per query (DuckDB reserves memory per set: 800 once exceeded 2 GB).
         aggregated = self._aggregate(aggregated_sql(inner, columns))
         for part in (keys[i : i + 60] for i in range(0, len(keys), 60)):
             sets = [tuple(alias[c] for c in k) for k in part]
             shapes = [tuple(self._domain[c] for c in k) for k in part]
             used = [a for a in columns if any(a in st for st in sets)]
             result = self._query(grouping_sets_sql(self._dialect, aggregated, sets, used))
-            grouped = scatter_counts(
-                _ints(result["__g"]),
-                {a: _ints(result[a]) for a in used},
-                _ints(result["__n"]),
-                used,
-                sets,
-                shapes,
-            )
+            grouped = scatter_counts(_ints(result["__g"]), {a: _ints(result[a]) for a in used},
+                                     _ints(result["__n"]), used, sets, shapes)
             self._cache.update(zip(part, grouped, strict=True))
         self._forget_aggregate()
 
     def _aggregate(self, sql: str) -> str:
-        """SQL the grouping-set queries of one pass read ``sql``'s rows from (here ``sql``
-        itself: each query re-aggregates; engines that can store it once do)."""
+        """What a wide pass's queries read ``sql``'s rows from: ``sql`` itself here."""
         return sql
 
     def _forget_aggregate(self) -> None:
